@@ -1,0 +1,121 @@
+"""Traditional augmentation for fundus and OCT images, as Keras preprocessing layers.
+
+Training applies these layers to every batch; the app's Augment tab previews them with the same
+settings, so what a user sees is what the classifier was trained on. It lives in the service
+layer because the app must never import training/.
+
+Anatomy decides the defaults: a horizontally flipped fundus is a plausible fellow eye, and an
+OCT B-scan read left-to-right is as valid as right-to-left, but a vertically flipped B-scan puts
+the vitreous under the choroid, so OCT gets no vertical flip and smaller rotations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .quiet import import_keras
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each augmentation; 0 (or False) turns one off."""
+
+    flip_horizontal: bool = True
+    flip_vertical: bool = False
+    rotation_degrees: float = 15.0
+    zoom: float = 0.10  # fraction in and out
+    brightness: float = 0.15  # fraction of the 0..255 range
+    contrast: float = 0.15
+    gamma: float = 0.20  # gamma drawn log-uniformly from [1/(1+g), 1+g]
+
+    def replace(self, **changes) -> AugmentConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def default_config(modality: str) -> AugmentConfig:
+    """The settings training uses for a modality ("fundus", "oct" or "unknown")."""
+    if modality == "oct":
+        return AugmentConfig(rotation_degrees=5.0, zoom=0.05, flip_vertical=False)
+    return AugmentConfig()
+
+
+def build_augmenter(config: AugmentConfig, seed: int | None = None):
+    """A `keras.Sequential` that augments batches of 0..255 float images in training mode."""
+    keras = import_keras()
+    layers = []
+
+    def next_seed():
+        return None if seed is None else seed + len(layers)
+
+    if config.flip_horizontal or config.flip_vertical:
+        mode = "horizontal_and_vertical" if config.flip_vertical else "horizontal"
+        if not config.flip_horizontal:
+            mode = "vertical"
+        layers.append(keras.layers.RandomFlip(mode, seed=next_seed()))
+    if config.rotation_degrees > 0:
+        layers.append(
+            keras.layers.RandomRotation(
+                config.rotation_degrees / 360.0, fill_mode="constant", seed=next_seed()
+            )
+        )
+    if config.zoom > 0:
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=next_seed()))
+    if config.brightness > 0:
+        layers.append(keras.layers.RandomBrightness(config.brightness, seed=next_seed()))
+    if config.contrast > 0:
+        layers.append(keras.layers.RandomContrast(config.contrast, seed=next_seed()))
+    if config.gamma > 0:
+        layers.append(random_gamma_layer()(config.gamma, seed=next_seed()))
+    return keras.Sequential(layers, name="augment")
+
+
+_random_gamma_cls = None
+
+
+def random_gamma_layer():
+    """The RandomGamma layer class (built lazily so that importing this module stays cheap)."""
+    global _random_gamma_cls
+    if _random_gamma_cls is not None:
+        return _random_gamma_cls
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="retina_desktop")
+    class RandomGamma(keras.layers.Layer):
+        """Gamma correction with a random exponent per image (Keras has no such layer)."""
+
+        def __init__(self, factor: float, seed: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = float(factor)
+            self.seed = seed
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=True):
+            if not training:
+                return images
+            ops = keras.ops
+            batch = ops.shape(images)[0]
+            log_limit = float(np.log1p(self.factor))
+            log_gamma = keras.random.uniform(
+                (batch, 1, 1, 1), -log_limit, log_limit, seed=self.seed_generator
+            )
+            unit = ops.clip(images / 255.0, 0.0, 1.0)
+            return ops.power(unit, ops.exp(log_gamma)) * 255.0
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor, "seed": self.seed}
+
+    _random_gamma_cls = RandomGamma
+    return RandomGamma
+
+
+def preview(images: np.ndarray, config: AugmentConfig, seed: int = 0) -> np.ndarray:
+    """Augment uint8 images (n, h, w, 3) as training would; returns uint8 of the same shape."""
+    augmenter = build_augmenter(config, seed=seed)
+    out = augmenter(images.astype("float32"), training=True)
+    return np.clip(np.asarray(out), 0, 255).round().astype(np.uint8)

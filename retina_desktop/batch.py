@@ -1,0 +1,65 @@
+"""Classifying every image under a folder, one CSV row per file, errors included as rows.
+
+Used by the `batch` command and the GUI's Batch tab. A bad file becomes a row with its error;
+it never stops the run. The CSV is written atomically when the run ends (or is cancelled).
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import atomic_write
+from .errors import UserError
+from .imaging import list_images
+from .records import Prediction
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    file: str
+    prediction: Prediction | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+
+def classify_folder(
+    folder: str | Path,
+    predict: Callable[[Path], Prediction],
+    cancel: threading.Event | None = None,
+) -> Iterator[BatchRow]:
+    """Yield a row per image under `folder`; stops early when `cancel` is set."""
+    for path in list_images(folder):
+        if cancel is not None and cancel.is_set():
+            return
+        try:
+            yield BatchRow(str(path), prediction=predict(path))
+        except UserError as err:
+            yield BatchRow(str(path), error=str(err))
+
+
+def write_csv(path: str | Path, rows: list[BatchRow], classes: list[str]) -> None:
+    """One row per file: file, label, confidence, a column per class probability, error."""
+    with atomic_write(path, newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label", "confidence", *(f"p_{c}" for c in classes), "error"])
+        for row in rows:
+            if row.prediction is None:
+                writer.writerow([row.file, "", "", *([""] * len(classes)), row.error])
+            else:
+                p = row.prediction
+                writer.writerow(
+                    [
+                        row.file,
+                        p.label,
+                        f"{p.confidence:.6f}",
+                        *(f"{p.probabilities.get(c, float('nan')):.6f}" for c in classes),
+                        "",
+                    ]
+                )

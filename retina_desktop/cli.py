@@ -1,0 +1,165 @@
+"""`python -m retina_desktop` / `retina-desktop`: the GUI, or `predict`, `batch` and `info`.
+
+Exit status: 0 when every file was classified, 1 when any file or the model failed (each
+failure has its own error line naming the file), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .errors import UserError
+
+NOTICE = (
+    "Model output with calibrated confidence, not a diagnosis. "
+    "Retina Desktop is not a medical device."
+)
+COMMANDS = ("predict", "batch", "info", "gui")
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model file (.h5 or .keras); default: the shipped fundus model")
+    parser.add_argument("--labels", help="labels.txt, if not beside the model")
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load model files that contain code (Lambda layers); only for files you trust",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retina-desktop",
+        description=f"Classify retinal images (fundus photographs, OCT B-scans). {NOTICE}",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gui = commands.add_parser("gui", help="open the desktop application (the default)")
+    gui.add_argument("image", nargs="?", help="an image to analyse at once")
+    _model_options(gui)
+
+    predict = commands.add_parser("predict", help="classify image files")
+    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    _model_options(predict)
+
+    batch = commands.add_parser("batch", help="classify every image under a folder into a CSV")
+    batch.add_argument("folder", metavar="DIR")
+    batch.add_argument("--out", required=True, help="CSV file to write")
+    _model_options(batch)
+
+    info = commands.add_parser("info", help="describe a model: classes, input, provenance, metrics")
+    info.add_argument("--json", action="store_true")
+    _model_options(info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # No command, or an image path first, means the GUI (`retina-desktop scan.png`).
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv.insert(0, "gui")
+    elif argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "gui")
+    args = build_parser().parse_args(argv)
+    if args.command == "gui":
+        from .gui.app import run_app
+
+        return run_app(image=args.image, model=args.model, labels=args.labels, trust_model=args.trust_model)
+    try:
+        classifier = _classifier(args)
+        if args.command == "predict":
+            return _predict(classifier, args)
+        if args.command == "batch":
+            return _batch(classifier, args)
+        return _info(classifier, args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _classifier(args):
+    from .service import Classifier
+
+    return Classifier(args.model, args.labels, trust_model=args.trust_model)
+
+
+def _predict(classifier, args) -> int:
+    classifier.bundle()  # a bad model is one error, not one per file
+    failures = 0
+    for file in args.files:
+        try:
+            prediction = classifier.predict_file(file)
+        except UserError as err:
+            failures += 1
+            if args.json:
+                print(json.dumps({"file": file, "error": str(err)}), flush=True)
+            else:
+                print(f"error: {err}", file=sys.stderr, flush=True)
+            continue
+        if args.json:
+            print(json.dumps(prediction.to_json_dict()), flush=True)
+        else:
+            print(f"{file}: {prediction.label} ({prediction.confidence:.1%} model confidence)", flush=True)
+    if not args.json:
+        print(NOTICE, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _batch(classifier, args) -> int:
+    from tqdm import tqdm
+
+    from .batch import classify_folder, write_csv
+    from .imaging import list_images
+
+    bundle = classifier.bundle()
+    total = len(list_images(args.folder))
+    rows = []
+    with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
+        for row in classify_folder(args.folder, classifier.predict_file):
+            rows.append(row)
+            bar.update(1)
+    write_csv(args.out, rows, bundle.classes)
+    errors = [r for r in rows if not r.ok]
+    counts = Counter(r.prediction.label for r in rows if r.ok)
+    print(f"{len(rows)} images: {len(rows) - len(errors)} classified, {len(errors)} errors -> {args.out}")
+    for label in bundle.classes:
+        print(f"  {label}: {counts.get(label, 0)}")
+    for row in errors[:10]:
+        print(f"  error: {row.error}", file=sys.stderr)
+    if len(errors) > 10:
+        print(f"  ... and {len(errors) - 10} more errors (see the CSV)", file=sys.stderr)
+    print(NOTICE, file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _info(classifier, args) -> int:
+    bundle = classifier.bundle()
+    meta = bundle.metadata
+    if args.json:
+        print(json.dumps({"path": str(bundle.path), **meta.to_dict()}))
+        return 0
+    spec = meta.input
+    print(f"model:     {meta.name} (version {meta.version})")
+    print(f"file:      {bundle.path}")
+    print(f"modality:  {meta.modality}")
+    print(f"classes:   {', '.join(meta.classes)}")
+    print(f"input:     {spec.width}x{spec.height} RGB, fit {spec.fit}, scaling {spec.scaling}")
+    print(f"calibration temperature: {meta.temperature:g}")
+    for key in ("command", "data", "training_seconds", "trained_at", "note"):
+        if key in meta.provenance:
+            print(f"{key + ':':10s} {meta.provenance[key]}")
+    if meta.metrics:
+        m = meta.metrics
+        print(
+            f"test metrics ({m.get('split', 'test')} split, n = {m.get('n')}): accuracy {m.get('accuracy')}, "
+            f"balanced accuracy {m.get('balanced_accuracy')}, macro AUC {m.get('macro_auc')}, ECE {m.get('ece')}"
+        )
+    print(NOTICE)
+    return 0

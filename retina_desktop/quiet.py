@@ -1,0 +1,75 @@
+"""Importing Keras/TensorFlow without log spam on the user's terminal.
+
+TensorFlow's C++ side writes absl/oneDNN/CUDA notices straight to file descriptor 2 before any
+Python setting can stop them, so the only reliable silencer is to point descriptor 2 elsewhere
+while the import runs. What it printed is kept (and replayed if the import fails), so nothing
+useful is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+
+_lock = threading.Lock()
+_captured_import_log = ""
+
+# Read by TensorFlow when it loads; the defaults make it chatty.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@contextlib.contextmanager
+def stderr_captured() -> Iterator[list[str]]:
+    """Send OS-level stderr to a temporary file; yields a list that receives its text."""
+    out: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (a windowed frozen app): nothing to hide
+        yield out
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield out
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            out.append(sink.read().decode("utf-8", "replace"))
+
+
+def import_keras():
+    """Import and return `keras` quietly. Safe to call from any thread, any number of times."""
+    global _captured_import_log
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        return sys.modules["keras"]
+    with _lock:
+        try:
+            with stderr_captured() as captured:
+                import keras
+                import tensorflow as tf
+        except Exception:
+            sys.stderr.write("".join(captured))
+            raise
+        _captured_import_log = "".join(captured)
+        tf.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        with contextlib.suppress(Exception):
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.ERROR)
+        return keras
+
+
+def import_log() -> str:
+    """What TensorFlow printed while it was imported (for the log file)."""
+    return _captured_import_log

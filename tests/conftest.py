@@ -1,0 +1,68 @@
+"""Shared fixtures: synthetic images made with a fixed seed, a small real model bundle, and the
+path of the real data beside the project (tests that need it skip when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CLASSES = ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]
+
+
+def fundus_like(size: int = 96, seed: int = 0, tint=(200, 90, 40)) -> Image.Image:
+    """A bright disc on black with noise: enough structure for loaders and models."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size * 0.45) ** 2
+    pixels = np.zeros((size, size, 3), dtype=np.float64)
+    pixels[disc] = tint
+    pixels += rng.normal(0, 12, pixels.shape) * disc[..., None]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> Path:
+    path = tmp_path / "eye.png"
+    fundus_like().save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory) -> Path:
+    """A real (untrained, seeded) classifier saved as the app's bundle: h5, labels, sidecar."""
+    from retina_desktop.model_files import write_labels, write_sidecar
+    from retina_desktop.quiet import import_keras
+    from retina_desktop.records import InputSpec, ModelMetadata
+    from training.classifier import ClassifierConfig, build_classifier
+
+    keras = import_keras()
+    keras.utils.set_random_seed(1)
+    folder = tmp_path_factory.mktemp("bundle")
+    config = ClassifierConfig(height=48, width=48, width_multiplier=0.25)
+    model = build_classifier(config, len(CLASSES))
+    path = folder / "keras_model.h5"
+    model.save(path)
+    write_labels(folder / "labels.txt", CLASSES)
+    write_sidecar(
+        folder / "keras_model.json",
+        ModelMetadata(
+            classes=CLASSES,
+            input=InputSpec(48, 48, "crop", "none"),
+            modality="fundus",
+            name="test model",
+            temperature=1.5,
+        ),
+    )
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (it lives beside the project)")
+    return SHARED_DATA

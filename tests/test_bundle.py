@@ -1,0 +1,129 @@
+"""Model bundles: labels, sidecars, unsafe layers, and every way a model file can be wrong."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from retina_desktop.bundle import load_bundle
+from retina_desktop.errors import ModelError, UnsafeModelError
+from retina_desktop.model_files import find_code_layers, read_labels, write_labels
+from retina_desktop.quiet import import_keras
+from tests.conftest import CLASSES
+
+
+def test_labels_in_teachable_machine_format(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("0 Normal\n1 Diabetic retinopathy\n\n")
+    assert read_labels(path) == ["Normal", "Diabetic retinopathy"]
+
+
+def test_plain_labels_and_round_trip(tmp_path):
+    path = tmp_path / "labels.txt"
+    write_labels(path, ["a", "b c"])
+    assert path.read_text() == "0 a\n1 b c\n"
+    assert read_labels(path) == ["a", "b c"]
+    path.write_text("x\ny\n")
+    assert read_labels(path) == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "is empty"), ("0 a\n2 b\n", "numbered 2, expected 1"), ("0 a\n1 a\n", "names a class twice")],
+)
+def test_bad_labels(tmp_path, text, message):
+    path = tmp_path / "labels.txt"
+    path.write_text(text)
+    with pytest.raises(ModelError, match=message):
+        read_labels(path)
+
+
+def test_bundle_loads_with_sidecar(small_bundle):
+    bundle = load_bundle(small_bundle)
+    assert bundle.classes == CLASSES
+    assert bundle.metadata.modality == "fundus"
+    assert (bundle.metadata.input.height, bundle.metadata.input.scaling) == (48, "none")
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError, match="Model file not found.*nope.h5"):
+        load_bundle(tmp_path / "nope.h5")
+
+
+def test_file_that_is_not_a_model(tmp_path):
+    path = tmp_path / "keras_model.h5"
+    path.write_bytes(b"\x89PNG not really a model")
+    with pytest.raises(ModelError, match="keras_model.h5.*not a valid HDF5"):
+        load_bundle(path)
+
+
+def test_foreign_extension(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"x")
+    with pytest.raises(ModelError, match="not a Keras model file"):
+        load_bundle(path)
+
+
+def test_labels_that_do_not_match_the_output(small_bundle, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(small_bundle.parent, folder)
+    (folder / "keras_model.json").unlink()
+    write_labels(folder / "labels.txt", ["one", "two", "three"])
+    with pytest.raises(ModelError, match=r"outputs 4 class probabilities but .*labels.txt.* lists 3"):
+        load_bundle(folder / "keras_model.h5")
+
+
+def test_labels_that_contradict_the_sidecar(small_bundle, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(small_bundle.parent, folder)
+    write_labels(folder / "labels.txt", ["w", "x", "y", "z"])
+    with pytest.raises(ModelError, match="sidecar"):
+        load_bundle(folder / "keras_model.h5")
+
+
+def test_missing_labels_without_sidecar(small_bundle, tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copy(small_bundle, folder / "keras_model.h5")
+    with pytest.raises(ModelError, match="Labels file not found"):
+        load_bundle(folder / "keras_model.h5")
+
+
+def test_without_sidecar_teachable_machine_defaults_apply(small_bundle, tmp_path):
+    folder = tmp_path / "tm"
+    folder.mkdir()
+    shutil.copy(small_bundle, folder / "keras_model.h5")
+    shutil.copy(small_bundle.parent / "labels.txt", folder / "labels.txt")
+    bundle = load_bundle(folder / "keras_model.h5")
+    assert (bundle.metadata.input.fit, bundle.metadata.input.scaling) == ("crop", "tm")
+
+
+def _lambda_model(tmp_path, suffix):
+    keras = import_keras()
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="sneaky")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    path = tmp_path / f"model{suffix}"
+    keras.Model(inputs, outputs).save(path)
+    write_labels(tmp_path / "labels.txt", ["a", "b"])
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_lambda_layers_are_refused_unless_trusted(tmp_path, suffix):
+    path = _lambda_model(tmp_path, suffix)
+    with pytest.raises(UnsafeModelError, match=r"sneaky \(Lambda\).*--trust-model"):
+        load_bundle(path)
+    bundle = load_bundle(path, trust_model=True)
+    assert bundle.model.predict(np.zeros((1, 8, 8, 3)), verbose=0).shape == (1, 2)
+
+
+def test_code_layer_scan_walks_nested_configs():
+    config = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Dense", "config": {"name": "d"}},
+        {"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {"name": "deep"}}]}},
+    ]}}
+    assert find_code_layers(config) == ["deep (Lambda)"]

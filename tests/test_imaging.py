@@ -1,0 +1,194 @@
+"""Every kind of file a user may hand the app: good ones decode to RGB, bad ones say why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retina_desktop.errors import ImageError
+from retina_desktop.imaging import MAX_PIXELS, list_images, load_image
+from tests.conftest import fundus_like
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".tif"])
+def test_common_formats_decode_to_rgb(tmp_path, suffix):
+    path = tmp_path / f"eye{suffix}"
+    fundus_like(64).save(path)
+    loaded = load_image(path)
+    assert loaded.rgb.mode == "RGB"
+    assert loaded.rgb.size == (64, 64)
+    # The disc stays bright and the corner black, whatever the format did to the colours.
+    pixels = np.asarray(loaded.rgb)
+    assert pixels[32, 32].sum() > 150 and pixels[0, 0].sum() < 60
+
+
+def test_greyscale_becomes_three_equal_channels(tmp_path):
+    path = tmp_path / "grey.png"
+    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), "L").save(path)
+    loaded = load_image(path)
+    pixels = np.asarray(loaded.rgb)
+    assert loaded.was_greyscale
+    assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    assert pixels[15, 15, 0] == 255
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_is_scaled_not_clipped(tmp_path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    values = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(values).save(path)
+    pixels = np.asarray(load_image(path).rgb)[..., 0]
+    # Clipping would make everything above 255 white; scaling keeps a ramp from 0 to 255.
+    assert pixels[0, 0] == 0 and pixels[-1, -1] == 255
+    assert 100 < pixels[32, 0] < 160
+
+
+def test_rgba_is_composited_on_black(tmp_path):
+    path = tmp_path / "alpha.png"
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[:4, ..., 3] = 255  # top half opaque red, bottom half transparent
+    Image.fromarray(rgba, "RGBA").save(path)
+    pixels = np.asarray(load_image(path).rgb)
+    assert tuple(pixels[0, 0]) == (255, 0, 0)
+    assert tuple(pixels[7, 0]) == (0, 0, 0)
+
+
+def test_palette_image(tmp_path):
+    path = tmp_path / "palette.png"
+    fundus_like(32).convert("P", palette=Image.Palette.ADAPTIVE).save(path)
+    assert load_image(path).rgb.mode == "RGB"
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    image = Image.new("RGB", (40, 20), "black")
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    image.save(path, exif=exif)
+    assert load_image(path).rgb.size == (20, 40)
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ImageError, match="File not found.*nothere.png"):
+        load_image(tmp_path / "nothere.png")
+
+
+def test_folder_is_not_an_image(tmp_path):
+    with pytest.raises(ImageError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty.jpg.*empty \(0 bytes\)"):
+        load_image(path)
+
+
+def test_text_file_is_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("these are not pixels\n" * 20)
+    with pytest.raises(ImageError, match="notes.png.*not an image file"):
+        load_image(path)
+
+
+def test_truncated_jpeg(tmp_path):
+    good = tmp_path / "good.jpg"
+    fundus_like(128).save(good, quality=95)
+    data = good.read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.jpg.*damaged or truncated"):
+        load_image(path)
+
+
+def test_corrupt_png(tmp_path):
+    good = tmp_path / "good.png"
+    fundus_like(64).save(good)
+    data = bytearray(good.read_bytes())
+    data[60:200] = bytes(140)  # zero out part of the compressed stream
+    path = tmp_path / "corrupt.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="corrupt.png"):
+        load_image(path)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    side = int(np.sqrt(MAX_PIXELS)) + 100
+    path = tmp_path / "bomb.png"
+    Image.new("1", (side, side)).save(path)  # a few KB on disk, ~80 MP when decoded
+    with pytest.raises(ImageError, match="bomb.png.*too large"):
+        load_image(path)
+
+
+def _write_dicom(path, pixels: np.ndarray, photometric: str):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.5.1"  # ophthalmic photography
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.PhotometricInterpretation = photometric
+    ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    if pixels.ndim == 3:
+        ds.PlanarConfiguration = 0
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return pydicom
+
+
+def test_dicom_16_bit_greyscale(tmp_path):
+    path = tmp_path / "scan.dcm"
+    ramp = np.linspace(0, 4095, 32 * 48).reshape(32, 48).astype(np.uint16)
+    _write_dicom(path, ramp, "MONOCHROME2")
+    loaded = load_image(path)
+    pixels = np.asarray(loaded.rgb)
+    assert loaded.rgb.size == (48, 32)
+    assert loaded.source_mode == "DICOM:MONOCHROME2"
+    assert pixels[0, 0, 0] == 0 and pixels[-1, -1, 0] == 255
+
+
+def test_dicom_monochrome1_is_inverted(tmp_path):
+    path = tmp_path / "inverted"  # no extension: found by the DICM preamble
+    pixels = np.zeros((16, 16), dtype=np.uint8)
+    pixels[:8] = 255
+    _write_dicom(path, pixels, "MONOCHROME1")
+    out = np.asarray(load_image(path).rgb)
+    assert out[0, 0, 0] == 0 and out[15, 0, 0] == 255
+
+
+def test_dicom_colour(tmp_path):
+    path = tmp_path / "photo.dcm"
+    rgb = np.asarray(fundus_like(32))
+    _write_dicom(path, rgb, "RGB")
+    assert np.array_equal(np.asarray(load_image(path).rgb), rgb)
+
+
+def test_dicom_without_pixels(tmp_path):
+    path = tmp_path / "report.dcm"
+    pydicom = _write_dicom(path, np.zeros((4, 4), np.uint8), "MONOCHROME2")
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    with pytest.raises(ImageError, match="report.dcm.*without an image"):
+        load_image(path)
+
+
+def test_list_images_finds_images_only(tmp_path):
+    (tmp_path / "sub").mkdir()
+    fundus_like(8).save(tmp_path / "a.png")
+    fundus_like(8).save(tmp_path / "sub" / "b.JPG")
+    (tmp_path / "readme.txt").write_text("x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG"]
+    with pytest.raises(ImageError, match="Folder not found"):
+        list_images(tmp_path / "missing")

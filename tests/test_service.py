@@ -1,0 +1,110 @@
+"""The service: predict_class's record, lazy single loading, calibration, threads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from retina_desktop import service
+from retina_desktop.calibration import apply_temperature
+from retina_desktop.errors import ImageError
+from retina_desktop.preprocessing import fit_image, scale_pixels
+from retina_desktop.records import InputSpec
+from retina_desktop.service import Classifier
+from tests.conftest import CLASSES, fundus_like
+
+
+def test_predict_file_returns_the_full_record(small_bundle, image_file):
+    classifier = Classifier(small_bundle)
+    assert not classifier.loaded  # nothing loads until it is needed
+    prediction = classifier.predict_file(image_file)
+    assert classifier.loaded
+    assert list(prediction.probabilities) == CLASSES
+    assert prediction.label == max(prediction.probabilities, key=prediction.probabilities.get)
+    assert prediction.confidence == pytest.approx(max(prediction.probabilities.values()))
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    assert prediction.processed_image.shape == (48, 48, 3)
+    assert prediction.processed_image.dtype == np.uint8
+    assert prediction.model_name == "test model"
+
+
+def test_probabilities_match_the_keras_model_with_temperature(small_bundle, image_file):
+    classifier = Classifier(small_bundle)
+    bundle = classifier.bundle()
+    from retina_desktop.imaging import load_image
+
+    fitted = fit_image(load_image(image_file).rgb, bundle.metadata.input)
+    raw = bundle.model.predict(scale_pixels(fitted[None], "none"), verbose=0)
+    expected = apply_temperature(raw.astype(np.float64), 1.5)[0]
+    got = classifier.predict_file(image_file)
+    assert np.allclose(list(got.probabilities.values()), expected, atol=1e-5)
+
+
+def test_model_is_loaded_once(small_bundle, monkeypatch):
+    calls = []
+    real = service.load_bundle
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "load_bundle", counting)
+    classifier = Classifier(small_bundle)
+    images = np.zeros((3, 48, 48, 3), np.uint8)
+    classifier.predict_arrays(images)
+    classifier.predict_arrays(images)
+    assert len(calls) == 1
+
+
+def test_predicting_from_worker_threads(small_bundle, image_file):
+    classifier = Classifier(small_bundle)
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(classifier.predict_file(image_file).probabilities)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, name=f"worker-{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(r == pytest.approx(results[0]) for r in results)
+    assert classifier.model_threads == {f"worker-{i}" for i in range(4)}
+
+
+def test_bad_image_raises_image_error(small_bundle, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    with pytest.raises(ImageError, match="bad.jpg"):
+        Classifier(small_bundle).predict_file(bad)
+
+
+def test_predict_class_uses_the_default_model(small_bundle, image_file, monkeypatch):
+    monkeypatch.setattr(service, "_default", Classifier(small_bundle))
+    assert service.predict_class(image_file).label in CLASSES
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
+def test_fit_modes_give_the_model_size(fit):
+    image = fundus_like(64).resize((120, 60))
+    assert fit_image(image, InputSpec(32, 40, fit, "none")).shape == (32, 40, 3)
+
+
+def test_scalings():
+    pixels = np.array([0, 255], dtype=np.uint8)
+    assert scale_pixels(pixels, "tm").tolist() == [-1.0, 1.0]
+    assert scale_pixels(pixels, "unit").tolist() == [0.0, 1.0]
+    assert scale_pixels(pixels, "none").tolist() == [0.0, 255.0]
+
+
+def test_temperature_keeps_ranking_and_softens():
+    probs = np.array([[0.9, 0.08, 0.02]])
+    soft = apply_temperature(probs, 2.0)
+    assert soft.argmax() == 0 and soft[0, 0] < 0.9 and soft.sum() == pytest.approx(1)
+    assert np.allclose(apply_temperature(probs, 1.0), probs)

@@ -1,0 +1,260 @@
+"""Classifier builders and the resumable training loop.
+
+`build_classifier` returns the inference model the app ships: 0..255 RGB in, class
+probabilities out, pixel scaling inside the network (so the app and training cannot disagree),
+and a named last convolution (`last_conv`) that heatmaps read. Training wraps it in an
+augmentation front end, runs one seeded epoch at a time, and checkpoints after every epoch so
+that `--resume` continues an interrupted run to the same weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
+from retina_desktop.errors import UserError
+from retina_desktop.quiet import import_keras
+
+ARCHITECTURES = ("small", "vgg16", "mobilenetv2", "efficientnetb0")
+LAST_CONV = "last_conv"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Every hyperparameter of one classifier run; saved beside its outputs."""
+
+    architecture: str = "small"
+    height: int = 160
+    width: int = 160
+    fit: str = "crop"
+    width_multiplier: float = 1.0  # channels of the small network
+    dropout: float = 0.3
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    patience: int = 10
+    class_weighting: bool = True
+    augment: bool = True
+    seed: int = 0
+    weights: str | None = None  # ImageNet weights file for the transfer backbones
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def build_classifier(config: ClassifierConfig, num_classes: int, name: str = "retina_classifier"):
+    """The inference model for `config`: (h, w, 3) floats in 0..255 -> softmax probabilities."""
+    if config.architecture not in ARCHITECTURES:
+        raise UserError(f"Unknown architecture {config.architecture!r}; choose from {ARCHITECTURES}")
+    keras = import_keras()
+    inputs = keras.Input((config.height, config.width, 3), name="image")
+    if config.architecture == "small":
+        features = _small_backbone(keras, inputs, config.width_multiplier)
+    else:
+        features = _transfer_backbone(keras, inputs, config)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    pooled = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(pooled)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _small_backbone(keras, inputs, multiplier: float):
+    """A compact residual CNN that trains from scratch on a 2-core CPU in well under an hour."""
+    layers = keras.layers
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    channels = [int(c * multiplier) for c in (24, 48, 96, 160, 224)]
+    x = layers.Conv2D(channels[0], 3, strides=2, padding="same", use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate(channels[1:], start=1):
+        shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False, name=f"s{stage}_proj")(x)
+        y = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"s{stage}_c1")(x)
+        y = layers.BatchNormalization(name=f"s{stage}_bn1")(y)
+        y = layers.ReLU(name=f"s{stage}_r1")(y)
+        y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"s{stage}_c2")(y)
+        y = layers.BatchNormalization(name=f"s{stage}_bn2")(y)
+        x = layers.Add(name=f"s{stage}_add")([shortcut, y])
+        x = layers.ReLU(name=f"s{stage}_out" if stage < len(channels) - 1 else LAST_CONV)(x)
+    return x
+
+
+def _transfer_backbone(keras, inputs, config: ClassifierConfig):
+    """An ImageNet backbone from a local weights file: offline machines cannot download one."""
+    if not config.weights:
+        raise UserError(
+            f"The {config.architecture} backbone needs ImageNet weights, and nothing can be "
+            "downloaded here: pass --weights PATH to a local Keras weights file "
+            "(e.g. the *_notop.h5 file from keras.applications)"
+        )
+    weights = Path(config.weights)
+    if not weights.is_file():
+        raise UserError(f'Weights file not found: "{weights}"')
+    layers = keras.layers
+    shape = (config.height, config.width, 3)
+    if config.architecture == "vgg16":
+        # VGG16 expects BGR with the ImageNet mean removed; a frozen 1x1 convolution does that
+        # with standard layers only (no Lambda), so the saved model stays safe to load.
+        to_bgr = layers.Conv2D(3, 1, name="to_bgr_centred", trainable=False)
+        x = to_bgr(inputs)
+        to_bgr.set_weights(
+            [np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3), -np.array([103.939, 116.779, 123.68], "float32")]
+        )
+        backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=shape)
+    elif config.architecture == "mobilenetv2":
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+        backbone = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=shape)
+    else:
+        x = inputs  # EfficientNet rescales inside itself
+        backbone = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=shape)
+    try:
+        backbone.load_weights(str(weights))
+    except Exception as err:
+        raise UserError(
+            f'"{weights}" does not hold {config.architecture} weights without the top '
+            f"({err.__class__.__name__}: {err})"
+        ) from err
+    features = backbone(x)
+    return layers.Activation("linear", name=LAST_CONV)(features)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must remember, beyond the weights, to resume exactly."""
+
+    epoch: int = 0  # epochs completed
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    wait: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Balanced weights (n / (k * n_c)), so each class counts equally in the loss."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def train_classifier(
+    config: ClassifierConfig,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    out_dir: Path,
+    augment: AugmentConfig,
+    *,
+    resume: bool = False,
+    stop_after_epochs: int | None = None,
+    log=print,
+):
+    """Train and return (best inference model, TrainState). Checkpoints go to out_dir/checkpoint.
+
+    `stop_after_epochs` ends the run early as if it were interrupted (used by tests of resume).
+    """
+    keras = import_keras()
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    random_gamma_layer()  # registered before a checkpoint that contains it is loaded
+    ckpt = out_dir / "checkpoint"
+    state_file, trainer_file, best_file = ckpt / "state.json", ckpt / "trainer.keras", ckpt / "best.weights.h5"
+
+    if resume and state_file.exists():
+        state = TrainState(**json.loads(state_file.read_text()))
+        trainer = keras.saving.load_model(trainer_file, compile=True)
+        classifier = trainer.get_layer("retina_classifier")
+        log(f"resuming after epoch {state.epoch} (best val AUC {state.best_score:.4f})")
+    else:
+        state = TrainState()
+        classifier = build_classifier(config, num_classes)
+        layers = [keras.Input((config.height, config.width, 3))]
+        if config.augment:
+            layers.append(build_augmenter(augment, seed=config.seed))
+        trainer = keras.Sequential([*layers, classifier], name="trainer")
+        trainer.compile(
+            optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+    weights = class_weights(train[1], num_classes) if config.class_weighting else None
+    x_train, y_train = train
+    y_onehot = np.eye(num_classes, dtype="float32")[y_train]
+    from sklearn.metrics import roc_auc_score
+
+    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    while state.epoch < last_epoch and state.wait < config.patience:
+        epoch = state.epoch
+        started = time.perf_counter()
+        # The order and learning rate depend only on (seed, epoch): a resumed run replays them.
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
+        trainer.optimizer.learning_rate.assign(_cosine_lr(config, epoch))
+        fit = trainer.fit(
+            x_train[order].astype("float32"),
+            y_onehot[order],
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            class_weight=weights,
+            shuffle=False,
+            verbose=1,
+        )
+        val_probs = classifier.predict(val[0].astype("float32"), batch_size=64, verbose=0)
+        score = _macro_auc(roc_auc_score, val[1], val_probs, num_classes)
+        val_loss = float(-np.mean(np.log(np.clip(val_probs[np.arange(len(val[1])), val[1]], 1e-7, 1))))
+        val_acc = float(np.mean(val_probs.argmax(1) == val[1]))
+        state.seconds += time.perf_counter() - started
+        state.epoch = epoch + 1
+        state.history.append(
+            {
+                "epoch": state.epoch,
+                "loss": float(fit.history["loss"][-1]),
+                "accuracy": float(fit.history["accuracy"][-1]),
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "val_macro_auc": score,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.wait = score, state.epoch, 0
+            atomic_save(best_file, classifier.save_weights)
+        else:
+            state.wait += 1
+        log(
+            f"epoch {state.epoch}/{config.epochs}: val AUC {score:.4f}, val acc {val_acc:.3f}, "
+            f"val loss {val_loss:.4f} ({state.history[-1]['seconds']:.0f} s)"
+        )
+        atomic_save(trainer_file, trainer.save)
+        with atomic_write(state_file) as handle:
+            json.dump(dataclasses.asdict(state), handle, indent=1)
+    if best_file.exists():
+        classifier.load_weights(best_file)
+    return classifier, state
+
+
+def _cosine_lr(config: ClassifierConfig, epoch: int) -> float:
+    warmup = 2
+    if epoch < warmup:
+        return config.learning_rate * (epoch + 1) / warmup
+    progress = (epoch - warmup) / max(1, config.epochs - warmup)
+    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _macro_auc(roc_auc_score, labels: np.ndarray, probs: np.ndarray, num_classes: int) -> float:
+    try:
+        if num_classes == 2:
+            return float(roc_auc_score(labels, probs[:, 1]))
+        return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))))
+    except ValueError:  # a class missing from a tiny validation set
+        return float(np.mean(probs.argmax(1) == labels))

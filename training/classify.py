@@ -1,0 +1,107 @@
+"""The `classify` verb: train a classifier on a data set and write the bundle the app loads.
+
+Outputs in `--out`: `keras_model.h5`, `labels.txt`, `keras_model.json` (the sidecar: input,
+scaling, modality, classes, temperature, the exact command, data and split, test metrics),
+`config.json` (the hyperparameters), `splits.csv` (the split used), `history.json`, and the
+evaluation report under `evaluation/`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+from retina_desktop import __version__
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.augmentation import default_config
+from retina_desktop.model_files import write_labels, write_sidecar
+from retina_desktop.records import InputSpec, ModelMetadata
+
+from .classifier import ClassifierConfig, train_classifier
+from .datasets import load_arrays, load_dataset, write_splits
+
+MODEL_FILE = "keras_model.h5"
+
+
+def run_classify(args) -> int:
+    config = ClassifierConfig(
+        architecture=args.architecture,
+        height=args.size,
+        width=args.width or args.size,
+        fit=args.fit,
+        width_multiplier=args.width_multiplier,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        augment=not args.no_augment,
+        class_weighting=not args.no_class_weights,
+        seed=args.seed,
+        weights=args.weights,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
+    spec = InputSpec(config.height, config.width, config.fit, "none")
+    print(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
+    for label, row in dataset.counts().items():
+        print(f"  {label:24s} " + "  ".join(f"{k} {v:4d}" for k, v in row.items()))
+    train = load_arrays(dataset, dataset.subset("train"), spec)
+    val = load_arrays(dataset, dataset.subset("val"), spec)
+    write_splits(dataset, out / "splits.csv")
+    with atomic_write(out / "config.json") as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+
+    model, state = train_classifier(
+        config,
+        train,
+        val,
+        len(dataset.classes),
+        out,
+        default_config(args.modality),
+        resume=args.resume,
+        stop_after_epochs=args.stop_after,
+    )
+    with atomic_write(out / "history.json") as handle:
+        json.dump(state.history, handle, indent=1)
+    if args.stop_after is not None and state.epoch < config.epochs and state.wait < config.patience:
+        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return 0
+    print(
+        f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs "
+        f"({state.seconds / max(1, state.epoch):.0f} s/epoch); best epoch {state.best_epoch}"
+    )
+    model_path = out / MODEL_FILE
+    atomic_save(model_path, model.save)
+    write_labels(out / "labels.txt", dataset.classes)
+    metadata = ModelMetadata(
+        classes=dataset.classes,
+        input=spec,
+        modality=args.modality,
+        name=args.name or f"{args.modality} classifier ({', '.join(dataset.classes)})",
+        version=args.model_version,
+        provenance={
+            "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "data": str(Path(args.data)),
+            "splits_sha256": hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
+            "config": config.to_dict(),
+            "epochs_trained": state.epoch,
+            "best_epoch": state.best_epoch,
+            "training_seconds": round(state.seconds, 1),
+            "trained_on": platform.processor() or platform.machine(),
+            "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "retina_desktop": __version__,
+        },
+    )
+    write_sidecar(out / "keras_model.json", metadata)
+
+    from .evaluate import evaluate_bundle  # after training: a long run needs none of it
+
+    evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
+    print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
+    return 0

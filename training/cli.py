@@ -1,0 +1,76 @@
+"""`python -m training <verb>`: the training package's command line.
+
+Each verb parses its own arguments and imports its module only when chosen, so `--help` is
+instant and one verb's dependencies never slow another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from retina_desktop.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description="Train and judge Retina Desktop's models."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    classify = verbs.add_parser("classify", help="train a classifier and write its bundle")
+    classify.add_argument("--data", required=True, help="folder of class sub-folders")
+    classify.add_argument("--out", required=True, help="output folder for the model bundle")
+    classify.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
+    classify.add_argument("--architecture", default="small",
+                          choices=("small", "vgg16", "mobilenetv2", "efficientnetb0"))
+    classify.add_argument("--weights", help="local ImageNet weights file for transfer backbones")
+    classify.add_argument("--size", type=int, default=160, help="input height (and width)")
+    classify.add_argument("--width", type=int, help="input width, if not square")
+    classify.add_argument("--fit", choices=("crop", "pad", "stretch"), default="crop")
+    classify.add_argument("--width-multiplier", type=float, default=1.0)
+    classify.add_argument("--epochs", type=int, default=40)
+    classify.add_argument("--batch-size", type=int, default=32)
+    classify.add_argument("--learning-rate", type=float, default=2e-3)
+    classify.add_argument("--patience", type=int, default=10)
+    classify.add_argument("--no-augment", action="store_true")
+    classify.add_argument("--no-class-weights", action="store_true")
+    classify.add_argument("--group-pattern", default=r"^(\d+)[_-]",
+                          help="regex whose group 1 is the patient, used without splits.csv")
+    classify.add_argument("--seed", type=int, default=0)
+    classify.add_argument("--name", help="model name shown in the app")
+    classify.add_argument("--model-version", default="1")
+    classify.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    classify.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
+
+    evaluate = verbs.add_parser("evaluate", help="metrics, calibration and plots on a split")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--out", help="folder for metrics.json and plots")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics object only")
+    evaluate.add_argument("--store-temperature", action="store_true",
+                          help="write the fitted temperature into the model's sidecar")
+    evaluate.add_argument("--bootstrap", type=int, default=1000)
+    evaluate.add_argument("--trust-model", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "classify":
+            from .classify import run_classify
+
+            return run_classify(args)
+        if args.verb == "evaluate":
+            from .evaluate import run_evaluate
+
+            return run_evaluate(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    return 2

@@ -1,0 +1,208 @@
+"""Labelled image folders: discovery, patient-grouped splits, and cached decoded arrays.
+
+A data set is a folder of class sub-folders (`DIR/<class>/<image>`), optionally with a
+`splits.csv` (`file,label,group,split`). Without one, `make_group_split` assigns whole groups
+(patients, found by a regex over file names) to train/val/test, stratified by class, so that no
+patient is on both sides. Pixels come from the app's own loader and `fit_image`, so training and
+the app preprocess identically.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.errors import UserError
+from retina_desktop.imaging import IMAGE_EXTENSIONS, load_image
+from retina_desktop.paths import user_cache_dir
+from retina_desktop.preprocessing import fit_image
+from retina_desktop.records import InputSpec
+
+SPLITS = ("train", "val", "test")
+# ODIR-style "123_left.jpg" / "123_right.jpg", OCT "1887_OI_o_1.jpg": the leading number is
+# the patient. Files without one are their own group.
+DEFAULT_GROUP_PATTERN = r"^(\d+)[_-]"
+
+
+@dataclass(frozen=True)
+class Sample:
+    file: str  # relative to the data set's root, with forward slashes
+    label: str
+    group: str
+    split: str
+
+
+@dataclass
+class Dataset:
+    root: Path
+    classes: list[str]
+    samples: list[Sample]
+
+    def subset(self, split: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == split]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
+        for sample in self.samples:
+            table[sample.label][sample.split] += 1
+        return table
+
+
+def discover_classes(root: Path) -> list[str]:
+    """Class names: the sub-folders of `root` that contain images, sorted."""
+    if not root.is_dir():
+        raise UserError(f'Data folder not found: "{root}"')
+    classes = sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir())
+    )
+    if len(classes) < 2:
+        raise UserError(
+            f'"{root}" needs at least two class sub-folders with images in them '
+            f"(found {classes or 'none'})"
+        )
+    return classes
+
+
+def load_dataset(
+    root: str | Path,
+    *,
+    group_pattern: str = DEFAULT_GROUP_PATTERN,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """Read `root`, using its splits.csv when present and a grouped split otherwise."""
+    root = Path(root)
+    classes = discover_classes(root)
+    splits_file = root / "splits.csv"
+    if splits_file.exists():
+        samples = _read_splits(root, splits_file, classes)
+    else:
+        files = [
+            (f"{label}/{p.name}", label)
+            for label in classes
+            for p in sorted((root / label).iterdir())
+            if p.suffix.lower() in IMAGE_EXTENSIONS
+        ]
+        samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed)
+    return Dataset(root=root, classes=classes, samples=samples)
+
+
+def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Sample]:
+    samples = []
+    with open(splits_file, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"file", "label", "split"} - set(reader.fieldnames or [])
+        if missing:
+            raise UserError(f'"{splits_file}" lacks the column(s) {sorted(missing)}')
+        for line, row in enumerate(reader, start=2):
+            if row["label"] not in classes:
+                raise UserError(
+                    f'"{splits_file}" line {line}: label "{row["label"]}" has no folder in {root}'
+                )
+            if row["split"] not in SPLITS:
+                raise UserError(f'"{splits_file}" line {line}: split must be one of {SPLITS}')
+            group = row.get("group") or row["file"]
+            samples.append(Sample(row["file"], row["label"], group, row["split"]))
+    return samples
+
+
+def group_of(file_name: str, pattern: re.Pattern[str]) -> str:
+    match = pattern.search(Path(file_name).name)
+    return match.group(1) if match else Path(file_name).stem
+
+
+def make_group_split(
+    files: list[tuple[str, str]],
+    group_pattern: str,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> list[Sample]:
+    """Assign whole groups to splits, stratified by each group's majority class.
+
+    Groups of one class are dealt out per class in a seeded random order, filling test, then
+    val, then train, so every class keeps about the requested fractions.
+    """
+    pattern = re.compile(group_pattern)
+    members: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for file, label in files:
+        members[group_of(file, pattern)].append((file, label))
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for group, items in sorted(members.items()):
+        majority = Counter(label for _, label in items).most_common(1)[0][0]
+        by_class[majority].append(group)
+    rng = np.random.default_rng(seed)
+    split_of_group: dict[str, str] = {}
+    for label in sorted(by_class):
+        groups = by_class[label]
+        rng.shuffle(groups)
+        total = sum(len(members[g]) for g in groups)
+        targets = {"test": test_fraction * total, "val": val_fraction * total}
+        filled = {"test": 0, "val": 0}
+        for group in groups:
+            size = len(members[group])
+            split = next((s for s in ("test", "val") if filled[s] + size / 2 <= targets[s]), "train")
+            if split != "train":
+                filled[split] += size
+            split_of_group[group] = split
+    return [
+        Sample(file, label, group, split_of_group[group])
+        for group, items in sorted(members.items())
+        for file, label in items
+    ]
+
+
+def write_splits(dataset: Dataset, path: Path) -> None:
+    """Record the split used, so that a run can be repeated and judged on the same test set."""
+    from retina_desktop.atomic import atomic_write
+
+    with atomic_write(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label", "group", "split"])
+        for s in dataset.samples:
+            writer.writerow([s.file, s.label, s.group, s.split])
+
+
+def load_arrays(
+    dataset: Dataset, samples: list[Sample], spec: InputSpec, *, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and fit `samples` to `spec` as uint8 (n, h, w, 3) with integer labels.
+
+    Decoded arrays are cached in the user's cache folder, keyed by the files, their sizes and
+    modification times, and the input spec: a second run skips the decoding entirely.
+    """
+    key = _cache_key(dataset.root, samples, spec)
+    cache = user_cache_dir() / "arrays" / f"{key}.npz"
+    labels = np.array([dataset.classes.index(s.label) for s in samples], dtype=np.int32)
+    if cache.exists():
+        with np.load(cache) as stored:
+            return stored["images"], labels
+    from tqdm import tqdm
+
+    images = np.zeros((len(samples), spec.height, spec.width, 3), dtype=np.uint8)
+    for i, sample in enumerate(
+        tqdm(samples, desc="decoding images", unit="img", disable=not progress, leave=False)
+    ):
+        images[i] = fit_image(load_image(dataset.root / sample.file).rgb, spec)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    from retina_desktop.atomic import atomic_save
+
+    atomic_save(cache, lambda tmp: np.savez(tmp, images=images))
+    return images, labels
+
+
+def _cache_key(root: Path, samples: list[Sample], spec: InputSpec) -> str:
+    digest = hashlib.sha256(repr(spec).encode())
+    for s in samples:
+        stat = (root / s.file).stat()
+        digest.update(f"{root / s.file}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
