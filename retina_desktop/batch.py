@@ -45,21 +45,27 @@ def classify_folder(
 
 
 def write_csv(path: str | Path, rows: list[BatchRow], classes: list[str]) -> None:
-    """One row per file: file, label, confidence, a column per class probability, error."""
+    """One row per file: file, label, confidence, a column per class probability, the image
+    checks' verdict and reasons, and the error for files that could not be read."""
     with atomic_write(path, newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "label", "confidence", *(f"p_{c}" for c in classes), "error"])
+        writer.writerow(
+            ["file", "label", "confidence", *(f"p_{c}" for c in classes), "checks_passed", "check_reasons", "error"]
+        )
         for row in rows:
             if row.prediction is None:
-                writer.writerow([row.file, "", "", *([""] * len(classes)), row.error])
-            else:
-                p = row.prediction
-                writer.writerow(
-                    [
-                        row.file,
-                        p.label,
-                        f"{p.confidence:.6f}",
-                        *(f"{p.probabilities.get(c, float('nan')):.6f}" for c in classes),
-                        "",
-                    ]
-                )
+                writer.writerow([row.file, "", "", *([""] * len(classes)), "", "", row.error])
+                continue
+            p = row.prediction
+            checks = p.checks
+            writer.writerow(
+                [
+                    row.file,
+                    p.label,
+                    f"{p.confidence:.6f}",
+                    *(f"{p.probabilities.get(c, float('nan')):.6f}" for c in classes),
+                    "" if checks is None else str(checks.passed).lower(),
+                    "" if checks is None else "; ".join(checks.reasons),
+                    "",
+                ]
+            )

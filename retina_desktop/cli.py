@@ -25,6 +25,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model file (.h5 or .keras); default: the shipped fundus model")
     parser.add_argument("--labels", help="labels.txt, if not beside the model")
     parser.add_argument(
+        "--no-checks", action="store_true", help="skip the image quality and modality checks"
+    )
+    parser.add_argument(
         "--trust-model",
         action="store_true",
         help="load model files that contain code (Lambda layers); only for files you trust",
@@ -86,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _classifier(args):
     from .service import Classifier
+    from .settings import load_settings
 
-    return Classifier(args.model, args.labels, trust_model=args.trust_model)
+    settings = load_settings()
+    if args.no_checks:
+        settings.checks_enabled = False
+    return Classifier(args.model, args.labels, trust_model=args.trust_model, settings=settings)
 
 
 def _predict(classifier, args) -> int:
@@ -105,8 +112,14 @@ def _predict(classifier, args) -> int:
             continue
         if args.json:
             print(json.dumps(prediction.to_json_dict()), flush=True)
-        else:
+        elif prediction.fit_to_judge:
             print(f"{file}: {prediction.label} ({prediction.confidence:.1%} model confidence)", flush=True)
+        else:
+            print(
+                f"{file}: not judged: {'; '.join(prediction.checks.reasons)} "
+                f"(model output would be {prediction.label}, {prediction.confidence:.1%})",
+                flush=True,
+            )
     if not args.json:
         print(NOTICE, file=sys.stderr)
     return 1 if failures else 0
@@ -127,8 +140,14 @@ def _batch(classifier, args) -> int:
             bar.update(1)
     write_csv(args.out, rows, bundle.classes)
     errors = [r for r in rows if not r.ok]
-    counts = Counter(r.prediction.label for r in rows if r.ok)
-    print(f"{len(rows)} images: {len(rows) - len(errors)} classified, {len(errors)} errors -> {args.out}")
+    judged = [r for r in rows if r.ok and r.prediction.fit_to_judge]
+    counts = Counter(r.prediction.label for r in judged)
+    flagged = len(rows) - len(errors) - len(judged)
+    print(
+        f"{len(rows)} images: {len(rows) - len(errors)} classified, {len(errors)} errors, "
+        f"{flagged} flagged by the image checks -> {args.out}"
+    )
+    print("model output among images that passed the checks:")
     for label in bundle.classes:
         print(f"  {label}: {counts.get(label, 0)}")
     for row in errors[:10]:
@@ -152,6 +171,8 @@ def _info(classifier, args) -> int:
     print(f"classes:   {', '.join(meta.classes)}")
     print(f"input:     {spec.width}x{spec.height} RGB, fit {spec.fit}, scaling {spec.scaling}")
     print(f"calibration temperature: {meta.temperature:g}")
+    thresholds = classifier.thresholds().to_dict()
+    print("image checks: " + ", ".join(f"{k} {v:g}" for k, v in thresholds.items()))
     for key in ("command", "data", "training_seconds", "trained_at", "note"):
         if key in meta.provenance:
             print(f"{key + ':':10s} {meta.provenance[key]}")

@@ -36,6 +36,11 @@ def default_model_path() -> Path:
     return models_dir() / "keras_model.h5"
 
 
+def modality_model_path() -> Path:
+    """The small fundus / OCT / other classifier behind the image checks."""
+    return models_dir() / "modality" / "keras_model.h5"
+
+
 def user_log_dir() -> Path:
     path = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,18 @@ class ModelMetadata:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """Whether an image is fit to be judged by the model, with one plain reason per problem."""
+
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One image's model output. Worded by callers as model output, never as a diagnosis."""
 
@@ -80,12 +92,21 @@ class Prediction:
     processed_image: np.ndarray = field(repr=False)
     model_name: str = ""
     model_path: str = ""
+    # The image checks' verdict; None when checks were turned off.
+    checks: CheckResult | None = None
+
+    @property
+    def fit_to_judge(self) -> bool:
+        return self.checks is None or self.checks.passed
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "file": self.file,
             "label": self.label,
             "confidence": round(float(self.confidence), 6),
             "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
             "model": self.model_name,
         }
+        if self.checks is not None:
+            out["checks"] = self.checks.to_json_dict()
+        return out

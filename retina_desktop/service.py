@@ -15,10 +15,12 @@ import numpy as np
 
 from .bundle import ModelBundle, load_bundle
 from .calibration import apply_temperature
-from .imaging import load_image
-from .paths import default_model_path
+from .checks import CheckThresholds, judge, measure
+from .imaging import LoadedImage, load_image
+from .paths import default_model_path, modality_model_path
 from .preprocessing import fit_image, prepare_batch
-from .records import Prediction
+from .records import CheckResult, Prediction
+from .settings import Settings, load_settings
 
 
 class Classifier:
@@ -30,10 +32,15 @@ class Classifier:
         labels_path: str | Path | None = None,
         *,
         trust_model: bool = False,
+        settings: Settings | None = None,
+        modality_model: str | Path | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.labels_path = Path(labels_path) if labels_path else None
         self.trust_model = trust_model
+        self.settings = settings if settings is not None else load_settings()
+        self._modality_path = Path(modality_model) if modality_model else modality_model_path()
+        self._modality: Classifier | None = None
         self._bundle: ModelBundle | None = None
         self._infer = None
         self._lock = threading.RLock()
@@ -69,10 +76,34 @@ class Classifier:
             probs = apply_temperature(probs, temperature)
         return probs
 
+    def thresholds(self) -> CheckThresholds:
+        """The model's fitted check thresholds with the user's overrides on top."""
+        fitted = dict(self.bundle().metadata.checks.get("thresholds", {}))
+        fitted.update(self.settings.check_overrides)
+        return CheckThresholds.from_dict(fitted)
+
+    def check(self, loaded: LoadedImage) -> CheckResult:
+        """Is this image of the model's modality and fit to be judged? (Any thread.)"""
+        bundle = self.bundle()
+        modality_probs = None
+        modality = self._modality_classifier()
+        if modality is not None:
+            spec = modality.bundle().metadata.input
+            probs = modality.predict_arrays(fit_image(loaded.rgb, spec)[None], calibrated=False)[0]
+            modality_probs = {name: float(p) for name, p in zip(modality.bundle().classes, probs)}
+        return judge(measure(loaded.rgb), loaded.source_size, self.thresholds(), bundle.metadata.modality, modality_probs)
+
+    def _modality_classifier(self) -> Classifier | None:
+        with self._lock:
+            if self._modality is None and self._modality_path.exists() and self._modality_path != self.model_path:
+                self._modality = Classifier(self._modality_path, settings=self.settings, modality_model=self._modality_path)
+            return self._modality
+
     def predict_file(self, image_path: str | Path) -> Prediction:
-        """Read, fit, scale and classify one image file. Raises `ImageError` for bad files."""
+        """Read, check, fit, scale and classify one image file. Raises `ImageError` for bad files."""
         bundle = self.bundle()
         loaded = load_image(image_path)
+        checks = self.check(loaded) if self.settings.checks_enabled else None
         fitted = fit_image(loaded.rgb, bundle.metadata.input)
         probs = self.predict_arrays(fitted[None])[0]
         best = int(np.argmax(probs))
@@ -84,6 +115,7 @@ class Classifier:
             processed_image=fitted,
             model_name=bundle.metadata.name,
             model_path=str(bundle.path),
+            checks=checks,
         )
 
 

@@ -25,10 +25,27 @@ def fundus_like(size: int = 96, seed: int = 0, tint=(200, 90, 40)) -> Image.Imag
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_folders(tmp_path_factory):
+    """Settings and logs of the test run never touch (or read) the developer's own."""
+    import os
+
+    home = tmp_path_factory.mktemp("user")
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME")}
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_STATE_HOME"] = str(home / "state")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def image_file(tmp_path: Path) -> Path:
     path = tmp_path / "eye.png"
-    fundus_like().save(path)
+    fundus_like(256).save(path)
     return path
 
 

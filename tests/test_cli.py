@@ -25,7 +25,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_predict_json_with_a_bad_file_among_good_ones(small_bundle, tmp_path):
     good = tmp_path / "good.png"
-    fundus_like(80).save(good)
+    fundus_like(200).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     result = run_cli("predict", str(good), str(bad), str(good), "--model", str(small_bundle), "--json")
@@ -47,6 +47,19 @@ def test_predict_text_all_good_exits_zero(small_bundle, image_file, capsys):
     assert "not a medical device" in err
 
 
+def test_an_image_that_fails_the_checks_is_not_judged(small_bundle, tmp_path, capsys):
+    tiny = tmp_path / "tiny.png"
+    fundus_like(40).save(tiny)
+    assert main(["predict", str(tiny), "--model", str(small_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "not judged: image too small to judge (40 x 40 pixels" in out and "model output would be" in out
+    assert main(["predict", str(tiny), "--model", str(small_bundle), "--json"]) == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert checks["passed"] is False and "too small" in checks["reasons"][0]
+    assert main(["predict", str(tiny), "--model", str(small_bundle), "--no-checks"]) == 0
+    assert "model confidence" in capsys.readouterr().out
+
+
 def test_bad_model_is_one_clear_error(tmp_path, image_file, capsys):
     fake = tmp_path / "keras_model.h5"
     fake.write_text("no")
@@ -62,8 +75,8 @@ def test_usage_errors_exit_2():
 def test_batch_writes_a_row_per_file_errors_included(small_bundle, tmp_path, capsys):
     folder = tmp_path / "images"
     (folder / "sub").mkdir(parents=True)
-    fundus_like(60, seed=1).save(folder / "a.png")
-    fundus_like(60, seed=2).save(folder / "sub" / "b.jpg")
+    fundus_like(200, seed=1).save(folder / "a.png")
+    fundus_like(200, seed=2).save(folder / "sub" / "b.jpg")
     (folder / "c.png").write_bytes(b"broken")
     out = tmp_path / "results.csv"
     code = main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)])
@@ -72,7 +85,7 @@ def test_batch_writes_a_row_per_file_errors_included(small_bundle, tmp_path, cap
     assert [r["file"].split("/")[-1] for r in rows] == ["a.png", "c.png", "b.jpg"]
     assert rows[0]["label"] in CLASSES and not rows[0]["error"]
     assert rows[1]["label"] == "" and "c.png" in rows[1]["error"]
-    assert set(rows[0]) == {"file", "label", "confidence", "error", *(f"p_{c}" for c in CLASSES)}
+    assert set(rows[0]) == {"file", "label", "confidence", "checks_passed", "check_reasons", "error", *(f"p_{c}" for c in CLASSES)}
     assert "3 images: 2 classified, 1 errors" in capsys.readouterr().out
 
 

@@ -53,6 +53,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write the fitted temperature into the model's sidecar")
     evaluate.add_argument("--bootstrap", type=int, default=1000)
     evaluate.add_argument("--trust-model", action="store_true")
+
+    modality = verbs.add_parser("modality", help="train the fundus / OCT / other check model")
+    modality.add_argument("--fundus", required=True, help="fundus data set (class folders + splits)")
+    modality.add_argument("--oct", required=True, help="OCT data set (class folders + splits)")
+    modality.add_argument("--extra-fundus", action="append", help="folder of more fundus photos (train only)")
+    modality.add_argument("--out", required=True)
+    modality.add_argument("--size", type=int, default=96)
+    modality.add_argument("--epochs", type=int, default=15)
+    modality.add_argument("--seed", type=int, default=0)
+    modality.add_argument("--resume", action="store_true")
+
+    fit_checks = verbs.add_parser("fit-checks", help="fit image-check thresholds on validation images")
+    fit_checks.add_argument("--model", required=True)
+    fit_checks.add_argument("--data", required=True, help="the model's data set (val split fits, test reports)")
+    fit_checks.add_argument("--other-modality", help="a data set of the other modality, to report confusion")
+    fit_checks.add_argument("--percentile", type=float, default=0.5)
+
+    card = verbs.add_parser("card", help="render a markdown model card from a model's sidecar")
+    card.add_argument("--model", required=True)
+    card.add_argument("--out", required=True, help="markdown file to write")
+    card.add_argument("--intended-use", required=True)
+    card.add_argument("--limitation", action="append", help="a known limitation (repeatable)")
     return parser
 
 
@@ -67,6 +89,18 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import run_evaluate
 
             return run_evaluate(args)
+        if args.verb == "modality":
+            from .modality import run_modality
+
+            return run_modality(args)
+        if args.verb == "fit-checks":
+            from .fit_checks import run_fit_checks
+
+            return run_fit_checks(args)
+        if args.verb == "card":
+            from .model_card import run_card
+
+            return run_card(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,21 @@ def _point_metrics(probs: np.ndarray, labels: np.ndarray, k: int) -> dict[str, A
     )
 
     predicted = probs.argmax(axis=1)
+    with warnings.catch_warnings():
+        # A bootstrap resample may miss a class; the NaNs that follow are handled by ci().
+        warnings.simplefilter("ignore", UserWarning)
+        return _point_metrics_quiet(probs, labels, predicted, k)
+
+
+def _point_metrics_quiet(probs, labels, predicted, k):
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
     matrix = confusion_matrix(labels, predicted, labels=list(range(k)))
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predicted, labels=list(range(k)), zero_division=0

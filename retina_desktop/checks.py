@@ -1,0 +1,127 @@
+"""Knowing when not to answer: is this image of the model's kind, and is it fit to be judged?
+
+Two kinds of evidence, each with a plain reason when it fails:
+
+- measured statistics of the image (size, brightness of the field of view, overexposure,
+  sharpness, how much of the frame the field of view fills), with thresholds fitted on the
+  model's validation images and stored in its sidecar (`checks`);
+- a learned check: a small modality classifier (fundus / OCT / other) trained on our data
+  against non-retinal images, shipped in models/modality/.
+
+`measure` is pure numpy on a small copy of the image, so the statistics cost a few
+milliseconds; the modality classifier is one small compiled call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .records import CheckResult
+
+# The working size for statistics: small enough to be fast, fixed so figures are comparable.
+WORK_SIZE = 256
+# Below this luminance (0-255) a pixel is background: outside the fundus camera's circle.
+BACKGROUND_LEVEL = 20
+
+
+@dataclass(frozen=True)
+class CheckThresholds:
+    """Limits for one modality. Defaults are generous; fitted values come from the sidecar."""
+
+    min_side: int = 128
+    min_brightness: float = 25.0  # mean luminance inside the field of view
+    max_saturated: float = 0.25  # fraction of field-of-view pixels at 250 or more
+    min_sharpness: float = 2.0  # variance of the Laplacian of the luminance, per pixel
+    min_field_of_view: float = 0.25  # fraction of the frame that is not background (fundus)
+    min_modality_probability: float = 0.5  # the modality classifier's belief in our modality
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CheckThresholds:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def measure(image: Image.Image) -> dict[str, float]:
+    """Brightness, saturation, sharpness and field of view of an RGB image, at WORK_SIZE."""
+    small = image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
+    rgb = np.asarray(small, dtype=np.float32)
+    luminance = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    fov = luminance > BACKGROUND_LEVEL
+    fov_fraction = float(fov.mean())
+    inside = luminance[fov] if fov.any() else luminance.ravel()
+    # The 5-point Laplacian, kept off the field-of-view border where the circle's edge would
+    # count as detail.
+    lap = (
+        -4 * luminance[1:-1, 1:-1]
+        + luminance[:-2, 1:-1]
+        + luminance[2:, 1:-1]
+        + luminance[1:-1, :-2]
+        + luminance[1:-1, 2:]
+    )
+    interior = fov[1:-1, 1:-1] & fov[:-2, 1:-1] & fov[2:, 1:-1] & fov[1:-1, :-2] & fov[1:-1, 2:]
+    lap_inside = lap[interior] if interior.sum() > 100 else lap.ravel()
+    return {
+        "brightness": float(inside.mean()),
+        "saturated": float((inside >= 250).mean()),
+        "sharpness": float(lap_inside.var()),
+        "field_of_view": fov_fraction,
+    }
+
+
+def judge(
+    stats: dict[str, float],
+    source_size: tuple[int, int],
+    thresholds: CheckThresholds,
+    modality: str,
+    modality_probs: dict[str, float] | None,
+) -> CheckResult:
+    """Turn measurements into a verdict with one plain reason per failed check."""
+    t = thresholds
+    reasons: list[str] = []
+    scores = dict(stats)
+    width, height = source_size
+    if min(width, height) < t.min_side:
+        reasons.append(
+            f"image too small to judge ({width} x {height} pixels; needs at least {t.min_side} on the short side)"
+        )
+    if modality_probs:
+        scores.update({f"p_{k}": v for k, v in modality_probs.items()})
+        reasons += _modality_reasons(modality, modality_probs, t.min_modality_probability)
+    if stats["brightness"] < t.min_brightness:
+        reasons.append(f"too dark to judge (mean brightness {stats['brightness']:.0f}; needs {t.min_brightness:.0f} or more)")
+    if stats["saturated"] > t.max_saturated:
+        reasons.append(f"overexposed ({stats['saturated']:.0%} of the image is saturated; at most {t.max_saturated:.0%})")
+    if stats["sharpness"] < t.min_sharpness:
+        reasons.append(f"out of focus (sharpness {stats['sharpness']:.1f}; needs {t.min_sharpness:.1f} or more)")
+    if modality == "fundus" and stats["field_of_view"] < t.min_field_of_view:
+        reasons.append(
+            f"most of the field of view is missing (it fills {stats['field_of_view']:.0%} of the frame; "
+            f"needs {t.min_field_of_view:.0%})"
+        )
+    return CheckResult(passed=not reasons, reasons=reasons, scores=scores)
+
+
+_NAMES = {"fundus": "a colour fundus photograph", "oct": "an OCT B-scan"}
+_PLURALS = {"fundus": "colour fundus photographs", "oct": "OCT B-scans"}
+
+
+def _modality_reasons(modality: str, probs: dict[str, float], minimum: float) -> list[str]:
+    best = max(probs, key=probs.get)
+    if modality in ("fundus", "oct"):
+        if probs.get(modality, 0.0) >= minimum:
+            return []
+        if best in ("fundus", "oct"):
+            return [f"looks like {_NAMES[best]} ({probs[best]:.0%}), but this model reads {_PLURALS[modality]}"]
+        return [f"does not look like {_NAMES[modality]} (the image check rates it {probs.get('other', 0):.0%} non-retinal)"]
+    # A model of unknown modality (a Teachable Machine export): only "is it retinal at all".
+    if probs.get("other", 0.0) > 1 - minimum:
+        return [f"does not look like a retinal image (the image check rates it {probs['other']:.0%} non-retinal)"]
+    return []

@@ -1,0 +1,128 @@
+"""Image checks: each reason on a constructed image, and the pass rate on real test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from retina_desktop.checks import CheckThresholds, judge, measure
+from retina_desktop.imaging import load_image
+from retina_desktop.paths import default_model_path, modality_model_path, models_dir
+from retina_desktop.service import Classifier
+from retina_desktop.settings import Settings
+from tests.conftest import fundus_like
+
+FUNDUS_OK = {"fundus": 0.98, "oct": 0.01, "other": 0.01}
+
+
+def _reasons(image: Image.Image, modality="fundus", probs=FUNDUS_OK, thresholds=CheckThresholds()):
+    return judge(measure(image), image.size, thresholds, modality, probs).reasons
+
+
+def _textured(size=512, seed=0) -> Image.Image:
+    """A fundus-like disc with vessel-like detail, sharp enough to pass."""
+    rng = np.random.default_rng(seed)
+    base = np.asarray(fundus_like(size, seed), dtype=np.float64)
+    stripes = (np.sin(np.arange(size) / 3.0)[None, :] * 40)[..., None]
+    disc = base.sum(-1, keepdims=True) > 60
+    return Image.fromarray(np.clip(base + stripes * disc + rng.normal(0, 5, base.shape) * disc, 0, 255).astype(np.uint8))
+
+
+def test_a_good_image_passes():
+    assert _reasons(_textured()) == []
+
+
+def test_black_frame_is_too_dark():
+    reasons = _reasons(Image.new("RGB", (400, 400), (8, 8, 8)))
+    assert any(r.startswith("too dark to judge") for r in reasons)
+
+
+def test_white_frame_is_overexposed():
+    reasons = _reasons(Image.new("RGB", (400, 400), (255, 255, 255)))
+    assert any(r.startswith("overexposed") for r in reasons)
+
+
+def test_blur_is_out_of_focus():
+    sharp = _textured()
+    blurred = sharp.filter(ImageFilter.GaussianBlur(8))
+    assert measure(blurred)["sharpness"] < measure(sharp)["sharpness"] / 20
+    assert any(r.startswith("out of focus") for r in _reasons(blurred))
+
+
+def test_tiny_image():
+    reasons = _reasons(_textured(64))
+    assert reasons[0] == "image too small to judge (64 x 64 pixels; needs at least 128 on the short side)"
+
+
+def test_missing_field_of_view_only_matters_for_fundus():
+    image = np.asarray(_textured()).copy()
+    image[:, 130:] = 0  # three quarters of the frame dark
+    cut = Image.fromarray(image)
+    assert any(r.startswith("most of the field of view is missing") for r in _reasons(cut))
+    assert not any("field of view" in r for r in _reasons(cut, "oct", {"fundus": 0, "oct": 1, "other": 0}))
+
+
+def test_modality_reasons():
+    photo = _textured()
+    oct_probs = {"fundus": 0.02, "oct": 0.97, "other": 0.01}
+    assert _reasons(photo, "fundus", oct_probs) == [
+        "looks like an OCT B-scan (97%), but this model reads colour fundus photographs"]
+    other = {"fundus": 0.1, "oct": 0.05, "other": 0.85}
+    assert _reasons(photo, "fundus", other)[0].startswith("does not look like a colour fundus photograph")
+    assert _reasons(photo, "unknown", other)[0].startswith("does not look like a retinal image")
+    assert _reasons(photo, "unknown", oct_probs) == []
+
+
+def test_user_overrides_win_over_fitted_thresholds(small_bundle):
+    classifier = Classifier(small_bundle, settings=Settings(check_overrides={"min_side": 10}))
+    assert classifier.thresholds().min_side == 10
+
+
+needs_models = pytest.mark.skipif(
+    not (modality_model_path().exists() and default_model_path().exists()),
+    reason="the shipped models are not built yet (models/keras_model.h5, models/modality/)",
+)
+
+
+@needs_models
+def test_a_natural_photo_is_not_a_fundus():
+    from sklearn.datasets import load_sample_image
+
+    classifier = Classifier()
+    photo = Image.fromarray(load_sample_image("china.jpg"))
+    from retina_desktop.imaging import LoadedImage
+
+    result = classifier.check(LoadedImage(photo, "RGB", photo.size))
+    assert not result.passed
+    assert any("does not look like" in r for r in result.reasons)
+
+
+@needs_models
+@pytest.mark.data
+def test_an_oct_given_to_the_fundus_model(shared_data):
+    classifier = Classifier()
+    scans = sorted((shared_data / "oct-dme" / "DME").glob("*.jpg"))[:10]
+    flagged = [not classifier.check(load_image(p)).passed for p in scans]
+    assert all(flagged)
+    reasons = classifier.check(load_image(scans[0])).reasons
+    assert any(r.startswith("looks like an OCT B-scan") for r in reasons)
+
+
+@needs_models
+@pytest.mark.data
+def test_real_test_images_mostly_pass(shared_data):
+    import csv
+
+    rows = [r for r in csv.DictReader((shared_data / "fundus4" / "splits.csv").open()) if r["split"] == "test"]
+    sample = rows[:: max(1, len(rows) // 120)]
+    classifier = Classifier()
+    flagged = sum(not classifier.check(load_image(shared_data / "fundus4" / r["file"])).passed for r in sample)
+    assert flagged / len(sample) <= 0.05, f"{flagged} of {len(sample)} real test images flagged"
+
+    oct_model = models_dir() / "oct" / "keras_model.h5"
+    if oct_model.exists():
+        oct_classifier = Classifier(oct_model)
+        scans = [r for r in csv.DictReader((shared_data / "oct-dme" / "splits.csv").open()) if r["split"] == "test"]
+        flagged = sum(not oct_classifier.check(load_image(shared_data / "oct-dme" / r["file"])).passed for r in scans)
+        assert flagged / len(scans) <= 0.05, f"{flagged} of {len(scans)} real OCT test scans flagged"

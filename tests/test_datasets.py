@@ -1,0 +1,93 @@
+"""Data sets: class discovery, splits.csv, and patient-grouped stratified splitting."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from retina_desktop.errors import UserError
+from retina_desktop.records import InputSpec
+from training.datasets import load_arrays, load_dataset, make_group_split
+from tests.conftest import fundus_like
+
+
+def _folder(tmp_path, per_class=30):
+    root = tmp_path / "data"
+    for c, label in enumerate(["healthy", "sick"]):
+        (root / label).mkdir(parents=True)
+        for patient in range(per_class // 2):
+            for eye in ("left", "right"):
+                fundus_like(24, seed=c * 1000 + patient).save(root / label / f"{c}{patient:03d}_{eye}.png")
+    return root
+
+
+def test_group_split_never_puts_a_patient_on_two_sides(tmp_path):
+    dataset = load_dataset(_folder(tmp_path, per_class=40), seed=3)
+    sides = defaultdict(set)
+    for sample in dataset.samples:
+        sides[sample.group].add(sample.split)
+    assert all(len(s) == 1 for s in sides.values())
+    # Both eyes of a patient share a group: "0001_left.png" and "0001_right.png".
+    assert len(sides) == len(dataset.samples) // 2
+
+
+def test_group_split_is_stratified_and_seeded(tmp_path):
+    files = [(f"{label}/{offset + p:04d}_{eye}.png", label)
+             for label, n, offset in (("a", 300, 0), ("b", 60, 5000))
+             for p in range(n) for eye in ("l", "r")]
+    samples = make_group_split(files, r"^(\d+)_", 0.1, 0.2, seed=1)
+    counts = Counter((s.label, s.split) for s in samples)
+    for label, n in (("a", 600), ("b", 120)):
+        assert counts[(label, "test")] / n == pytest.approx(0.2, abs=0.03)
+        assert counts[(label, "val")] / n == pytest.approx(0.1, abs=0.03)
+    again = make_group_split(files, r"^(\d+)_", 0.1, 0.2, seed=1)
+    other = make_group_split(files, r"^(\d+)_", 0.1, 0.2, seed=2)
+    assert again == samples and other != samples
+
+
+def test_splits_csv_is_used_when_present(tmp_path):
+    root = _folder(tmp_path, per_class=4)
+    (root / "splits.csv").write_text(
+        "file,label,group,split\nhealthy/0000_left.png,healthy,p0,train\nsick/1000_left.png,sick,p1,test\n"
+    )
+    dataset = load_dataset(root)
+    assert [(s.file, s.split) for s in dataset.samples] == [
+        ("healthy/0000_left.png", "train"), ("sick/1000_left.png", "test")]
+
+
+def test_splits_csv_with_an_unknown_label(tmp_path):
+    root = _folder(tmp_path, per_class=2)
+    (root / "splits.csv").write_text("file,label,group,split\nx.png,unicorn,p,train\n")
+    with pytest.raises(UserError, match="unicorn"):
+        load_dataset(root)
+
+
+def test_a_folder_without_classes(tmp_path):
+    (tmp_path / "only").mkdir()
+    fundus_like(8).save(tmp_path / "only" / "a.png")
+    with pytest.raises(UserError, match="at least two class sub-folders"):
+        load_dataset(tmp_path)
+
+
+def test_arrays_come_from_the_app_loader_and_are_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    dataset = load_dataset(_folder(tmp_path, per_class=4))
+    spec = InputSpec(16, 20, "pad", "none")
+    images, labels = load_arrays(dataset, dataset.samples, spec, progress=False)
+    assert images.shape == (8, 16, 20, 3) and images.dtype == np.uint8
+    assert sorted(Counter(labels.tolist()).values()) == [4, 4]
+    again, _ = load_arrays(dataset, dataset.samples, spec, progress=False)
+    assert np.array_equal(images, again)
+    assert list((tmp_path / "cache").rglob("*.npz"))
+
+
+@pytest.mark.data
+def test_shared_fundus4_splits_keep_patients_apart(shared_data):
+    dataset = load_dataset(shared_data / "fundus4")
+    sides = defaultdict(set)
+    for sample in dataset.samples:
+        sides[sample.group].add(sample.split)
+    assert all(len(s) == 1 for s in sides.values())
+    assert dataset.classes == ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]

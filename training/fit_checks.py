@@ -1,0 +1,127 @@
+"""The `fit-checks` verb: fit a model's image-check thresholds on its validation images, then
+measure on images it never saw how often the checks flag real test images, non-retinal images,
+and images of the other modality. Thresholds and figures go into the model's sidecar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.checks import CheckThresholds, judge, measure
+from retina_desktop.imaging import load_image
+from retina_desktop.model_files import read_sidecar, sidecar_path_for, write_sidecar
+from retina_desktop.service import Classifier
+from retina_desktop.settings import Settings
+
+from .datasets import load_dataset
+from .negatives import negatives
+
+
+def _evidence(classifier: Classifier, images) -> list[tuple[dict, tuple[int, int], dict | None]]:
+    """Statistics, source size and modality probabilities of each (PIL image, size) pair."""
+    out = []
+    modality = classifier._modality_classifier()
+    for image, size in images:
+        probs = None
+        if modality is not None:
+            from retina_desktop.preprocessing import fit_image
+
+            spec = modality.bundle().metadata.input
+            p = modality.predict_arrays(fit_image(image, spec)[None], calibrated=False)[0]
+            probs = dict(zip(modality.bundle().classes, map(float, p)))
+        out.append((measure(image), size, probs))
+    return out
+
+
+def _split_images(data: Path, split: str):
+    dataset = load_dataset(data)
+    for sample in dataset.subset(split):
+        loaded = load_image(dataset.root / sample.file)
+        yield loaded.rgb, loaded.source_size
+
+
+def fit_thresholds(evidence, modality: str, percentile: float) -> CheckThresholds:
+    """Each limit at `percentile` of the validation images (the far tail, not the bulk)."""
+    stats = {k: np.array([e[0][k] for e in evidence]) for k in evidence[0][0]}
+    defaults = CheckThresholds()
+    return dataclasses.replace(
+        defaults,
+        min_brightness=round(float(np.percentile(stats["brightness"], percentile)), 2),
+        max_saturated=round(float(max(np.percentile(stats["saturated"], 100 - percentile), 0.02)), 4),
+        min_sharpness=round(float(np.percentile(stats["sharpness"], percentile)), 3),
+        min_field_of_view=round(float(np.percentile(stats["field_of_view"], percentile)), 3)
+        if modality == "fundus"
+        else defaults.min_field_of_view,
+    )
+
+
+def flag_rate(evidence, thresholds: CheckThresholds, modality: str) -> tuple[float, dict[str, int]]:
+    reasons: dict[str, int] = {}
+    flagged = 0
+    for stats, size, probs in evidence:
+        result = judge(stats, size, thresholds, modality, probs)
+        if not result.passed:
+            flagged += 1
+            for reason in result.reasons:
+                key = reason.split(" (")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+    return flagged / max(1, len(evidence)), reasons
+
+
+def run_fit_checks(args) -> int:
+    model_path = Path(args.model)
+    classifier = Classifier(model_path, settings=Settings(checks_enabled=False))
+    metadata = classifier.bundle().metadata
+    modality = metadata.modality
+    if classifier._modality_classifier() is None:
+        print("warning: no modality model in models/modality/: only image statistics are checked")
+
+    val = _evidence(classifier, _split_images(Path(args.data), "val"))
+    thresholds = fit_thresholds(val, modality, args.percentile)
+    test = _evidence(classifier, _split_images(Path(args.data), "test"))
+    test_rate, test_reasons = flag_rate(test, thresholds, modality)
+    negative = _evidence(classifier, ((n.image, n.image.size) for n in negatives("test")))
+    negative_rate, negative_reasons = flag_rate(negative, thresholds, modality)
+    report = {
+        "fitted_on": f"val split of {args.data} ({len(val)} images), limits at the {args.percentile} percentile",
+        "real_test_flagged": round(test_rate, 4),
+        "real_test_n": len(test),
+        "real_test_reasons": test_reasons,
+        "non_retinal_flagged": round(negative_rate, 4),
+        "non_retinal_n": len(negative),
+        "non_retinal_reasons": negative_reasons,
+    }
+    if args.other_modality:
+        other = _evidence(classifier, _split_images(Path(args.other_modality), "test"))
+        other_rate, other_reasons = flag_rate(other, thresholds, modality)
+        report.update(
+            other_modality_data=args.other_modality,
+            other_modality_flagged=round(other_rate, 4),
+            other_modality_n=len(other),
+            other_modality_reasons=other_reasons,
+        )
+    report["ms_per_image"] = round(_time_checks(classifier, Path(args.data)), 2)
+
+    sidecar = sidecar_path_for(model_path)
+    stored = read_sidecar(sidecar) or metadata
+    stored.checks = {"thresholds": thresholds.to_dict(), "report": report}
+    write_sidecar(sidecar, stored)
+    print(json.dumps(stored.checks, indent=1))
+    return 0
+
+
+def _time_checks(classifier: Classifier, data: Path, n: int = 50) -> float:
+    """Median milliseconds that `Classifier.check` adds to one already-decoded image."""
+    loaded = [load_image(p) for p in sorted(data.rglob("*.jp*g"))[:n]]
+    classifier.check(loaded[0])  # warm: traces the modality model
+    times = []
+    for image in loaded:
+        start = time.perf_counter()
+        classifier.check(image)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)

@@ -1,0 +1,110 @@
+"""The `modality` verb: a small classifier that tells fundus photographs, OCT B-scans and
+anything else apart, shipped as models/modality/ for the image checks.
+
+Positives are the real images of our data sets (their patient-grouped splits kept), optionally
+with extra fundus photographs from other cameras (DRIVE, CHASE); negatives come from
+`training.negatives`, split by source file so that the test figures are on unseen sources.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.augmentation import AugmentConfig
+from retina_desktop.imaging import list_images, load_image
+from retina_desktop.model_files import write_labels, write_sidecar
+from retina_desktop.preprocessing import fit_image
+from retina_desktop.records import InputSpec, ModelMetadata
+
+from .classifier import ClassifierConfig, train_classifier
+from .datasets import load_arrays, load_dataset
+from .negatives import negatives, random_crops
+
+CLASSES = ["fundus", "oct", "other"]
+
+
+def _real(folder: str, split: str, spec: InputSpec) -> np.ndarray:
+    dataset = load_dataset(folder)
+    images, _ = load_arrays(dataset, dataset.subset(split), spec)
+    return images
+
+
+def _negative_arrays(side: str, spec: InputSpec, crops: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    images, names = [], []
+    for negative in negatives(side, seed=seed):
+        views = random_crops(negative.image, crops, rng) if crops else [negative.image]
+        images += [fit_image(view, spec) for view in views]
+        names += [negative.name] * len(views)
+    return np.stack(images), names
+
+
+def build_sets(args, spec: InputSpec):
+    sets = {}
+    for split in ("train", "val", "test"):
+        fundus = _real(args.fundus, split, spec)
+        oct_ = _real(args.oct, split, spec)
+        parts = [fundus, oct_]
+        labels = [np.zeros(len(fundus)), np.ones(len(oct_))]
+        if split == "train":
+            for folder in args.extra_fundus or []:
+                extra = np.stack([fit_image(load_image(p).rgb, spec) for p in list_images(folder)])
+                parts.append(extra)
+                labels.append(np.zeros(len(extra)))
+        side = "train" if split == "train" else "test"
+        crops = 8 if split == "train" else (1 if split == "val" else 0)
+        neg, _ = _negative_arrays(side, spec, crops, seed=args.seed + (split == "val"))
+        parts.append(neg)
+        labels.append(np.full(len(neg), 2))
+        sets[split] = (np.concatenate(parts), np.concatenate(labels).astype(np.int32))
+        counts = np.bincount(sets[split][1], minlength=3)
+        print(f"{split}: " + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)))
+    return sets
+
+
+def run_modality(args) -> int:
+    spec = InputSpec(args.size, args.size, "pad", "none")
+    config = ClassifierConfig(
+        height=args.size, width=args.size, fit="pad", width_multiplier=0.5,
+        epochs=args.epochs, batch_size=32, learning_rate=2e-3, patience=6, seed=args.seed,
+    )
+    sets = build_sets(args, spec)
+    out = Path(args.out)
+    augment = AugmentConfig(flip_horizontal=True, rotation_degrees=10, zoom=0.1, brightness=0.2, contrast=0.2, gamma=0.2)
+    model, state = train_classifier(config, sets["train"], sets["val"], 3, out, augment, resume=args.resume)
+    x_test, y_test = sets["test"]
+    probs = model.predict(x_test.astype("float32"), batch_size=64, verbose=0)
+    report = {
+        "test_accuracy_by_class": {
+            c: round(float((probs[y_test == i].argmax(1) == i).mean()), 4) for i, c in enumerate(CLASSES)
+        },
+        "test_counts": {c: int((y_test == i).sum()) for i, c in enumerate(CLASSES)},
+        "training_seconds": round(state.seconds, 1),
+    }
+    atomic_save(out / "keras_model.h5", model.save)
+    write_labels(out / "labels.txt", CLASSES)
+    write_sidecar(
+        out / "keras_model.json",
+        ModelMetadata(
+            classes=CLASSES, input=spec, modality="any", name="Image modality check (fundus / OCT / other)",
+            version="1",
+            provenance={
+                "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                "data": [args.fundus, args.oct, *(args.extra_fundus or [])],
+                "negatives": "training/negatives.py (packaged sample images and generated ones)",
+                "config": config.to_dict(),
+                "training_seconds": round(state.seconds, 1),
+            },
+            metrics=report,
+        ),
+    )
+    with atomic_write(out / "history.json") as handle:
+        json.dump(state.history, handle, indent=1)
+    print(json.dumps(report, indent=1))
+    return 0
