@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 _lock = threading.Lock()
 _captured_import_log = ""
+_keras = None  # set only once the whole import has finished
 
 # Read by TensorFlow when it loads; the defaults make it chatty.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,10 +50,12 @@ def stderr_captured() -> Iterator[list[str]]:
 
 def import_keras():
     """Import and return `keras` quietly. Safe to call from any thread, any number of times."""
-    global _captured_import_log
-    if "keras" in sys.modules and "tensorflow" in sys.modules:
-        return sys.modules["keras"]
+    global _captured_import_log, _keras
+    if _keras is not None:
+        return _keras
     with _lock:
+        if _keras is not None:  # another thread finished the import while we waited
+            return _keras
         try:
             with stderr_captured() as captured:
                 import keras
@@ -67,6 +70,7 @@ def import_keras():
             import absl.logging
 
             absl.logging.set_verbosity(absl.logging.ERROR)
+        _keras = keras
         return keras
 
 
