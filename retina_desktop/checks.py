@@ -25,8 +25,9 @@ from .records import CheckResult
 
 # The working size for statistics: small enough to be fast, fixed so figures are comparable.
 WORK_SIZE = 256
-# Below this luminance (0-255) a pixel is background: outside the fundus camera's circle.
-BACKGROUND_LEVEL = 20
+# A pixel whose brightest channel is below this (0-255) is background, outside the fundus
+# camera's circle. The brightest channel, not luminance: a dark fundus is still red.
+BACKGROUND_LEVEL = 10
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def measure(image: Image.Image) -> dict[str, float]:
     small = image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
     rgb = np.asarray(small, dtype=np.float32)
     luminance = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    fov = luminance > BACKGROUND_LEVEL
+    fov = rgb.max(axis=-1) > BACKGROUND_LEVEL
     fov_fraction = float(fov.mean())
     inside = luminance[fov] if fov.any() else luminance.ravel()
     # The 5-point Laplacian, kept off the field-of-view border where the circle's edge would

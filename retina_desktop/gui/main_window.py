@@ -1,0 +1,360 @@
+"""The main window: menu, notebook (Diagnose, Batch, Augment), notice, status bar, and the
+message loop between the Tk thread and the worker threads.
+
+The window is built at once; the model loads on a worker thread started by `after(1, ...)`
+once Tk is running. Workers put `(kind, payload)` messages on one queue; `_drain`, rescheduled
+every 50 ms, hands them to the tab that owns the kind ("diagnose.*", "batch.*"). Widgets are
+touched on the Tk thread only.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+from tkinter import font as tkfont
+from tkinter import ttk
+from typing import Any
+
+from ..errors import UserError
+from ..logs import log_unexpected
+from ..model_files import labels_path_for, sidecar_path_for
+from ..records import ModelMetadata
+from ..report import NOTICE, display_name
+from . import dialogs
+from .augment_tab import AugmentTab
+from .batch_tab import BatchTab
+from .diagnose_tab import DiagnoseTab
+from .dnd import enable_file_drop
+from .worker import DONE, ERROR, UNEXPECTED, JobFailure, Worker
+
+POLL_MS = 50
+
+
+# ---- jobs: these run on a worker thread ---------------------------------------------------
+
+
+def import_chart_job() -> None:
+    """Import matplotlib's Tk backend ahead, so that creating the chart does not stall Tk."""
+    import matplotlib.backends.backend_tkagg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
+def load_model_job(classifier) -> tuple[Any, ModelMetadata]:
+    """Load (TensorFlow and) the model; returns (classifier, metadata)."""
+    return classifier, classifier.bundle().metadata
+
+
+# ---- the window: Tk thread only -----------------------------------------------------------
+
+
+class MainWindow:
+    def __init__(
+        self,
+        root: tk.Tk,
+        classifier,
+        *,
+        image: str | Path | None = None,
+        classifier_factory: Callable[..., Any] | None = None,
+        trust_model: bool = False,
+    ) -> None:
+        self.root = root
+        self.classifier = classifier
+        self.classifier_factory = classifier_factory
+        self.trust_model = trust_model
+        self.metadata: ModelMetadata | None = None
+        self.model_ready = False
+        self._opening_model: Path | None = None
+        self._initial_image = Path(image) if image else None
+        self.messages: queue.Queue = queue.Queue()
+        self.worker = Worker(self.messages, "retina-worker")
+        self.batch_worker = Worker(self.messages, "retina-batch")
+        self._closed = False
+
+        root.title("Retina Desktop")
+        root.report_callback_exception = self.report_exception
+        self._style()
+        self._geometry()
+        self._body()
+        self._menu()
+        self._shortcuts()
+        root.protocol("WM_DELETE_WINDOW", self.quit)
+        self.drop_enabled = enable_file_drop(
+            root, [self.diagnose.panel.canvas, self.batch.tree], self._dropped
+        )
+        self._poll_id = root.after(POLL_MS, self._drain)
+        root.after(1, self._start)
+
+    # construction
+    def _style(self) -> None:
+        style = ttk.Style(self.root)
+        if sys.platform.startswith("linux") and "clam" in style.theme_names():
+            style.theme_use("clam")  # the X11 default theme looks dated; clam is crisp and flat
+        base = tkfont.nametofont("TkDefaultFont")
+        size = max(abs(int(base.cget("size"))), 10)
+        base.configure(size=size)
+        for name in ("TkTextFont", "TkMenuFont", "TkHeadingFont"):
+            tkfont.nametofont(name).configure(size=size)
+        family = base.cget("family")
+        style.configure("Result.TLabel", font=(family, size + 4, "bold"), foreground="#12324a")
+        style.configure("Heading.TLabel", font=(family, size + 4, "bold"))
+        style.configure("Warning.TLabel", background="#fff3cd", foreground="#5c4400")
+        style.configure("Notice.TLabel", foreground="#7a1d1d", font=(family, size, "bold"))
+        style.configure("Status.TLabel", foreground="#333333")
+        style.configure("Accent.TButton", font=(family, size, "bold"))
+        style.configure("Treeview", rowheight=int(size * 2.3))
+        style.configure("TNotebook.Tab", padding=(14, 5))
+        # clam draws the filled part of a progress bar lighter than its trough: a full bar looks empty.
+        accent = "#2f6f9f"
+        style.configure("TProgressbar", background=accent, lightcolor=accent, darkcolor=accent,
+                        troughcolor="#f4f4f2", bordercolor="#a8a8a0")
+
+    def _geometry(self) -> None:
+        width = min(1200, self.root.winfo_screenwidth() - 40)
+        height = min(780, self.root.winfo_screenheight() - 70)
+        self.root.geometry(f"{width}x{height}")
+        self.root.minsize(min(900, width), min(600, height))
+
+    def _menu(self) -> None:
+        self.diagnose_heatmap_var = self.diagnose.heatmap_var
+        bar = tk.Menu(self.root)
+        file_menu = tk.Menu(bar, tearoff=False)
+        file_menu.add_command(label="Open image…", accelerator="Ctrl+O", command=self.open_image)
+        file_menu.add_command(label="Classify folder…", accelerator="Ctrl+B", command=self.classify_folder)
+        file_menu.add_command(label="Open model…", command=self.open_model)
+        file_menu.add_command(label="Export report…", accelerator="Ctrl+E", command=self.export_report)
+        file_menu.add_separator()
+        file_menu.add_command(label="Quit", accelerator="Ctrl+Q", command=self.quit)
+        bar.add_cascade(label="File", menu=file_menu, underline=0)
+        view_menu = tk.Menu(bar, tearoff=False)
+        view_menu.add_checkbutton(label="Show heatmap", accelerator="Ctrl+H", variable=self.diagnose_heatmap_var,
+                                  command=self._heatmap_toggled)
+        bar.add_cascade(label="View", menu=view_menu, underline=0)
+        help_menu = tk.Menu(bar, tearoff=False)
+        help_menu.add_command(label="About Retina Desktop", command=self.about)
+        bar.add_cascade(label="Help", menu=help_menu, underline=0)
+        self.root.configure(menu=bar)
+        self.menu = bar
+
+    def _body(self) -> None:
+        outer = ttk.Frame(self.root)
+        outer.pack(fill="both", expand=True)
+        self.notebook = ttk.Notebook(outer)
+        self.notebook.pack(fill="both", expand=True, padx=8, pady=(8, 0))
+        self.diagnose = DiagnoseTab(self.notebook, self)
+        self.batch = BatchTab(self.notebook, self)
+        self.augment = AugmentTab(self.notebook)
+        self.notebook.add(self.diagnose, text="Diagnose")
+        self.notebook.add(self.batch, text="Batch")
+        self.notebook.add(self.augment, text="Augment")
+
+        ttk.Label(outer, text=NOTICE, style="Notice.TLabel", anchor="w").pack(fill="x", padx=12, pady=(6, 2))
+        ttk.Separator(outer).pack(fill="x")
+        status = ttk.Frame(outer, padding=(10, 3))
+        status.pack(fill="x")
+        self.status_var = tk.StringVar(value="Starting…")
+        self.model_var = tk.StringVar(value="Loading model…")
+        self.activity = ttk.Progressbar(status, mode="indeterminate", length=90)
+        self.model_label = ttk.Label(status, textvariable=self.model_var, style="Status.TLabel", anchor="e")
+        self.model_label.pack(side="right")
+        ttk.Label(status, textvariable=self.status_var, style="Status.TLabel", anchor="w").pack(
+            side="left", fill="x", expand=True
+        )
+
+    def _shortcuts(self) -> None:
+        keys = (("o", self.open_image), ("e", self.export_report), ("q", self.quit),
+                ("b", self.classify_folder), ("h", self.toggle_heatmap))
+        for key, action in keys:
+            for sequence in (f"<Control-{key}>", f"<Control-{key.upper()}>"):
+                self.root.bind_all(sequence, lambda _e, a=action: (a(), "break")[1])
+
+    def _start(self) -> None:
+        """Runs once Tk is up: the slow imports and the model load go to the worker."""
+        self.worker.submit("app.chart", import_chart_job)
+        self._loading(f"Loading model {Path(self.classifier.model_path).name}…")
+        self.worker.submit("model.loaded", load_model_job, self.classifier, context=self.classifier.model_path)
+        if self._initial_image is not None:
+            self.diagnose.open_image(self._initial_image)
+
+    # status
+    def set_status(self, text: str) -> None:
+        """Show `text` in the status bar. Tk thread only."""
+        self.status_var.set(text)
+
+    def _loading(self, text: str) -> None:
+        self.model_var.set("Loading model…")
+        self.set_status(text)
+        self.activity.pack(side="right", padx=(8, 0), before=self.model_label)
+        self.activity.start(15)
+
+    def _loaded(self) -> None:
+        self.activity.stop()
+        self.activity.pack_forget()
+
+    def _model_text(self, metadata: ModelMetadata) -> str:
+        classes = ", ".join(display_name(c) for c in metadata.classes)
+        return f"Model: {metadata.name} {metadata.version} · {metadata.modality} · {classes}"
+
+    # menu actions
+    def open_image(self) -> None:
+        self.notebook.select(self.diagnose)
+        self.diagnose.browse()
+
+    def classify_folder(self) -> None:
+        self.notebook.select(self.batch)
+        self.batch.choose_folder()
+
+    def toggle_heatmap(self) -> None:
+        if "disabled" in self.diagnose.heatmap_check.state():
+            self.set_status("No heatmap to show yet.")
+            return
+        self.notebook.select(self.diagnose)
+        self.diagnose.heatmap_var.set(not self.diagnose.heatmap_var.get())
+        self._heatmap_toggled()
+
+    def _heatmap_toggled(self) -> None:
+        if "disabled" in self.diagnose.heatmap_check.state():
+            self.diagnose.heatmap_var.set(False)
+        self.diagnose.refresh_image()
+
+    def open_in_diagnose(self, path: Path) -> None:
+        self.notebook.select(self.diagnose)
+        self.diagnose.open_image(path)
+
+    def export_report(self) -> None:
+        self.notebook.select(self.diagnose)
+        self.diagnose.export_report()
+
+    def open_model(self) -> None:
+        if self._opening_model is not None:
+            self.set_status(f"Still loading {self._opening_model.name}; please wait.")
+            return
+        path = dialogs.ask_model(self.root)
+        if path is None:
+            return
+        labels = None
+        if not labels_path_for(path).exists() and not sidecar_path_for(path).exists():
+            labels = dialogs.ask_labels(self.root, path)
+            if labels is None:
+                return
+        factory = self.classifier_factory or type(self.classifier)
+        candidate = factory(path, labels, trust_model=self.trust_model)
+        self._opening_model = path
+        self._loading(f"Loading model {path.name}…")
+        self.worker.submit("model.open", load_model_job, candidate, context=path)
+
+    def about(self) -> None:
+        path = str(getattr(self.classifier, "model_path", "")) if self.model_ready else None
+        dialogs.AboutDialog(self.root, dialogs.about_text(self.metadata, path))
+
+    def quit(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.batch._cancel.set()
+        self.worker.stop()
+        self.batch_worker.stop()
+        try:
+            self.root.after_cancel(self._poll_id)
+        except tk.TclError:
+            pass
+        self.root.destroy()
+
+    def _dropped(self, paths: list[Path]) -> None:
+        first = paths[0]
+        if first.is_dir():
+            self.notebook.select(self.batch)
+            self.batch.run(first)
+        else:
+            self.open_in_diagnose(first)
+
+    # errors
+    def report_exception(self, exc_type, value, tb) -> None:
+        """Tk's hook for exceptions in callbacks: plain message, or log file + its path."""
+        if self._closed:
+            return  # e.g. a dialog still open when the window was closed under it
+        if isinstance(value, UserError):
+            message, title = str(value), "Retina Desktop"
+        else:
+            path = log_unexpected("Unexpected error in the window", value)
+            message, title = f"Unexpected error, see {path}", "Unexpected error"
+        try:
+            dialogs.show_error(self.root, title, message)
+        except tk.TclError:  # the window is going away
+            pass
+
+    # the message loop
+    def _drain(self) -> None:
+        try:
+            for _ in range(500):  # bounded, so a flood of batch rows cannot starve Tk
+                kind, payload = self.messages.get_nowait()
+                self.dispatch(kind, payload)
+        except queue.Empty:
+            pass
+        finally:
+            if not self._closed:
+                self._poll_id = self.root.after(POLL_MS, self._drain)
+
+    def dispatch(self, kind: str, payload: Any) -> None:
+        """Handle one worker message. Tk thread only."""
+        if kind == DONE:
+            self._job_done(payload)
+        elif kind in (ERROR, UNEXPECTED):
+            self._job_failed(kind, payload)
+        elif kind == "app.chart":
+            self.diagnose.chart.attach()
+        elif kind in ("model.loaded", "model.open"):
+            self._model_loaded(kind, *payload)
+        elif kind.startswith("diagnose."):
+            self.diagnose.handle(kind, payload)
+        elif kind.startswith("batch."):
+            self.batch.handle(kind, payload)
+
+    def _job_done(self, kind: str) -> None:
+        if kind.startswith("diagnose."):
+            self.diagnose.job_done(kind)
+        elif kind.startswith("batch."):
+            self.batch.job_done(kind)
+        elif kind in ("model.loaded", "model.open"):
+            if kind == "model.open":
+                self._opening_model = None
+            self._loaded()
+
+    def _model_loaded(self, kind: str, classifier, metadata: ModelMetadata) -> None:
+        previous = self.diagnose.prediction
+        self.classifier = classifier
+        self.metadata = metadata
+        self.model_ready = True
+        self.model_var.set(self._model_text(metadata))
+        self.set_status("Ready. Open an image (Ctrl+O) or choose a folder in the Batch tab.")
+        if kind == "model.open":
+            self.diagnose.clear()
+            self.set_status(f"Model {metadata.name} loaded.")
+            if previous is not None and self.diagnose.busy_path is None:
+                self.diagnose.open_image(previous.file)  # the same image, judged by the new model
+
+    def _job_failed(self, kind: str, failure: JobFailure) -> None:
+        job = failure.job
+        if job == "model.loaded":
+            self.model_var.set("No model loaded")
+            self.set_status("The model could not be loaded; use File > Open model.")
+            dialogs.show_error(self.root, "Model not loaded", failure.message)
+        elif job == "model.open":
+            kept = f"\n\nStill using {self.metadata.name}." if self.model_ready and self.metadata else ""
+            if self.model_ready and self.metadata:
+                self.model_var.set(self._model_text(self.metadata))
+            else:
+                self.model_var.set("No model loaded")
+            self.set_status("The model was not changed.")
+            dialogs.show_error(self.root, "Cannot open the model", failure.message + kept)
+        elif job.startswith("diagnose."):
+            self.diagnose.job_failed(job, failure.message)
+            dialogs.show_error(self.root, "Cannot analyse the image" if job == "diagnose.analysis" else "Retina Desktop",
+                               failure.message)
+        elif job.startswith("batch."):
+            self.batch.job_failed(job, failure.message)
+            dialogs.show_error(self.root, "Batch", failure.message)
+        else:
+            dialogs.show_error(self.root, "Retina Desktop", failure.message)

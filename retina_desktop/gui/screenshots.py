@@ -1,0 +1,170 @@
+"""Screenshots of the running application for the README: `python -m retina_desktop.gui.screenshots --out DIR`.
+
+For each screen size it starts a virtual display (Xvfb), runs `python -m retina_desktop IMAGE`
+as a user would, waits until the window title names the analysed image, turns the heatmap on
+(Ctrl+H), captures the Diagnose tab, then runs a small folder through the Batch tab (Ctrl+B and
+the folder typed into Tk's own folder dialog) and captures that. Tools: Xvfb, xdotool and
+ImageMagick's `import`. Also provides `virtual_display`, which the GUI tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..paths import assets_dir, bundle_root
+
+SIZES = ((1280, 800), (1024, 700))
+SHARED_DATA = bundle_root().parent / "shared" / "data"
+
+
+@contextlib.contextmanager
+def virtual_display(width: int = 1280, height: int = 800) -> Iterator[str]:
+    """Start `Xvfb` on a free display number; yields the DISPLAY value (":N")."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        raise RuntimeError("Xvfb is not installed (apt-get install xvfb)")
+    for number in range(91, 191):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    else:
+        raise RuntimeError("no free X display number between :91 and :190")
+    process = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb did not start on :{number}")
+            time.sleep(0.05)
+        yield f":{number}"
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+
+
+def _xdotool(env: dict, *args: str) -> str:
+    done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
+
+
+def _wait_window(env: dict, name: str, timeout: float, app: subprocess.Popen | None = None) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app is not None and app.poll() is not None:
+            raise RuntimeError(f"the application exited with status {app.returncode}")
+        found = _xdotool(env, "search", "--name", name)
+        if found:
+            return found.splitlines()[0]
+        time.sleep(0.5)
+    raise RuntimeError(f"no window named {name!r} within {timeout:.0f} s")
+
+
+def _capture(env: dict, path: Path) -> None:
+    subprocess.run(["import", "-window", "root", str(path)], env=env, check=True, timeout=60)
+    print(f"wrote {path}")
+
+
+def default_image() -> Path:
+    """A real fundus photograph from the shared data, else a sample in assets/."""
+    for folder in (SHARED_DATA / "fundus4" / "glaucoma", assets_dir() / "samples", assets_dir()):
+        if folder.is_dir():
+            images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            if images:
+                return images[0]
+    raise RuntimeError("no fundus image found: pass --image")
+
+
+def demo_folder(target: Path, per_class: int = 2) -> Path:
+    """A small folder of links to real images (one per class and a file that is not an image)."""
+    target.mkdir(parents=True, exist_ok=True)
+    root = SHARED_DATA / "fundus4"
+    if root.is_dir():
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            for image in sorted(class_dir.iterdir())[:per_class]:
+                link = target / f"{class_dir.name}_{image.name}"
+                if not link.exists():
+                    link.symlink_to(image)
+    else:
+        shutil.copy(default_image(), target / default_image().name)
+    (target / "scan_notes.jpg").write_text("not an image\n")
+    return target
+
+
+def shoot(out: Path, size: tuple[int, int], image: Path, folder: Path, model: str | None, wait: float) -> list[Path]:
+    width, height = size
+    written = []
+    with virtual_display(width, height) as display:
+        # The package's own checkout comes first, wherever this runs from (the app ignores the cwd).
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "DISPLAY": display, "PYTHONPATH": path}
+        command = [sys.executable, "-m", "retina_desktop", str(image)] + (["--model", model] if model else [])
+        app = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir())
+        try:
+            window = _wait_window(env, f"Retina Desktop: {image.name}", wait, app)
+            # No window manager on Xvfb: fill the screen as a maximised window would.
+            _xdotool(env, "windowmove", window, "0", "0")
+            _xdotool(env, "windowsize", window, str(width), str(height))
+            time.sleep(6)  # the heatmap follows the result
+            _xdotool(env, "key", "--window", window, "ctrl+h")
+            time.sleep(2)
+            path = out / f"diagnose-{width}x{height}.png"
+            _capture(env, path)
+            written.append(path)
+
+            _xdotool(env, "key", "--window", window, "ctrl+b")
+            dialog = _wait_window(env, "Choose a folder", 20)
+            _xdotool(env, "key", "--window", dialog, "ctrl+a", "ctrl+k")  # Tk entry: home, kill line
+            _xdotool(env, "type", "--window", dialog, str(folder))
+            _xdotool(env, "key", "--window", dialog, "Return")  # into the folder
+            time.sleep(1)
+            _xdotool(env, "key", "--window", dialog, "Return")  # choose it
+            time.sleep(4 + len(list(folder.iterdir())))
+            path = out / f"batch-{width}x{height}.png"
+            _capture(env, path)
+            written.append(path)
+            _xdotool(env, "key", "--window", window, "ctrl+q")
+            app.wait(20)
+        finally:
+            if app.poll() is None:
+                app.terminate()
+                app.wait(10)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for the PNG files")
+    parser.add_argument("--image", help="image to analyse (default: a real fundus photograph)")
+    parser.add_argument("--folder", help="folder for the Batch tab (default: a few real images)")
+    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--wait", type=float, default=180, help="seconds to wait for the first result")
+    args = parser.parse_args(argv)
+    for tool in ("Xvfb", "xdotool", "import"):
+        if shutil.which(tool) is None:
+            print(f"error: {tool} is not installed", file=sys.stderr)
+            return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    image = Path(args.image) if args.image else default_image()
+    with tempfile.TemporaryDirectory(prefix="retina-shots-") as tmp:
+        folder = Path(args.folder) if args.folder else demo_folder(Path(tmp) / "clinic-folder")
+        for size in SIZES:
+            shoot(out, size, image.resolve(), folder.resolve(), args.model, args.wait)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

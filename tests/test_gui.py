@@ -1,0 +1,336 @@
+"""Tests for retina_desktop.gui: a real Tk window on a virtual display (Xvfb), driven with
+`invoke()` and patched dialogs. A fake classifier stands in where the model is not the point;
+the others use the small real bundle, and every test that runs model code checks that the Tk
+thread ("MainThread") never did.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retina_desktop.errors import ImageError, ModelError
+from retina_desktop.imaging import load_image
+from retina_desktop.preprocessing import fit_image
+from retina_desktop.records import InputSpec, ModelMetadata, Prediction
+from tests.conftest import CLASSES, SHARED_DATA, fundus_like
+
+tk = pytest.importorskip("tkinter")
+
+
+@pytest.fixture(scope="session")
+def display():
+    """A DISPLAY for Tk: the one set, else an Xvfb started for the session."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed and no DISPLAY is set: GUI tests need a display")
+    from retina_desktop.gui.screenshots import virtual_display
+
+    with virtual_display(1280, 800) as name:
+        os.environ["DISPLAY"] = name
+        try:
+            yield name
+        finally:
+            os.environ.pop("DISPLAY", None)
+
+
+@pytest.fixture(scope="session")
+def real_classifier(small_bundle):
+    """One classifier for the session, loaded by the first window's worker thread."""
+    from retina_desktop.service import Classifier
+
+    return Classifier(small_bundle)
+
+
+class FakeBundle:
+    def __init__(self) -> None:
+        self.model = None
+        self.path = Path("fake.h5")
+        self.metadata = ModelMetadata(classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"),
+                                      modality="fundus", name="fake model", version="9")
+
+    @property
+    def classes(self):
+        return self.metadata.classes
+
+
+class FakeClassifier:
+    """Answers like the service; `bundle()` waits for `release` (a slow model load)."""
+
+    def __init__(self, model_path="fake.h5", labels_path=None, *, trust_model=False, slow=False) -> None:
+        self.model_path = Path(model_path)
+        self._lock = threading.RLock()
+        self.model_threads: set[str] = set()
+        self.release = threading.Event()
+        if not slow:
+            self.release.set()
+        self._bundle = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._bundle is not None
+
+    def bundle(self):
+        self.model_threads.add(threading.current_thread().name)
+        if not self.release.wait(30):
+            raise ModelError("fake model never released")
+        self._bundle = FakeBundle()
+        return self._bundle
+
+    def predict_file(self, path) -> Prediction:
+        bundle = self.bundle()
+        self.model_threads.add(threading.current_thread().name)
+        fitted = fit_image(load_image(path).rgb, bundle.metadata.input)
+        probs = np.array([0.1, 0.15, 0.7, 0.05])
+        return Prediction(str(path), "glaucoma", 0.7, dict(zip(CLASSES, probs.tolist())), fitted, "fake model", "fake.h5")
+
+
+def pump(root, until, timeout: float = 60.0) -> None:
+    """Run the Tk event loop until `until()` is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        root.update()
+        if until():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def make_app(display, monkeypatch):
+    from retina_desktop.gui.main_window import MainWindow
+
+    apps = []
+    errors: list[tuple[str, str]] = []
+    monkeypatch.setattr("tkinter.messagebox.showerror", lambda title, message, **kw: errors.append((title, message)))
+    monkeypatch.setattr("tkinter.messagebox.showinfo", lambda title, message, **kw: errors.append((title, message)))
+
+    def make(classifier, **kwargs):
+        root = tk.Tk()
+        app = MainWindow(root, classifier, **kwargs)
+        app.errors = errors
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.quit()
+
+
+def picture(tmp_path: Path, name: str = "eye.png", seed: int = 0) -> Path:
+    path = tmp_path / name
+    fundus_like(160, seed=seed).save(path)
+    return path
+
+
+def test_window_shows_before_the_model_loads_and_queues_browse(make_app, tmp_path, monkeypatch) -> None:
+    slow = FakeClassifier(slow=True)
+    started = time.monotonic()
+    app = make_app(slow)
+    pump(app.root, lambda: app.root.winfo_viewable(), timeout=5)
+    assert time.monotonic() - started < 1.0
+    pump(app.root, lambda: True, timeout=1)
+    assert app.model_var.get() == "Loading model…"
+    assert not slow.loaded and not app.model_ready
+    # Browse while loading: the request waits for the model.
+    image = picture(tmp_path)
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(image))
+    app.diagnose.browse_button.invoke()
+    pump(app.root, lambda: True, timeout=0.2)
+    assert app.diagnose.result_var.get() == "Waiting for the model to load…"
+    slow.release.set()
+    pump(app.root, lambda: app.diagnose.prediction is not None)
+    assert app.model_ready and "fake model" in app.model_var.get() and "fundus" in app.model_var.get()
+    assert app.diagnose.result_var.get() == "Model output: glaucoma (70% confidence)"
+    assert "MainThread" not in slow.model_threads
+
+
+def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, tmp_path, monkeypatch) -> None:
+    app = make_app(real_classifier)
+    image = picture(tmp_path)
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(image))
+    pump(app.root, lambda: app.model_ready)
+    app.diagnose.browse_button.invoke()
+    pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.heatmaps)
+    pump(app.root, lambda: app.diagnose.chart.canvas is not None)
+    diagnose = app.diagnose
+    assert diagnose.result_var.get().startswith("Model output: ")
+    assert "% confidence)" in diagnose.result_var.get()
+    assert set(diagnose.chart.values) == set(CLASSES)
+    assert len(diagnose.chart.figure.axes[0].patches) == len(CLASSES)
+    plain = np.asarray(diagnose.panel.displayed).copy()
+    assert plain.shape[0] > 100  # scaled up to fit the panel
+
+    assert "disabled" not in diagnose.heatmap_check.state()
+    diagnose.heatmap_check.invoke()
+    pump(app.root, lambda: True, timeout=0.2)
+    with_heat = np.asarray(diagnose.panel.displayed).copy()
+    assert with_heat.shape == plain.shape and not np.array_equal(with_heat, plain)
+    diagnose.opacity_var.set(0.9)
+    diagnose._opacity_moved()
+    assert not np.array_equal(np.asarray(diagnose.panel.displayed), with_heat)
+    diagnose.heatmap_check.invoke()
+    assert np.array_equal(np.asarray(diagnose.panel.displayed), plain)
+
+    # Another class's evidence is computed on the worker.
+    diagnose.class_var.set("normal")
+    diagnose._class_chosen()
+    pump(app.root, lambda: "normal" in diagnose.heatmaps)
+
+    # Export report, to a path the (patched) dialog returns.
+    out = tmp_path / "report.pdf"
+    monkeypatch.setattr("tkinter.filedialog.asksaveasfilename", lambda **kw: str(out))
+    app.export_report()
+    pump(app.root, lambda: out.exists() and "Report saved" in app.status_var.get())
+    assert out.read_bytes().startswith(b"%PDF")
+    assert not app.errors
+    assert "MainThread" not in real_classifier.model_threads
+
+
+def test_bad_files_show_messages_and_the_app_keeps_working(make_app, tmp_path, monkeypatch) -> None:
+    fake = FakeClassifier()
+    app = make_app(fake)
+    pump(app.root, lambda: app.model_ready)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    # A cancelled dialog does nothing.
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: "")
+    app.diagnose.browse_button.invoke()
+    pump(app.root, lambda: True, timeout=0.2)
+    assert app.diagnose.busy_path is None and not app.errors
+
+    assert app.diagnose.open_image(bad)
+    # Clicking again while busy: a message, not a second job.
+    assert not app.diagnose.open_image(bad)
+    assert "Still analysing" in app.status_var.get()
+    pump(app.root, lambda: app.errors and app.diagnose.busy_path is None)
+    title, message = app.errors[-1]
+    assert str(bad) in message and "not an image" in message
+    assert app.diagnose.result_var.get() == "No result yet."
+
+    missing = tmp_path / "gone.png"
+    app.diagnose.open_image(missing)
+    pump(app.root, lambda: len(app.errors) == 2 and app.diagnose.busy_path is None)
+    assert "File not found" in app.errors[-1][1]
+
+    good = picture(tmp_path)
+    app.diagnose.open_image(good)
+    pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.busy_path is None)
+    assert app.diagnose.result_var.get().startswith("Model output: glaucoma")
+    assert "MainThread" not in fake.model_threads
+
+
+def test_unexpected_errors_are_logged_and_named(make_app, tmp_path, monkeypatch) -> None:
+    app = make_app(FakeClassifier())
+    logged = []
+    log = tmp_path / "retina-desktop.log"
+
+    def fake_log(message, exc):
+        logged.append(exc)
+        return log
+
+    monkeypatch.setattr("retina_desktop.gui.main_window.log_unexpected", fake_log)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as err:
+        app.root.report_callback_exception(type(err), err, err.__traceback__)
+    assert app.errors[-1][1] == f"Unexpected error, see {log}"
+    assert isinstance(logged[0], RuntimeError)
+    # A UserError in a callback is shown as its plain message.
+    error = ImageError('"x.png" is empty (0 bytes)')
+    app.root.report_callback_exception(type(error), error, None)
+    assert app.errors[-1][1] == str(error)
+
+
+def test_a_model_that_fails_to_open_keeps_the_previous_one(make_app, tmp_path, monkeypatch) -> None:
+    fake = FakeClassifier()
+    app = make_app(fake, classifier_factory=lambda *a, **k: BrokenClassifier())
+    pump(app.root, lambda: app.model_ready)
+    model = tmp_path / "other.h5"
+    model.write_text("not a model")
+    (tmp_path / "labels.txt").write_text("0 a\n1 b\n")
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(model))
+    app.open_model()
+    pump(app.root, lambda: app.errors and app._opening_model is None)
+    assert "not a model file" in app.errors[-1][1] and "Still using fake model" in app.errors[-1][1]
+    assert app.classifier is fake and app.model_ready and "fake model" in app.model_var.get()
+
+
+class BrokenClassifier(FakeClassifier):
+    def bundle(self):
+        raise ModelError('"other.h5" is not a model file')
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fundus4").is_dir(), reason=f"real data not found at {SHARED_DATA}")
+def test_batch_runs_a_folder_of_real_images(make_app, real_classifier, tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    sources = []
+    for class_dir in sorted((SHARED_DATA / "fundus4").iterdir()):
+        if class_dir.is_dir():
+            sources += sorted(class_dir.iterdir())[:2]
+    for source in sources[:6]:
+        (folder / f"{source.parent.name}_{source.name}").symlink_to(source)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    app = make_app(real_classifier)
+    app.notebook.select(app.batch)
+    monkeypatch.setattr("tkinter.filedialog.askdirectory", lambda **kw: str(folder))
+    app.batch.folder_button.invoke()
+    assert not app.batch.run(folder)  # a second run while one is going: refused with a message
+    pump(app.root, lambda: not app.batch.running, timeout=90)
+    batch = app.batch
+    items = batch.tree.get_children()
+    assert len(items) == 7
+    labelled = [batch.tree.item(i, "values") for i in items if batch.tree.item(i, "values")[1]]
+    assert len(labelled) == 6
+    errors = [batch.tree.item(i, "values") for i in items if "error" in batch.tree.item(i, "tags")]
+    assert len(errors) == 1 and "broken.jpg" in errors[0][0]
+    assert errors[0][3].startswith("Not an image file")
+    assert "6 classified, 1 could not be read" in batch.summary_var.get()
+    assert float(batch.progress.cget("value")) == float(batch.progress.cget("maximum")) == 7
+
+    # Sort by confidence, highest first.
+    batch.sort_by("confidence")
+    shown = [batch.tree.item(i, "values")[2] for i in batch.tree.get_children()]
+    numbers = [float(v.rstrip("%")) for v in shown if v]
+    assert numbers == sorted(numbers, reverse=True)
+
+    # Export CSV.
+    out = tmp_path / "results.csv"
+    monkeypatch.setattr("tkinter.filedialog.asksaveasfilename", lambda **kw: str(out))
+    batch.export_button.invoke()
+    pump(app.root, lambda: out.exists())
+    assert len(out.read_text().strip().splitlines()) == 8
+
+    # Double-click opens the row in the Diagnose tab.
+    first = batch.tree.get_children()[0]
+    batch.tree.selection_set(first)
+    batch._double_click()
+    assert app.notebook.select() == str(app.diagnose)
+    pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.busy_path is None)
+    assert app.diagnose.prediction.file == batch._items[first].file
+    assert not app.errors
+    assert "MainThread" not in real_classifier.model_threads
+
+
+def test_gui_modules_import_no_tensorflow() -> None:
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "retina_desktop" / "gui"
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in ("tensorflow", "keras", "tf_keras"), (path.name, name)
