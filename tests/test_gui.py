@@ -334,3 +334,41 @@ def test_gui_modules_import_no_tensorflow() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in ("tensorflow", "keras", "tf_keras"), (path.name, name)
+
+
+def test_an_image_that_fails_its_checks_is_not_judged(make_app, real_classifier, tmp_path, monkeypatch) -> None:
+    app = make_app(real_classifier)
+    dark = tmp_path / "dark.png"
+    from PIL import Image
+
+    Image.new("RGB", (300, 300), (4, 4, 4)).save(dark)
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(dark))
+    pump(app.root, lambda: app.model_ready)
+    app.diagnose.browse_button.invoke()
+    pump(app.root, lambda: app.diagnose.prediction is not None)
+    assert app.diagnose.result_var.get() == "Not judged: the image is not fit for this model"
+    warning = app.diagnose.warning_var.get()
+    assert "too dark to judge" in warning and "for reference only" in warning
+    assert set(app.diagnose.chart.values) == set(CLASSES)  # the probabilities stay visible
+    assert "MainThread" not in real_classifier.model_threads
+
+
+def test_settings_dialog_saves_overrides_and_applies_them(make_app, tmp_path, monkeypatch) -> None:
+    from retina_desktop.settings import Settings, load_settings
+
+    fake = FakeClassifier()
+    fake.settings = Settings()
+    app = make_app(fake)
+    pump(app.root, lambda: app.model_ready)
+    app.open_settings()
+    dialog = app.settings_dialog
+    dialog.override_vars["min_side"].set("oops")
+    dialog.save_button.invoke()
+    assert "not a number" in dialog.error_var.get() and dialog.winfo_exists()
+    dialog.override_vars["min_side"].set("64")
+    dialog.unsure_var.set("0.75")
+    dialog.checks_var.set(False)
+    dialog.save_button.invoke()
+    assert fake.settings == Settings(checks_enabled=False, check_overrides={"min_side": 64.0}, unsure_below=0.75)
+    assert load_settings() == fake.settings
+    assert app.unsure_below == 0.75

@@ -224,7 +224,7 @@ class BatchTab(ttk.Frame):
                 values = (self._display_file(row), display_name(p.label), f"{p.confidence:.0%}", "")
             else:
                 values = (self._display_file(row), "not judged", f"{p.confidence:.0%}", "; ".join(p.checks.reasons))
-            tags = ("unsure",) if is_unsure(p) else ()
+            tags = ("unsure",) if is_unsure(p, self.app.unsure_below) else ()
         item = self.tree.insert("", "end", values=values, tags=tags)
         self._items[item] = row
 

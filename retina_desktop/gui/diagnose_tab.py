@@ -265,7 +265,7 @@ class DiagnoseTab(ttk.Frame):
         self.file_label.configure(text=prediction.file)
         self.winfo_toplevel().title(f"Retina Desktop: {Path(prediction.file).name}")
         self.result_var.set(report.result_text(prediction))
-        warning = report.unsure_text(prediction)
+        warning = report.unsure_text(prediction, self.app.unsure_below)
         self.warning_var.set(warning)
         if warning:
             self.warning_label.grid()

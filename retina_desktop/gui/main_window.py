@@ -23,11 +23,13 @@ from ..logs import log_unexpected
 from ..model_files import labels_path_for, sidecar_path_for
 from ..records import ModelMetadata
 from ..report import NOTICE, display_name
+from ..settings import Settings, load_settings, save_settings, settings_path
 from . import dialogs
 from .augment_tab import AugmentTab
 from .batch_tab import BatchTab
 from .diagnose_tab import DiagnoseTab
 from .dnd import enable_file_drop
+from .settings_dialog import SettingsDialog
 from .worker import DONE, ERROR, UNEXPECTED, JobFailure, Worker
 
 POLL_MS = 50
@@ -125,6 +127,7 @@ class MainWindow:
         file_menu.add_command(label="Classify folder…", accelerator="Ctrl+B", command=self.classify_folder)
         file_menu.add_command(label="Open model…", command=self.open_model)
         file_menu.add_command(label="Export report…", accelerator="Ctrl+E", command=self.export_report)
+        file_menu.add_command(label="Settings…", command=self.open_settings)
         file_menu.add_separator()
         file_menu.add_command(label="Quit", accelerator="Ctrl+Q", command=self.quit)
         bar.add_cascade(label="File", menu=file_menu, underline=0)
@@ -244,6 +247,24 @@ class MainWindow:
         self._opening_model = path
         self._loading(f"Loading model {path.name}…")
         self.worker.submit("model.open", load_model_job, candidate, context=path)
+
+    @property
+    def unsure_below(self) -> float:
+        settings = getattr(self.classifier, "settings", None)
+        return settings.unsure_below if settings is not None else 0.6
+
+    def open_settings(self) -> None:
+        settings = getattr(self.classifier, "settings", None) or load_settings()
+        self.settings_dialog = SettingsDialog(self.root, settings, self.metadata, self.apply_settings)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Save the settings and use them from the next image on. Tk thread only."""
+        try:
+            save_settings(settings)
+        except OSError as err:
+            dialogs.show_error(self.root, "Settings not saved", f"Cannot write {settings_path()}: {err}")
+        self.classifier.settings = settings
+        self.set_status("Settings saved; they apply to the next image analysed.")
 
     def about(self) -> None:
         path = str(getattr(self.classifier, "model_path", "")) if self.model_ready else None
