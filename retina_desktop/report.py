@@ -156,24 +156,16 @@ def build_report_figure(
     return fig
 
 
-def export_report(
-    path: str | Path,
-    prediction: Prediction,
-    *,
-    image: np.ndarray | None = None,
-    heatmap: np.ndarray | None = None,
-    metadata: ModelMetadata | None = None,
-    created: dt.datetime | None = None,
-    opacity: float = 0.45,
-) -> Path:
-    """Write the report to `path` (.pdf or .png) atomically; returns the path written."""
+def export_report(path: str | Path, prediction: Prediction, **figure_options) -> Path:
+    """Write the report to `path` (.pdf or .png) atomically; returns the path written.
+
+    `figure_options` are those of `build_report_figure` (image, heatmap, metadata, ...).
+    """
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in REPORT_SUFFIXES:
         raise UserError(f'Cannot write a report to "{target}": choose a .pdf or .png file name')
-    fig = build_report_figure(
-        prediction, image=image, heatmap=heatmap, metadata=metadata, created=created, opacity=opacity
-    )
+    fig = build_report_figure(prediction, **figure_options)
     try:
         atomic_save(target, lambda tmp: fig.savefig(tmp, format=suffix[1:], dpi=150 if suffix == ".png" else 100))
     except OSError as err:
