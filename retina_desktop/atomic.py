@@ -12,6 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+# mkstemp creates files readable by their owner only; outputs should get the permissions any
+# new file gets (0666 less the umask). The umask is read once, at import, before any thread.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+
+def _publish(tmp_name: str, target: Path) -> None:
+    os.chmod(tmp_name, _FILE_MODE)
+    os.replace(tmp_name, target)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
@@ -25,7 +36,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
+        _publish(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -45,7 +56,7 @@ def atomic_save(path: str | os.PathLike, save, suffix: str | None = None) -> Non
     os.close(fd)
     try:
         save(tmp_name)
-        os.replace(tmp_name, target)
+        _publish(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
