@@ -24,7 +24,7 @@ from PIL import Image
 from .records import CheckResult
 
 # The working size for statistics: small enough to be fast, fixed so figures are comparable.
-WORK_SIZE = 256
+WORK_SIZE = 160
 # A pixel whose brightest channel is below this (0-255) is background, outside the fundus
 # camera's circle. The brightest channel, not luminance: a dark fundus is still red.
 BACKGROUND_LEVEL = 10
@@ -52,10 +52,11 @@ class CheckThresholds:
 
 def measure(image: Image.Image) -> dict[str, float]:
     """Brightness, saturation, sharpness and field of view of an RGB image, at WORK_SIZE."""
-    small = image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
-    rgb = np.asarray(small, dtype=np.float32)
-    luminance = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    fov = rgb.max(axis=-1) > BACKGROUND_LEVEL
+    small = np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR))
+    luminance = small.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    # Pairwise maxima: numpy's max over a length-3 last axis is a hundred times slower.
+    brightest = np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2])
+    fov = brightest > BACKGROUND_LEVEL
     fov_fraction = float(fov.mean())
     inside = luminance[fov] if fov.any() else luminance.ravel()
     # The 5-point Laplacian, kept off the field-of-view border where the circle's edge would

@@ -45,7 +45,7 @@ def test_white_frame_is_overexposed():
 
 def test_blur_is_out_of_focus():
     sharp = _textured()
-    blurred = sharp.filter(ImageFilter.GaussianBlur(8))
+    blurred = sharp.filter(ImageFilter.GaussianBlur(12))
     assert measure(blurred)["sharpness"] < measure(sharp)["sharpness"] / 20
     assert any(r.startswith("out of focus") for r in _reasons(blurred))
 
