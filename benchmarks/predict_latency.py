@@ -2,7 +2,8 @@
 
     python benchmarks/predict_latency.py [--model models/keras_model.h5] [--image FILE] [--repeat 30]
 
-- warm per-image latency of `Classifier.predict_file` (our path: decode, fit, compiled call)
+- warm per-image latency of `Classifier.predict_file` (our path: decode, checks, fit, compiled
+  call), of the image checks alone,
   and of the model-only part (`predict_arrays`), next to the seed projects' pattern on the
   same model and image: `model.predict(x)` per image;
 - time from process start to the first result, for `python -m retina_desktop predict FILE`
@@ -58,6 +59,8 @@ def main() -> int:
     fitted = fit_image(load_image(image).rgb, bundle.metadata.input)
     x = scale_pixels(fitted[None], bundle.metadata.input.scaling)
 
+    loaded = load_image(image)
+    checks = _timed(lambda: classifier.check(loaded), args.repeat)
     ours_file = _timed(lambda: classifier.predict_file(image), args.repeat)
     ours_model = _timed(lambda: classifier.predict_arrays(fitted[None]), args.repeat)
     plain = _timed(lambda: bundle.model.predict(x, verbose=0), args.repeat)
@@ -67,7 +70,8 @@ def main() -> int:
     print(f"warm, per image, {args.repeat} runs:")
     print(f"  plain model.predict(x)                  {_fmt(plain)}")
     print(f"  Classifier.predict_arrays (model only)  {_fmt(ours_model)}")
-    print(f"  predict_class path (decode+fit+model)   {_fmt(ours_file)}")
+    print(f"  image checks (statistics + modality)    {_fmt(checks)}")
+    print(f"  predict_class path (decode+checks+model) {_fmt(ours_file)}")
     print(f"  speed-up of the model call: {statistics.median(plain) / statistics.median(ours_model):.1f}x")
     print(f"process start to first result (python -m retina_desktop predict): {cold:.2f} s")
     return 0
