@@ -96,8 +96,46 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         lines += ["", "Confusion matrix (rows: reference label, columns: model output):", "",
                   "| | " + " | ".join(metadata.classes) + " |", "|---|" + "---|" * len(metadata.classes)]
         lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)]
+    lines += _checks_section(metadata.checks, str(model_path), p.get("data", "DATA"))
     lines += ["", "## Known limitations", ""] + [f"- {item}" for item in limitations] + [""]
     return "\n".join(lines)
+
+
+def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
+    report = checks.get("report")
+    if not report:
+        return []
+    t = checks.get("thresholds", {})
+    lines = [
+        "",
+        "## Image checks (when the model does not answer)",
+        "",
+        f"Thresholds fitted on the {report['fitted_on']}: "
+        + ", ".join(f"{k} {v:g}" for k, v in t.items()) + ".",
+        "",
+        "| images | n | flagged |",
+        "|---|---|---|",
+        f"| real test images of this model's data (should pass) | {report['real_test_n']} | {report['real_test_flagged']:.1%} |",
+        f"| non-retinal images from unseen sources (should be flagged) | {report['non_retinal_n']} | {report['non_retinal_flagged']:.1%} |",
+    ]
+    if "other_modality_n" in report:
+        lines.append(
+            f"| test images of the other modality (should be flagged) | {report['other_modality_n']} | "
+            f"{report['other_modality_flagged']:.1%} |"
+        )
+    reasons = ", ".join(f"{k} {v}" for k, v in report.get("real_test_reasons", {}).items()) or "none"
+    other = f" --other-modality {report['other_modality_data']}" if "other_modality_data" in report else ""
+    lines += [
+        "",
+        f"Reasons among flagged real test images: {reasons}. Checks add {report.get('ms_per_image', float('nan')):.1f} ms "
+        "per image (median, measured by the command below while the machine was otherwise busy; "
+        "`benchmarks/predict_latency.py` measures it alone).",
+        "",
+        "```bash",
+        f"python -m training fit-checks --model {model_path} --data {data}{other}",
+        "```",
+    ]
+    return lines
 
 
 def run_card(args) -> int:

@@ -223,7 +223,7 @@ class BatchTab(ttk.Frame):
             if p.fit_to_judge:
                 values = (self._display_file(row), display_name(p.label), f"{p.confidence:.0%}", "")
             else:
-                values = (self._display_file(row), "not judged", f"{p.confidence:.0%}", "; ".join(p.checks.reasons))
+                values = (self._display_file(row), "not judged", "", "; ".join(p.checks.reasons))
             tags = ("unsure",) if is_unsure(p, self.app.unsure_below) else ()
         item = self.tree.insert("", "end", values=values, tags=tags)
         self._items[item] = row
@@ -279,6 +279,9 @@ class BatchTab(ttk.Frame):
         text = f"{summary.done} of {summary.total} images: {summary.done - failed} classified"
         if failed:
             text += f", {failed} could not be read"
+        flagged = sum(1 for r in self.rows if r.ok and not r.prediction.fit_to_judge)
+        if flagged:
+            text += f", {flagged} not judged (image checks)"
         if summary.cancelled:
             text += " (cancelled)"
         self.summary_var.set(text + ".")
