@@ -4,15 +4,21 @@ Checks run before Keras sees the file (it exists, it is a model, it carries no c
 user trusts it) and after (its output size matches its labels, its input is an RGB image).
 A model without a sidecar, such as a Teachable Machine export, gets that tool's conventions:
 centre-crop to the model's input size and x/127.5 - 1 scaling.
+
+What runs the model is chosen here too: a compiled LiteRT copy up to date with the file (found
+by content hash, see `litert_backend`) needs no TensorFlow; otherwise Keras loads the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .litert_backend import CompiledModel, cached_path_for, file_sha256, find_compiled, litert_available
 from .model_files import (
     check_safe,
     labels_path_for,
@@ -24,12 +30,54 @@ from .model_files import (
 from .quiet import import_keras
 from .records import InputSpec, ModelMetadata
 
+log = logging.getLogger(__name__)
 
-@dataclass
+
+BACKENDS = ("keras", "auto", "litert")
+
+
 class ModelBundle:
-    path: Path
-    model: Any  # keras.Model
-    metadata: ModelMetadata
+    """A validated model: its file, its metadata, and what runs it.
+
+    `compiled` is the LiteRT model when one up to date with the file was found (or made);
+    `model` is the Keras model, loaded on first access when only the compiled one was needed,
+    so a bundle served by LiteRT never imports TensorFlow unless someone asks for Keras.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        model: Any = None,
+        metadata: ModelMetadata | None = None,
+        compiled: CompiledModel | None = None,
+        *,
+        trust_model: bool = False,
+    ) -> None:
+        if metadata is None:
+            raise TypeError("ModelBundle needs its metadata")
+        self.path = Path(path)
+        self.metadata = metadata
+        self.compiled = compiled
+        self.trust_model = trust_model
+        self._model = model
+        self._model_lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (imports TensorFlow and loads the file on first use if needed)."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = _load_keras(self.path, self.trust_model)
+            return self._model
+
+    @property
+    def keras_loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def backend(self) -> str:
+        """"litert" when predictions run on the compiled model, else "keras"."""
+        return "litert" if self.compiled is not None else "keras"
 
     @property
     def classes(self) -> list[str]:
@@ -37,9 +85,21 @@ class ModelBundle:
 
 
 def load_bundle(
-    model_path: str | Path, labels_path: str | Path | None = None, *, trust_model: bool = False
+    model_path: str | Path,
+    labels_path: str | Path | None = None,
+    *,
+    trust_model: bool = False,
+    backend: str = "keras",
 ) -> ModelBundle:
-    """Load and validate a model with its labels and sidecar; raises `ModelError` on problems."""
+    """Load and validate a model with its labels and sidecar; raises `ModelError` on problems.
+
+    `backend`: "keras" loads the Keras model; "litert" requires a compiled model up to date
+    with the file (beside it or in the user's cache; see `litert_backend`); "auto" uses such a
+    compiled model without importing TensorFlow, else loads Keras and, where LiteRT is
+    installed, compiles the model into the user's cache and runs that (once per model file).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     path = Path(model_path)
     config = read_model_config(path)
     if not trust_model:
@@ -55,14 +115,31 @@ def load_bundle(
             f'"{labels_file}" lists {classes} but the sidecar "{sidecar_path_for(path)}" '
             f"says the model was trained on {sidecar.classes}"
         )
-    model = _load_keras(path, trust_model)
-    outputs = _output_units(model)
+    compiled = model = None
+    sha256 = None
+    if backend != "keras" and litert_available():
+        sha256 = file_sha256(path)
+        found = find_compiled(path, sha256)
+        if found is not None:
+            compiled = CompiledModel(found)
+    if backend == "litert" and compiled is None:
+        raise ModelError(
+            f'"{path}" has no compiled (LiteRT) copy up to date with it'
+            + ("" if litert_available() else " (the LiteRT runtime, ai-edge-litert, is not installed)")
+            + f": run python -m training export --model {path}"
+        )
+    if compiled is not None:
+        outputs = compiled.num_classes
+        height, width, _ = compiled.input_shape
+    else:
+        model = _load_keras(path, trust_model)
+        outputs = _output_units(model)
+        height, width, _ = _input_shape(path, model)
     if outputs != len(classes):
         raise ModelError(
             f'"{path}" outputs {outputs} class probabilities but "{labels_file}" lists '
             f"{len(classes)} labels ({', '.join(classes)})"
         )
-    height, width, channels = _input_shape(path, model)
     if sidecar is None:
         metadata = ModelMetadata(
             classes=classes,
@@ -78,11 +155,38 @@ def load_bundle(
                 f'The sidecar of "{path}" says input {metadata.input.height}x{metadata.input.width} '
                 f"but the model takes {height}x{width}"
             )
-    return ModelBundle(path=path, model=model, metadata=metadata)
+    if backend == "auto" and compiled is None and litert_available():
+        compiled = _compile_into_cache(model, path, metadata.input.scaling, sha256 or file_sha256(path))
+    return ModelBundle(path, model, metadata, compiled, trust_model=trust_model)
+
+
+def _compile_into_cache(model, path: Path, scaling: str, sha256: str) -> CompiledModel | None:
+    """Compile a newly opened model into the user's cache; None (Keras serves) if that fails."""
+    failed = cached_path_for(sha256).with_suffix(".failed")
+    if failed.exists():  # tried before: do not spend the seconds again on every open
+        return None
+    try:
+        from .litert_export import compile_to_cache
+
+        return CompiledModel(compile_to_cache(model, path, scaling=scaling, sha256=sha256))
+    except Exception as err:  # any failure leaves the Keras path, which works
+        log.warning("could not compile %s for LiteRT; using Keras", path, exc_info=True)
+        with contextlib.suppress(OSError):
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(f"{type(err).__name__}: {err}\n", encoding="utf-8")
+        return None
 
 
 def _load_keras(path: Path, trust_model: bool):
-    keras = import_keras()
+    try:
+        keras = import_keras()
+    except ImportError as err:  # the packaged app ships without TensorFlow
+        raise ModelError(
+            f'"{path}" has no compiled copy up to date with it, and this installation has no '
+            "TensorFlow to open Keras files: compile it on a machine with TensorFlow "
+            f"(python -m training export --model {path.name}) and put the .tflite and "
+            ".tflite.json files beside it"
+        ) from err
     try:
         if path.suffix.lower() == ".keras":
             return keras.saving.load_model(path, compile=False, safe_mode=not trust_model)

@@ -11,6 +11,10 @@ name that block `last_conv`; Teachable Machine exports nest a MobileNetV2 inside
 models, where that block's output is not reachable as a tensor of the outer graph. So the
 activations are captured while the model runs, by wrapping the target layer's `call`, which
 works for any nesting, and the layer is restored before returning.
+
+A bundle served by a compiled (LiteRT) model gets the same Grad-CAM without TensorFlow: the
+compiled model outputs the target layer's activations too, and the small head after them is
+differentiated in numpy (`litert_backend.Head`).
 """
 
 from __future__ import annotations
@@ -77,24 +81,40 @@ def gradcam(
     ends in a softmax, so that a confident answer does not flatten the gradient to zero.
     Not thread-safe on one model (it traces it): callers serialise, as `heatmap_for` does.
     """
-    if hasattr(model_or_bundle, "metadata"):
-        model = model_or_bundle.model
-        scaling = scaling or model_or_bundle.metadata.input.scaling
-    else:
-        model = model_or_bundle
-        scaling = scaling or "none"
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected one (h, w, 3) image, got shape {image.shape}")
+    if hasattr(model_or_bundle, "metadata"):
+        scaling = scaling or model_or_bundle.metadata.input.scaling
+        compiled = getattr(model_or_bundle, "compiled", None)
+        if compiled is not None and layer is None and (compiled.can_explain or not _tensorflow_installed()):
+            if not compiled.can_explain:
+                raise ValueError(compiled.heatmap_problem)
+            return _normalised(compiled.gradcam(scale_pixels(image, scaling), int(class_index)), image)
+        model = model_or_bundle.model
+    else:
+        model = model_or_bundle
+        scaling = scaling or "none"
     target = layer if layer is not None else find_target_layer(model)
     import_keras()
     import tensorflow as tf
 
     batch = tf.convert_to_tensor(scale_pixels(image[None], scaling))
     cam = _cam_function(model, target)(batch, tf.constant(int(class_index), tf.int32)).numpy()
-    cam = _resize(cam[0].astype(np.float32), image.shape[1], image.shape[0])
+    return _normalised(cam[0], image)
+
+
+def _normalised(cam: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """A raw class activation map resized to the image and scaled to [0, 1]."""
+    cam = _resize(np.asarray(cam, dtype=np.float32), image.shape[1], image.shape[0])
     top = float(cam.max())
     return np.clip(cam / top, 0.0, 1.0) if top > 0 else np.zeros_like(cam)
+
+
+def _tensorflow_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 # One traced function per (model, layer). Eager gradients are avoided on purpose: besides being

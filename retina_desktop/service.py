@@ -1,9 +1,14 @@
 """The inference service: `predict_class(image_path)` and the `Classifier` behind it.
 
 The model is loaded once, lazily, on first use, and reused. Loading and predicting are safe to
-call from a worker thread (and from several: a lock serialises them). Prediction runs the model
-through a compiled `tf.function` rather than `model.predict`, which rebuilds a data pipeline on
-every call and costs an order of magnitude more per image.
+call from a worker thread (and from several: a lock serialises them).
+
+Prediction runs on the LiteRT interpreter when the model has a compiled copy up to date with
+its file (see `litert_backend`): then TensorFlow is never imported, which is how the packaged
+app runs. Otherwise the Keras model runs through a `tf.function` rather than `model.predict`
+(which rebuilds a data pipeline on every call and costs an order of magnitude more per image),
+and, with the default backend "auto", is compiled into the user's cache on first open so that
+every later open is fast.
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ class Classifier:
         trust_model: bool = False,
         settings: Settings | None = None,
         modality_model: str | Path | None = None,
+        backend: str = "auto",
     ) -> None:
+        """`backend`: "auto" (LiteRT when possible, see `bundle.load_bundle`), "keras" or "litert"."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.labels_path = Path(labels_path) if labels_path else None
         self.trust_model = trust_model
         self.settings = settings if settings is not None else load_settings()
+        self.backend = backend
         self._modality_path = Path(modality_model) if modality_model else modality_model_path()
         self._modality: Classifier | None = None
         self._bundle: ModelBundle | None = None
@@ -52,8 +60,10 @@ class Classifier:
         with self._lock:
             if self._bundle is None:
                 self.model_threads.add(threading.current_thread().name)
-                bundle = load_bundle(self.model_path, self.labels_path, trust_model=self.trust_model)
-                self._infer = _compile(bundle.model)
+                bundle = load_bundle(
+                    self.model_path, self.labels_path, trust_model=self.trust_model, backend=self.backend
+                )
+                self._infer = bundle.compiled.predict if bundle.compiled is not None else _compile(bundle.model)
                 self._bundle = bundle
             return self._bundle
 
@@ -96,7 +106,9 @@ class Classifier:
     def _modality_classifier(self) -> Classifier | None:
         with self._lock:
             if self._modality is None and self._modality_path.exists() and self._modality_path != self.model_path:
-                self._modality = Classifier(self._modality_path, settings=self.settings, modality_model=self._modality_path)
+                self._modality = Classifier(
+                    self._modality_path, settings=self.settings, modality_model=self._modality_path, backend=self.backend
+                )
             return self._modality
 
     def predict_file(self, image_path: str | Path) -> Prediction:
@@ -120,6 +132,9 @@ class Classifier:
 
 
 def _compile(model):
+    from .quiet import import_keras
+
+    import_keras()
     import tensorflow as tf
 
     # One traced graph per batch size; reduce_retracing keeps it to a generic shape after that.

@@ -27,13 +27,14 @@ def fundus_like(size: int = 96, seed: int = 0, tint=(200, 90, 40)) -> Image.Imag
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_user_folders(tmp_path_factory):
-    """Settings and logs of the test run never touch (or read) the developer's own."""
+    """Settings, logs and caches of the test run never touch (or read) the developer's own."""
     import os
 
     home = tmp_path_factory.mktemp("user")
-    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME")}
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")}
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_STATE_HOME"] = str(home / "state")
+    os.environ["XDG_CACHE_HOME"] = str(home / "cache")
     yield
     for key, value in saved.items():
         if value is None:

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--out", required=True, help="markdown file to write")
     card.add_argument("--intended-use", required=True)
     card.add_argument("--limitation", action="append", help="a known limitation (repeatable)")
+
+    export = verbs.add_parser("export", help="compile models to LiteRT for the app's TensorFlow-free path")
+    export.add_argument("--model", required=True, action="append", help="model file (repeatable)")
+    export.add_argument("--out", help="folder for the compiled bundle (default: beside each model)")
+    export.add_argument("--trust-model", action="store_true")
     return parser
 
 
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             from .model_card import run_card
 
             return run_card(args)
+        if args.verb == "export":
+            from .export import run_export
+
+            return run_export(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

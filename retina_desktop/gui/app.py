@@ -10,6 +10,7 @@ import sys
 import tkinter as tk
 from pathlib import Path
 
+from ..paths import assets_dir
 from ..service import Classifier
 from .main_window import MainWindow
 
@@ -26,6 +27,9 @@ def run_app(
     except tk.TclError as err:
         print(f"error: cannot open the window ({err}); is a display available?", file=sys.stderr)
         return 1
+    icon = assets_dir() / "icon.png"
+    if icon.exists():
+        root.iconphoto(True, tk.PhotoImage(file=str(icon)))
     classifier = Classifier(model, labels, trust_model=trust_model)
     MainWindow(root, classifier, image=image, classifier_factory=Classifier, trust_model=trust_model)
     root.mainloop()

@@ -1,0 +1,328 @@
+"""Compiled (LiteRT) models: export, the hash that keeps them current, and agreement with Keras.
+
+The two paths must give the same probabilities (to 1e-4) and the same heatmaps, on our own
+model layout, on a Teachable-Machine-shaped export written by Keras 2 (tf_keras, in a
+subprocess), and on the shipped models; and the compiled path must run without TensorFlow
+(checked in a fresh interpreter through `sys.modules`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retina_desktop.bundle import load_bundle
+from retina_desktop.errors import ModelError
+from retina_desktop.heatmaps import gradcam
+from retina_desktop.litert_backend import (
+    compiled_path_for,
+    file_sha256,
+    find_compiled,
+    manifest_path_for,
+    read_manifest,
+)
+from retina_desktop.paths import models_dir
+from retina_desktop.service import Classifier
+from retina_desktop.settings import Settings
+from tests.conftest import CLASSES, ROOT, fundus_like
+from training.export import export_model
+
+pytestmark = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("ai_edge_litert") is None, reason="ai-edge-litert is not installed"
+)
+NO_CHECKS = Settings(checks_enabled=False)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Models compiled on first open go to this test's cache, not the developer's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _copy_bundle(source: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (source.name, "labels.txt", source.with_suffix(".json").name):
+        if (source.parent / name).exists():
+            shutil.copy2(source.parent / name, folder / name)
+    return folder / source.name
+
+
+def _images(shape: tuple[int, int], n: int = 4, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (n - 1, *shape, 3), dtype=np.uint8)
+    disc = np.asarray(fundus_like(max(shape), seed).resize((shape[1], shape[0])))[None]
+    return np.concatenate([disc, noise])
+
+
+def _assert_paths_agree(model_path: Path, images: np.ndarray, heatmap_classes=None, **kwargs) -> None:
+    keras_side = Classifier(model_path, backend="keras", settings=NO_CHECKS, **kwargs)
+    litert_side = Classifier(model_path, backend="litert", settings=NO_CHECKS, **kwargs)
+    assert litert_side.bundle().backend == "litert" and keras_side.bundle().backend == "keras"
+    expected = keras_side.predict_arrays(images)
+    got = litert_side.predict_arrays(images)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    for index in heatmap_classes or []:
+        theirs = gradcam(keras_side.bundle(), images[0], index)
+        ours = gradcam(litert_side.bundle(), images[0], index)
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=2e-3)
+
+
+# ---- our model layout -----------------------------------------------------------------------
+
+
+def test_export_writes_the_compiled_model_with_the_source_hash(small_bundle, tmp_path):
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    compiled = export_model(model)
+    assert compiled == compiled_path_for(model) == tmp_path / "bundle" / "keras_model.tflite"
+    manifest = read_manifest(compiled)
+    assert manifest["source"] == "keras_model.h5"
+    assert manifest["source_sha256"] == file_sha256(model)
+    assert manifest["input_shape"] == [48, 48, 3] and manifest["num_classes"] == len(CLASSES)
+    # Our layout: last_conv -> pooling -> one softmax Dense, whose logit is the CAM score.
+    assert manifest["heatmap"]["layer"] == "last_conv" and manifest["heatmap"]["score"] == "logit"
+    assert [op["op"] for op in manifest["heatmap"]["head"]] == ["global_average_pool", "dense"]
+    assert find_compiled(model) == compiled
+
+
+def test_export_verb_writes_a_complete_bundle_into_out(small_bundle, tmp_path, capsys):
+    from training.cli import main
+
+    assert main(["export", "--model", str(small_bundle), "--out", str(tmp_path / "out")]) == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["keras_model.h5", "keras_model.json", "keras_model.tflite", "keras_model.tflite.json", "labels.txt"]
+    assert "keras_model.tflite" in capsys.readouterr().out
+    assert load_bundle(tmp_path / "out" / "keras_model.h5", backend="litert").backend == "litert"
+
+
+def test_both_paths_agree_on_our_model_with_heatmaps(small_bundle, tmp_path):
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    export_model(model)
+    _assert_paths_agree(model, _images((48, 48)), heatmap_classes=range(len(CLASSES)))
+    # Calibration (temperature 1.5 in this sidecar) is applied the same way on both paths.
+    litert_side = Classifier(model, backend="litert", settings=NO_CHECKS)
+    raw, calibrated = (litert_side.predict_arrays(_images((48, 48)), calibrated=c) for c in (False, True))
+    assert not np.allclose(raw, calibrated)
+
+
+def test_a_stale_compiled_model_is_not_used(small_bundle, tmp_path):
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    compiled = export_model(model)
+    manifest = read_manifest(compiled)
+    manifest["source_sha256"] = "0" * 64  # as if the .h5 had been retrained since
+    manifest_path_for(compiled).write_text(json.dumps(manifest), encoding="utf-8")
+    assert find_compiled(model) is None
+    with pytest.raises(ModelError, match="no compiled"):
+        load_bundle(model, backend="litert")
+    # "auto" falls back to Keras and compiles a current copy into the user's cache.
+    bundle = load_bundle(model, backend="auto")
+    assert bundle.backend == "litert" and bundle.compiled.path.parent.parent.name == "RetinaDesktop"
+    assert read_manifest(bundle.compiled.path)["source_sha256"] == file_sha256(model)
+
+
+# ---- no TensorFlow on the compiled path ------------------------------------------------------
+
+NO_TF_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from retina_desktop.heatmaps import heatmap_for
+    from retina_desktop.service import Classifier
+
+    classifier = Classifier(sys.argv[1], modality_model=sys.argv[2])
+    prediction = classifier.predict_file(sys.argv[3])
+    heat = heatmap_for(classifier, prediction)
+    print(json.dumps({
+        "backend": classifier.bundle().backend,
+        "modality_backend": classifier._modality.bundle().backend,
+        "probabilities": prediction.probabilities,
+        "checks": prediction.checks.scores,
+        "heatmap_max": float(heat.max()),
+        "heavy": sorted(m for m in ("tensorflow", "keras", "tf_keras") if m in sys.modules),
+    }))
+    """
+)
+
+
+def _run_clean(args: list[str], cache: Path) -> dict:
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TF_SCRIPT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def modality_bundle(tmp_path_factory) -> Path:
+    """A tiny fundus / oct / other model standing in for the image checks' modality model."""
+    from retina_desktop.model_files import write_labels
+    from retina_desktop.quiet import import_keras
+    from training.classifier import ClassifierConfig, build_classifier
+
+    keras = import_keras()
+    keras.utils.set_random_seed(2)
+    folder = tmp_path_factory.mktemp("modality")
+    build_classifier(ClassifierConfig(height=32, width=32, width_multiplier=0.25), 3).save(folder / "keras_model.h5")
+    write_labels(folder / "labels.txt", ["fundus", "oct", "other"])
+    return folder / "keras_model.h5"
+
+
+def test_the_compiled_path_imports_no_tensorflow(small_bundle, modality_bundle, image_file, tmp_path):
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    modality = _copy_bundle(modality_bundle, tmp_path / "modality")
+    export_model(model)
+    export_model(modality)
+    result = _run_clean([str(model), str(modality), str(image_file)], tmp_path / "cache")
+    assert result["heavy"] == []
+    assert result["backend"] == result["modality_backend"] == "litert"
+    assert set(result["checks"]) >= {"p_fundus", "p_oct", "p_other"}
+    assert result["heatmap_max"] == pytest.approx(1.0)
+    keras_side = Classifier(model, backend="keras", modality_model=modality).predict_file(image_file)
+    for name, p in keras_side.probabilities.items():
+        assert result["probabilities"][name] == pytest.approx(p, abs=1e-4)
+
+
+def test_a_new_model_is_compiled_into_the_cache_once(small_bundle, modality_bundle, image_file, tmp_path):
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    modality = _copy_bundle(modality_bundle, tmp_path / "modality")
+    opened = Classifier(model, modality_model=modality)
+    opened.predict_file(image_file)  # Keras loads it, compiles it into the cache, LiteRT answers
+    assert opened.bundle().backend == "litert"
+    assert not compiled_path_for(model).exists()  # the model's own folder is left alone
+    cached = sorted(p.name for p in (tmp_path / "cache" / "RetinaDesktop" / "compiled").glob("*.tflite"))
+    assert cached == sorted(f"{file_sha256(p)}.tflite" for p in (model, modality))
+    result = _run_clean([str(model), str(modality), str(image_file)], tmp_path / "cache")
+    assert result["heavy"] == [] and result["backend"] == "litert"
+
+
+# ---- a Teachable Machine export (Keras 2) ----------------------------------------------------
+
+# The layout of a real Teachable Machine export, written by Keras 2 with its 2.4-era JSON;
+# small (MobileNetV2 alpha 0.35 at 96x96) so the test stays quick. Also saves Keras 2's answers.
+TM_SCRIPT = r"""
+import json, pathlib, sys
+import h5py, numpy as np
+try:
+    import tf_keras as k
+except ImportError:
+    sys.exit(3)
+out = pathlib.Path(sys.argv[1])
+k.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+base = k.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
+for layer in base.layers:
+    if isinstance(layer, k.layers.BatchNormalization):
+        g, b, m, v = layer.get_weights()
+        layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
+                           rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 1.5, v.shape)])
+tm = k.Sequential([
+    k.Sequential([k.Model(base.inputs, base.outputs, name="model1"),
+                  k.layers.GlobalAveragePooling2D()], name="sequential_1"),
+    k.Sequential([
+        k.layers.Dense(100, activation="relu", name="dense_Dense1"),
+        k.layers.Dense(3, activation="softmax", use_bias=False, name="dense_Dense2"),
+    ], name="sequential_3"),
+], name="sequential_4")
+tm.save(out / "keras_model.h5", save_format="h5")
+x = np.load(out / "x.npy").astype("float32") / 127.5 - 1.0
+np.save(out / "keras2_y.npy", tm.predict(x, verbose=0))
+
+def keras24_style(node):
+    if isinstance(node, list):
+        return [keras24_style(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: keras24_style(value) for key, value in node.items()
+            if key not in ("module", "registered_name", "build_config")}
+    if node.get("class_name") == "Functional":
+        node["class_name"] = "Model"
+    return node
+
+with h5py.File(out / "keras_model.h5", "r+") as h5:
+    h5.attrs["model_config"] = json.dumps(keras24_style(json.loads(h5.attrs["model_config"]))).encode("utf-8")
+    h5.attrs["keras_version"] = b"2.4.0"
+(out / "labels.txt").write_text("0 healthy\n1 cataract\n2 other\n")
+"""
+
+
+@pytest.fixture(scope="module")
+def teachable_machine_export(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
+    folder = tmp_path_factory.mktemp("tm")
+    images = _images((96, 96), n=5)
+    np.save(folder / "x.npy", images)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
+    done = subprocess.run([sys.executable, "-c", TM_SCRIPT, str(folder)], env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode == 3:
+        pytest.skip("tf_keras (Keras 2) is not installed")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "keras_model.h5", images, np.load(folder / "keras2_y.npy")
+
+
+def test_teachable_machine_export_agrees_on_both_paths(teachable_machine_export):
+    model, images, keras2 = teachable_machine_export
+    compiled = export_model(model)
+    heat = read_manifest(compiled)["heatmap"]
+    # Not CAM: pooling, Dense(100, relu), Dense(3) - Grad-CAM through the head, done in numpy.
+    assert heat["score"] == "logit"
+    assert [op["op"] for op in heat["head"]] == ["global_average_pool", "dense", "dense"]
+    _assert_paths_agree(model, images, heatmap_classes=range(3))
+    litert_side = Classifier(model, backend="litert", settings=NO_CHECKS)
+    np.testing.assert_allclose(litert_side.predict_arrays(images, calibrated=False), keras2, atol=1e-4)
+
+
+# ---- the shipped models ----------------------------------------------------------------------
+
+SHIPPED = {
+    "fundus": (models_dir() / "keras_model.h5", "fundus4"),
+    "oct": (models_dir() / "oct" / "keras_model.h5", "oct-dme"),
+    "modality": (models_dir() / "modality" / "keras_model.h5", "fundus4"),
+}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_models_agree_on_both_paths(name, tmp_path, shared_data):
+    path, data = SHIPPED[name]
+    if not path.exists() or not path.with_suffix(".json").exists():
+        pytest.skip(f"shipped model {path} is not there (yet)")
+    if find_compiled(path) is None:  # not exported yet: compile a copy here
+        path = _copy_bundle(path, tmp_path / name)
+        export_model(path)
+    from retina_desktop.imaging import load_image
+    from retina_desktop.preprocessing import fit_image
+
+    spec = load_bundle(path, backend="litert").metadata.input
+    files = sorted((shared_data / data).rglob("*.jpg"))[::97][:6]
+    images = np.stack([fit_image(load_image(f).rgb, spec) for f in files])
+    _assert_paths_agree(path, images, heatmap_classes=[0])
+
+
+# ---- the self-test ---------------------------------------------------------------------------
+
+
+def test_self_test_reports_models_on_the_compiled_path(small_bundle, modality_bundle, tmp_path, monkeypatch):
+    from retina_desktop import selftest
+
+    fundus = _copy_bundle(small_bundle, tmp_path / "models")
+    modality = _copy_bundle(modality_bundle, tmp_path / "models" / "modality")
+    export_model(fundus)
+    export_model(modality)
+    monkeypatch.setattr(selftest, "default_model_path", lambda: fundus)
+    monkeypatch.setattr(selftest, "modality_model_path", lambda: modality)
+    monkeypatch.setattr(selftest, "models_dir", lambda: tmp_path / "models")
+    lines: list[str] = []
+    status = selftest.run_self_test(echo=lines.append, report_dir=tmp_path / "reports")
+    report = "\n".join(lines)
+    assert status == 0, report
+    assert report.count("compiled copy current, runs on litert") == 2
+    assert "[warn] OCT model" in report  # optional: its absence is a warning, not a failure
+    assert "Result: all checks passed." in report
+    assert list((tmp_path / "reports").glob("self-test-*.txt"))

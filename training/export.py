@@ -1,0 +1,57 @@
+"""`python -m training export`: compile Keras models for the TensorFlow-free (LiteRT) path.
+
+For each model file this writes `<stem>.tflite` and its manifest `<stem>.tflite.json` (the
+SHA-256 of the model file it was compiled from, the heatmap head) beside the model, or into
+`--out`, which then receives the model file, `labels.txt` and the sidecar too, so that the
+folder is a complete bundle. The compiled model is checked against Keras before it is kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from retina_desktop.bundle import load_bundle
+from retina_desktop.errors import UserError
+from retina_desktop.litert_backend import compiled_path_for, read_manifest
+from retina_desktop.litert_export import compile_model
+from retina_desktop.model_files import labels_path_for, sidecar_path_for
+
+
+def export_model(model_path: Path, out: Path | None = None, *, trust_model: bool = False) -> Path:
+    """Compile one model (into `out` with its bundle files, or beside it); returns the .tflite."""
+    model_path = Path(model_path)
+    if out is not None and Path(out).resolve() != model_path.parent.resolve():
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for source in (model_path, labels_path_for(model_path), sidecar_path_for(model_path)):
+            if source.exists():
+                shutil.copy2(source, out / source.name)
+        model_path = out / model_path.name
+    bundle = load_bundle(model_path, trust_model=trust_model, backend="keras")
+    return compile_model(bundle.model, model_path, compiled_path_for(model_path), scaling=bundle.metadata.input.scaling)
+
+
+def run_export(args) -> int:
+    models = [Path(m) for m in args.model]
+    for path in models:
+        if not path.is_file():
+            raise UserError(f'Model file not found: "{path}"')
+    for path in models:
+        start = time.perf_counter()
+        print(f"compiling {path} ...", flush=True)
+        compiled = export_model(path, Path(args.out) if args.out else None, trust_model=args.trust_model)
+        manifest = read_manifest(compiled) or {}
+        heat = manifest.get("heatmap") or {}
+        heat_note = (
+            f"heatmap from layer {heat.get('layer')!r} ({heat.get('score')})"
+            if heat.get("head") is not None
+            else f"no heatmap on the compiled path: {heat.get('problem')}"
+        )
+        print(
+            f"  -> {compiled} ({compiled.stat().st_size / 1e6:.1f} MB, source sha256 "
+            f"{manifest.get('source_sha256', '?')[:12]}..., {heat_note}) in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+    return 0
