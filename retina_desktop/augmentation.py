@@ -69,7 +69,8 @@ def build_augmenter(config: AugmentConfig, seed: int | None = None):
         layers.append(keras.layers.RandomContrast(config.contrast, seed=next_seed()))
     if config.gamma > 0:
         layers.append(random_gamma_layer()(config.gamma, seed=next_seed()))
-    return keras.Sequential(layers, name="augment")
+    # Keras cannot call an empty Sequential; everything switched off means "unchanged".
+    return keras.Sequential(layers or [keras.layers.Identity()], name="augment")
 
 
 _random_gamma_cls = None
