@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="retina-shots-") as tmp:
         folder = Path(args.folder) if args.folder else demo_folder(Path(tmp) / "clinic-folder")
         for size in SIZES:
-            shoot(out, size, image.resolve(), folder.resolve(), args.model, args.wait)
+            shoot(out, size, image.resolve(), folder.resolve(), str(Path(args.model).resolve()) if args.model else None, args.wait)
     return 0
 
 
