@@ -80,6 +80,45 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, action="append", help="model file (repeatable)")
     export.add_argument("--out", help="folder for the compiled bundle (default: beside each model)")
     export.add_argument("--trust-model", action="store_true")
+
+    gan = verbs.add_parser("gan", help="train the class-conditional GAN on a data set's training split")
+    gan.add_argument("--data", required=True, help="folder of class sub-folders (+ splits.csv)")
+    gan.add_argument("--out", required=True, help="output folder for the generator, samples and log")
+    gan.add_argument("--labels", help="comma-separated classes to learn (default: all)")
+    gan.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
+    gan.add_argument("--size", type=int, default=128, help="image height and width (a power of two)")
+    gan.add_argument("--latent-dim", type=int, default=128)
+    gan.add_argument("--width", type=int, default=16, help="channels at full resolution")
+    gan.add_argument("--epochs", type=int, default=100)
+    gan.add_argument("--batch-size", type=int, default=16)
+    gan.add_argument("--learning-rate", type=float, default=2e-4)
+    gan.add_argument("--loss", choices=("hinge", "nonsaturating"), default="hinge")
+    gan.add_argument("--r1-gamma", type=float, default=0.0)
+    gan.add_argument("--ema-decay", type=float, default=0.999)
+    gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
+    gan.add_argument("--ada-target", type=float, default=0.0, help="> 0 adapts the augment probability (ADA)")
+    gan.add_argument("--seed", type=int, default=0)
+    gan.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    gan.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
+
+    synthesize = verbs.add_parser("synthesize", help="write N images of one class from a generator")
+    synthesize.add_argument("--generator", required=True, help="generator.keras (with generator.json beside it)")
+    synthesize.add_argument("--label", required=True)
+    synthesize.add_argument("--n", type=int, required=True)
+    synthesize.add_argument("--out", required=True)
+    synthesize.add_argument("--seed", type=int, default=0)
+
+    gan_eval = verbs.add_parser("gan-eval", help="KID, FID, precision/recall and memorisation of a generator")
+    gan_eval.add_argument("--generator", required=True)
+    gan_eval.add_argument("--data", required=True, help="the data set it was trained on (train and test splits)")
+    gan_eval.add_argument("--labels", help="comma-separated classes to judge (default: all the generator's)")
+    gan_eval.add_argument("--classifier", help="feature extractor (default: the app's models/keras_model.h5)")
+    gan_eval.add_argument("--split", default="test", choices=("val", "test"))
+    gan_eval.add_argument("--n", type=int, default=200, help="synthetic images per class")
+    gan_eval.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
+    gan_eval.add_argument("--seed", type=int, default=0)
+    gan_eval.add_argument("--out", help="folder for gan_eval.json and the closest pairs (default: beside the generator)")
+    gan_eval.add_argument("--json", action="store_true", help="print the metrics object only")
     return parser
 
 
@@ -110,6 +149,18 @@ def main(argv: list[str] | None = None) -> int:
             from .export import run_export
 
             return run_export(args)
+        if args.verb == "gan":
+            from .train_gan import run_gan
+
+            return run_gan(args)
+        if args.verb == "synthesize":
+            from .synthesize import run_synthesize
+
+            return run_synthesize(args)
+        if args.verb == "gan-eval":
+            from .gan_metrics import run_gan_eval
+
+            return run_gan_eval(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,185 @@
+"""The conditional GAN, DiffAugment, synthesis and the GAN metrics, on tiny images and steps."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from training.cli import main
+from training.diffaugment import diff_augment, parse_policy
+from training.gan import GanConfig, build_discriminator, build_generator, latents, train_gan
+from training.gan_metrics import fid, kid, memorisation, precision_recall
+from training.synthesize import load_generator, synthesize
+from tests.conftest import fundus_like
+
+TINY = GanConfig(size=16, latent_dim=16, width=8, max_channels=32, batch_size=8, epochs=3,
+                 labels=("a", "b"), grid_columns=3)
+
+
+def _toy(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % 2).astype(np.int32)
+    images = rng.integers(0, 60, (n, 16, 16, 3)).astype(np.uint8)
+    images[labels == 1, 4:12, 4:12] += 150
+    return images, labels
+
+
+def test_the_label_changes_the_generated_image():
+    from retina_desktop.quiet import import_keras
+
+    import_keras().utils.set_random_seed(0)
+    generator = build_generator(TINY, 2)
+    z = np.repeat(latents(7, [0], TINY.latent_dim), 2, axis=0)
+    images = np.asarray(generator([z, np.array([0, 1], np.int32)], training=False))
+    assert images.shape == (2, 16, 16, 3) and np.abs(images).max() <= 1.0
+    assert np.abs(images[0] - images[1]).mean() > 1e-4
+    logits = build_discriminator(TINY, 2)([images, np.array([0, 1], np.int32)])
+    assert tuple(logits.shape) == (2, 1)
+
+
+def test_diffaugment_keeps_shapes_and_is_differentiable_and_seeded():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)), tf.float32)
+    seed = tf.constant([1, 2], tf.int64)
+    for policy in ("translation", "cutout", "translation,cutout"):
+        y = diff_augment(x, seed, policy).numpy()
+        assert y.shape == x.shape
+        assert y.min() >= -1.0 and y.max() <= 1.0  # moves or blanks pixels, never invents values
+        assert np.isin(y[y != 0], x.numpy()).all()
+    y = diff_augment(x, seed, parse_policy("color,translation,cutout"))
+    assert y.shape == x.shape and np.isfinite(y.numpy()).all()
+    assert np.array_equal(y.numpy(), diff_augment(x, seed).numpy())
+    assert not np.array_equal(y.numpy(), diff_augment(x, tf.constant([1, 3], tf.int64)).numpy())
+    assert np.array_equal(diff_augment(x, seed, probability=0.0).numpy(), x.numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(diff_augment(x, seed) ** 2)
+    grad = tape.gradient(loss, x).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+    with pytest.raises(ValueError, match="unknown DiffAugment policy"):
+        parse_policy("colour")
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
+    images, labels = _toy()
+    quiet = dict(verbose=0, log=lambda *_: None)
+    straight, state = train_gan(TINY, images, labels, tmp_path / "a", **quiet)
+    assert state.epoch == 3 and len(state.history) == 3
+    train_gan(TINY, images, labels, tmp_path / "b", stop_after_epochs=1, **quiet)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    resumed, state = train_gan(TINY, images, labels, tmp_path / "b", resume=True, **quiet)
+    assert state.epoch == 3
+    for name in ("generator", "discriminator", "ema_generator"):
+        for a, b in zip(getattr(straight, name).get_weights(), getattr(resumed, name).get_weights()):
+            assert np.allclose(a, b, atol=1e-6), name
+    # The EMA copy moved away from the generator: it is an average, not a copy.
+    assert not np.allclose(straight.generator.get_weights()[-2], straight.ema_generator.get_weights()[-2])
+    assert sorted(p.name for p in (tmp_path / "b" / "samples").iterdir()) == [
+        "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    rows = list(csv.DictReader(open(tmp_path / "b" / "losses.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and {"d_loss", "g_loss", "seconds"} <= set(rows[0])
+
+
+def test_adaptive_augmentation_r1_and_nonsaturating_loss_train(tmp_path):
+    import dataclasses
+
+    images, labels = _toy()
+    config = dataclasses.replace(TINY, epochs=1, loss="nonsaturating", r1_gamma=1.0, ada_target=0.6, ada_images=80)
+    gan, state = train_gan(config, images, labels, tmp_path, verbose=0, log=lambda *_: None)
+    logs = state.history[-1]
+    assert np.isfinite([logs["d_loss"], logs["g_loss"]]).all()
+    # Starts at 0 and moves by batch / ada_images = 0.1 per step, either way, within [0, 1].
+    assert 0.0 <= logs["augment_p"] <= 0.2 + 1e-6 and int(gan.step_counter.numpy()) == 2
+
+
+def test_synthesize_is_reproducible_by_seed(tmp_path):
+    from retina_desktop.quiet import import_keras
+
+    import_keras().utils.set_random_seed(0)
+    path = tmp_path / "generator.keras"
+    build_generator(TINY, 2).save(path)
+    path.with_suffix(".json").write_text(json.dumps({"classes": ["a", "b"], "size": 16, "latent_dim": 16}))
+    generator, sidecar = load_generator(path)
+    first = synthesize(generator, sidecar["classes"], "b", 5, tmp_path / "one", seed=3)
+    again = synthesize(generator, sidecar["classes"], "b", 5, tmp_path / "two", seed=3)
+    other = synthesize(generator, sidecar["classes"], "b", 5, tmp_path / "three", seed=4)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    assert first[0].read_bytes() != other[0].read_bytes()
+    rows = list(csv.DictReader(open(tmp_path / "one" / "manifest.csv")))
+    assert [(r["file"], r["label"], r["seed"], r["latent_index"]) for r in rows][:2] == [
+        ("b_s3_00000.png", "b", "3", "0"), ("b_s3_00001.png", "b", "3", "1")]
+    # Image i does not depend on how many were asked for.
+    fewer = synthesize(generator, sidecar["classes"], "b", 2, tmp_path / "four", seed=3)
+    assert fewer[1].read_bytes() == first[1].read_bytes()
+
+
+def test_kid_and_fid_tell_identical_sets_from_shifted_ones():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 32))
+    same_mean, _ = kid(real, real, subsets=20, subset_size=100)
+    other = rng.normal(size=(200, 32))
+    fresh_mean, _ = kid(real, other, subsets=20, subset_size=100)
+    shifted_mean, _ = kid(real, other + 0.5, subsets=20, subset_size=100)
+    # Two samples of one distribution: zero within noise. The very same set: slightly negative
+    # (O(1/m): the cross term pairs each point with itself), still tiny next to a real shift.
+    assert abs(fresh_mean) < 0.02
+    assert shifted_mean > 0.5 and abs(same_mean) < 0.1 * shifted_mean and shifted_mean > 25 * abs(fresh_mean)
+    assert fid(real, real) == pytest.approx(0.0, abs=1e-6)
+    assert fid(real, other + 0.5) > 32 * 0.25 * 0.8
+
+
+def test_precision_recall_and_memorisation_flag_copies():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(60, 8))
+    precision, recall = precision_recall(real, real[:30] + 1e-3)
+    assert precision == 1.0 and recall < 1.0
+    precision, _ = precision_recall(real, real + 10.0)
+    assert precision == 0.0
+    train_images = rng.integers(0, 255, (60, 8, 8, 3)).astype(np.uint8)
+    synth = train_images[:4].copy()  # four verbatim copies
+    report = memorisation(real[:4] + 1e-6, real, synth, train_images, test_feats=rng.normal(size=(10, 8)))
+    assert report["feature_nn_index"] == [0, 1, 2, 3] and report["pixel_nn_rmse"] == [0.0] * 4
+    assert report["possible_copies"] == 4
+
+
+def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, small_bundle):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    for c, label in enumerate(["cataract", "glaucoma"]):
+        (root / label).mkdir(parents=True)
+        for i in range(8):
+            fundus_like(32, seed=i + 100 * c, tint=(200, 90, 40) if c else (60, 160, 200)).save(
+                root / label / f"{c}{i:02d}_a.png")
+    out = tmp_path / "gan"
+    assert main(["gan", "--data", str(root), "--out", str(out), "--labels", "glaucoma,cataract",
+                 "--size", "16", "--width", "8", "--latent-dim", "16", "--epochs", "2",
+                 "--batch-size", "4"]) == 0
+    for name in ("generator.keras", "generator.json", "config.json", "losses.csv",
+                 "samples/epoch_0001.png", "samples/epoch_0002.png", "checkpoint/state.json"):
+        assert (out / name).exists(), name
+    sidecar = json.loads((out / "generator.json").read_text())
+    assert sidecar["classes"] == ["cataract", "glaucoma"] and sidecar["size"] == 16
+    assert sidecar["latent_dim"] == 16 and sidecar["provenance"]["seconds_per_epoch"] > 0
+    assert "command" in sidecar["provenance"] and sidecar["provenance"]["data"] == str(root)
+
+    synth = tmp_path / "synth"
+    assert main(["synthesize", "--generator", str(out / "generator.keras"), "--label", "glaucoma",
+                 "--n", "3", "--out", str(synth), "--seed", "5"]) == 0
+    assert len(list(synth.glob("*.png"))) == 3 and (synth / "manifest.csv").exists()
+    assert main(["synthesize", "--generator", str(out / "generator.keras"), "--label", "normal",
+                 "--n", "3", "--out", str(synth)]) == 1  # a class it was not trained on
+
+    judged = tmp_path / "eval"
+    assert main(["gan-eval", "--generator", str(out / "generator.keras"), "--data", str(root),
+                 "--classifier", str(small_bundle), "--n", "6", "--out", str(judged), "--json"]) == 0
+    report = json.loads((judged / "gan_eval.json").read_text())
+    assert "not Inception" in report["feature_extractor"]
+    for label in ("cataract", "glaucoma"):
+        figures = report["labels"][label]
+        assert np.isfinite(figures["kid"]) and figures["fid"] >= 0
+        assert len(figures["memorisation"]["feature_nn_index"]) == 6
+        assert (judged / f"closest_pairs_{label}.png").exists()
