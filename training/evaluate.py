@@ -166,7 +166,7 @@ def predict_samples(model_path: Path, dataset: Dataset, split: str, trust: bool 
     """Raw probabilities for one split through the app's service, plus integer labels."""
     from retina_desktop.service import Classifier
 
-    classifier = Classifier(model_path, trust_model=trust)
+    classifier = Classifier(model_path, trust_model=trust, backend="keras")
     bundle = classifier.bundle()
     if bundle.metadata.classes != dataset.classes:
         from retina_desktop.errors import UserError

@@ -75,7 +75,7 @@ def flag_rate(evidence, thresholds: CheckThresholds, modality: str) -> tuple[flo
 
 def run_fit_checks(args) -> int:
     model_path = Path(args.model)
-    classifier = Classifier(model_path, settings=Settings(checks_enabled=False))
+    classifier = Classifier(model_path, settings=Settings(checks_enabled=False), backend="keras")
     metadata = classifier.bundle().metadata
     modality = metadata.modality
     if classifier._modality_classifier() is None:
