@@ -128,8 +128,8 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
     lines += [
         "",
         f"Reasons among flagged real test images: {reasons}. Checks add {report.get('ms_per_image', float('nan')):.1f} ms "
-        "per image (median, measured by the command below while the machine was otherwise busy; "
-        "`benchmarks/predict_latency.py` measures it alone).",
+        "per image (median, on the Keras path, by the command below; `benchmarks/predict_latency.py` "
+        "measures the app's compiled path).",
         "",
         "```bash",
         f"python -m training fit-checks --model {model_path} --data {data}{other}",

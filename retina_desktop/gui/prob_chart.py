@@ -65,7 +65,10 @@ class ProbabilityChart(ttk.Frame):
             axes.barh(positions, values, color=[_TOP if n == top else _OTHER for n in names], height=0.65)
             axes.set_yticks(positions, [display_name(n) for n in names], fontsize=9)
             for y, value in zip(positions, values):
-                axes.text(min(value + 0.02, 0.86), y, f"{value:.0%}", va="center", fontsize=8)
+                if value > 0.8:  # no room after the bar: write inside its end, white on the fill
+                    axes.text(value - 0.02, y, f"{value:.0%}", va="center", ha="right", fontsize=8, color="white")
+                else:
+                    axes.text(value + 0.02, y, f"{value:.0%}", va="center", fontsize=8)
         else:
             axes.set_yticks([])
             axes.text(0.5, 0.5, "No result yet", ha="center", va="center", fontsize=9, color="0.45",
