@@ -51,6 +51,18 @@ class ModelMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     # Fitted thresholds of the image checks; empty means "use the defaults".
     checks: dict[str, Any] = field(default_factory=dict)
+    # For two-class models: {"positive_class", "threshold", "chosen_on"}. The positive class is
+    # reported when its probability reaches the threshold (an operating point chosen on the
+    # validation split for a target specificity) instead of when it is the larger of the two.
+    decision: dict[str, Any] = field(default_factory=dict)
+
+    def label_for(self, probabilities: list[float]) -> int:
+        """Index of the class to report for these (calibrated) probabilities."""
+        positive = self.decision.get("positive_class")
+        if len(self.classes) == 2 and positive in self.classes and "threshold" in self.decision:
+            index = self.classes.index(positive)
+            return index if probabilities[index] >= float(self.decision["threshold"]) else 1 - index
+        return max(range(len(probabilities)), key=probabilities.__getitem__)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

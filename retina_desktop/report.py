@@ -52,7 +52,7 @@ def unsure_text(prediction: Prediction, threshold: float = UNSURE_THRESHOLD) -> 
     if prediction.confidence >= threshold:
         return ""
     return (
-        f"The model is unsure: its top answer has {prediction.confidence:.0%} confidence "
+        f"The model is unsure: its answer has {prediction.confidence:.0%} confidence "
         f"(below {threshold:.0%}). Treat this output with caution."
     )
 

@@ -118,7 +118,7 @@ class Classifier:
         checks = self.check(loaded) if self.settings.checks_enabled else None
         fitted = fit_image(loaded.rgb, bundle.metadata.input)
         probs = self.predict_arrays(fitted[None])[0]
-        best = int(np.argmax(probs))
+        best = bundle.metadata.label_for(list(map(float, probs)))
         return Prediction(
             file=str(image_path),
             label=bundle.classes[best],

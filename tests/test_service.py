@@ -108,3 +108,16 @@ def test_temperature_keeps_ranking_and_softens():
     soft = apply_temperature(probs, 2.0)
     assert soft.argmax() == 0 and soft[0, 0] < 0.9 and soft.sum() == pytest.approx(1)
     assert np.allclose(apply_temperature(probs, 1.0), probs)
+
+
+def test_a_two_class_model_reports_by_its_operating_threshold():
+    from retina_desktop.records import ModelMetadata
+
+    plain = ModelMetadata(classes=["DME", "NO_DME"])
+    screening = ModelMetadata(classes=["DME", "NO_DME"],
+                              decision={"positive_class": "DME", "threshold": 0.15, "chosen_on": "val"})
+    assert plain.label_for([0.2, 0.8]) == 1  # the larger probability
+    assert screening.label_for([0.2, 0.8]) == 0  # DME reaches its threshold
+    assert screening.label_for([0.1, 0.9]) == 1
+    four = ModelMetadata(classes=list("abcd"), decision={"positive_class": "a", "threshold": 0.1})
+    assert four.label_for([0.2, 0.5, 0.2, 0.1]) == 1  # thresholds apply to two-class models only

@@ -24,6 +24,8 @@ from retina_desktop.model_files import read_sidecar, sidecar_path_for, write_sid
 from .datasets import Dataset, load_arrays, load_dataset
 
 ECE_BINS = 15
+# The specificity a two-class model's operating point must keep on the validation split.
+MIN_SPECIFICITY = 0.9
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -205,12 +207,23 @@ def evaluate_bundle(
     metrics["temperature"] = round(temperature, 4)
     metrics["split"] = split
     metrics["data"] = str(dataset.root)
-    if len(dataset.classes) == 2:
+    decision = {}
+    if len(dataset.classes) == 2 and dataset.subset("val") and split != "val":
+        # The operating point is chosen on validation and only then measured on `split`:
+        # choosing it on the test split would flatter it.
         positive = _scarce_class(labels)
+        val_calibrated = apply_temperature(val_probs, temperature)
+        chosen = binary_operating_point(val_calibrated, val_labels, positive, MIN_SPECIFICITY)
+        threshold = chosen["threshold"]
+        called = calibrated[:, positive] >= threshold
         metrics["operating_point"] = {
             "positive_class": dataset.classes[positive],
-            **binary_operating_point(calibrated, labels, positive),
+            "threshold": threshold,
+            "chosen_on": f"val split, specificity >= {MIN_SPECIFICITY}",
+            "sensitivity": round(float(called[labels == positive].mean()), 4),
+            "specificity": round(float((~called[labels != positive]).mean()), 4),
         }
+        decision = {k: metrics["operating_point"][k] for k in ("positive_class", "threshold", "chosen_on")}
     if out_dir is not None:
         out_dir = Path(out_dir)
         with atomic_write(out_dir / "metrics.json") as handle:
@@ -227,6 +240,7 @@ def evaluate_bundle(
         sidecar = sidecar_path_for(model_path)
         metadata = read_sidecar(sidecar) or bundle.metadata
         metadata.temperature = round(temperature, 4)
+        metadata.decision = decision
         metadata.metrics = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
         metadata.metrics["confusion_matrix"] = metrics["confusion_matrix"]
         write_sidecar(sidecar, metadata)
@@ -262,8 +276,8 @@ def format_summary(metrics: dict[str, Any]) -> str:
     if "operating_point" in metrics:
         op = metrics["operating_point"]
         lines.append(
-            f"  {op['positive_class']}: sensitivity {op['sensitivity']:.3f} at specificity "
-            f"{op['specificity']:.3f} (threshold {op['threshold']:.3f})"
+            f"  {op['positive_class']} at the operating point chosen on the {op['chosen_on']}: "
+            f"sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} (threshold {op['threshold']:.3f})"
         )
     return "\n".join(lines)
 

@@ -88,8 +88,10 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         op = m["operating_point"]
         lines += [
             "",
-            f"Operating point for {op['positive_class']}: sensitivity {op['sensitivity']:.3f} at specificity "
-            f"{op['specificity']:.3f} (probability threshold {op['threshold']:.3f}; the app reports the arg-max class).",
+            f"Operating point for {op['positive_class']}, chosen on the {op.get('chosen_on', 'val split')} and "
+            f"measured here: sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} "
+            f"(probability threshold {op['threshold']:.3f}). The app reports {op['positive_class']} when its "
+            "calibrated probability reaches this threshold; the table above uses the larger probability.",
         ]
     matrix = m.get("confusion_matrix")
     if matrix:
