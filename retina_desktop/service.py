@@ -92,18 +92,24 @@ class Classifier:
         fitted.update(self.settings.check_overrides)
         return CheckThresholds.from_dict(fitted)
 
-    def check(self, loaded: LoadedImage) -> CheckResult:
-        """Is this image of the model's modality and fit to be judged? (Any thread.)"""
-        bundle = self.bundle()
+    def check_evidence(self, image) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Measured statistics of an RGB image, and the modality model's probabilities (None
+        when no modality model is installed). Any thread."""
         modality_probs = None
-        modality = self._modality_classifier()
+        modality = self.modality_classifier()
         if modality is not None:
             spec = modality.bundle().metadata.input
-            probs = modality.predict_arrays(fit_image(loaded.rgb, spec)[None], calibrated=False)[0]
+            probs = modality.predict_arrays(fit_image(image, spec)[None], calibrated=False)[0]
             modality_probs = {name: float(p) for name, p in zip(modality.bundle().classes, probs)}
-        return judge(measure(loaded.rgb), loaded.source_size, self.thresholds(), bundle.metadata.modality, modality_probs)
+        return measure(image), modality_probs
 
-    def _modality_classifier(self) -> Classifier | None:
+    def check(self, loaded: LoadedImage) -> CheckResult:
+        """Is this image of the model's modality and fit to be judged? (Any thread.)"""
+        stats, modality_probs = self.check_evidence(loaded.rgb)
+        return judge(stats, loaded.source_size, self.thresholds(), self.bundle().metadata.modality, modality_probs)
+
+    def modality_classifier(self) -> Classifier | None:
+        """The fundus / OCT / other classifier behind the checks, or None when not installed."""
         with self._lock:
             if self._modality is None and self._modality_path.exists() and self._modality_path != self.model_path:
                 self._modality = Classifier(

@@ -164,23 +164,25 @@ def binary_operating_point(probs: np.ndarray, labels: np.ndarray, positive: int,
     }
 
 
-def predict_samples(model_path: Path, dataset: Dataset, split: str, trust: bool = False):
-    """Raw probabilities for one split through the app's service, plus integer labels."""
+def open_classifier(model_path: Path, dataset: Dataset, trust: bool = False):
+    """The app's service for `model_path` (Keras path), checked against the data set's classes."""
+    from retina_desktop.errors import UserError
     from retina_desktop.service import Classifier
 
     classifier = Classifier(model_path, trust_model=trust, backend="keras")
-    bundle = classifier.bundle()
-    if bundle.metadata.classes != dataset.classes:
-        from retina_desktop.errors import UserError
-
+    classes = classifier.bundle().metadata.classes
+    if classes != dataset.classes:
         raise UserError(
-            f'The model "{model_path}" has classes {bundle.metadata.classes}, '
-            f"the data set {dataset.root} has {dataset.classes}"
+            f'The model "{model_path}" has classes {classes}, the data set {dataset.root} has {dataset.classes}'
         )
-    samples = dataset.subset(split)
-    images, labels = load_arrays(dataset, samples, bundle.metadata.input, progress=False)
-    probs = classifier.predict_arrays(images, calibrated=False)
-    return probs, labels, bundle
+    return classifier
+
+
+def predict_samples(classifier, dataset: Dataset, split: str):
+    """Raw probabilities for one split through the app's service, plus integer labels."""
+    spec = classifier.bundle().metadata.input
+    images, labels = load_arrays(dataset, dataset.subset(split), spec, progress=False)
+    return classifier.predict_arrays(images, calibrated=False), labels
 
 
 def evaluate_bundle(
@@ -195,10 +197,12 @@ def evaluate_bundle(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Metrics on `split`, temperature fitted on val; writes metrics.json and plots to out_dir."""
-    probs, labels, bundle = predict_samples(model_path, dataset, split, trust)
+    classifier = open_classifier(model_path, dataset, trust)
+    bundle = classifier.bundle()
+    probs, labels = predict_samples(classifier, dataset, split)
     temperature = bundle.metadata.temperature
     if dataset.subset("val") and split != "val":
-        val_probs, val_labels, _ = predict_samples(model_path, dataset, "val", trust)
+        val_probs, val_labels = predict_samples(classifier, dataset, "val")
         temperature = fit_temperature(val_probs, val_labels)
     calibrated = apply_temperature(probs, temperature)
     metrics = compute_metrics(calibrated, labels, dataset.classes, n_bootstrap=n_bootstrap)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.checks import CheckThresholds, judge, measure
+from retina_desktop.checks import CheckThresholds, judge
 from retina_desktop.imaging import load_image
 from retina_desktop.model_files import read_sidecar, sidecar_path_for, write_sidecar
 from retina_desktop.service import Classifier
@@ -25,16 +25,9 @@ from .negatives import negatives
 def _evidence(classifier: Classifier, images) -> list[tuple[dict, tuple[int, int], dict | None]]:
     """Statistics, source size and modality probabilities of each (PIL image, size) pair."""
     out = []
-    modality = classifier._modality_classifier()
     for image, size in images:
-        probs = None
-        if modality is not None:
-            from retina_desktop.preprocessing import fit_image
-
-            spec = modality.bundle().metadata.input
-            p = modality.predict_arrays(fit_image(image, spec)[None], calibrated=False)[0]
-            probs = dict(zip(modality.bundle().classes, map(float, p)))
-        out.append((measure(image), size, probs))
+        stats, probs = classifier.check_evidence(image)
+        out.append((stats, size, probs))
     return out
 
 
@@ -78,7 +71,7 @@ def run_fit_checks(args) -> int:
     classifier = Classifier(model_path, settings=Settings(checks_enabled=False), backend="keras")
     metadata = classifier.bundle().metadata
     modality = metadata.modality
-    if classifier._modality_classifier() is None:
+    if classifier.modality_classifier() is None:
         print("warning: no modality model in models/modality/: only image statistics are checked")
 
     val = _evidence(classifier, _split_images(Path(args.data), "val"))
