@@ -33,6 +33,7 @@ from retina_desktop.paths import models_dir
 from retina_desktop.service import Classifier
 from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, ROOT, fundus_like
+from tests.keras2_scripts import REWRITE_AS_KERAS24
 from training.export import export_model
 
 pytestmark = pytest.mark.skipif(
@@ -208,7 +209,7 @@ def test_a_new_model_is_compiled_into_the_cache_once(small_bundle, modality_bund
 
 # The layout of a real Teachable Machine export, written by Keras 2 with its 2.4-era JSON;
 # small (MobileNetV2 alpha 0.35 at 96x96) so the test stays quick. Also saves Keras 2's answers.
-TM_SCRIPT = r"""
+TM_SCRIPT = REWRITE_AS_KERAS24 + r"""
 import json, pathlib, sys
 import h5py, numpy as np
 try:
@@ -235,21 +236,7 @@ tm = k.Sequential([
 tm.save(out / "keras_model.h5", save_format="h5")
 x = np.load(out / "x.npy").astype("float32") / 127.5 - 1.0
 np.save(out / "keras2_y.npy", tm.predict(x, verbose=0))
-
-def keras24_style(node):
-    if isinstance(node, list):
-        return [keras24_style(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: keras24_style(value) for key, value in node.items()
-            if key not in ("module", "registered_name", "build_config")}
-    if node.get("class_name") == "Functional":
-        node["class_name"] = "Model"
-    return node
-
-with h5py.File(out / "keras_model.h5", "r+") as h5:
-    h5.attrs["model_config"] = json.dumps(keras24_style(json.loads(h5.attrs["model_config"]))).encode("utf-8")
-    h5.attrs["keras_version"] = b"2.4.0"
+rewrite_as_keras24(out / "keras_model.h5")
 (out / "labels.txt").write_text("0 healthy\n1 cataract\n2 other\n")
 """
 

@@ -19,12 +19,13 @@ import pytest
 
 from retina_desktop.errors import ModelError, UnsafeModelError
 from retina_desktop.legacy_h5 import load_h5_model, upgrade_config
+from tests.keras2_scripts import REWRITE_AS_KERAS24
 
 REPO = Path(__file__).resolve().parents[1]
 NO_TF_KERAS = 3  # exit status of the script below when tf_keras cannot be imported
 
 # Builds the Keras 2 files with random weights (weights=None, no downloads) and a fixed seed.
-KERAS2_SCRIPT = r"""
+KERAS2_SCRIPT = REWRITE_AS_KERAS24 + r"""
 import json, pathlib, sys
 import h5py, numpy as np
 try:
@@ -90,24 +91,7 @@ tm = k.Sequential([
     ], name="sequential_3"),
 ], name="sequential_4")
 save(tm, "tm_export", 224)
-
-
-def keras24_style(node):
-    if isinstance(node, list):
-        return [keras24_style(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: keras24_style(value) for key, value in node.items()
-            if key not in ("module", "registered_name", "build_config")}
-    if node.get("class_name") == "Functional":
-        node["class_name"] = "Model"
-    return node
-
-
-with h5py.File(out / "tm_export.h5", "r+") as h5:
-    config = keras24_style(json.loads(h5.attrs["model_config"]))
-    h5.attrs["model_config"] = json.dumps(config).encode("utf-8")
-    h5.attrs["keras_version"] = b"2.4.0"
+rewrite_as_keras24(out / "tm_export.h5")
 
 # (c) VGG16 backbone in a Sequential, as in student projects.
 vgg = k.Sequential([
