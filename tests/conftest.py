@@ -25,6 +25,16 @@ def fundus_like(size: int = 96, seed: int = 0, tint=(200, 90, 40)) -> Image.Imag
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
+def class_folders(root: Path, labels: list[str], per_class: int, size: int) -> Path:
+    """A toy data set: `root/<label>/<c><i>_a.png`, one tint per class so a model can learn it."""
+    for c, label in enumerate(labels):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            fundus_like(size, seed=i + 100 * c, tint=(200, 90, 40) if c else (60, 160, 200)).save(
+                root / label / f"{c}{i:02d}_a.png")
+    return root
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_user_folders(tmp_path_factory):
     """Settings, logs and caches of the test run never touch (or read) the developer's own."""

@@ -14,7 +14,7 @@ from retina_desktop.service import Classifier
 from training.classifier import ClassifierConfig, build_classifier, class_weights, train_classifier
 from training.cli import build_parser
 from training.classify import run_classify
-from tests.conftest import fundus_like
+from tests.conftest import class_folders
 
 TINY = ClassifierConfig(height=24, width=24, width_multiplier=0.25, epochs=3, batch_size=8, patience=5)
 
@@ -61,12 +61,7 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
 
 def test_classify_writes_a_bundle_the_app_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    root = tmp_path / "data"
-    for c, label in enumerate(["dme", "normal"]):
-        (root / label).mkdir(parents=True)
-        for i in range(12):
-            fundus_like(40, seed=i + 100 * c, tint=(200, 90, 40) if c else (60, 160, 200)).save(
-                root / label / f"{c}{i:02d}_a.png")
+    root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=12, size=40)
     out = tmp_path / "model"
     args = build_parser().parse_args([
         "classify", "--data", str(root), "--out", str(out), "--modality", "oct", "--size", "24",

@@ -13,7 +13,7 @@ from training.diffaugment import diff_augment, parse_policy
 from training.gan import GanConfig, build_discriminator, build_generator, latents, train_gan
 from training.gan_metrics import fid, kid, memorisation, precision_recall
 from training.synthesize import load_generator, synthesize
-from tests.conftest import fundus_like
+from tests.conftest import class_folders
 
 TINY = GanConfig(size=16, latent_dim=16, width=8, max_channels=32, batch_size=8, epochs=3,
                  labels=("a", "b"), grid_columns=3)
@@ -148,12 +148,7 @@ def test_precision_recall_and_memorisation_flag_copies():
 
 def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, small_bundle):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    root = tmp_path / "data"
-    for c, label in enumerate(["cataract", "glaucoma"]):
-        (root / label).mkdir(parents=True)
-        for i in range(8):
-            fundus_like(32, seed=i + 100 * c, tint=(200, 90, 40) if c else (60, 160, 200)).save(
-                root / label / f"{c}{i:02d}_a.png")
+    root = class_folders(tmp_path / "data", ["cataract", "glaucoma"], per_class=8, size=32)
     out = tmp_path / "gan"
     assert main(["gan", "--data", str(root), "--out", str(out), "--labels", "glaucoma,cataract",
                  "--size", "16", "--width", "8", "--latent-dim", "16", "--epochs", "2",
