@@ -372,3 +372,20 @@ def test_settings_dialog_saves_overrides_and_applies_them(make_app, tmp_path, mo
     assert fake.settings == Settings(checks_enabled=False, check_overrides={"min_side": 64.0}, unsure_below=0.75)
     assert load_settings() == fake.settings
     assert app.unsure_below == 0.75
+
+
+def test_stopping_a_worker_drops_queued_jobs_and_joins():
+    import queue as queue_module
+
+    from retina_desktop.gui.worker import Worker
+
+    messages = queue_module.Queue()
+    worker = Worker(messages, "test-worker")
+    started, gate, ran = threading.Event(), threading.Event(), []
+    worker.submit("first", lambda: (started.set(), gate.wait(5), ran.append("first")))
+    worker.submit("second", lambda: ran.append("second"))
+    assert started.wait(5)
+    worker.stop()
+    gate.set()
+    assert worker.join(5)
+    assert ran == ["first"]  # the running job finished; the queued one was dropped

@@ -49,6 +49,10 @@ def load_model_job(classifier) -> tuple[Any, ModelMetadata]:
     return classifier, classifier.bundle().metadata
 
 
+# Seconds `quit` waits for each worker's current job after the window closes.
+QUIT_WAIT_S = 15.0
+
+
 # ---- the window: Tk thread only -----------------------------------------------------------
 
 
@@ -282,6 +286,10 @@ class MainWindow:
         except tk.TclError:
             pass
         self.root.destroy()
+        # The window is gone; let a model load or the current batch image finish rather than
+        # end the process under native code (bounded: a stuck job must not hang the exit).
+        for worker in (self.worker, self.batch_worker):
+            worker.join(QUIT_WAIT_S)
 
     def _dropped(self, paths: list[Path]) -> None:
         first = paths[0]

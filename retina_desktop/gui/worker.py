@@ -42,6 +42,7 @@ class Worker:
         self._jobs: queue.Queue = queue.Queue()
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -66,12 +67,22 @@ class Worker:
 
     def stop(self) -> None:
         """Ask the thread to end after the current job (jobs still queued are dropped)."""
-        self._jobs.put(None)
+        self._stopping.set()
+        self._jobs.put(None)  # wakes the thread if it is waiting for a job
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the thread to end; True when it has.
+
+        A worker may be inside TensorFlow or LiteRT native code; letting the interpreter shut
+        down under it can crash the process, so the app waits for it when quitting.
+        """
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:
             job = self._jobs.get()
-            if job is None:
+            if job is None or self._stopping.is_set():
                 return
             kind, fn, args, kwargs, context = job
             try:
