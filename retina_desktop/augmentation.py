@@ -120,3 +120,92 @@ def preview(images: np.ndarray, config: AugmentConfig, seed: int = 0) -> np.ndar
     augmenter = build_augmenter(config, seed=seed)
     out = augmenter(images.astype("float32"), training=True)
     return np.clip(np.asarray(out), 0, 255).round().astype(np.uint8)
+
+
+# ---- the same transforms with fixed parameters, in numpy/PIL ----------------------------------
+# The Augment tab shows one transform with the values on its sliders, and a grid of random ones
+# "as training would make them"; the packaged app has no Keras, so both are done here with the
+# Keras layers' definitions (tests/test_augmentation.py checks them against the layers).
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One draw of the augmentations above, in the order the Keras pipeline applies them."""
+
+    flip_horizontal: bool = False
+    flip_vertical: bool = False
+    rotation_degrees: float = 0.0  # counter-clockwise, as RandomRotation
+    zoom: float = 0.0  # as RandomZoom: > 0 zooms out (content shrinks), < 0 zooms in
+    brightness: float = 0.0  # added, as a fraction of the 0..255 range
+    contrast: float = 1.0  # (x - mean) * contrast + mean, per image and channel
+    gamma: float = 1.0  # (x / 255) ** gamma
+
+    def describe(self) -> str:
+        parts = []
+        if self.flip_horizontal:
+            parts.append("flip ↔")
+        if self.flip_vertical:
+            parts.append("flip ↕")
+        if self.rotation_degrees:
+            parts.append(f"rot {self.rotation_degrees:+.0f}°")
+        if self.zoom:
+            parts.append(f"zoom {'out' if self.zoom > 0 else 'in'} {abs(self.zoom):.0%}")
+        if self.brightness:
+            parts.append(f"bright {self.brightness:+.2f}")
+        if self.contrast != 1.0:
+            parts.append(f"contr ×{self.contrast:.2f}")
+        if self.gamma != 1.0:
+            parts.append(f"γ {self.gamma:.2f}")
+        return ", ".join(parts) or "unchanged"
+
+
+def apply_transform(image: np.ndarray, transform: Transform) -> np.ndarray:
+    """uint8 RGB (h, w, 3) -> uint8 RGB, transformed as the Keras layers would with these values."""
+    from PIL import Image
+
+    picture = Image.fromarray(np.asarray(image, np.uint8))
+    if transform.flip_horizontal:
+        picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if transform.flip_vertical:
+        picture = picture.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    if transform.rotation_degrees:
+        picture = picture.rotate(transform.rotation_degrees, resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    if transform.zoom:
+        # Output pixel (x, y) samples the input at centre + (1 + zoom) * ((x, y) - centre).
+        scale = 1.0 + transform.zoom
+        width, height = picture.size
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+        picture = picture.transform(
+            picture.size, Image.Transform.AFFINE, (scale, 0, cx * (1 - scale), 0, scale, cy * (1 - scale)),
+            resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0),
+        )
+    x = np.asarray(picture, np.float32)
+    if transform.brightness:
+        x = np.clip(x + transform.brightness * 255.0, 0.0, 255.0)
+    if transform.contrast != 1.0:
+        mean = x.mean(axis=(0, 1), keepdims=True)
+        x = np.clip((x - mean) * transform.contrast + mean, 0.0, 255.0)
+    if transform.gamma != 1.0:
+        x = np.power(np.clip(x / 255.0, 0.0, 1.0), transform.gamma) * 255.0
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def random_transform(config: AugmentConfig, rng: np.random.Generator) -> Transform:
+    """One random draw from the ranges of `config`, as each training layer draws its value."""
+    log_gamma = float(np.log1p(config.gamma))
+    return Transform(
+        flip_horizontal=bool(config.flip_horizontal and rng.random() < 0.5),
+        flip_vertical=bool(config.flip_vertical and rng.random() < 0.5),
+        rotation_degrees=float(rng.uniform(-config.rotation_degrees, config.rotation_degrees)),
+        zoom=float(rng.uniform(-config.zoom, config.zoom)),
+        brightness=float(rng.uniform(-config.brightness, config.brightness)),
+        contrast=float(rng.uniform(1.0 - config.contrast, 1.0 + config.contrast)),
+        gamma=float(np.exp(rng.uniform(-log_gamma, log_gamma))),
+    )
+
+
+def random_previews(image: np.ndarray, config: AugmentConfig, count: int, seed: int = 0) -> list[tuple[np.ndarray, Transform]]:
+    """`count` random augmentations of one uint8 image, with the draw that made each."""
+    rng = np.random.default_rng(seed)
+    draws = [random_transform(config, rng) for _ in range(count)]
+    return [(apply_transform(image, t), t) for t in draws]

@@ -89,6 +89,33 @@ def small_bundle(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_generator(tmp_path_factory) -> Path:
+    """A real (untrained, seeded) class-conditional generator with its sidecar, 16 px."""
+    import json
+
+    from retina_desktop.quiet import import_keras
+    from training.gan import GanConfig, build_generator
+
+    keras = import_keras()
+    keras.utils.set_random_seed(2)
+    config = GanConfig(size=16, latent_dim=8, width=4, labels=tuple(CLASSES))
+    generator = build_generator(config, len(CLASSES))
+    # Untrained batch-norm statistics make every image the same grey; spread them out so the
+    # label and the latent visibly matter.
+    for layer in generator.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * 3, beta, mean, var * 0.01])
+    folder = tmp_path_factory.mktemp("generator")
+    path = folder / "generator.keras"
+    generator.save(path)
+    sidecar = {"kind": "conditional generator (EMA weights)", "classes": list(CLASSES), "size": 16,
+               "latent_dim": 8, "modality": "fundus"}
+    (folder / "generator.json").write_text(json.dumps(sidecar))
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -48,3 +48,66 @@ def test_gamma_layer_round_trips_through_a_saved_model(tmp_path):
     assert np.allclose(loaded(x, training=False), x)  # identity outside training
     out = np.asarray(loaded(x, training=True))
     assert out.min() >= 0 and out.max() <= 255
+
+
+# ---- the fixed-value transforms of the Augment tab mirror the training layers ----------------
+
+
+def _keras_once(layer, image):
+    out = layer(image[None].astype("float32"), training=True)
+    return np.clip(np.rint(np.asarray(out)[0]), 0, 255).astype(np.uint8)
+
+
+def _mean_abs(a, b):
+    return float(np.abs(a.astype(float) - b.astype(float)).mean())
+
+
+def test_fixed_transforms_match_the_keras_layers_they_preview():
+    from retina_desktop.augmentation import Transform, apply_transform
+
+    keras = import_keras()
+    image = np.asarray(fundus_like(64, seed=5))
+    pinned = [  # a layer whose random range is a single value, and the same value as a Transform
+        (keras.layers.RandomRotation((20 / 360, 20 / 360), fill_mode="constant"), Transform(rotation_degrees=20)),
+        (keras.layers.RandomZoom((0.2, 0.2), fill_mode="constant"), Transform(zoom=0.2)),
+        (keras.layers.RandomZoom((-0.2, -0.2), fill_mode="constant"), Transform(zoom=-0.2)),
+        (keras.layers.RandomBrightness((0.1, 0.1)), Transform(brightness=0.1)),
+    ]
+    for layer, transform in pinned:
+        ours, theirs = apply_transform(image, transform), _keras_once(layer, image)
+        # Interpolation kernels differ slightly at edges (measured <= 1.1 levels); a wrong direction or sign
+        # would differ by tens of levels on average.
+        assert _mean_abs(ours, theirs) < 1.5, (transform.describe(), _mean_abs(ours, theirs))
+        assert _mean_abs(ours, image) > 3.0, transform.describe()  # and it did change the image
+    # RandomContrast cannot be pinned by its factor; its transform takes the drawn factor.
+    contrast = keras.layers.RandomContrast(0.5)
+    theirs = contrast.transform_images(image[None].astype("float32"), {"contrast_factor": np.full((1, 1, 1, 1), 0.7)})
+    theirs = np.clip(np.rint(np.asarray(theirs)[0]), 0, 255).astype(np.uint8)
+    assert _mean_abs(apply_transform(image, Transform(contrast=0.7)), theirs) < 0.6
+
+
+def test_fixed_gamma_and_flips_are_exact():
+    from retina_desktop.augmentation import Transform, apply_transform
+
+    image = np.asarray(fundus_like(32, seed=6))
+    assert np.array_equal(apply_transform(image, Transform(flip_horizontal=True)), image[:, ::-1])
+    assert np.array_equal(apply_transform(image, Transform(flip_vertical=True)), image[::-1])
+    expected = np.rint(((image / 255.0) ** 0.5) * 255).astype(np.uint8)
+    assert np.abs(apply_transform(image, Transform(gamma=0.5)).astype(int) - expected).max() <= 1
+    assert np.array_equal(apply_transform(image, Transform()), image)
+
+
+def test_random_previews_draw_within_the_training_ranges_and_are_seeded():
+    from retina_desktop.augmentation import random_previews
+
+    image = np.asarray(fundus_like(32, seed=7))
+    config = default_config("oct")
+    first = random_previews(image, config, 40, seed=1)
+    again = random_previews(image, config, 40, seed=1)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, again))
+    draws = [t for _, t in first]
+    assert not any(t.flip_vertical for t in draws)  # OCT: never upside down
+    assert any(t.flip_horizontal for t in draws) and not all(t.flip_horizontal for t in draws)
+    assert max(abs(t.rotation_degrees) for t in draws) <= config.rotation_degrees
+    assert max(abs(t.zoom) for t in draws) <= config.zoom
+    assert len({round(t.gamma, 4) for t in draws}) > 30

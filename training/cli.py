@@ -1,12 +1,13 @@
 """`python -m training <verb>`: the training package's command line.
 
-Each verb parses its own arguments and imports its module only when chosen, so `--help` is
-instant and one verb's dependencies never slow another.
+Each verb imports its heavy module only when chosen, so `--help` is instant and one verb's
+dependencies never slow another.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from retina_desktop.errors import UserError
@@ -119,7 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     gan_eval.add_argument("--seed", type=int, default=0)
     gan_eval.add_argument("--out", help="folder for gan_eval.json and the closest pairs (default: beside the generator)")
     gan_eval.add_argument("--json", action="store_true", help="print the metrics object only")
+
+    # Verbs whose module declares its own arguments (`add_arguments`) and runs them (`run`);
+    # those modules import only the standard library and numpy at import time.
+    for verb, (module, help_text) in MODULE_VERBS.items():
+        importlib.import_module(f".{module}", __package__).add_arguments(verbs.add_parser(verb, help=help_text))
     return parser
+
+
+MODULE_VERBS = {
+    "pipeline": ("pipeline", "the GAN-augmentation experiment: train classifiers under four conditions, report"),
+    "pix2pix": ("train_pix2pix", "train the vessel-mask -> fundus-photograph generator (pix2pix)"),
+    "pix2pix-eval": ("pix2pix_eval", "MSE, SSIM and PSNR of a pix2pix generator on pairs it never trained on"),
+    "pix2pix-generate": ("pix2pix_generate", "fundus photographs from vessel masks, in a chosen colour style"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             from .gan_metrics import run_gan_eval
 
             return run_gan_eval(args)
+        if args.verb in MODULE_VERBS:
+            return importlib.import_module(f".{MODULE_VERBS[args.verb][0]}", __package__).run(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,6 +4,8 @@ For each model file this writes `<stem>.tflite` and its manifest `<stem>.tflite.
 SHA-256 of the model file it was compiled from, the heatmap head) beside the model, or into
 `--out`, which then receives the model file, `labels.txt` and the sidecar too, so that the
 folder is a complete bundle. The compiled model is checked against Keras before it is kept.
+Generators (`generator.keras` with a sidecar saying so) are compiled beside themselves by
+`retina_desktop.generator_export`, for the Augment tab.
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ def export_model(model_path: Path, out: Path | None = None, *, trust_model: bool
     return compile_model(bundle.model, model_path, compiled_path_for(model_path), scaling=bundle.metadata.input.scaling)
 
 
+def is_generator(path: Path) -> bool:
+    """A `.keras` file whose sidecar says it generates images (GAN or pix2pix)."""
+    import json
+
+    sidecar = Path(path).with_suffix(".json")
+    if Path(path).suffix != ".keras" or not sidecar.is_file():
+        return False
+    try:
+        kind = str(json.loads(sidecar.read_text(encoding="utf-8")).get("kind", ""))
+    except (OSError, ValueError):
+        return False
+    return "generator" in kind or "pix2pix" in kind
+
+
 def run_export(args) -> int:
     models = [Path(m) for m in args.model]
     for path in models:
@@ -41,6 +57,14 @@ def run_export(args) -> int:
     for path in models:
         start = time.perf_counter()
         print(f"compiling {path} ...", flush=True)
+        if is_generator(path):
+            from retina_desktop.generator_export import compile_generator_beside
+
+            if args.out:
+                raise UserError(f'"{path}" is a generator; it is compiled beside itself (leave out --out)')
+            compiled = compile_generator_beside(path)
+            print(f"  -> {compiled} ({compiled.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+            continue
         compiled = export_model(path, Path(args.out) if args.out else None, trust_model=args.trust_model)
         manifest = read_manifest(compiled) or {}
         heat = manifest.get("heatmap") or {}

@@ -28,6 +28,7 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.quiet import import_keras
+from retina_desktop.synthesis import latents, to_uint8
 
 from .diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
 
@@ -292,18 +293,6 @@ def __getattr__(name: str):  # `from training.gan import ConditionalGAN` builds 
     if name == "ConditionalGAN":
         return _gan_class()
     raise AttributeError(name)
-
-
-def latents(seed: int, indices, latent_dim: int) -> np.ndarray:
-    """Latent vectors keyed by (seed, index): image i of a seed is the same whatever n is."""
-    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(latent_dim) for i in indices]).astype(
-        np.float32
-    )
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Generator output in [-1, 1] -> uint8 RGB."""
-    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def sample(generator, labels, seed: int, start: int = 0, batch_size: int = 64) -> np.ndarray:

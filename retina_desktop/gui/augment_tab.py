@@ -1,21 +1,50 @@
-"""The Augment tab: a placeholder until the GAN's tab lands (its own issue)."""
+"""The Augment tab: synthetic images from the GANs, and training's augmentation, previewed.
+
+Its pages share one worker thread of their own ("retina-augment"), so generating a grid never
+waits behind a model load or an analysis in the Diagnose tab, and their messages ("augment.*")
+come back through the main window's queue to `handle`.
+"""
 
 from __future__ import annotations
 
 from tkinter import ttk
+from typing import Any
+
+from .augmentation_panel import AugmentationPanel
+from .synthetic_panel import SyntheticPanel
 
 
 class AugmentTab(ttk.Frame):
-    def __init__(self, parent) -> None:
-        super().__init__(parent, padding=24)
-        ttk.Label(self, text="Augment", style="Heading.TLabel").pack(anchor="w")
-        ttk.Label(
-            self,
-            text=(
-                "This tab will show synthetic retinal images drawn from the project's GAN, "
-                "the generator that grows scarce disease classes for training.\n\n"
-                "It comes with the GAN (a separate piece of work) and is not available in this version."
-            ),
-            wraplength=640,
-            justify="left",
-        ).pack(anchor="w", pady=(8, 0))
+    def __init__(self, parent, app) -> None:
+        super().__init__(parent, padding=(4, 4))
+        self.app = app
+        self.worker = app.augment_worker
+        self.pages = ttk.Notebook(self)
+        self.pages.pack(fill="both", expand=True)
+        self.synthetic = SyntheticPanel(self.pages, self)
+        self.augmentation = AugmentationPanel(self.pages, self)
+        self.pages.add(self.synthetic, text="Synthetic images")
+        self.pages.add(self.augmentation, text="Augmentation")
+        self.panels = [self.synthetic, self.augmentation]
+
+    def handle(self, kind: str, payload: Any) -> None:
+        """A worker message for this tab. Tk thread only."""
+        for panel in self.panels:
+            if panel.handle(kind, payload):
+                return
+
+    def job_done(self, kind: str) -> None:
+        if kind == "augment.images":
+            self.synthetic.request_finished()
+            self.app.set_status(self.app.status_var.get())
+
+    def job_failed(self, kind: str, message: str) -> None:
+        if kind == "augment.generator":
+            self.synthetic.generator_failed(message)
+        elif kind == "augment.images":
+            self.synthetic.request_finished()
+        self.app.set_status("The Augment tab could not finish that; see the message.")
+
+    def model_changed(self) -> None:
+        """The classifier changed: its modality sets the augmentation defaults."""
+        self.augmentation.reset()

@@ -3,7 +3,7 @@ message loop between the Tk thread and the worker threads.
 
 The window is built at once; the model loads on a worker thread started by `after(1, ...)`
 once Tk is running. Workers put `(kind, payload)` messages on one queue; `_drain`, rescheduled
-every 50 ms, hands them to the tab that owns the kind ("diagnose.*", "batch.*"). Widgets are
+every 50 ms, hands them to the tab that owns the kind ("diagnose.*", "batch.*", "augment.*"). Widgets are
 touched on the Tk thread only.
 """
 
@@ -77,6 +77,7 @@ class MainWindow:
         self.messages: queue.Queue = queue.Queue()
         self.worker = Worker(self.messages, "retina-worker")
         self.batch_worker = Worker(self.messages, "retina-batch")
+        self.augment_worker = Worker(self.messages, "retina-augment")
         self._closed = False
 
         root.title("Retina Desktop")
@@ -152,7 +153,7 @@ class MainWindow:
         self.notebook.pack(fill="both", expand=True, padx=8, pady=(8, 0))
         self.diagnose = DiagnoseTab(self.notebook, self)
         self.batch = BatchTab(self.notebook, self)
-        self.augment = AugmentTab(self.notebook)
+        self.augment = AugmentTab(self.notebook, self)
         self.notebook.add(self.diagnose, text="Diagnose")
         self.notebook.add(self.batch, text="Batch")
         self.notebook.add(self.augment, text="Augment")
@@ -279,8 +280,8 @@ class MainWindow:
             return
         self._closed = True
         self.batch._cancel.set()
-        self.worker.stop()
-        self.batch_worker.stop()
+        for worker in (self.worker, self.batch_worker, self.augment_worker):
+            worker.stop()
         try:
             self.root.after_cancel(self._poll_id)
         except tk.TclError:
@@ -288,7 +289,7 @@ class MainWindow:
         self.root.destroy()
         # The window is gone; let a model load or the current batch image finish rather than
         # end the process under native code (bounded: a stuck job must not hang the exit).
-        for worker in (self.worker, self.batch_worker):
+        for worker in (self.worker, self.batch_worker, self.augment_worker):
             worker.join(QUIT_WAIT_S)
 
     def _dropped(self, paths: list[Path]) -> None:
@@ -340,12 +341,16 @@ class MainWindow:
             self.diagnose.handle(kind, payload)
         elif kind.startswith("batch."):
             self.batch.handle(kind, payload)
+        elif kind.startswith("augment."):
+            self.augment.handle(kind, payload)
 
     def _job_done(self, kind: str) -> None:
         if kind.startswith("diagnose."):
             self.diagnose.job_done(kind)
         elif kind.startswith("batch."):
             self.batch.job_done(kind)
+        elif kind.startswith("augment."):
+            self.augment.job_done(kind)
         elif kind in ("model.loaded", "model.open"):
             if kind == "model.open":
                 self._opening_model = None
@@ -358,6 +363,7 @@ class MainWindow:
         self.model_ready = True
         self.model_var.set(self._model_text(metadata))
         self.set_status("Ready. Open an image (Ctrl+O) or choose a folder in the Batch tab.")
+        self.augment.model_changed()
         if kind == "model.open":
             self.diagnose.clear()
             self.set_status(f"Model {metadata.name} loaded.")
@@ -385,5 +391,8 @@ class MainWindow:
         elif job.startswith("batch."):
             self.batch.job_failed(job, failure.message)
             dialogs.show_error(self.root, "Batch", failure.message)
+        elif job.startswith("augment."):
+            self.augment.job_failed(job, failure.message)
+            dialogs.show_error(self.root, "Augment", failure.message)
         else:
             dialogs.show_error(self.root, "Retina Desktop", failure.message)

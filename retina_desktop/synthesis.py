@@ -1,0 +1,353 @@
+"""Synthetic images from the project's generators, for the app's Augment tab; no TensorFlow.
+
+A generator on disk is a Keras file (`generator.keras`) with a JSON sidecar beside it
+(`generator.json`: its kind, classes, size, latent size) and, for the app, its compiled copy
+(`generator.tflite` + manifest, made by `python -m training export` or on first open when
+TensorFlow is installed), which this module runs on the LiteRT interpreter, so that the packaged
+app needs no TensorFlow.
+
+Two kinds:
+- "conditional": the class-conditional GAN of `training.gan`. The compiled copy takes the
+  latent vector and the class as *weights* over the classes, (n, classes): a one-hot row is
+  exactly the trained generator, and a blend of two rows lets the Augment tab walk from one class
+  to another.
+- "vessel-to-fundus": the pix2pix generator of `training.pix2pix`, one input image (vessel mask,
+  field of view and style planes, see `vessel_synthesis`).
+
+Latent vector i of a seed is `latents(seed, [i])`, the same function `training.synthesize`
+uses, so an image exported from the app can be remade by the training command line from its
+manifest row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_save, atomic_write
+from .errors import ModelError, UserError
+from .litert_backend import find_compiled, manifest_path_for
+from .paths import models_dir
+from .quiet import stderr_captured
+
+CONDITIONAL = "conditional"
+VESSEL_TO_FUNDUS = "vessel-to-fundus"
+GENERATOR_FILE = "generator.keras"
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What the app needs to know about a generator before running it (from its sidecar)."""
+
+    path: Path
+    kind: str  # CONDITIONAL or VESSEL_TO_FUNDUS
+    size: int
+    classes: tuple[str, ...] = ()  # conditional: the labels, in index order
+    latent_dim: int = 0
+    styles: tuple[str, ...] = ()  # vessel-to-fundus: colour styles, in plane order
+    modality: str = "fundus"
+    sidecar: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """"fundus GAN (models/generator.keras)"-style label for menus."""
+        what = "vessel-to-fundus" if self.kind == VESSEL_TO_FUNDUS else f"{self.modality} GAN"
+        return f"{what} ({self.path.parent.name}/{self.path.name})"
+
+
+def sidecar_path(generator_path: Path) -> Path:
+    return Path(generator_path).with_suffix(".json")
+
+
+def read_generator_info(path: str | Path) -> GeneratorInfo:
+    """Read a generator's sidecar; `UserError` naming the file when it is missing or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f'Generator not found: "{path}"')
+    side = sidecar_path(path)
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f'"{path}" has no sidecar "{side}" saying what it generates; '
+                        "generators made by `python -m training gan` or `pix2pix` have one") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f'The sidecar "{side}" could not be read: {err}') from err
+    kind = str(data.get("kind", ""))
+    try:
+        if "pix2pix" in kind or kind.startswith(VESSEL_TO_FUNDUS):
+            return GeneratorInfo(path, VESSEL_TO_FUNDUS, int(data["size"]), styles=tuple(data["styles"]),
+                                 modality="fundus", sidecar=data)
+        if kind.startswith("conditional"):
+            return GeneratorInfo(path, CONDITIONAL, int(data["size"]), classes=tuple(data["classes"]),
+                                 latent_dim=int(data["latent_dim"]), modality=str(data.get("modality", "fundus")),
+                                 sidecar=data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f'The sidecar "{side}" lacks {err} or has it in an unexpected form') from err
+    raise UserError(f'"{side}" describes a {kind!r}, not a generator this app can run')
+
+
+def shipped_generators() -> list[GeneratorInfo]:
+    """The generators shipped in models/ (fundus GAN, OCT GAN, vessel-to-fundus), those present."""
+    found = []
+    for path in (models_dir() / GENERATOR_FILE, models_dir() / "oct" / GENERATOR_FILE,
+                 models_dir() / "vessels" / GENERATOR_FILE):
+        if path.is_file():
+            try:
+                found.append(read_generator_info(path))
+            except UserError:
+                continue  # a broken shipped file is reported by --self-test, not here
+    return found
+
+
+# ---- latent vectors: the same definitions training uses -------------------------------------
+
+
+def latents(seed: int, indices, latent_dim: int) -> np.ndarray:
+    """Latent vectors keyed by (seed, index): image i of a seed is the same whatever n is."""
+    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(latent_dim) for i in indices]).astype(
+        np.float32
+    )
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Generator output in [-1, 1] -> uint8 RGB."""
+    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def nudge(latent: np.ndarray, strength: float, seed: int, count: int) -> np.ndarray:
+    """`count` latents near `latent`: sqrt(1 - s^2) z + s e keeps them standard normal, so a
+    nudged vector is as typical for the generator as the original."""
+    strength = float(np.clip(strength, 0.0, 1.0))
+    noise = np.random.default_rng([seed, 7919]).standard_normal((count, latent.shape[-1])).astype(np.float32)
+    return (np.sqrt(1.0 - strength**2) * latent[None, :] + strength * noise).astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Spherical interpolation between two latents (Gaussian latents live near a sphere, so a
+    straight line between them passes through atypically short vectors)."""
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return ((1 - t) * a + t * b).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+def one_hot(indices, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(indices, dtype=int)]
+
+
+# ---- running a compiled generator ------------------------------------------------------------
+
+
+class Generator:
+    """A compiled generator on the LiteRT interpreter; thread-safe (calls are serialised)."""
+
+    def __init__(self, info: GeneratorInfo, compiled: Path, *, threads: int | None = None) -> None:
+        import os
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.info = info
+        self.compiled = compiled
+        self._lock = threading.Lock()
+        try:
+            with stderr_captured():  # the runtime announces its CPU delegate on fd 2
+                self._interpreter = Interpreter(model_path=str(compiled), num_threads=threads or os.cpu_count() or 1)
+        except (ValueError, RuntimeError) as err:
+            raise ModelError(f'"{compiled}" is not a usable compiled generator: {err}') from err
+        self._inputs = {d["name"]: d for d in self._interpreter.get_input_details()}
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._shapes: tuple = ()
+
+    def _input(self, word: str) -> dict:
+        for name, detail in self._inputs.items():
+            if word in name:
+                return detail
+        raise ModelError(f'The compiled generator "{self.compiled}" has no input named like {word!r}')
+
+    def _run(self, feeds: list[tuple[dict, np.ndarray]]) -> np.ndarray:
+        with self._lock:
+            shapes = tuple(a.shape for _, a in feeds)
+            if shapes != self._shapes:
+                with stderr_captured():  # the CPU delegate announces itself on first allocation
+                    for detail, array in feeds:
+                        self._interpreter.resize_tensor_input(detail["index"], list(array.shape), strict=True)
+                    self._interpreter.allocate_tensors()
+                self._shapes = shapes
+            for detail, array in feeds:
+                self._interpreter.set_tensor(detail["index"], np.ascontiguousarray(array, np.float32))
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
+
+    def generate(self, latent_vectors: np.ndarray, class_weights: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """uint8 images (n, size, size, 3) for latents (n, latent_dim) and class weights (n, C)."""
+        if self.info.kind != CONDITIONAL:
+            raise ModelError(f'"{self.info.path}" turns vessel masks into images; it takes no latent vectors')
+        latent_vectors = np.asarray(latent_vectors, np.float32)
+        class_weights = np.asarray(class_weights, np.float32)
+        if latent_vectors.shape[1:] != (self.info.latent_dim,) or class_weights.shape[1:] != (len(self.info.classes),):
+            raise ValueError(f"expected latents (n, {self.info.latent_dim}) and weights (n, {len(self.info.classes)}), "
+                             f"got {latent_vectors.shape} and {class_weights.shape}")
+        latent_in, weights_in = self._input("latent"), self._input("class")
+        out = [to_uint8(self._run([(latent_in, latent_vectors[i : i + batch_size]),
+                                   (weights_in, class_weights[i : i + batch_size])]))
+               for i in range(0, len(latent_vectors), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.info.size, self.info.size, 3), np.uint8)
+
+    def translate(self, inputs: np.ndarray) -> np.ndarray:
+        """uint8 images for vessel-to-fundus inputs (n, size, size, planes) from `vessel_synthesis`."""
+        if self.info.kind != VESSEL_TO_FUNDUS:
+            raise ModelError(f'"{self.info.path}" is a class-conditional GAN; it takes no vessel masks')
+        detail = next(iter(self._inputs.values()))
+        return np.concatenate([to_uint8(self._run([(detail, inputs[i : i + 1])])) for i in range(len(inputs))])
+
+
+def open_generator(path: str | Path) -> Generator:
+    """Open a generator for sampling: its compiled copy, compiled on first open if need be.
+
+    Compiling needs TensorFlow (a developer install); the packaged app ships its generators
+    compiled. Raises `UserError`/`ModelError` with what to do otherwise.
+    """
+    info = read_generator_info(path)
+    compiled = find_compiled(info.path)
+    if compiled is None:
+        try:
+            from .generator_export import compile_generator_to_cache
+        except ImportError as err:  # pragma: no cover - the packaged app has no TensorFlow
+            raise UserError(f'"{info.path}" has no compiled copy (.tflite) and this installation cannot compile one '
+                            f"({err}); run `python -m training export --model {info.path}` where TensorFlow is "
+                            "installed") from err
+        compiled = compile_generator_to_cache(info)
+    return Generator(info, compiled)
+
+
+# ---- samples, and exporting them --------------------------------------------------------------
+
+
+@dataclass
+class SyntheticImage:
+    """One generated image and how to make it again."""
+
+    pixels: np.ndarray  # uint8 (size, size, 3)
+    label: str  # class name, or "glaucoma→normal 40%"-style for a blend
+    seed: int | None = None
+    latent_index: int | None = None  # latent = latents(seed, [latent_index]) when not None
+    note: str = ""  # e.g. "vary 0.3 of #5", "interpolation 3/8"
+    predicted: str = ""  # filled in when the classifier judged it
+    confidence: float | None = None
+
+
+def sample(generator: Generator, label: str, n: int, seed: int, start: int = 0) -> list[SyntheticImage]:
+    """`n` images of `label`; image i uses latent (seed, start + i), as `training synthesize` does."""
+    classes = generator.info.classes
+    if label not in classes:
+        raise UserError(f"{label!r} is not a class of this generator ({', '.join(classes)})")
+    indices = list(range(start, start + n))
+    z = latents(seed, indices, generator.info.latent_dim)
+    pixels = generator.generate(z, one_hot([classes.index(label)] * n, len(classes)))
+    return [SyntheticImage(p, label, seed, i) for p, i in zip(pixels, indices)]
+
+
+def vary(generator: Generator, image: SyntheticImage, n: int, strength: float, seed: int) -> list[SyntheticImage]:
+    """`n` images of the same class with the latent of `image` nudged by `strength` (0..1)."""
+    if image.latent_index is None or image.seed is None or image.label not in generator.info.classes:
+        raise UserError("Only images sampled directly from the generator can be varied.")
+    base = latents(image.seed, [image.latent_index], generator.info.latent_dim)[0]
+    z = nudge(base, strength, seed, n)
+    classes = generator.info.classes
+    pixels = generator.generate(z, one_hot([classes.index(image.label)] * n, len(classes)))
+    note = f"vary {strength:.2f} of seed {image.seed} #{image.latent_index} (nudge seed {seed})"
+    return [SyntheticImage(p, image.label, note=f"{note}, {k + 1}/{n}") for k, p in enumerate(pixels)]
+
+
+def interpolate(generator: Generator, start: tuple[str, int, int], end: tuple[str, int, int],
+                steps: int = 8) -> list[SyntheticImage]:
+    """A strip from (label, seed, index) to another: latents by slerp, classes blended linearly.
+
+    A generator that learnt the data changes gradually along the strip; one that memorised a
+    few images jumps between them.
+    """
+    classes = generator.info.classes
+    for label, _, _ in (start, end):
+        if label not in classes:
+            raise UserError(f"{label!r} is not a class of this generator ({', '.join(classes)})")
+    dim = generator.info.latent_dim
+    z = slerp(latents(start[1], [start[2]], dim)[0], latents(end[1], [end[2]], dim)[0], steps)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    weights = (1 - t) * one_hot([classes.index(start[0])], len(classes)) + t * one_hot([classes.index(end[0])], len(classes))
+    pixels = generator.generate(z, weights)
+    out = []
+    for k, p in enumerate(pixels):
+        label = start[0] if start[0] == end[0] else f"{start[0]}→{end[0]} {t[k, 0]:.0%}"
+        out.append(SyntheticImage(p, label, note=f"interpolation {k + 1}/{steps} from {start} to {end}"))
+    return out
+
+
+MANIFEST_COLUMNS = ("file", "generator", "label", "seed", "latent_index", "note", "predicted", "confidence")
+
+
+def export_names(images: list[SyntheticImage]) -> list[str]:
+    """File names that say what each image is; stable, so exporting twice names files alike."""
+    names = []
+    for k, image in enumerate(images):
+        stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in image.label)
+        if image.latent_index is not None:
+            names.append(f"{stem}_s{image.seed}_i{image.latent_index:05d}.png")
+        else:
+            names.append(f"{stem}_{k + 1:03d}.png")
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):  # two blends of the same label in one export
+        if name in seen:
+            names[k] = name.replace(".png", f"_{k + 1:03d}.png")
+        seen[names[k]] = k
+    return names
+
+
+def export_images(images: list[SyntheticImage], folder: str | Path, generator_path: str | Path, *,
+                  overwrite: bool = False) -> list[Path]:
+    """Write PNGs and `manifest.csv` into `folder`, each atomically; returns the paths written.
+
+    Raises `UserError` listing the files that already exist unless `overwrite` is set, so a
+    caller can ask before anything is replaced.
+    """
+    from PIL import Image
+
+    if not images:
+        raise UserError("There are no images to export.")
+    folder = Path(folder)
+    names = export_names(images)
+    targets = [folder / name for name in names] + [folder / "manifest.csv"]
+    existing = [p for p in targets if p.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(p.name for p in existing[:5]) + (" …" if len(existing) > 5 else "")
+        raise UserError(f'{len(existing)} file(s) already exist in "{folder}": {shown}')
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, image in zip(names, images):
+        path = folder / name
+        atomic_save(path, lambda tmp, px=image.pixels: Image.fromarray(px).save(tmp, format="PNG"))
+        written.append(path)
+    with atomic_write(folder / "manifest.csv", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        for name, image in zip(names, images):
+            writer.writerow([name, str(generator_path), image.label, "" if image.seed is None else image.seed,
+                             "" if image.latent_index is None else image.latent_index, image.note, image.predicted,
+                             "" if image.confidence is None else f"{image.confidence:.4f}"])
+    written.append(folder / "manifest.csv")
+    return written
+
+
+def compiled_manifest(generator: Generator) -> dict[str, Any]:
+    """The compiled copy's manifest (for the About box and --self-test)."""
+    try:
+        return json.loads(manifest_path_for(generator.compiled).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

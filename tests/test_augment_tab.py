@@ -1,0 +1,157 @@
+"""The Augment tab on a virtual display: synthetic grids, augmentation previews, labels, export.
+
+A real (tiny, untrained) generator stands in for the shipped one; its compiled copy runs on
+the augment worker, and every test checks that the Tk thread never ran generator or model code.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import numpy as np
+import pytest
+
+from retina_desktop import synthesis
+from tests.conftest import fundus_like
+from tests.test_gui import FakeClassifier, display, make_app, pump, real_classifier  # noqa: F401
+
+tk = pytest.importorskip("tkinter")
+
+
+@pytest.fixture
+def generator_calls(tiny_generator, monkeypatch):
+    """Ship the tiny generator, and record which threads run generators."""
+    info = synthesis.read_generator_info(tiny_generator)
+    monkeypatch.setattr("retina_desktop.gui.synthetic_panel.shipped_generators", lambda: [info])
+    threads: list[str] = []
+    original = synthesis.Generator._run
+
+    def recording_run(self, feeds):
+        threads.append(threading.current_thread().name)
+        return original(self, feeds)
+
+    monkeypatch.setattr(synthesis.Generator, "_run", recording_run)
+    return threads
+
+
+def _grid(panel) -> np.ndarray:
+    return np.stack([np.asarray(image) for image in panel.grid_view.images])
+
+
+def _generate(app, panel, label: str, seed: int, count: str = "8") -> np.ndarray:
+    panel.class_var.set(label)
+    panel.seed_var.set(str(seed))
+    panel.count_var.set(count)
+    token = panel._token
+    panel.generate_button.invoke()
+    pump(app.root, lambda: panel.shown_token > token and "disabled" not in panel.generate_button.state())
+    return _grid(panel)
+
+
+def test_generate_is_seeded_follows_the_class_and_runs_off_the_tk_thread(make_app, generator_calls) -> None:
+    app = make_app(FakeClassifier())
+    app.notebook.select(app.augment)
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None)
+    assert panel.class_box.cget("values")  # the generator's classes are offered
+    first = _generate(app, panel, "glaucoma", 3)
+    assert first.shape == (8, 16, 16, 3) and len(panel.grid_view.captions) == 8
+    again = _generate(app, panel, "glaucoma", 3)
+    other_class = _generate(app, panel, "normal", 3)
+    assert np.array_equal(first, again)
+    assert np.abs(first.astype(int) - other_class).mean() > 1.0
+    many = _generate(app, panel, "glaucoma", 3, count="64")
+    assert len(many) == 64 and np.array_equal(many[:8], first)  # image i of a seed is fixed
+    assert int(panel.progress.cget("value")) == 64
+    assert generator_calls and "MainThread" not in generator_calls
+
+
+def test_vary_and_interpolate_act_on_the_selection(make_app, generator_calls) -> None:
+    app = make_app(FakeClassifier())
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None)
+    first = _generate(app, panel, "cataract", 1)
+    panel.grid_view.toggle(2)
+    token = panel._token
+    panel.vary_button.invoke()
+    pump(app.root, lambda: panel._token > token and len(panel.grid_view.images) >= 8
+         and panel.what_var.get().startswith("variations"))
+    assert np.array_equal(_grid(panel)[0], first[2])  # the original comes first
+    panel.grid_view.toggle(0)
+    panel.target_var.set("normal")
+    token = panel._token
+    panel.interpolate_button.invoke()
+    pump(app.root, lambda: panel._token > token and panel.what_var.get().startswith("interpolation"))
+    strip = _grid(panel)
+    assert len(strip) == 8 and np.abs(strip[0].astype(int) - first[2]).max() <= 1
+    assert "MainThread" not in generator_calls
+
+
+def test_classifier_labels_each_synthetic_image(make_app, real_classifier, generator_calls) -> None:
+    app = make_app(real_classifier)
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None and app.model_ready)
+    _generate(app, panel, "glaucoma", 0, count="4")
+    panel.judge_var.set(True)
+    panel._judge_toggled()
+    pump(app.root, lambda: panel.judged is not None)
+    assert all("model:" in caption for caption in panel.grid_view.captions)
+    assert "of 4 images given the class" in panel.note.cget("text")
+    assert "MainThread" not in real_classifier.model_threads
+
+
+def test_export_writes_images_and_manifest_and_asks_before_replacing(make_app, generator_calls, tmp_path,
+                                                                     monkeypatch) -> None:
+    app = make_app(FakeClassifier())
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None)
+    _generate(app, panel, "glaucoma", 5, count="4")
+    panel.grid_view.toggle(1)
+    panel.grid_view.toggle(3)
+    monkeypatch.setattr("tkinter.filedialog.askdirectory", lambda **kw: str(tmp_path))
+    panel.export_selected_button.invoke()
+    rows = list(csv.DictReader(open(tmp_path / "manifest.csv", encoding="utf-8")))
+    assert [r["latent_index"] for r in rows] == ["1", "3"] and rows[0]["seed"] == "5"
+    assert (tmp_path / rows[0]["file"]).is_file()
+    asked = []
+    monkeypatch.setattr("tkinter.messagebox.askyesno", lambda *a, **kw: asked.append(a) or False)
+    panel.export_all_button.invoke()
+    assert asked and len(list(csv.DictReader(open(tmp_path / "manifest.csv", encoding="utf-8")))) == 2
+    monkeypatch.setattr("tkinter.messagebox.askyesno", lambda *a, **kw: True)
+    panel.export_all_button.invoke()
+    assert len(list(csv.DictReader(open(tmp_path / "manifest.csv", encoding="utf-8")))) == 4
+
+
+def test_without_a_generator_the_tab_says_what_to_do(make_app, monkeypatch) -> None:
+    monkeypatch.setattr("retina_desktop.gui.synthetic_panel.shipped_generators", lambda: [])
+    app = make_app(FakeClassifier())
+    panel = app.augment.synthetic
+    pump(app.root, lambda: True, timeout=0.5)
+    assert "No generator is installed" in panel.grid_view.placeholder
+    assert "disabled" in panel.generate_button.state()
+
+
+def test_augmentation_controls_change_the_preview(make_app, tmp_path, monkeypatch) -> None:
+    app = make_app(FakeClassifier())
+    page = app.augment.augmentation
+    pump(app.root, lambda: app.model_ready)
+    image = tmp_path / "eye.png"
+    fundus_like(120, seed=4).save(image)
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(image))
+    page.browse()
+    pump(app.root, lambda: len(page.grid_view.images) == 16)
+    before = _grid(page)
+    assert before[0].shape == (32, 32, 3)  # fitted to the (fake) model's input
+    assert page.variables["rotation_degrees"].get() == 15.0  # training's fundus default
+    token = page._token
+    page.variables["rotation_degrees"].set(0.0)
+    page.variables["brightness"].set(0.5)
+    page.changed()
+    pump(app.root, lambda: page._token > token and not np.array_equal(_grid(page), before))
+    after = _grid(page)
+    assert np.array_equal(after[0], before[0])  # the unchanged image stays first
+    assert all("rot" not in caption for caption in page.grid_view.captions[1:])
+    token = page._token
+    page.random_button.invoke()
+    pump(app.root, lambda: page._token > token and not np.array_equal(_grid(page), after))

@@ -1,0 +1,666 @@
+"""The `pipeline` verb: does GAN augmentation help a scarce class? The experiment of issue #5.
+
+One run folder (`--out`) holds the whole experiment. Two settings: `cut`, where every scarce
+class's training images are drawn down to `--scarce-n` (reproducibly, from the train split
+only), and `full`. Four conditions: `none`, `traditional` (the augmentation layers of
+`retina_desktop.augmentation`), `gan` (scarce classes topped up with GAN images to the largest
+class's count, or `--gan-target`) and `gan+traditional`; each trained once per seed with the
+project's own classifier and training loop (`training.classifier`).
+
+The protocol keeps the comparison honest. Each setting's GAN is trained once (seed 0) on that
+setting's training images only, never on an image its classifiers do not see, and its images
+are synthesised once and shared by every seed. Validation (early stopping) and test images are
+real and untouched; the test split is used for the final figures only.
+
+Layout of the run folder:
+
+    pipeline.json                      the options (a re-run must match them) and the command
+    splits.csv, cut.csv                the split used; the training images kept in `cut`
+    gan/<setting>/                     generator.keras + .json, trained_on.csv, samples, checkpoint
+    synthetic/<setting>/<class>/       the GAN images used (PNG + manifest.csv), and grid.png
+    runs/<setting>/<condition>/seed<k>/result.json (+ history.json, test_probs.npz, weights)
+    report/                            report.md and its figures (`pipeline_report`)
+
+Work is resumable at run granularity: a run is finished when its result.json exists (written
+last, atomically), and a re-run of the same command skips it. An interrupted classifier or GAN
+also continues from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+
+CONDITIONS = ("none", "traditional", "gan", "gan+traditional")
+SETTINGS = ("cut", "full")
+# Options that only choose which runs to do; they may change between invocations on one folder.
+SELECTION = ("settings", "conditions", "seeds")
+CONFIG_FILE = "pipeline.json"
+RESULT_FILE = "result.json"
+GAN_SEED = 0  # one GAN per setting, whatever the classifier seeds
+SYNTH_SEED = 0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every option of one experiment; saved as pipeline.json in the run folder."""
+
+    data: str
+    scarce: tuple[str, ...]
+    scarce_n: int = 50
+    cut_seed: int = 0
+    settings: tuple[str, ...] = SETTINGS
+    conditions: tuple[str, ...] = CONDITIONS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    modality: str = "fundus"
+    # The classifier: `small` from training.classifier, square input.
+    size: int = 64
+    fit: str = "crop"
+    width_multiplier: float = 1.0
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    patience: int = 10
+    class_weighting: bool = True
+    # The GAN: training.gan's ConditionalGAN.
+    gan_size: int = 64
+    gan_width: int = 16
+    gan_latent_dim: int = 128
+    gan_epochs: int = 100
+    gan_batch_size: int = 16
+    gan_classes: str = "all"  # "all": scarce classes borrow from plentiful ones; or "scarce"
+    gan_target: int = 0  # images per scarce class after topping up; 0: the largest class's count
+    bootstrap: int = 1000
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PipelineConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        return cls(**values)
+
+    def cut_label(self) -> str:
+        return f"{self.scarce_n} images per scarce class"
+
+
+@dataclass(frozen=True)
+class RunKey:
+    setting: str
+    condition: str
+    seed: int
+
+    def folder(self, out: Path) -> Path:
+        return out / "runs" / self.setting / self.condition.replace("+", "-") / f"seed{self.seed}"
+
+    def __str__(self) -> str:
+        return f"{self.setting} / {self.condition} / seed {self.seed}"
+
+
+def option_name(field: str) -> str:
+    return "--no-class-weights" if field == "class_weighting" else "--" + field.replace("_", "-")
+
+
+def command_line(config: PipelineConfig, out: str | Path) -> str:
+    """The complete command that reproduces `config` in `out`, every option spelled out."""
+    parts = ["python", "-m", "training", "pipeline", "--out", str(out)]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name == "class_weighting":
+            parts += [] if value else [option_name(field.name)]
+            continue
+        parts += [option_name(field.name), ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return shlex.join(parts)
+
+
+def planned_runs(config: PipelineConfig) -> list[RunKey]:
+    """Every run, `cut` first (the target is judged there), all conditions of a seed together."""
+    return [
+        RunKey(setting, condition, seed)
+        for setting in SETTINGS
+        if setting in config.settings
+        for seed in config.seeds
+        for condition in CONDITIONS
+        if condition in config.conditions
+    ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `pipeline` verb's options."""
+    d = PipelineConfig(data="", scarce=())
+    add = parser.add_argument
+    add("--data", help="folder of class sub-folders (+ splits.csv); required unless --report-only")
+    add("--out", required=True, help="run folder: every run, the GANs, the synthetic images, the report")
+    add("--scarce", help="comma-separated scarce classes, e.g. glaucoma,cataract")
+    add("--scarce-n", type=int, default=d.scarce_n, help="training images kept per scarce class in the cut setting")
+    add("--cut-seed", type=int, default=d.cut_seed, help="seed of the draw of the cut setting's images")
+    add("--settings", default=",".join(d.settings), help="which of cut,full to run")
+    add("--conditions", default=",".join(d.conditions), help="which of " + ",".join(CONDITIONS) + " to run")
+    add("--seeds", default=",".join(map(str, d.seeds)), help="classifier seeds, comma-separated")
+    add("--modality", choices=("fundus", "oct", "unknown"), default=d.modality,
+        help="chooses the traditional augmentation's settings")
+    add("--size", type=int, default=d.size, help="classifier input height and width")
+    add("--fit", choices=("crop", "pad", "stretch"), default=d.fit, help="how images are fitted (GAN too)")
+    add("--width-multiplier", type=float, default=d.width_multiplier, help="channels of the small classifier")
+    add("--epochs", type=int, default=d.epochs, help="classifier epochs (early stopping on val macro AUC)")
+    add("--batch-size", type=int, default=d.batch_size)
+    add("--learning-rate", type=float, default=d.learning_rate)
+    add("--patience", type=int, default=d.patience)
+    add("--no-class-weights", action="store_true", help="no balanced class weights in the loss")
+    add("--gan-size", type=int, default=d.gan_size, help="GAN image size (a power of two)")
+    add("--gan-width", type=int, default=d.gan_width, help="GAN channels at full resolution")
+    add("--gan-latent-dim", type=int, default=d.gan_latent_dim)
+    add("--gan-epochs", type=int, default=d.gan_epochs)
+    add("--gan-batch-size", type=int, default=d.gan_batch_size)
+    add("--gan-classes", choices=("all", "scarce"), default=d.gan_classes,
+        help="classes the GAN learns (all: scarce classes borrow from the others)")
+    add("--gan-target", type=int, default=d.gan_target,
+        help="images per scarce class after topping up (default: the largest class's count)")
+    add("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples of the test split per run")
+    add("--report-only", action="store_true", help="rebuild the report from finished runs; train nothing")
+    add("--docs", help="also copy report.md and its figures to this folder (e.g. docs/experiments/fundus4)")
+    add("--resume", action="store_true", help="accepted for symmetry: a re-run always resumes")
+
+
+def _split_list(text: str, option: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in (text or "").split(",") if item.strip())
+    if not items:
+        raise UserError(f"{option} needs at least one value")
+    return items
+
+
+def config_from_args(args) -> PipelineConfig:
+    if not args.data:
+        raise UserError("--data is required (unless --report-only)")
+    if not args.scarce:
+        raise UserError("--scarce is required: the comma-separated scarce classes, e.g. glaucoma,cataract")
+    settings = _split_list(args.settings, "--settings")
+    conditions = _split_list(args.conditions, "--conditions")
+    for name, values, allowed in (("--settings", settings, SETTINGS), ("--conditions", conditions, CONDITIONS)):
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise UserError(f"{name} {','.join(unknown)}: choose from {','.join(allowed)}")
+    try:
+        seeds = tuple(sorted({int(s) for s in _split_list(args.seeds, "--seeds")}))
+    except ValueError as err:
+        raise UserError(f"--seeds {args.seeds}: expected comma-separated integers") from err
+    if args.gan_size < 8 or args.gan_size & (args.gan_size - 1):
+        raise UserError(f"--gan-size {args.gan_size}: must be a power of two, 8 or more")
+    for option, value in (("--scarce-n", args.scarce_n), ("--size", args.size), ("--epochs", args.epochs),
+                          ("--gan-epochs", args.gan_epochs), ("--gan-width", args.gan_width)):
+        if value < 1:
+            raise UserError(f"{option} {value}: must be at least 1")
+    return PipelineConfig(
+        data=str(args.data),
+        scarce=_split_list(args.scarce, "--scarce"),
+        scarce_n=args.scarce_n,
+        cut_seed=args.cut_seed,
+        settings=tuple(s for s in SETTINGS if s in settings),
+        conditions=tuple(c for c in CONDITIONS if c in conditions),
+        seeds=seeds,
+        modality=args.modality,
+        size=args.size,
+        fit=args.fit,
+        width_multiplier=args.width_multiplier,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        class_weighting=not args.no_class_weights,
+        gan_size=args.gan_size,
+        gan_width=args.gan_width,
+        gan_latent_dim=args.gan_latent_dim,
+        gan_epochs=args.gan_epochs,
+        gan_batch_size=args.gan_batch_size,
+        gan_classes=args.gan_classes,
+        gan_target=args.gan_target,
+        bootstrap=args.bootstrap,
+    )
+
+
+# --- the data of each setting -------------------------------------------------------------
+
+
+def scarce_cut(dataset, scarce: tuple[str, ...], n: int, seed: int = 0) -> list:
+    """The cut setting's training samples: each scarce class drawn down to `n` of its train
+    images, the other classes whole. The draw depends only on (seed, class, file names)."""
+    train = dataset.subset("train")
+    kept: set[str] = set()
+    for label in scarce:
+        members = sorted((s.file for s in train if s.label == label))
+        if n >= len(members):
+            raise UserError(
+                f"--scarce-n {n}: the train split of {dataset.root} has only {len(members)} {label} "
+                "images, so the cut setting would not cut; choose a smaller --scarce-n"
+            )
+        rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+        kept.update(members[i] for i in rng.permutation(len(members))[:n])
+    return [s for s in train if s.label not in scarce or s.file in kept]
+
+
+def samples_fingerprint(samples) -> str:
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{s.file}|{s.label}|{s.split}\n".encode())
+    return digest.hexdigest()
+
+
+def _write_samples(path: Path, samples) -> None:
+    with atomic_write(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label"])
+        writer.writerows([s.file, s.label] for s in samples)
+
+
+def read_samples_csv(path: Path) -> list[tuple[str, str]]:
+    with open(path, newline="") as handle:
+        return [(row["file"], row["label"]) for row in csv.DictReader(handle)]
+
+
+# --- the run folder ------------------------------------------------------------------------
+
+
+def read_config(out: Path) -> tuple[PipelineConfig, dict]:
+    path = out / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f'"{path}" not found: {out} is not a pipeline run folder (start one without --report-only)')
+    stored = json.loads(path.read_text())
+    return PipelineConfig.from_dict(stored["config"]), stored
+
+
+def start_or_check(out: Path, config: PipelineConfig, dataset) -> dict:
+    """Create pipeline.json, or refuse when the folder was started with other options."""
+    from .datasets import write_splits
+
+    fingerprint = samples_fingerprint(dataset.samples)
+    path = out / CONFIG_FILE
+    if path.exists():
+        saved, stored = read_config(out)
+        differ = [
+            f"{option_name(f)} {_show(getattr(saved, f))} (now {_show(getattr(config, f))})"
+            for f in (field.name for field in dataclasses.fields(config))
+            if f not in SELECTION and f != "data" and getattr(saved, f) != getattr(config, f)
+        ]
+        if stored.get("data_fingerprint") != fingerprint:
+            differ.append(f"--data {saved.data} (its files, labels or splits differ from {config.data})")
+        if differ:
+            raise UserError(
+                f'"{out}" was started with other options: {"; ".join(differ)}. Re-run with the same '
+                f"options (only {', '.join(option_name(f) for f in SELECTION)} may change) or choose a new --out"
+            )
+        stored["config"] = dataclasses.replace(saved, **{f: getattr(config, f) for f in SELECTION}).to_dict()
+        stored["command"] = command_line(config, out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_splits(dataset, out / "splits.csv")
+        stored = {
+            "config": config.to_dict(),
+            "data_fingerprint": fingerprint,
+            "command": command_line(config, out),
+            "started_at": _now(),
+        }
+    with atomic_write(path) as handle:
+        json.dump(stored, handle, indent=2)
+    return stored
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def read_result(out: Path, key: RunKey) -> dict | None:
+    path = key.folder(out) / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Experiment:
+    """The data, GANs and synthetic images of one run folder, each prepared once and cached."""
+
+    def __init__(self, out: Path, config: PipelineConfig, dataset, log=print):
+        self.out, self.config, self.dataset, self.log = out, config, dataset, log
+        missing = [c for c in config.scarce if c not in dataset.classes]
+        if missing:
+            raise UserError(
+                f"--scarce {','.join(missing)}: not a class of {dataset.root} ({', '.join(dataset.classes)})")
+        self.classes = dataset.classes
+        self.gan_labels = list(self.classes) if config.gan_classes == "all" else [
+            c for c in self.classes if c in config.scarce]
+        self.cut = scarce_cut(dataset, config.scarce, config.scarce_n, config.cut_seed)
+        self._arrays: dict = {}
+        self._synthetic: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # Samples and arrays -----------------------------------------------------------------
+
+    def train_samples(self, setting: str) -> list:
+        return self.cut if setting == "cut" else self.dataset.subset("train")
+
+    def spec(self, size: int | None = None):
+        from retina_desktop.records import InputSpec
+
+        size = size or self.config.size
+        return InputSpec(size, size, self.config.fit, "none")
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Real images of a split at the classifier's size (decoded once, cached on disk too)."""
+        if split not in self._arrays:
+            from .datasets import load_arrays
+
+            self._arrays[split] = load_arrays(self.dataset, self.dataset.subset(split), self.spec())
+        return self._arrays[split]
+
+    def real_train(self, setting: str) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.arrays("train")
+        kept = {s.file for s in self.train_samples(setting)}
+        mask = np.array([s.file in kept for s in self.dataset.subset("train")], dtype=bool)
+        return x[mask], y[mask]
+
+    def counts(self, samples) -> dict[str, int]:
+        return {c: sum(s.label == c for s in samples) for c in self.classes}
+
+    def synthetic_counts(self, setting: str) -> dict[str, int]:
+        """GAN images per scarce class: enough to reach the target count."""
+        real = self.counts(self.train_samples(setting))
+        target = self.config.gan_target or max(real.values())
+        return {c: max(0, target - real[c]) for c in self.config.scarce}
+
+    # The GAN and its images -------------------------------------------------------------
+
+    def gan_folder(self, setting: str) -> Path:
+        return self.out / "gan" / setting
+
+    def ensure_generator(self, setting: str) -> Path:
+        """Train this setting's GAN on this setting's training images, once; return its file."""
+        folder = self.gan_folder(setting)
+        path = folder / "generator.keras"
+        if path.exists():
+            return path
+        from .datasets import load_arrays
+        from .gan import GanConfig, train_gan
+
+        samples = [s for s in self.train_samples(setting) if s.label in self.gan_labels]
+        _write_samples(folder / "trained_on.csv", samples)
+        images, indices = load_arrays(self.dataset, samples, self.spec(self.config.gan_size))
+        remap = np.array([self.gan_labels.index(c) if c in self.gan_labels else -1 for c in self.classes])
+        targets = remap[indices].astype(np.int32)
+        gan_config = GanConfig(
+            size=self.config.gan_size,
+            latent_dim=self.config.gan_latent_dim,
+            width=self.config.gan_width,
+            batch_size=self.config.gan_batch_size,
+            epochs=self.config.gan_epochs,
+            seed=GAN_SEED,
+            labels=tuple(self.gan_labels),
+        )
+        with atomic_write(folder / "config.json") as handle:
+            json.dump(gan_config.to_dict(), handle, indent=2)
+        counts = {c: int(np.sum(targets == i)) for i, c in enumerate(self.gan_labels)}
+        self.log(f"GAN for the {setting} setting: {self.config.gan_epochs} epochs on its training images "
+                 f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
+        gan, state = train_gan(gan_config, images, targets, folder, resume=True, verbose=2, log=self.log)
+        per_epoch = state.seconds / max(1, state.epoch)
+        sidecar = {
+            "kind": "conditional generator (EMA weights)",
+            "classes": self.gan_labels,
+            "size": gan_config.size,
+            "latent_dim": gan_config.latent_dim,
+            "modality": self.config.modality,
+            "note": "synthetic images: model output for augmentation, not patient data",
+            "provenance": {
+                "pipeline_setting": setting,
+                "data": self.config.data,
+                "train_images": counts,
+                "trained_on": "trained_on.csv (this setting's training images only)",
+                "config": gan_config.to_dict(),
+                "epochs_trained": state.epoch,
+                "seconds_per_epoch": round(per_epoch, 2),
+                "training_seconds": round(state.seconds, 1),
+                "trained_at": _now(),
+            },
+        }
+        # The sidecar first: generator.keras existing means both are complete.
+        with atomic_write(path.with_suffix(".json")) as handle:
+            json.dump(sidecar, handle, indent=2)
+        atomic_save(path, gan.ema_generator.save)
+        self.log(f"GAN for the {setting} setting: {state.seconds / 60:.1f} min ({per_epoch:.1f} s/epoch)")
+        return path
+
+    def ensure_synthetic(self, setting: str) -> dict[str, list[Path]]:
+        """This setting's GAN images per scarce class (PNG + manifest.csv), made once."""
+        folder = self.out / "synthetic" / setting
+        needed = self.synthetic_counts(setting)
+        paths: dict[str, list[Path]] = {}
+        generator = None
+        for label, n in needed.items():
+            manifest = folder / label / "manifest.csv"
+            if n == 0:
+                paths[label] = []
+                continue
+            if manifest.is_file():
+                rows = read_samples_csv(manifest)
+                if len(rows) == n:
+                    paths[label] = [folder / label / name for name, _ in rows]
+                    continue
+            if generator is None:
+                from .synthesize import load_generator
+
+                generator, _ = load_generator(self.ensure_generator(setting))
+            from .synthesize import synthesize
+
+            self.log(f"synthesising {n} {label} images for the {setting} setting")
+            paths[label] = synthesize(generator, self.gan_labels, label, n, folder / label, SYNTH_SEED)
+        if not (folder / "grid.png").exists() and any(paths.values()):
+            self._write_grid(setting, paths, folder / "grid.png")
+        return paths
+
+    def synthetic(self, setting: str) -> tuple[np.ndarray, np.ndarray]:
+        """The GAN images at the classifier's size, fitted as real images are."""
+        if setting not in self._synthetic:
+            from retina_desktop.imaging import load_image
+            from retina_desktop.preprocessing import fit_image
+
+            paths = self.ensure_synthetic(setting)
+            spec = self.spec()
+            images, labels = [], []
+            for label, files in paths.items():
+                images += [fit_image(load_image(p).rgb, spec) for p in files]
+                labels += [self.classes.index(label)] * len(files)
+            shape = (0, spec.height, spec.width, 3)
+            self._synthetic[setting] = (
+                np.stack(images) if images else np.zeros(shape, np.uint8),
+                np.array(labels, dtype=np.int32),
+            )
+        return self._synthetic[setting]
+
+    def _write_grid(self, setting: str, paths: dict[str, list[Path]], target: Path, columns: int = 8) -> None:
+        """Rows per scarce class: its real training images (of this setting), then GAN images."""
+        from PIL import Image
+
+        from .datasets import load_arrays
+        from .gan import image_grid
+
+        size = self.config.gan_size
+        rows = []
+        for label in self.config.scarce:
+            real = [s for s in self.train_samples(setting) if s.label == label][:columns]
+            real_images, _ = load_arrays(self.dataset, real, self.spec(size), progress=False)
+            fake = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[label][:columns]]) if paths[
+                label] else np.zeros((0, size, size, 3), np.uint8)
+            for row in (real_images, fake):
+                padded = np.zeros((columns, size, size, 3), np.uint8)
+                padded[: len(row)] = row[:columns]
+                rows.append(padded)
+        grid = image_grid(np.concatenate(rows), len(rows))
+        atomic_save(target, Image.fromarray(grid).save)
+
+    # One classifier run ------------------------------------------------------------------
+
+    def training_set(self, key: RunKey) -> tuple[np.ndarray, np.ndarray, dict]:
+        x, y = self.real_train(key.setting)
+        counts = {"real": self.counts(self.train_samples(key.setting)), "synthetic": dict.fromkeys(self.classes, 0)}
+        if "gan" in key.condition:
+            sx, sy = self.synthetic(key.setting)
+            x, y = np.concatenate([x, sx]), np.concatenate([y, sy])
+            for c in sy:
+                counts["synthetic"][self.classes[c]] += 1
+        return x, y, counts
+
+    def classifier_config(self, key: RunKey):
+        from .classifier import ClassifierConfig
+
+        c = self.config
+        return ClassifierConfig(
+            architecture="small",
+            height=c.size,
+            width=c.size,
+            fit=c.fit,
+            width_multiplier=c.width_multiplier,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            learning_rate=c.learning_rate,
+            patience=c.patience,
+            class_weighting=c.class_weighting,
+            augment="traditional" in key.condition,
+            seed=key.seed,
+        )
+
+    def run_one(self, key: RunKey, prefix: str = "") -> dict:
+        """Train one (setting, condition, seed), judge it on the test split, write result.json."""
+        from retina_desktop.augmentation import default_config
+        from retina_desktop.quiet import import_keras
+
+        from . import classifier as classifier_module
+        from .evaluate import compute_metrics
+
+        folder = key.folder(self.out)
+        x, y, counts = self.training_set(key)
+        self.log(f"{prefix}{key}: {len(y)} training images "
+                 f"({sum(counts['real'].values())} real + {sum(counts['synthetic'].values())} GAN)")
+        val = self.arrays("val")
+        config = self.classifier_config(key)
+        started = time.perf_counter()
+        model, state = classifier_module.train_classifier(
+            config, (x, y), val, len(self.classes), folder, default_config(self.config.modality),
+            resume=True, log=lambda message: self.log(f"{prefix}{message}"),
+        )
+        test_x, test_y = self.arrays("test")
+        probs = model.predict(test_x.astype("float32"), batch_size=64, verbose=0)
+        metrics = compute_metrics(probs, test_y, self.classes, n_bootstrap=self.config.bootstrap, seed=0)
+        sensitivity = {c: metrics["per_class"][c]["sensitivity"] for c in self.config.scarce}
+        atomic_save(folder / "test_probs.npz", lambda p: np.savez(p, probs=probs, labels=test_y))
+        with atomic_write(folder / "history.json") as handle:
+            json.dump(state.history, handle, indent=1)
+        result = {
+            "setting": key.setting,
+            "condition": key.condition,
+            "seed": key.seed,
+            "scarce_sensitivity": float(np.mean(list(sensitivity.values()))),
+            "sensitivity": sensitivity,
+            "macro_f1": metrics["macro_f1"],
+            "macro_auc": metrics["macro_auc"],
+            "metrics": metrics,
+            "train_counts": counts,
+            "val_n": int(len(val[1])),
+            "test_n": int(len(test_y)),
+            "test_fingerprint": samples_fingerprint(self.dataset.subset("test")),
+            "classifier": config.to_dict(),
+            "epochs_trained": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_val_macro_auc": state.best_score,
+            "training_seconds": round(state.seconds, 1),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "finished_at": _now(),
+        }
+        with atomic_write(folder / RESULT_FILE) as handle:
+            json.dump(result, handle, indent=1)
+        # Only the best weights are kept: the trainer checkpoint is of no use once judged.
+        best = folder / "checkpoint" / "best.weights.h5"
+        if best.exists():
+            os.replace(best, folder / "best.weights.h5")
+        shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+        import_keras().backend.clear_session()  # 24+ models in one process: free the old graphs
+        return result
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min"
+
+
+def run_all(out: Path, config: PipelineConfig, dataset, log=print) -> list[dict]:
+    """Every planned run not yet finished, in order, with progress and an ETA."""
+    experiment = Experiment(out, config, dataset, log)
+    _write_samples(out / "cut.csv", experiment.cut)
+    runs = planned_runs(config)
+    done = [k for k in runs if (k.folder(out) / RESULT_FILE).exists()]
+    log(f"{len(runs)} runs planned ({len(done)} already finished, skipped) in {out}")
+    seconds: list[float] = []
+    results = []
+    for i, key in enumerate(runs, start=1):
+        existing = read_result(out, key)
+        if existing is not None:
+            results.append(existing)
+            continue
+        if "gan" in key.condition:
+            experiment.synthetic(key.setting)  # trains the setting's GAN first if need be
+        started = time.perf_counter()
+        result = experiment.run_one(key, prefix=f"[{i}/{len(runs)}] ")
+        seconds.append(time.perf_counter() - started)
+        left = [k for k in runs[i:] if not (k.folder(out) / RESULT_FILE).exists()]
+        gans_left = {k.setting for k in left if "gan" in k.condition
+                     and not (experiment.gan_folder(k.setting) / "generator.keras").exists()}
+        log(f"[{i}/{len(runs)}] {key} done in {_duration(seconds[-1])}: scarce sensitivity "
+            f"{result['scarce_sensitivity']:.3f}, macro F1 {result['macro_f1']:.3f}, macro AUC "
+            f"{result['macro_auc']:.3f}; {len(left)} runs left, ETA {_duration(np.mean(seconds) * len(left))}"
+            + (f" plus the GAN of {', '.join(sorted(gans_left))}" if gans_left else ""))
+        results.append(result)
+    return results
+
+
+def run(args) -> int:
+    """`python -m training pipeline ...`: run (or resume) the experiment, then write the report."""
+    from .pipeline_report import write_report
+
+    out = Path(args.out)
+    if args.report_only:
+        config, stored = read_config(out)
+        report = write_report(out, config, stored, docs=Path(args.docs) if args.docs else None)
+        print(f"wrote {report}" + (f" and copied it to {args.docs}" if args.docs else ""))
+        return 0
+    config = config_from_args(args)
+    from .datasets import load_dataset
+
+    dataset = load_dataset(config.data)
+    stored = start_or_check(out, config, dataset)
+    if config.gan_size < config.size and any("gan" in c for c in config.conditions):
+        print(f"warning: GAN images ({config.gan_size} px) are enlarged to the classifier's {config.size} px, "
+              "so they are blurrier than real ones: a difference the classifier can learn. "
+              "Prefer --gan-size >= --size.")
+    print(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes}); "
+          f"scarce: {', '.join(config.scarce)}; on {platform.machine()} with {os.cpu_count()} CPUs")
+    started = time.perf_counter()
+    run_all(out, config, dataset)
+    report = write_report(out, config, stored, docs=Path(args.docs) if args.docs else None)
+    print(f"finished in {_duration(time.perf_counter() - started)}; wrote {report}"
+          + (f" and copied it to {args.docs}" if args.docs else ""))
+    return 0

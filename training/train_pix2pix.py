@@ -1,0 +1,163 @@
+"""The `pix2pix` verb: train the vessel-mask -> fundus-photograph generator on pairs folders.
+
+`python -m training pix2pix --pairs DIR [DIR...] --size 256 --out OUT`. Each DIR holds image/,
+vessels/ and optionally fov/ (see `pix2pix_data`); its colour style is its name (or its parent's
+for a split-named folder, `drive/training` -> "drive"), or given by --styles.
+
+Outputs in OUT: `generator.keras` (the generator only: masks in, photograph in [-1, 1] out),
+`generator.json` (its sidecar: kind, size, styles, input channel layout, the command, data,
+time per epoch and in total, the hyperparameters), `config.json`, `samples/epoch_NNNN.png`
+(rows of mask | generated | real, fixed training pairs), `losses.csv`, and `checkpoint/` for
+`--resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+from retina_desktop import __version__
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+from retina_desktop.vessel_synthesis import KIND, input_layout
+
+from .pix2pix import Pix2PixConfig, train_pix2pix
+from .pix2pix_data import find_pairs, load_pairs
+
+GENERATOR_FILE = "generator.keras"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Pix2PixConfig()
+    parser.add_argument("--pairs", required=True, nargs="+", metavar="DIR",
+                        help="pairs folders, each with image/, vessels/ (same file names) and optionally fov/")
+    parser.add_argument("--styles", help="comma-separated style names, one per --pairs folder "
+                        "(default: each folder's name, or its parent's for train/test/... folders)")
+    parser.add_argument("--out", required=True, help="output folder for the generator, samples and log")
+    parser.add_argument("--size", type=int, default=defaults.size,
+                        help="image side; masks and photos are stretched to size x size")
+    parser.add_argument("--width", type=int, default=defaults.width, help="generator channels after the first halving")
+    parser.add_argument("--levels", type=int, default=defaults.levels, help="U-Net halvings (size must be a multiple of 2^levels)")
+    parser.add_argument("--max-channels", type=int, default=defaults.max_channels)
+    parser.add_argument("--d-width", type=int, default=defaults.d_width, help="discriminator channels of its first layer")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--decay-from", type=float, default=defaults.decay_from,
+                        help="fraction of training after which the learning rate falls linearly to 0")
+    parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight)
+    parser.add_argument("--outside-weight", type=float, default=defaults.outside_weight,
+                        help="L1 weight outside the field of view (inside: 1)")
+    parser.add_argument("--rotate", type=float, default=defaults.rotate_degrees, help="max rotation, degrees")
+    parser.add_argument("--zoom", type=float, default=defaults.zoom, help="max zoom, e.g. 0.08 for x/1.08 to x1.08")
+    parser.add_argument("--vflip", action="store_true", help="also flip upside down (left-right flips are on)")
+    parser.add_argument("--no-augment", action="store_true", help="no flips, rotations or zooms")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
+
+
+def resolve_styles(pairs: list[str], given: str | None) -> list[str | None]:
+    """One style per pairs folder: from --styles, or None (the folder's own name)."""
+    if not given:
+        return [None] * len(pairs)
+    names = [s.strip().lower() for s in given.split(",")]
+    if len(names) != len(pairs) or not all(names):
+        raise UserError(f"--styles names {len(names)} style(s) for {len(pairs)} --pairs folder(s); give one per folder")
+    return names
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    folders = [find_pairs(d, s) for d, s in zip(args.pairs, resolve_styles(args.pairs, args.styles))]
+    styles = list(dict.fromkeys(f.style for f in folders))
+    augment = not args.no_augment
+    try:
+        config = Pix2PixConfig(
+            size=args.size,
+            styles=tuple(styles),
+            width=args.width,
+            levels=args.levels,
+            max_channels=args.max_channels,
+            d_width=args.d_width,
+            learning_rate=args.learning_rate,
+            decay_from=args.decay_from,
+            l1_weight=args.l1_weight,
+            outside_weight=args.outside_weight,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            hflip=augment,
+            vflip=augment and args.vflip,
+            rotate_degrees=args.rotate if augment else 0.0,
+            zoom=args.zoom if augment else 0.0,
+            seed=args.seed,
+        )
+    except ValueError as err:  # a size that the U-Net's halvings cannot divide, and the like
+        raise UserError(f"pix2pix settings: {err}") from err
+    config_file = out / "config.json"
+    if args.resume and config_file.exists():
+        saved = Pix2PixConfig.from_dict(json.loads(config_file.read_text()))
+        if {k: v for k, v in saved.to_dict().items() if k != "epochs"} != {
+            k: v for k, v in config.to_dict().items() if k != "epochs"
+        }:
+            raise UserError(
+                f'"{config_file}" was trained with other settings than these; resume with the same '
+                "options (only --epochs may change) or start a new --out folder"
+            )
+    counts = {str(f.root): {"style": f.style, "pairs": len(f.pairs), "fov": "masks" if f.pairs[0].fov else "estimated"}
+              for f in folders}
+    for root, entry in counts.items():
+        print(f"pairs: {root}: {entry['pairs']} ({entry['style']}, field of view {entry['fov']})")
+    sources, targets, _ = load_pairs(folders, config.size, styles)
+    if len(sources) < config.batch_size:
+        raise UserError(f"{len(sources)} pairs are fewer than one batch (--batch-size {config.batch_size})")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(config_file) as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+
+    model, state = train_pix2pix(config, sources, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
+    if state.epoch < config.epochs:
+        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return 0
+    per_epoch = state.seconds / max(1, state.epoch)
+    print(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
+    atomic_save(out / GENERATOR_FILE, model.generator.save)
+    write_sidecar(out / "generator.json", config, counts, state, per_epoch)
+    print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
+    return 0
+
+
+def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoch: float) -> None:
+    sidecar = {
+        "kind": KIND,
+        "size": config.size,
+        "styles": list(config.styles),
+        "inputs": {
+            "shape": f"(n, {config.size}, {config.size}, {config.channels_in}) float32",
+            "channels": input_layout(config.styles),
+            "preparation": "retina_desktop.vessel_synthesis.generator_input: masks stretched to size x size; "
+                           "vessels thresholded at coverage 0.45 / reduction, field of view at 0.5",
+        },
+        "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
+        "note": "synthetic images: model output for illustration and augmentation, not patient data",
+        "provenance": {
+            "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "data": data,
+            "train_pairs": int(sum(entry["pairs"] for entry in data.values())),
+            "config": config.to_dict(),
+            "epochs_trained": state.epoch,
+            "seconds_per_epoch": round(per_epoch, 2),
+            "training_seconds": round(state.seconds, 1),
+            "trained_on": platform.processor() or platform.machine(),
+            "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "retina_desktop": __version__,
+        },
+        "metrics": {},
+    }
+    with atomic_write(path) as handle:
+        json.dump(sidecar, handle, indent=2)
