@@ -218,3 +218,47 @@ class SynthesisSpec:
         if spec.size < 8 or not spec.styles:
             raise ModelError(f'"{sidecar}" gives size {spec.size} and styles {list(spec.styles)}')
         return spec
+
+
+def random_vessel_tree(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A made-up vessel mask and its field of view, (size, size) bool each, for demonstrations.
+
+    Not anatomy, a sketch of it: four arcades leave a disc placed left or right of centre (as in
+    a left or right eye), curve towards the periphery and branch, thinning at each branch. Made
+    by this function, not copied from any data set, so the app can offer samples of its own.
+    """
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    canvas = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
+    fov = default_fov(size)
+    side = 1 if rng.random() < 0.5 else -1
+    disc = np.array([size / 2 + side * size * rng.uniform(0.12, 0.2), size / 2 + size * rng.uniform(-0.05, 0.05)])
+
+    budget = [70]  # branches in all: recursion alone would make some trees a thicket
+
+    def grow(point: np.ndarray, angle: float, width: float, length: float, bend: float, depth: int) -> None:
+        step = 4.0
+        for _ in range(int(length / step)):
+            angle += bend + rng.normal(0, 0.05)
+            nxt = point + step * np.array([np.cos(angle), np.sin(angle)])
+            if not (0 <= nxt[0] < size and 0 <= nxt[1] < size) or not fov[int(nxt[1]), int(nxt[0])]:
+                return
+            draw.line([tuple(point), tuple(nxt)], fill=255, width=max(1, int(round(width))))
+            point = nxt
+            if depth < 5 and budget[0] > 0 and rng.random() < 0.08:
+                budget[0] -= 1
+                grow(point.copy(), angle + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1), width * 0.72,
+                     length * 0.6, rng.normal(0, 0.02), depth + 1)
+                width *= 0.9
+
+    scale = size / 512
+    toward_fovea = np.pi if side > 0 else 0.0  # the arcades arch round the macula, away from the disc
+    for vertical in (-1, 1):
+        for offset in (0.0, 0.25):  # an artery and a vein per arcade
+            temporal = toward_fovea + vertical * (0.75 + offset)  # then bending back towards level
+            grow(disc.copy(), temporal, 5.5 * scale, 560 * scale, -vertical * 0.012, 0)
+            nasal = toward_fovea + np.pi - vertical * (0.6 + offset)
+            grow(disc.copy(), nasal, 4 * scale, 300 * scale, vertical * 0.008, 1)
+    return np.asarray(canvas) > 127, fov

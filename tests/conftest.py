@@ -116,6 +116,25 @@ def tiny_generator(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_vessel_generator(tmp_path_factory) -> Path:
+    """A real (untrained, seeded) vessel-to-fundus U-Net, 32 px, two styles, with its sidecar."""
+    import json
+
+    from retina_desktop.quiet import import_keras
+    from retina_desktop.vessel_synthesis import KIND
+    from training.pix2pix import build_unet_generator
+
+    keras = import_keras()
+    keras.utils.set_random_seed(3)
+    generator = build_unet_generator(32, 4, 4, levels=3, max_channels=16)
+    folder = tmp_path_factory.mktemp("vessels")
+    path = folder / "generator.keras"
+    generator.save(path)
+    (folder / "generator.json").write_text(json.dumps({"kind": KIND, "size": 32, "styles": ["drive", "chase"]}))
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

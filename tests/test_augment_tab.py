@@ -155,3 +155,68 @@ def test_augmentation_controls_change_the_preview(make_app, tmp_path, monkeypatc
     token = page._token
     page.random_button.invoke()
     pump(app.root, lambda: page._token > token and not np.array_equal(_grid(page), after))
+
+
+@pytest.fixture
+def vessel_generator_calls(tiny_vessel_generator, monkeypatch):
+    info = synthesis.read_generator_info(tiny_vessel_generator)
+    monkeypatch.setattr("retina_desktop.gui.vessel_panel.shipped_generators", lambda: [info])
+    threads: list[str] = []
+    original = synthesis.Generator._run
+
+    def recording_run(self, feeds):
+        threads.append(threading.current_thread().name)
+        return original(self, feeds)
+
+    monkeypatch.setattr(synthesis.Generator, "_run", recording_run)
+    return threads
+
+
+def test_vessel_mask_page_draws_generates_by_style_and_exports(make_app, vessel_generator_calls, tmp_path,
+                                                               monkeypatch) -> None:
+    from PIL import Image
+
+    app = make_app(FakeClassifier())
+    app.notebook.select(app.augment)
+    app.augment.pages.select(app.augment.vessels)
+    page = app.augment.vessels
+    pump(app.root, lambda: page.generator is not None)
+    assert list(page.style_box.cget("values")) == ["drive", "chase"]
+    page.generate_button.invoke()  # an empty mask is refused with a note, not a crash
+    assert "empty" in page.note.cget("text")
+    # A mask file, as a user would open one (white vessels on black).
+    mask = np.zeros((100, 100), np.uint8)
+    mask[50, 10:90] = 255
+    mask[10:90, 30] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(tmp_path / "mask.png"))
+    page.browse_mask()
+    pump(app.root, lambda: page.mask_source == "mask.png")
+    assert page.vessels.mean() > 0.01
+
+    def made(style):
+        token = page._token
+        page.style_var.set(style)
+        page.generate_button.invoke()
+        pump(app.root, lambda: page.shown_token > token)
+        return page.result.copy()
+
+    drive, chase = made("drive"), made("chase")
+    assert drive.shape == (32, 32, 3) and np.abs(drive.astype(int) - chase).mean() > 0.5
+    # Drawing changes the mask, and so the result.
+    page.update_idletasks()
+    canvas = page.mask_panel.canvas
+    w, h = canvas.winfo_width(), canvas.winfo_height()
+    before = page.vessels.sum()
+    page._pen_down(type("E", (), {"x": w // 2 - 40, "y": h // 2 + 30})())
+    page._pen_moved(type("E", (), {"x": w // 2 + 40, "y": h // 2 + 30})())
+    assert page.vessels.sum() > before and page.mask_source.endswith("(edited)")
+    assert not np.array_equal(made("drive"), drive)
+    page.random_mask()
+    assert 0.02 < page.vessels.mean() < 0.2
+    monkeypatch.setattr("tkinter.filedialog.askdirectory", lambda **kw: str(tmp_path / "out"))
+    page.export_button.invoke()
+    rows = list(csv.DictReader(open(tmp_path / "out" / "manifest.csv", encoding="utf-8")))
+    assert [r["label"] for r in rows] == ["vessel_mask", "fundus_drive"]
+    assert all((tmp_path / "out" / r["file"]).is_file() for r in rows)
+    assert vessel_generator_calls and "MainThread" not in vessel_generator_calls

@@ -1,4 +1,5 @@
-"""The Augment tab: synthetic images from the GANs, and training's augmentation, previewed.
+"""The Augment tab: synthetic images from the GANs, training's augmentation previewed, and
+fundus photographs drawn from vessel masks (pix2pix).
 
 Its pages share one worker thread of their own ("retina-augment"), so generating a grid never
 waits behind a model load or an analysis in the Diagnose tab, and their messages ("augment.*")
@@ -12,6 +13,7 @@ from typing import Any
 
 from .augmentation_panel import AugmentationPanel
 from .synthetic_panel import SyntheticPanel
+from .vessel_panel import VesselPanel
 
 
 class AugmentTab(ttk.Frame):
@@ -23,9 +25,11 @@ class AugmentTab(ttk.Frame):
         self.pages.pack(fill="both", expand=True)
         self.synthetic = SyntheticPanel(self.pages, self)
         self.augmentation = AugmentationPanel(self.pages, self)
+        self.vessels = VesselPanel(self.pages, self)
         self.pages.add(self.synthetic, text="Synthetic images")
         self.pages.add(self.augmentation, text="Augmentation")
-        self.panels = [self.synthetic, self.augmentation]
+        self.pages.add(self.vessels, text="From vessel mask")
+        self.panels = [self.synthetic, self.augmentation, self.vessels]
 
     def handle(self, kind: str, payload: Any) -> None:
         """A worker message for this tab. Tk thread only."""
@@ -36,13 +40,16 @@ class AugmentTab(ttk.Frame):
     def job_done(self, kind: str) -> None:
         if kind == "augment.images":
             self.synthetic.request_finished()
-            self.app.set_status(self.app.status_var.get())
+        elif kind in ("augment.vessel_image", "augment.vessel_generator"):
+            self.vessels.request_finished()
 
     def job_failed(self, kind: str, message: str) -> None:
         if kind == "augment.generator":
             self.synthetic.generator_failed(message)
         elif kind == "augment.images":
             self.synthetic.request_finished()
+        elif kind.startswith("augment.vessel"):
+            self.vessels.request_finished()
         self.app.set_status("The Augment tab could not finish that; see the message.")
 
     def model_changed(self) -> None:
