@@ -1,7 +1,8 @@
 """`retina-desktop --self-test`: is this installation whole and working? A report for support.
 
 Checks the bundled models (file, labels, sidecar, a compiled copy up to date with the model
-file), each model's answer and heatmap on a synthetic image drawn here, the assets, and Tcl/Tk;
+file), each model's answer and heatmap on a synthetic image drawn here, the Augment tab's
+generators (compiled copy, a drawn sample), the assets, and Tcl/Tk;
 prints one line per check and writes the same report to the user's log folder. Exit status 0
 when every required check passed, 1 otherwise. Runs in a few tenths of a second on the compiled
 path and never needs a display.
@@ -146,6 +147,31 @@ def _check_no_tensorflow() -> str:
     return "not imported" if not loaded else f"imported ({', '.join(loaded)}): a model ran on the Keras path"
 
 
+def _check_generator(path: Path) -> str:
+    """A shipped generator: sidecar, a compiled copy up to date, and it draws an image."""
+    from .litert_backend import find_compiled
+    from .synthesis import CONDITIONAL, Generator, read_generator_info, sample
+    from .vessel_synthesis import generator_input, random_vessel_tree
+
+    info = read_generator_info(path)
+    compiled = find_compiled(info.path)
+    if compiled is None:
+        raise FileNotFoundError(f"no compiled copy of {path.name} up to date with it")
+    generator = Generator(info, compiled)
+    started = time.perf_counter()
+    if info.kind == CONDITIONAL:
+        images = [i.pixels for i in sample(generator, info.classes[0], 8, seed=0)]
+        what = f"classes {', '.join(info.classes)}; 8 images"
+    else:
+        vessels, fov = random_vessel_tree(info.size, seed=0)
+        images = list(generator.translate(generator_input(vessels, fov, info.styles[0], info.styles, info.size)))
+        what = f"styles {', '.join(info.styles)}; 1 image"
+    seconds = time.perf_counter() - started
+    if float(np.std(images)) < 1.0:
+        raise ValueError("it draws flat images")
+    return f"{what} of {info.size} px in {seconds * 1000:.0f} ms"
+
+
 def run_self_test(echo: Callable[[str], None] = print, report_dir: Path | None = None) -> int:
     """Run every check, print the report and write it to the log folder; 0 when all passed."""
     report = _Report(echo)
@@ -156,6 +182,11 @@ def run_self_test(echo: Callable[[str], None] = print, report_dir: Path | None =
     report.check("image-check model (modality)", lambda: _check_model(modality_model_path(), "fundus"))
     oct_model = models_dir() / "oct" / "keras_model.h5"
     report.check("OCT model", lambda: _check_model(oct_model, "oct"), required=oct_model.exists())
+    for name, path in (("fundus generator (Augment tab)", models_dir() / "generator.keras"),
+                       ("OCT generator (Augment tab)", models_dir() / "oct" / "generator.keras"),
+                       ("vessel-to-fundus generator (Augment tab)", models_dir() / "vessels" / "generator.keras")):
+        if path.exists():
+            report.check(name, lambda p=path: _check_generator(p), required=True)
     report.check("assets", _check_assets)
     report.check("Tcl/Tk", _check_tk)
     report.check("TensorFlow", _check_no_tensorflow)

@@ -220,11 +220,12 @@ def open_generator(path: str | Path) -> Generator:
     if compiled is None:
         try:
             from .generator_export import compile_generator_to_cache
-        except ImportError as err:  # pragma: no cover - the packaged app has no TensorFlow
-            raise UserError(f'"{info.path}" has no compiled copy (.tflite) and this installation cannot compile one '
-                            f"({err}); run `python -m training export --model {info.path}` where TensorFlow is "
-                            "installed") from err
-        compiled = compile_generator_to_cache(info)
+
+            compiled = compile_generator_to_cache(info)
+        except ImportError as err:  # the packaged app has no TensorFlow to compile with
+            raise UserError(f'"{info.path}" has no compiled copy (.tflite) up to date with it, and this installation '
+                            f"cannot compile one ({err}); run `python -m training export --model {info.path}` where "
+                            "TensorFlow is installed") from err
     return Generator(info, compiled)
 
 

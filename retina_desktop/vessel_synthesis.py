@@ -261,4 +261,4 @@ def random_vessel_tree(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.n
             grow(disc.copy(), temporal, 5.5 * scale, 560 * scale, -vertical * 0.012, 0)
             nasal = toward_fovea + np.pi - vertical * (0.6 + offset)
             grow(disc.copy(), nasal, 4 * scale, 300 * scale, vertical * 0.008, 1)
-    return np.asarray(canvas) > 127, fov
+    return (np.asarray(canvas) > 127) & fov, fov  # thick lines near the rim spill over it

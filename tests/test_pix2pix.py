@@ -370,3 +370,15 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
     assert Image.open(one).size == (32, 32)
     assert _verb(pix2pix_generate, ["--model", model, "--mask", str(drive / "vessels" / "00.png"),
                                     "--out", str(one)]) == 1  # two styles: --style is needed
+
+
+def test_random_vessel_trees_are_seeded_vessel_like_and_inside_the_field_of_view():
+    from retina_desktop.vessel_synthesis import random_vessel_tree
+
+    first, fov = random_vessel_tree(256, seed=4)
+    again, _ = random_vessel_tree(256, seed=4)
+    other, _ = random_vessel_tree(256, seed=5)
+    assert first.shape == fov.shape == (256, 256) and first.dtype == bool
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert 0.02 < first.mean() < 0.15  # DRIVE's manual masks: about 0.09 of the image
+    assert not (first & ~fov).any()

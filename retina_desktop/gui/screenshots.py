@@ -144,6 +144,80 @@ def shoot(out: Path, size: tuple[int, int], image: Path, folder: Path, model: st
     return written
 
 
+def _pump(root, until, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        root.update()
+        if until():
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the Augment tab did not finish within {timeout:.0f} s")
+
+
+def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) -> list[Path]:
+    """The Augment tab's three pages, driven in this process on a virtual display.
+
+    The tab's work needs clicks in a grid, which xdotool cannot aim without coordinates; so the
+    window is made here and its buttons are invoked as a test would, then the screen is captured
+    as for the other shots.
+    """
+    import tkinter as tk
+
+    from ..imaging import load_image
+    from ..service import default_classifier
+    from .main_window import MainWindow
+
+    width, height = size
+    written = []
+    with virtual_display(width, height) as display:
+        os.environ["DISPLAY"] = display
+        env = {**os.environ}
+        root = tk.Tk()
+        root.geometry(f"{width}x{height}+0+0")
+        app = MainWindow(root, default_classifier())
+        try:
+            tab = app.augment
+            app.notebook.select(tab)
+            synthetic = tab.synthetic
+            _pump(root, lambda: synthetic.generator is not None and app.model_ready, wait)
+            synthetic.class_var.set("glaucoma")
+            synthetic.count_var.set("32")
+            synthetic.seed_var.set("7")
+            synthetic.judge_var.set(True)
+            synthetic.generate_button.invoke()
+            _pump(root, lambda: synthetic.judged is not None, wait)
+            synthetic.grid_view.toggle(3)
+            root.update()
+            path = out / f"augment-synthetic-{width}x{height}.png"
+            _capture(env, path)
+            written.append(path)
+
+            page = tab.augmentation
+            tab.pages.select(page)
+            page.set_picture(load_image(image).rgb, image.name)
+            _pump(root, lambda: len(page.grid_view.images) == 16, wait)
+            time.sleep(0.5)
+            root.update()
+            path = out / f"augment-augmentation-{width}x{height}.png"
+            _capture(env, path)
+            written.append(path)
+
+            vessels = tab.vessels
+            tab.pages.select(vessels)
+            _pump(root, lambda: vessels.generator is not None, wait)
+            vessels.random_mask()
+            vessels.generate_button.invoke()
+            _pump(root, lambda: vessels.result is not None, wait)
+            root.update()
+            path = out / f"augment-vessels-{width}x{height}.png"
+            _capture(env, path)
+            written.append(path)
+        finally:
+            app.quit()
+            os.environ.pop("DISPLAY", None)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the PNG files")
@@ -151,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", help="folder for the Batch tab (default: a few real images)")
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--wait", type=float, default=180, help="seconds to wait for the first result")
+    parser.add_argument("--augment-only", action="store_true", help="only the Augment tab's pages")
     args = parser.parse_args(argv)
     for tool in ("Xvfb", "xdotool", "import"):
         if shutil.which(tool) is None:
@@ -162,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="retina-shots-") as tmp:
         folder = Path(args.folder) if args.folder else demo_folder(Path(tmp) / "clinic-folder")
         for size in SIZES:
-            shoot(out, size, image.resolve(), folder.resolve(), str(Path(args.model).resolve()) if args.model else None, args.wait)
+            if not args.augment_only:
+                shoot(out, size, image.resolve(), folder.resolve(), str(Path(args.model).resolve()) if args.model else None, args.wait)
+        shoot_augment(out, SIZES[0], image.resolve(), args.wait)
     return 0
 
 

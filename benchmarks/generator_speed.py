@@ -1,0 +1,75 @@
+"""Prints how fast the Augment tab's generators draw, on the path the app uses (LiteRT).
+
+    python benchmarks/generator_speed.py [--generator models/generator.keras] [--vessels models/vessels/generator.keras]
+
+- class-conditional GAN: seconds for a grid of 64 images (the issue's target: under a second),
+  warm, through `synthesis.sample` exactly as the Augment tab calls it, and through Keras for
+  comparison;
+- vessel-to-fundus pix2pix: seconds per 256 x 256 image (target: under 0.2 s), warm, LiteRT and
+  Keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _timed(fn, repeat: int) -> list[float]:
+    fn()  # warm: allocations, first-call tracing
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _fmt(times: list[float]) -> str:
+    return f"median {statistics.median(times) * 1000:8.1f} ms   max {max(times) * 1000:8.1f} ms"
+
+
+def main() -> int:
+    from retina_desktop.quiet import import_keras
+    from retina_desktop.synthesis import CONDITIONAL, latents, open_generator, sample
+    from retina_desktop.vessel_synthesis import generator_input, random_vessel_tree
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", default=str(ROOT / "models" / "generator.keras"))
+    parser.add_argument("--vessels", default=str(ROOT / "models" / "vessels" / "generator.keras"))
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    keras = import_keras()
+    for path in (Path(args.generator), Path(args.vessels)):
+        if not path.is_file():
+            print(f"{path}: not found, skipped")
+            continue
+        generator = open_generator(path)
+        info = generator.info
+        model = keras.saving.load_model(path, compile=False)
+        if info.kind == CONDITIONAL:
+            label = info.classes[0]
+            z = latents(0, range(64), info.latent_dim)
+            labels = np.zeros(64, np.int32)
+            print(f"{path} ({info.size} px, {len(info.classes)} classes): 64 images")
+            print(f"  LiteRT (the app)  {_fmt(_timed(lambda: sample(generator, label, 64, seed=0), args.repeat))}")
+            print(f"  Keras  (training) {_fmt(_timed(lambda: model([z, labels], training=False), args.repeat))}")
+        else:
+            vessels, fov = random_vessel_tree(info.size, seed=0)
+            planes = generator_input(vessels, fov, info.styles[0], info.styles, info.size)
+            print(f"{path} ({info.size} px, styles {', '.join(info.styles)}): 1 image")
+            print(f"  LiteRT (the app)  {_fmt(_timed(lambda: generator.translate(planes), args.repeat))}")
+            print(f"  Keras  (training) {_fmt(_timed(lambda: model(planes, training=False), args.repeat))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
