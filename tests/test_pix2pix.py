@@ -360,7 +360,10 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
     as_drive, as_chase = tmp_path / "as_drive", tmp_path / "as_chase"
     model = str(out / "generator.keras")
     assert _verb(pix2pix_generate, ["--model", model, "--mask", str(chase), "--style", "drive", "--out", str(as_drive)]) == 0
-    assert _verb(pix2pix_generate, ["--model", model, "--mask", str(chase), "--style", "chase", "--out", str(as_chase)]) == 0
+    assert _verb(pix2pix_generate, ["--model", model, "--mask", str(chase), "--style", "chase", "--out", str(as_chase),
+                                    "--grid", str(tmp_path / "styles.png")]) == 0
+    # One row per mask (4 here): mask | drive | chase | the mask's own photograph.
+    assert Image.open(tmp_path / "styles.png").size == (4 * 32, 4 * 32)
     assert sorted(p.name for p in as_drive.iterdir()) == ["00.png", "01.png", "02.png", "03.png"]
     assert np.asarray(Image.open(as_drive / "00.png")).shape == (32, 32, 3)
     assert not np.array_equal(np.asarray(Image.open(as_drive / "00.png")), np.asarray(Image.open(as_chase / "00.png")))

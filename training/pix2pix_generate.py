@@ -58,6 +58,23 @@ def _same_stem(folder: Path, stem: str) -> Path | None:
     return next((p for p in sorted(folder.iterdir()) if p.stem == stem and p.suffix.lower() in IMAGE_EXTENSIONS), None)
 
 
+GRID_ROWS = 6
+
+
+def _grid_row(generator, spec, vessels, fov, fov_source) -> np.ndarray:
+    """[mask | one image per style | the photograph the mask was drawn from, if known]."""
+    from PIL import Image
+
+    size = spec.size
+    mask = np.asarray(Image.fromarray(vessels.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BOX).convert("RGB"))
+    cells = [mask] + [generate(generator, generator_input(vessels, fov, s, spec.styles, size))[0] for s in spec.styles]
+    if isinstance(fov_source, tuple):
+        cells.append(np.asarray(load_image(fov_source[1]).rgb.resize((size, size), Image.Resampling.LANCZOS)))
+    else:
+        cells.append(np.zeros_like(mask))
+    return np.concatenate(cells, axis=1)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="generator.keras (with generator.json beside it)")
     parser.add_argument("--mask", required=True, nargs="+", metavar="PATH",
@@ -65,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fov", help="field-of-view mask for a single --mask (default: a centred disc)")
     parser.add_argument("--style", help="colour style (one the generator learned; required if it knows several)")
     parser.add_argument("--out", required=True, help="output folder, or a .png file for a single mask")
+    parser.add_argument("--grid", metavar="PNG",
+                        help="also draw a figure: per mask (at most 6), the mask, the image in every style the "
+                             "generator knows, and the mask's own photograph when a pairs folder has one")
 
 
 def run(args) -> int:
@@ -79,6 +99,7 @@ def run(args) -> int:
     out = Path(args.out)
     single_file = len(jobs) == 1 and out.suffix.lower() == ".png"
     started = time.perf_counter()
+    rows: list[np.ndarray] = []
     for name, mask_path, fov_source in tqdm(jobs, desc="generating", unit="img", disable=len(jobs) < 2):
         vessels = load_mask(mask_path, "vessel mask")
         if isinstance(fov_source, Path):
@@ -93,6 +114,11 @@ def run(args) -> int:
         image = generate(generator, generator_input(vessels, fov, style, spec.styles, spec.size))[0]
         target = out if single_file else out / f"{name}.png"
         atomic_save(target, Image.fromarray(image).save)
+        if args.grid and len(rows) < GRID_ROWS:
+            rows.append(_grid_row(generator, spec, vessels, fov, fov_source))
+    if rows:
+        atomic_save(Path(args.grid), Image.fromarray(np.concatenate(rows, axis=0)).save)
+        print(f"wrote {args.grid}: mask | {' | '.join(spec.styles)} | the mask's own photograph (when known)")
     seconds = time.perf_counter() - started
     print(f"wrote {len(jobs)} synthetic {spec.size} x {spec.size} image(s) in style {style} to {out} "
           f"({seconds / len(jobs):.2f} s each, reading included); model output, not patient data")
