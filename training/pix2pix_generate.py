@@ -61,15 +61,15 @@ def _same_stem(folder: Path, stem: str) -> Path | None:
 GRID_ROWS = 6
 
 
-def _grid_row(generator, spec, vessels, fov, fov_source) -> np.ndarray:
+def _grid_row(generator, spec, vessels, fov, photo: Path | None) -> np.ndarray:
     """[mask | one image per style | the photograph the mask was drawn from, if known]."""
     from PIL import Image
 
     size = spec.size
     mask = np.asarray(Image.fromarray(vessels.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BOX).convert("RGB"))
     cells = [mask] + [generate(generator, generator_input(vessels, fov, s, spec.styles, size))[0] for s in spec.styles]
-    if isinstance(fov_source, tuple):
-        cells.append(np.asarray(load_image(fov_source[1]).rgb.resize((size, size), Image.Resampling.LANCZOS)))
+    if photo is not None:
+        cells.append(np.asarray(load_image(photo).rgb.resize((size, size), Image.Resampling.LANCZOS)))
     else:
         cells.append(np.zeros_like(mask))
     return np.concatenate(cells, axis=1)
@@ -115,7 +115,8 @@ def run(args) -> int:
         target = out if single_file else out / f"{name}.png"
         atomic_save(target, Image.fromarray(image).save)
         if args.grid and len(rows) < GRID_ROWS:
-            rows.append(_grid_row(generator, spec, vessels, fov, fov_source))
+            photo = _same_stem(mask_path.parent.parent / "image", mask_path.stem) if mask_path.parent.name == "vessels" else None
+            rows.append(_grid_row(generator, spec, vessels, fov, photo))
     if rows:
         atomic_save(Path(args.grid), Image.fromarray(np.concatenate(rows, axis=0)).save)
         print(f"wrote {args.grid}: mask | {' | '.join(spec.styles)} | the mask's own photograph (when known)")
