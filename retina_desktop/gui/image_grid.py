@@ -12,7 +12,7 @@ from PIL import Image, ImageTk
 BACKGROUND = "#1e1e1e"
 SELECTED = "#f0a030"
 CAPTION = "#d8d8d8"
-CAPTION_HEIGHT = 34  # two short lines under each picture
+CAPTION_HEIGHT = 46  # up to three short lines under each picture
 MAX_COLUMNS = 8
 
 

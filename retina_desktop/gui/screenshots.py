@@ -173,8 +173,12 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
         os.environ["DISPLAY"] = display
         env = {**os.environ}
         root = tk.Tk()
-        root.geometry(f"{width}x{height}+0+0")
         app = MainWindow(root, default_classifier())
+        # No window manager: fill the screen as a maximised window would. The menu bar lies
+        # above the geometry's client area, so that area is the screen less the menu bar.
+        root.geometry(f"{width}x{height}+0+0")
+        root.update()
+        root.geometry(f"{width}x{height - root.winfo_rooty()}+0+0")
         try:
             tab = app.augment
             app.notebook.select(tab)

@@ -346,16 +346,17 @@ class SyntheticPanel(ttk.Frame):
             self.generate_button.state(["!disabled"])
 
     def _captions(self) -> list[str]:
+        """Short, so two or three lines fit under a thumbnail: the class is in the grid's title."""
         captions = []
         for k, image in enumerate(self.images):
-            first = display_name(image.label) if "→" not in image.label else image.label
             if image.latent_index is not None:
-                first += f"  s{image.seed} #{image.latent_index}"
-            second = ""
+                first = f"{display_name(image.label)} s{image.seed} #{image.latent_index}"
+            else:
+                first = display_name(image.label) if "→" not in image.label else image.label
             if self.judge_var.get() and self.judged is not None:
                 label, confidence = self.judged[k]
-                second = f"\nmodel: {display_name(label)} {confidence:.0%}"
-            captions.append(first + second)
+                first += f"\nmodel: {display_name(label)} {confidence:.0%}"
+            captions.append(first)
         return captions
 
     def _show_captions(self) -> None:
