@@ -220,3 +220,22 @@ def test_vessel_mask_page_draws_generates_by_style_and_exports(make_app, vessel_
     assert [r["label"] for r in rows] == ["vessel_mask", "fundus_drive"]
     assert all((tmp_path / "out" / r["file"]).is_file() for r in rows)
     assert vessel_generator_calls and "MainThread" not in vessel_generator_calls
+
+
+def test_the_shipped_fundus_generator_fills_a_grid(make_app) -> None:
+    """The generator the app ships (models/generator.keras, compiled), not a stand-in."""
+    from retina_desktop.paths import models_dir
+
+    if not (models_dir() / "generator.keras").exists():
+        pytest.skip("no shipped generator in models/ (a models-only checkout)")
+    app = make_app(FakeClassifier())
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None)
+    assert panel.generator.info.path == models_dir() / "generator.keras"
+    assert panel.generator.compiled == models_dir() / "generator.tflite"  # shipped compiled, up to date
+    first = _generate(app, panel, "glaucoma", 2)
+    again = _generate(app, panel, "glaucoma", 2)
+    cataract = _generate(app, panel, "cataract", 2)
+    assert first.shape == (8, 128, 128, 3) and np.array_equal(first, again)
+    assert np.abs(first.astype(int) - cataract).mean() > 1.0
+    assert first.std() > 10  # pictures, not a flat colour
