@@ -19,18 +19,17 @@ straight through.
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.atomic import atomic_save
 from retina_desktop.quiet import import_keras
 from retina_desktop.synthesis import latents, to_uint8
 
 from .diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
+from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
 
 LOSSES = ("hinge", "nonsaturating")
 # Purposes of the stateless random streams in a step: one seed each, folded with the step.
@@ -314,70 +313,16 @@ def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
     return images[: rows * cols].reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
-@dataclass
-class GanState:
-    """What a checkpoint must remember, beyond the weights, to resume exactly."""
-
-    epoch: int = 0  # epochs completed
-    seconds: float = 0.0
-    history: list[dict] = dataclasses.field(default_factory=list)
-    weights: str = ""  # the checkpoint's weights file, relative to the checkpoint folder
-
-
-def _callbacks_module():
+def _sample_grid_callback(folder: Path, num_classes: int, columns: int, seed: int):
+    """A PNG per epoch from the EMA generator: one row per class, fixed latents, so the grids of
+    successive epochs can be compared image by image."""
     keras = import_keras()
 
-    class EpochClock(keras.callbacks.Callback):
-        """Times each epoch, adds it to the logs (so the CSV log has it) and prints it."""
-
-        def __init__(self, state: GanState, log):
-            super().__init__()
-            self.state, self.log = state, log
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - self.started
-            self.state.seconds += seconds
-            if logs is not None:
-                logs["seconds"] = round(seconds, 2)
-            self.log(f"epoch {epoch + 1}: {seconds:.1f} s (total {self.state.seconds / 60:.1f} min)")
-
     class SampleGrid(keras.callbacks.Callback):
-        """A PNG per epoch from the EMA generator: one row per class, fixed latents, so the
-        grids of successive epochs can be compared image by image."""
-
-        def __init__(self, folder: Path, num_classes: int, columns: int, seed: int):
-            super().__init__()
-            self.folder, self.num_classes, self.columns, self.seed = folder, num_classes, columns, seed
-
         def on_epoch_end(self, epoch, logs=None):
-            save_grid(self.model.ema_generator, self.num_classes, self.columns, self.seed,
-                      self.folder / f"epoch_{epoch + 1:04d}.png")
+            save_grid(self.model.ema_generator, num_classes, columns, seed, folder / f"epoch_{epoch + 1:04d}.png")
 
-    class GanCheckpoint(keras.callbacks.Callback):
-        """After every epoch: all weights (G, D, EMA, optimiser slots, step, ADA p) to a new
-        file, then state.json naming it, then the older file is removed; a crash at any point
-        leaves a state.json that names a complete file of the same epoch."""
-
-        def __init__(self, folder: Path, state: GanState):
-            super().__init__()
-            self.folder, self.state = folder, state
-
-        def on_epoch_end(self, epoch, logs=None):
-            previous = self.state.weights
-            name = f"epoch-{epoch + 1:04d}.weights.h5"
-            atomic_save(self.folder / name, self.model.save_weights)
-            self.state.epoch = epoch + 1
-            self.state.weights = name
-            self.state.history.append({k: float(v) for k, v in (logs or {}).items()} | {"epoch": epoch + 1})
-            with atomic_write(self.folder / "state.json") as handle:
-                json.dump(dataclasses.asdict(self.state), handle, indent=1)
-            if previous and previous != name:
-                (self.folder / previous).unlink(missing_ok=True)
-
-    return EpochClock, SampleGrid, GanCheckpoint
+    return SampleGrid()
 
 
 def save_grid(generator, num_classes: int, columns: int, seed: int, path: Path) -> None:
@@ -391,24 +336,6 @@ def save_grid(generator, num_classes: int, columns: int, seed: int, path: Path) 
     atomic_save(path, Image.fromarray(image_grid(images, num_classes)).save)
 
 
-def _epoch_stream(images: np.ndarray, labels: np.ndarray, config: GanConfig, first_epoch: int):
-    """Batches from epoch `first_epoch` on; each epoch's order depends only on (seed, epoch)."""
-    import tensorflow as tf
-
-    n = len(images)
-    batch = min(config.batch_size, n)
-    pixels, classes = tf.constant(images), tf.constant(labels.astype(np.int32))
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.constant(config.seed, tf.int64), epoch])
-        )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True)
-
-    stream = tf.data.Dataset.range(first_epoch, config.epochs).flat_map(one_epoch)
-    return stream.map(lambda idx: (tf.gather(pixels, idx), tf.gather(classes, idx))), n // batch
-
-
 def train_gan(
     config: GanConfig,
     images: np.ndarray,
@@ -420,7 +347,7 @@ def train_gan(
     verbose: int | str = "auto",
     log=print,
 ):
-    """Train on uint8 `images` (n, size, size, 3) with int `labels`; return (gan, GanState).
+    """Train on uint8 `images` (n, size, size, 3) with int `labels`; return (gan, TrainState).
 
     Writes out_dir/checkpoint/ (resumable state), out_dir/samples/epoch_NNNN.png and
     out_dir/losses.csv. `stop_after_epochs` ends early as if interrupted (tests of resume).
@@ -433,22 +360,14 @@ def train_gan(
     num_classes = len(config.labels) if config.labels else int(labels.max()) + 1
     tf.config.experimental.enable_op_determinism()
     ckpt = out_dir / "checkpoint"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    state_file = ckpt / "state.json"
     gan = make_gan(config, num_classes)
-    if resume and state_file.exists():
-        state = GanState(**json.loads(state_file.read_text()))
-        gan.load_weights(ckpt / state.weights)
-        log(f"resuming after epoch {state.epoch} of {config.epochs}")
-    else:
-        state = GanState()
-        for old in ckpt.glob("epoch-*.weights.h5"):
-            old.unlink()
-    EpochClock, SampleGrid, GanCheckpoint = _callbacks_module()
+    state = open_checkpoint(gan, ckpt, resume, config.epochs, log)
     last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     if state.epoch >= last_epoch:
         return gan, state
-    stream, steps = _epoch_stream(images, labels, config, state.epoch)
+    stream, steps = epoch_stream((images, labels.astype(np.int32)), config.batch_size, config.seed, state.epoch,
+                                 config.epochs)
+    clock, checkpoint = epoch_callbacks(state, ckpt, last_epoch, log)
     gan.fit(
         stream,
         epochs=last_epoch,
@@ -457,10 +376,10 @@ def train_gan(
         verbose=verbose,
         shuffle=False,  # the stream is already in its (seed, epoch) order
         callbacks=[
-            EpochClock(state, log),
+            clock,
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
-            SampleGrid(out_dir / "samples", num_classes, config.grid_columns, config.seed),
-            GanCheckpoint(ckpt, state),
+            _sample_grid_callback(out_dir / "samples", num_classes, config.grid_columns, config.seed),
+            checkpoint,
         ],
     )
     return gan, state

@@ -20,17 +20,16 @@ optimisers' slots and the batch-norm statistics are saved in each epoch's checkp
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.atomic import atomic_save
 from retina_desktop.quiet import import_keras
 from retina_desktop.vessel_synthesis import to_uint8
 
+from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
 from .pix2pix_data import augment
 
 # Purposes of the stateless random streams in a step.
@@ -321,73 +320,18 @@ def triptych_grid(sources: np.ndarray, generated: np.ndarray, expected: np.ndarr
     return np.concatenate(rows, axis=0)
 
 
-@dataclass
-class Pix2PixState:
-    """What a checkpoint must remember, beyond the weights, to resume exactly."""
-
-    epoch: int = 0  # epochs completed
-    seconds: float = 0.0
-    history: list[dict] = dataclasses.field(default_factory=list)
-    weights: str = ""  # the checkpoint's weights file, relative to the checkpoint folder
-
-
-def _callbacks():
+def _sample_grid_callback(folder: Path, sources: np.ndarray, targets: np.ndarray):
+    """A PNG per epoch, one row per fixed training pair: mask | generated | real."""
     keras = import_keras()
 
-    class EpochClock(keras.callbacks.Callback):
-        """Times each epoch, adds it to the logs (so the CSV log has it) and prints it."""
-
-        def __init__(self, state: Pix2PixState, epochs: int, log):
-            super().__init__()
-            self.state, self.epochs, self.log = state, epochs, log
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - self.started
-            self.state.seconds += seconds
-            if logs is not None:
-                logs["seconds"] = round(seconds, 2)
-            left = (self.epochs - epoch - 1) * self.state.seconds / max(1, epoch + 1)
-            self.log(f"epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s "
-                     f"(total {self.state.seconds / 60:.1f} min, about {left / 60:.0f} min to go)")
-
     class SampleGrid(keras.callbacks.Callback):
-        """A PNG per epoch, one row per fixed training pair: mask | generated | real."""
-
-        def __init__(self, folder: Path, sources: np.ndarray, targets: np.ndarray):
-            super().__init__()
-            self.folder, self.sources, self.targets = folder, sources, targets
-
         def on_epoch_end(self, epoch, logs=None):
             from PIL import Image
 
-            grid = triptych_grid(self.sources, generate(self.model.generator, self.sources), self.targets)
-            atomic_save(self.folder / f"epoch_{epoch + 1:04d}.png", Image.fromarray(grid).save)
+            grid = triptych_grid(sources, generate(self.model.generator, sources), targets)
+            atomic_save(folder / f"epoch_{epoch + 1:04d}.png", Image.fromarray(grid).save)
 
-    class Checkpoint(keras.callbacks.Callback):
-        """After every epoch: all weights (G, D, optimiser slots, step) to a new file, then
-        state.json naming it, then the older file is removed; a crash at any point leaves a
-        state.json that names a complete file of the same epoch."""
-
-        def __init__(self, folder: Path, state: Pix2PixState):
-            super().__init__()
-            self.folder, self.state = folder, state
-
-        def on_epoch_end(self, epoch, logs=None):
-            previous = self.state.weights
-            name = f"epoch-{epoch + 1:04d}.weights.h5"
-            atomic_save(self.folder / name, self.model.save_weights)
-            self.state.epoch = epoch + 1
-            self.state.weights = name
-            self.state.history.append({k: float(v) for k, v in (logs or {}).items()} | {"epoch": epoch + 1})
-            with atomic_write(self.folder / "state.json") as handle:
-                json.dump(dataclasses.asdict(self.state), handle, indent=1)
-            if previous and previous != name:
-                (self.folder / previous).unlink(missing_ok=True)
-
-    return EpochClock, SampleGrid, Checkpoint
+    return SampleGrid()
 
 
 def grid_indices(styles_of_samples: np.ndarray, rows: int) -> np.ndarray:
@@ -399,24 +343,6 @@ def grid_indices(styles_of_samples: np.ndarray, rows: int) -> np.ndarray:
             if members and len(chosen) < rows:
                 chosen.append(int(members.pop(0)))
     return np.array(sorted(chosen), dtype=np.int64)
-
-
-def _epoch_stream(sources: np.ndarray, targets: np.ndarray, config: Pix2PixConfig, first_epoch: int):
-    """Batches from epoch `first_epoch` on; each epoch's order depends only on (seed, epoch)."""
-    import tensorflow as tf
-
-    n = len(sources)
-    batch = min(config.batch_size, n)
-    inputs, photos = tf.constant(sources), tf.constant(targets)
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.constant(config.seed, tf.int64), epoch])
-        )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True)
-
-    stream = tf.data.Dataset.range(first_epoch, config.epochs).flat_map(one_epoch)
-    return stream.map(lambda idx: (tf.gather(inputs, idx), tf.gather(photos, idx))), n // batch
 
 
 def train_pix2pix(
@@ -431,7 +357,7 @@ def train_pix2pix(
     log=print,
 ):
     """Train on generator inputs `sources` (n, S, S, C) and uint8 `targets` (n, S, S, 3);
-    return (model, Pix2PixState).
+    return (model, TrainState).
 
     Writes out_dir/checkpoint/ (resumable state), out_dir/samples/epoch_NNNN.png and
     out_dir/losses.csv. `stop_after_epochs` ends early as if interrupted (tests of resume).
@@ -446,24 +372,15 @@ def train_pix2pix(
         raise ValueError(f"photographs have shape {targets.shape}, expected {sources.shape[:3] + (3,)}")
     tf.config.experimental.enable_op_determinism()
     ckpt = out_dir / "checkpoint"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    state_file = ckpt / "state.json"
-    stream, steps = _epoch_stream(sources, targets, config, 0)
+    _, steps = epoch_stream((sources, targets), config.batch_size, config.seed, 0, config.epochs)
     model = make_pix2pix(config, steps)
-    if resume and state_file.exists():
-        state = Pix2PixState(**json.loads(state_file.read_text()))
-        model.load_weights(ckpt / state.weights)
-        log(f"resuming after epoch {state.epoch} of {config.epochs}")
-    else:
-        state = Pix2PixState()
-        for old in ckpt.glob("epoch-*.weights.h5"):
-            old.unlink()
-    EpochClock, SampleGrid, Checkpoint = _callbacks()
+    state = open_checkpoint(model, ckpt, resume, config.epochs, log)
     last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     if state.epoch >= last_epoch:
         return model, state
-    stream, steps = _epoch_stream(sources, targets, config, state.epoch)
+    stream, steps = epoch_stream((sources, targets), config.batch_size, config.seed, state.epoch, config.epochs)
     shown = grid_indices(np.argmax(sources[:, 0, 0, 2:], axis=-1), config.grid_rows)
+    clock, checkpoint = epoch_callbacks(state, ckpt, last_epoch, log)
     model.fit(
         stream,
         epochs=last_epoch,
@@ -473,10 +390,10 @@ def train_pix2pix(
         shuffle=False,  # the stream is already in its (seed, epoch) order
         callbacks=[
             keras.callbacks.ProgbarLogger(),  # first, so each epoch's bar ends before the clock prints
-            EpochClock(state, last_epoch, log),
+            clock,
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
-            SampleGrid(out_dir / "samples", sources[shown], targets[shown]),
-            Checkpoint(ckpt, state),
+            _sample_grid_callback(out_dir / "samples", sources[shown], targets[shown]),
+            checkpoint,
         ],
     )
     return model, state

@@ -9,22 +9,19 @@ time per epoch and in total, the hyperparameters), `config.json` (the hyperparam
 
 from __future__ import annotations
 
-import datetime
 import json
-import platform
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from retina_desktop import __version__
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.records import InputSpec
 
 from .datasets import load_arrays, load_dataset
+from .epochs import refuse_changed_config
 from .gan import GanConfig, train_gan
+from .provenance import this_run
 
 GENERATOR_FILE = "generator.keras"
 
@@ -63,12 +60,7 @@ def run_gan(args) -> int:
     )
     config_file = out / "config.json"
     if args.resume and config_file.exists():
-        saved = GanConfig.from_dict(json.loads(config_file.read_text()))
-        if dataclasses_differ(saved, config, ignore=("epochs",)):
-            raise UserError(
-                f'"{config_file}" was trained with other settings than these; resume with the same '
-                "options (only --epochs may change) or start a new --out folder"
-            )
+        refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
     samples = [s for s in dataset.subset("train") if s.label in labels]
     images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, "crop", "none"))
     # The data set's class indices -> positions in `labels`, the generator's label indices.
@@ -97,26 +89,17 @@ def run_gan(args) -> int:
         "inputs": {"latent": "standard normal (n, latent_dim) float32", "label": "(n,) int32 index into classes"},
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
         "note": "synthetic images: model output for augmentation and demonstration, not patient data",
-        "provenance": {
-            "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "data": str(Path(args.data)),
-            "train_images": counts,
-            "config": config.to_dict(),
-            "epochs_trained": state.epoch,
-            "seconds_per_epoch": round(per_epoch, 2),
-            "training_seconds": round(state.seconds, 1),
-            "trained_on": platform.processor() or platform.machine(),
-            "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retina_desktop": __version__,
-        },
+        "provenance": this_run(
+            data=str(Path(args.data)),
+            train_images=counts,
+            config=config.to_dict(),
+            epochs_trained=state.epoch,
+            seconds_per_epoch=round(per_epoch, 2),
+            training_seconds=round(state.seconds, 1),
+        ),
     }
     with atomic_write(out / "generator.json") as handle:
         json.dump(sidecar, handle, indent=2)
     print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
     return 0
 
-
-def dataclasses_differ(a, b, ignore: tuple[str, ...] = ()) -> bool:
-    return {k: v for k, v in a.to_dict().items() if k not in ignore} != {
-        k: v for k, v in b.to_dict().items() if k not in ignore
-    }

@@ -14,20 +14,17 @@ time per epoch and in total, the hyperparameters), `config.json`, `samples/epoch
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
-import shlex
-import sys
 from pathlib import Path
 
-from retina_desktop import __version__
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.vessel_synthesis import KIND, input_layout
 
+from .epochs import refuse_changed_config
 from .pix2pix import Pix2PixConfig, train_pix2pix
 from .pix2pix_data import find_pairs, load_pairs
+from .provenance import this_run
 
 GENERATOR_FILE = "generator.keras"
 
@@ -101,14 +98,7 @@ def run(args) -> int:
         raise UserError(f"pix2pix settings: {err}") from err
     config_file = out / "config.json"
     if args.resume and config_file.exists():
-        saved = Pix2PixConfig.from_dict(json.loads(config_file.read_text()))
-        if {k: v for k, v in saved.to_dict().items() if k != "epochs"} != {
-            k: v for k, v in config.to_dict().items() if k != "epochs"
-        }:
-            raise UserError(
-                f'"{config_file}" was trained with other settings than these; resume with the same '
-                "options (only --epochs may change) or start a new --out folder"
-            )
+        refuse_changed_config(config_file, Pix2PixConfig.from_dict(json.loads(config_file.read_text())), config)
     counts = {str(f.root): {"style": f.style, "pairs": len(f.pairs), "fov": "masks" if f.pairs[0].fov else "estimated"}
               for f in folders}
     for root, entry in counts.items():
@@ -145,18 +135,14 @@ def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoc
         },
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
         "note": "synthetic images: model output for illustration and augmentation, not patient data",
-        "provenance": {
-            "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "data": data,
-            "train_pairs": int(sum(entry["pairs"] for entry in data.values())),
-            "config": config.to_dict(),
-            "epochs_trained": state.epoch,
-            "seconds_per_epoch": round(per_epoch, 2),
-            "training_seconds": round(state.seconds, 1),
-            "trained_on": platform.processor() or platform.machine(),
-            "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retina_desktop": __version__,
-        },
+        "provenance": this_run(
+            data=data,
+            train_pairs=int(sum(entry["pairs"] for entry in data.values())),
+            config=config.to_dict(),
+            epochs_trained=state.epoch,
+            seconds_per_epoch=round(per_epoch, 2),
+            training_seconds=round(state.seconds, 1),
+        ),
         "metrics": {},
     }
     with atomic_write(path) as handle:
