@@ -8,15 +8,10 @@ evaluation report under `evaluation/`.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
-import platform
-import shlex
-import sys
 from pathlib import Path
 
-from retina_desktop import __version__
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.augmentation import default_config
 from retina_desktop.model_files import write_labels, write_sidecar
@@ -24,6 +19,7 @@ from retina_desktop.records import InputSpec, ModelMetadata
 
 from .classifier import ClassifierConfig, train_classifier
 from .datasets import load_arrays, load_dataset, write_splits
+from .provenance import this_run
 
 MODEL_FILE = "keras_model.h5"
 
@@ -85,18 +81,14 @@ def run_classify(args) -> int:
         modality=args.modality,
         name=args.name or f"{args.modality} classifier ({', '.join(dataset.classes)})",
         version=args.model_version,
-        provenance={
-            "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "data": str(Path(args.data)),
-            "splits_sha256": hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
-            "config": config.to_dict(),
-            "epochs_trained": state.epoch,
-            "best_epoch": state.best_epoch,
-            "training_seconds": round(state.seconds, 1),
-            "trained_on": platform.processor() or platform.machine(),
-            "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retina_desktop": __version__,
-        },
+        provenance=this_run(
+            data=str(Path(args.data)),
+            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
+            config=config.to_dict(),
+            epochs_trained=state.epoch,
+            best_epoch=state.best_epoch,
+            training_seconds=round(state.seconds, 1),
+        ),
     )
     write_sidecar(out / "keras_model.json", metadata)
 

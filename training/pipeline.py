@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import datetime
 import hashlib
 import json
 import os
@@ -47,6 +46,8 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
+
+from .provenance import utc_now
 
 CONDITIONS = ("none", "traditional", "gan", "gan+traditional")
 SETTINGS = ("cut", "full")
@@ -315,7 +316,7 @@ def start_or_check(out: Path, config: PipelineConfig, dataset) -> dict:
             "config": config.to_dict(),
             "data_fingerprint": fingerprint,
             "command": command_line(config, out),
-            "started_at": _now(),
+            "started_at": utc_now(),
         }
     with atomic_write(path) as handle:
         json.dump(stored, handle, indent=2)
@@ -324,10 +325,6 @@ def start_or_check(out: Path, config: PipelineConfig, dataset) -> dict:
 
 def _show(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def read_result(out: Path, key: RunKey) -> dict | None:
@@ -436,7 +433,7 @@ class Experiment:
                 "epochs_trained": state.epoch,
                 "seconds_per_epoch": round(per_epoch, 2),
                 "training_seconds": round(state.seconds, 1),
-                "trained_at": _now(),
+                "trained_at": utc_now(),
             },
         }
         # The sidecar first: generator.keras existing means both are complete.
@@ -590,7 +587,7 @@ class Experiment:
             "best_val_macro_auc": state.best_score,
             "training_seconds": round(state.seconds, 1),
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "finished_at": _now(),
+            "finished_at": utc_now(),
         }
         with atomic_write(folder / RESULT_FILE) as handle:
             json.dump(result, handle, indent=1)
