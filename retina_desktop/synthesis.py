@@ -311,6 +311,13 @@ def export_names(images: list[SyntheticImage]) -> list[str]:
     return names
 
 
+def export_conflicts(images: list[SyntheticImage], folder: str | Path) -> list[Path]:
+    """The files an export of `images` into `folder` would replace (images and manifest)."""
+    folder = Path(folder)
+    targets = [folder / name for name in export_names(images)] + [folder / "manifest.csv"]
+    return [p for p in targets if p.exists()]
+
+
 def export_images(images: list[SyntheticImage], folder: str | Path, generator_path: str | Path, *,
                   overwrite: bool = False) -> list[Path]:
     """Write PNGs and `manifest.csv` into `folder`, each atomically; returns the paths written.
@@ -324,8 +331,7 @@ def export_images(images: list[SyntheticImage], folder: str | Path, generator_pa
         raise UserError("There are no images to export.")
     folder = Path(folder)
     names = export_names(images)
-    targets = [folder / name for name in names] + [folder / "manifest.csv"]
-    existing = [p for p in targets if p.exists()]
+    existing = export_conflicts(images, folder)
     if existing and not overwrite:
         shown = ", ".join(p.name for p in existing[:5]) + (" …" if len(existing) > 5 else "")
         raise UserError(f'{len(existing)} file(s) already exist in "{folder}": {shown}')

@@ -13,6 +13,7 @@ from tkinter import filedialog, messagebox, ttk
 from ..imaging import IMAGE_EXTENSIONS
 from ..records import ModelMetadata
 from ..report import NOTICE, display_name, metrics_text
+from ..synthesis import export_conflicts, export_images
 
 
 def _patterns(extensions) -> str:
@@ -26,6 +27,7 @@ IMAGE_TYPES = [
     ("All files", "*"),
 ]
 MODEL_TYPES = [("Keras models", "*.h5 *.keras *.H5"), ("All files", "*")]
+GENERATOR_TYPES = [("Keras generator", "*.keras"), ("All files", "*")]
 LABEL_TYPES = [("Labels", "*.txt"), ("All files", "*")]
 REPORT_TYPES = [("PDF report", "*.pdf"), ("PNG image", "*.png")]
 CSV_TYPES = [("CSV table", "*.csv")]
@@ -42,6 +44,21 @@ def ask_image(parent) -> Path | None:
 
 def ask_model(parent) -> Path | None:
     return _chosen(filedialog.askopenfilename(parent=parent, title="Open a Keras model", filetypes=MODEL_TYPES))
+
+
+def ask_generator(parent, title: str = "Open a generator") -> Path | None:
+    return _chosen(filedialog.askopenfilename(parent=parent, title=title, filetypes=GENERATOR_TYPES))
+
+
+def export_confirmed(parent, images, folder: Path, generator_path) -> list[Path] | None:
+    """`synthesis.export_images`, asking first when it would replace files; None if declined."""
+    existing = export_conflicts(images, folder)
+    if existing:
+        shown = ", ".join(p.name for p in existing[:5]) + (" …" if len(existing) > 5 else "")
+        question = f'{len(existing)} file(s) already exist in "{folder}": {shown}\n\nReplace them?'
+        if not messagebox.askyesno("Replace files?", question, parent=parent):
+            return None
+    return export_images(images, folder, generator_path, overwrite=bool(existing))
 
 
 def ask_labels(parent, model: Path) -> Path | None:

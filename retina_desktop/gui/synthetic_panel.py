@@ -11,7 +11,7 @@ import random
 import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
-from tkinter import filedialog, messagebox, ttk
+from tkinter import ttk
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,6 @@ from ..report import display_name
 from ..synthesis import (
     CONDITIONAL,
     SyntheticImage,
-    export_images,
     interpolate,
     open_generator,
     sample,
@@ -207,10 +206,9 @@ class SyntheticPanel(ttk.Frame):
             self._open(self.generators[index].path)
 
     def browse_generator(self) -> None:
-        chosen = filedialog.askopenfilename(parent=self, title="Open a generator",
-                                            filetypes=[("Keras generator", "*.keras"), ("All files", "*")])
-        if chosen:
-            self._open(Path(chosen))
+        chosen = dialogs.ask_generator(self)
+        if chosen is not None:
+            self._open(chosen)
 
     def _open(self, path: Path) -> None:
         self._opening = path
@@ -375,15 +373,9 @@ class SyntheticPanel(ttk.Frame):
         folder = dialogs.ask_folder(self)
         if folder is None:
             return
-        source = self.generator.info.path if self.generator else ""
-        try:
-            written = export_images(images, folder, source)
-        except UserError as err:
-            if "already exist" not in str(err):
-                raise
-            if not messagebox.askyesno("Replace files?", f"{err}\n\nReplace them?", parent=self):
-                return
-            written = export_images(images, folder, source, overwrite=True)
+        written = dialogs.export_confirmed(self, images, folder, self.generator.info.path if self.generator else "")
+        if written is None:
+            return
         self.tab.app.set_status(f"Exported {len(written) - 1} images and manifest.csv to {folder}")
 
     def handle(self, kind: str, payload: Any) -> bool:

@@ -12,14 +12,13 @@ import random
 import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
-from tkinter import filedialog, messagebox, ttk
+from tkinter import ttk
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import UserError
-from ..synthesis import VESSEL_TO_FUNDUS, SyntheticImage, export_images, open_generator, shipped_generators
+from ..synthesis import VESSEL_TO_FUNDUS, SyntheticImage, open_generator, shipped_generators
 from ..vessel_synthesis import default_fov, generator_input, load_mask, random_vessel_tree
 from . import dialogs
 from .image_panel import ImagePanel
@@ -129,10 +128,9 @@ class VesselPanel(ttk.Frame):
 
     # generator
     def browse_generator(self) -> None:
-        chosen = filedialog.askopenfilename(parent=self, title="Open a vessel-to-fundus generator",
-                                            filetypes=[("Keras generator", "*.keras"), ("All files", "*")])
-        if chosen:
-            self._open(Path(chosen))
+        chosen = dialogs.ask_generator(self, "Open a vessel-to-fundus generator")
+        if chosen is not None:
+            self._open(chosen)
 
     def _open(self, path: Path) -> None:
         self.generate_button.state(["disabled"])
@@ -237,15 +235,9 @@ class VesselPanel(ttk.Frame):
         note = f"from vessel mask: {self.mask_source or 'drawn'}"
         images = [SyntheticImage(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2), "vessel_mask", note=note),
                   SyntheticImage(self.result, f"fundus_{self.result_style}", note=note)]
-        try:
-            written = export_images(images, folder, self.generator.info.path)
-        except UserError as err:
-            if "already exist" not in str(err) or not messagebox.askyesno("Replace files?", f"{err}\n\nReplace them?",
-                                                                          parent=self):
-                if "already exist" not in str(err):
-                    raise
-                return
-            written = export_images(images, folder, self.generator.info.path, overwrite=True)
+        written = dialogs.export_confirmed(self, images, folder, self.generator.info.path)
+        if written is None:
+            return
         self.tab.app.set_status(f"Exported the mask, the synthetic photograph and manifest.csv to {written[0].parent}")
 
     def handle(self, kind: str, payload: Any) -> bool:
