@@ -19,11 +19,10 @@ from tests.test_gui import FakeClassifier, display, make_app, pump, real_classif
 tk = pytest.importorskip("tkinter")
 
 
-@pytest.fixture
-def generator_calls(tiny_generator, monkeypatch):
-    """Ship the tiny generator, and record which threads run generators."""
-    info = synthesis.read_generator_info(tiny_generator)
-    monkeypatch.setattr("retina_desktop.gui.synthetic_panel.shipped_generators", lambda: [info])
+def _ship_and_record(monkeypatch, generator_path, page_module: str) -> list[str]:
+    """Ship `generator_path` to one page, and record which threads run generators."""
+    info = synthesis.read_generator_info(generator_path)
+    monkeypatch.setattr(f"retina_desktop.gui.{page_module}.shipped_generators", lambda: [info])
     threads: list[str] = []
     original = synthesis.Generator._run
 
@@ -33,6 +32,11 @@ def generator_calls(tiny_generator, monkeypatch):
 
     monkeypatch.setattr(synthesis.Generator, "_run", recording_run)
     return threads
+
+
+@pytest.fixture
+def generator_calls(tiny_generator, monkeypatch):
+    return _ship_and_record(monkeypatch, tiny_generator, "synthetic_panel")
 
 
 def _grid(panel) -> np.ndarray:
@@ -159,17 +163,7 @@ def test_augmentation_controls_change_the_preview(make_app, tmp_path, monkeypatc
 
 @pytest.fixture
 def vessel_generator_calls(tiny_vessel_generator, monkeypatch):
-    info = synthesis.read_generator_info(tiny_vessel_generator)
-    monkeypatch.setattr("retina_desktop.gui.vessel_panel.shipped_generators", lambda: [info])
-    threads: list[str] = []
-    original = synthesis.Generator._run
-
-    def recording_run(self, feeds):
-        threads.append(threading.current_thread().name)
-        return original(self, feeds)
-
-    monkeypatch.setattr(synthesis.Generator, "_run", recording_run)
-    return threads
+    return _ship_and_record(monkeypatch, tiny_vessel_generator, "vessel_panel")
 
 
 def test_vessel_mask_page_draws_generates_by_style_and_exports(make_app, vessel_generator_calls, tmp_path,
