@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _timed(fn, repeat: int) -> list[float]:
-    fn()  # warm: allocations, first-call tracing
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _fmt(times: list[float]) -> str:
-    return f"median {statistics.median(times) * 1000:8.1f} ms   max {max(times) * 1000:8.1f} ms"
+from timing import summary, timed  # noqa: E402  (benchmarks/, beside this script)
 
 
 def main() -> int:
@@ -60,14 +46,14 @@ def main() -> int:
             z = latents(0, range(64), info.latent_dim)
             labels = np.zeros(64, np.int32)
             print(f"{path} ({info.size} px, {len(info.classes)} classes): 64 images")
-            print(f"  LiteRT (the app)  {_fmt(_timed(lambda: sample(generator, label, 64, seed=0), args.repeat))}")
-            print(f"  Keras  (training) {_fmt(_timed(lambda: model([z, labels], training=False), args.repeat))}")
+            print(f"  LiteRT (the app)  {summary(timed(lambda: sample(generator, label, 64, seed=0), args.repeat))}")
+            print(f"  Keras  (training) {summary(timed(lambda: model([z, labels], training=False), args.repeat))}")
         else:
             vessels, fov = random_vessel_tree(info.size, seed=0)
             planes = generator_input(vessels, fov, info.styles[0], info.styles, info.size)
             print(f"{path} ({info.size} px, styles {', '.join(info.styles)}): 1 image")
-            print(f"  LiteRT (the app)  {_fmt(_timed(lambda: generator.translate(planes), args.repeat))}")
-            print(f"  Keras  (training) {_fmt(_timed(lambda: model(planes, training=False), args.repeat))}")
+            print(f"  LiteRT (the app)  {summary(timed(lambda: generator.translate(planes), args.repeat))}")
+            print(f"  Keras  (training) {summary(timed(lambda: model(planes, training=False), args.repeat))}")
     return 0
 
 

@@ -31,17 +31,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from timing import timed  # noqa: E402  (benchmarks/, beside this script)
 PATHS = ("plain", "keras", "litert")
 
 
 def _median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return statistics.median(timed(fn, repeat)) * 1000
 
 
 def _child(args) -> None:

@@ -22,19 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _timed(fn, repeat: int) -> list[float]:
-    fn()  # warm: the first call traces the graph
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _fmt(times: list[float]) -> str:
-    return f"median {statistics.median(times) * 1000:7.1f} ms   p90 {sorted(times)[int(len(times) * 0.9)] * 1000:7.1f} ms"
+from timing import summary, timed  # noqa: E402  (benchmarks/, beside this script)
 
 
 def main() -> int:
@@ -60,18 +48,18 @@ def main() -> int:
     x = scale_pixels(fitted[None], bundle.metadata.input.scaling)
 
     loaded = load_image(image)
-    checks = _timed(lambda: classifier.check(loaded), args.repeat)
-    ours_file = _timed(lambda: classifier.predict_file(image), args.repeat)
-    ours_model = _timed(lambda: classifier.predict_arrays(fitted[None]), args.repeat)
-    plain = _timed(lambda: bundle.model.predict(x, verbose=0), args.repeat)
+    checks = timed(lambda: classifier.check(loaded), args.repeat)
+    ours_file = timed(lambda: classifier.predict_file(image), args.repeat)
+    ours_model = timed(lambda: classifier.predict_arrays(fitted[None]), args.repeat)
+    plain = timed(lambda: bundle.model.predict(x, verbose=0), args.repeat)
 
     print(f"model: {args.model} ({bundle.metadata.name}, input {bundle.metadata.input.height}x{bundle.metadata.input.width})")
     print(f"image: {image}")
     print(f"warm, per image, {args.repeat} runs:")
-    print(f"  plain model.predict(x)                  {_fmt(plain)}")
-    print(f"  Classifier.predict_arrays (model only)  {_fmt(ours_model)}")
-    print(f"  image checks (statistics + modality)    {_fmt(checks)}")
-    print(f"  predict_class path (decode+checks+model) {_fmt(ours_file)}")
+    print(f"  plain model.predict(x)                  {summary(plain)}")
+    print(f"  Classifier.predict_arrays (model only)  {summary(ours_model)}")
+    print(f"  image checks (statistics + modality)    {summary(checks)}")
+    print(f"  predict_class path (decode+checks+model) {summary(ours_file)}")
     print(f"  speed-up of the model call: {statistics.median(plain) / statistics.median(ours_model):.1f}x")
     print(f"process start to first result (python -m retina_desktop predict): {cold:.2f} s")
     return 0
