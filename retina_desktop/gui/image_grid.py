@@ -31,7 +31,8 @@ class ImageGrid(ttk.Frame):
         self.images: list[Image.Image] = []
         self.captions: list[str] = []
         self.selected: set[int] = set()
-        self._photos: list[ImageTk.PhotoImage] = []
+        self._photos: list[ImageTk.PhotoImage] = []  # thumbnails at side `_photo_side`
+        self._photo_side = 0
         self._cells: list[tuple[int, int, int]] = []  # x, y, side of each picture
         self._width = 0
         self.canvas.bind("<Configure>", self._resized)
@@ -45,6 +46,7 @@ class ImageGrid(ttk.Frame):
         self.images = list(images)
         self.captions = list(captions or [""] * len(self.images))
         self.selected = set()
+        self._photos, self._photo_side = [], 0
         if placeholder is not None:
             self.placeholder = placeholder
         self.canvas.yview_moveto(0)
@@ -77,19 +79,21 @@ class ImageGrid(ttk.Frame):
         canvas = self.canvas
         canvas.delete("all")
         width = max(canvas.winfo_width(), 200)
-        self._photos, self._cells = [], []
+        self._cells = []
         if not self.images:
             canvas.create_text(width // 2, 120, text=self.placeholder, fill="#c8c8c8", width=max(width - 60, 120),
                                font=("TkDefaultFont", 11), justify="center")
             canvas.configure(scrollregion=(0, 0, width, 240))
             return
         columns, side = self._layout(len(self.images), width)
-        for index, (image, caption) in enumerate(zip(self.images, self.captions)):
+        if side != self._photo_side:  # a click or a new caption redraws; only a new size rescales
+            self._photos = [ImageTk.PhotoImage(image.resize((side, side), Image.Resampling.NEAREST
+                                                            if image.width * 2 <= side else Image.Resampling.LANCZOS))
+                            for image in self.images]
+            self._photo_side = side
+        for index, (photo, caption) in enumerate(zip(self._photos, self.captions)):
             row, column = divmod(index, columns)
             x, y = 8 + column * (side + 8), 8 + row * (side + CAPTION_HEIGHT + 8)
-            resample = Image.Resampling.NEAREST if image.width * 2 <= side else Image.Resampling.LANCZOS
-            photo = ImageTk.PhotoImage(image.resize((side, side), resample))
-            self._photos.append(photo)
             self._cells.append((x, y, side))
             canvas.create_image(x, y, image=photo, anchor="nw")
             if index in self.selected:
