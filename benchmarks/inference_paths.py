@@ -8,7 +8,9 @@ Each path runs in its own fresh process, which reports:
 - warm per-image latency: one image, decode + fit + predict (`predict_file`, checks off), and
   the model call alone on an already fitted image;
 - batch throughput on a folder: decoding and fitting alone, end to end one file at a time,
-  and the model alone on batches of 32 fitted images;
+  end to end as the `batch` command and the Batch tab run it (`Classifier.predict_files`:
+  reader threads decode while the model works on batches of 16), and the model alone on
+  batches of 32 fitted images;
 - peak memory: the child's maximum resident set size (getrusage).
 Plus the build's size on disk when dist/RetinaDesktop exists, and its start to first result.
 
@@ -104,6 +106,12 @@ def _child(args) -> None:
         for f in files:
             predict_file(f)
         result["end_to_end_ips"] = len(files) / (time.perf_counter() - start)
+        if args.path != "plain":
+            list(classifier.predict_files(files[:16]))  # warm the batch shape
+            start = time.perf_counter()
+            for _ in classifier.predict_files(files):
+                pass
+            result["batch_files_ips"] = len(files) / (time.perf_counter() - start)
         predict_batch(fitted[:32])  # warm the batch shape
         start = time.perf_counter()
         predict_batch(fitted)
@@ -203,6 +211,7 @@ def main() -> int:
         ("warm per image, model call (ms)", "warm_model_ms", "{:.2f}"),
         ("decode + fit only (images/s)", "decode_ips", "{:.0f}"),
         ("end to end, one by one (images/s)", "end_to_end_ips", "{:.0f}"),
+        ("end to end, predict_files (images/s)", "batch_files_ips", "{:.0f}"),
         ("model only, batches of 32 (images/s)", "model_batch_ips", "{:.0f}"),
         ("peak memory (MB RSS)", "peak_rss_mb", "{:.0f}"),
         ("TensorFlow imported", "tensorflow_imported", "{}"),

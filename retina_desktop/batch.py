@@ -31,17 +31,25 @@ class BatchRow:
 
 def classify_folder(
     folder: str | Path,
-    predict: Callable[[Path], Prediction],
+    predict_files: Callable[[list[Path]], Iterator[tuple[Path, Prediction | UserError]]],
     cancel: threading.Event | None = None,
 ) -> Iterator[BatchRow]:
-    """Yield a row per image under `folder`; stops early when `cancel` is set."""
-    for path in list_images(folder):
-        if cancel is not None and cancel.is_set():
-            return
-        try:
-            yield BatchRow(str(path), prediction=predict(path))
-        except UserError as err:
-            yield BatchRow(str(path), error=str(err))
+    """Yield a row per image under `folder`, in order; stops early when `cancel` is set.
+
+    `predict_files` is `Classifier.predict_files`, which reads the next files while the model
+    works on the current ones.
+    """
+    outcomes = predict_files(list_images(folder))
+    try:
+        for path, outcome in outcomes:
+            if cancel is not None and cancel.is_set():
+                return
+            if isinstance(outcome, UserError):
+                yield BatchRow(str(path), error=str(outcome))
+            else:
+                yield BatchRow(str(path), prediction=outcome)
+    finally:
+        outcomes.close()  # drops the files queued for reading
 
 
 def write_csv(path: str | Path, rows: list[BatchRow], classes: list[str]) -> None:

@@ -139,7 +139,7 @@ def _batch(classifier, args) -> int:
     total = len(list_images(args.folder))
     rows = []
     with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
-        for row in classify_folder(args.folder, classifier.predict_file):
+        for row in classify_folder(args.folder, classifier.predict_files):
             rows.append(row)
             bar.update(1)
     write_csv(args.out, rows, bundle.classes)

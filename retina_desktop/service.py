@@ -14,6 +14,10 @@ every later open is fast.
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ import numpy as np
 from .bundle import ModelBundle, load_bundle
 from .calibration import apply_temperature
 from .checks import CheckThresholds, judge, measure
+from .errors import UserError
 from .imaging import LoadedImage, load_image
 from .paths import default_model_path, modality_model_path
 from .preprocessing import fit_image, prepare_batch
@@ -124,9 +129,85 @@ class Classifier:
         checks = self.check(loaded) if self.settings.checks_enabled else None
         fitted = fit_image(loaded.rgb, bundle.metadata.input)
         probs = self.predict_arrays(fitted[None])[0]
+        return self._prediction(image_path, fitted, probs, checks)
+
+    def predict_files(
+        self, paths: Iterable[str | Path], *, batch_size: int = 16, readers: int = 2
+    ) -> Iterator[tuple[Path, Prediction | UserError]]:
+        """Classify many files, yielding (path, Prediction or the file's UserError) in order.
+
+        The answers equal `predict_file`'s, but the work is arranged for throughput: `readers`
+        threads decode, measure and fit the next files while this thread runs the models on
+        batches of `batch_size` (decoding releases the GIL; the models stay on this thread).
+        Closing the iterator early drops the files not yet read.
+        """
+        bundle = self.bundle()
+        modality = self.modality_classifier() if self.settings.checks_enabled else None
+        checking = self.settings.checks_enabled
+        specs = (bundle.metadata.input, modality.bundle().metadata.input if modality else None)
+
+        def read(path: Path) -> _ReadImage:
+            loaded = load_image(path)
+            return _ReadImage(
+                fitted=fit_image(loaded.rgb, specs[0]),
+                source_size=loaded.source_size,
+                stats=measure(loaded.rgb) if checking else None,
+                modality_input=fit_image(loaded.rgb, specs[1]) if modality else None,
+            )
+
+        pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="retina-read")
+        queued: deque[tuple[Path, Future]] = deque()
+        try:
+            todo = iter(paths)
+            while True:
+                # Keep two batches in flight, so the readers never wait for the models.
+                for path in todo:
+                    queued.append((Path(path), pool.submit(read, Path(path))))
+                    if len(queued) >= 2 * batch_size:
+                        break
+                if not queued:
+                    return
+                batch = [queued.popleft() for _ in range(min(batch_size, len(queued)))]
+                yield from self._classify_read(batch, modality)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _classify_read(self, batch, modality) -> Iterator[tuple[Path, Prediction | UserError]]:
+        """Models on one batch of read files, in order; a file that failed to read yields its error."""
+        outcomes: list[tuple[Path, _ReadImage | UserError]] = []
+        for path, future in batch:
+            try:
+                outcomes.append((path, future.result()))
+            except UserError as err:
+                outcomes.append((path, err))
+        good = [read for _, read in outcomes if isinstance(read, _ReadImage)]
+        probs = iter(self.predict_arrays(np.stack([r.fitted for r in good])) if good else [])
+        modality_probs = iter(
+            modality.predict_arrays(np.stack([r.modality_input for r in good]), calibrated=False)
+            if good and modality
+            else []
+        )
+        bundle = self.bundle()
+        thresholds = self.thresholds() if self.settings.checks_enabled else None
+        for path, read in outcomes:
+            if isinstance(read, UserError):
+                yield path, read
+                continue
+            checks = None
+            if thresholds is not None:
+                beliefs = (
+                    {name: float(p) for name, p in zip(modality.bundle().classes, next(modality_probs))}
+                    if modality
+                    else None
+                )
+                checks = judge(read.stats, read.source_size, thresholds, bundle.metadata.modality, beliefs)
+            yield path, self._prediction(path, read.fitted, next(probs), checks)
+
+    def _prediction(self, path, fitted: np.ndarray, probs: np.ndarray, checks: CheckResult | None) -> Prediction:
+        bundle = self.bundle()
         best = bundle.metadata.label_for(list(map(float, probs)))
         return Prediction(
-            file=str(image_path),
+            file=str(path),
             label=bundle.classes[best],
             confidence=float(probs[best]),
             probabilities={name: float(p) for name, p in zip(bundle.classes, probs)},
@@ -135,6 +216,16 @@ class Classifier:
             model_path=str(bundle.path),
             checks=checks,
         )
+
+
+@dataclass(frozen=True)
+class _ReadImage:
+    """One file as the readers leave it for the models: everything but the model calls."""
+
+    fitted: np.ndarray
+    source_size: tuple[int, int]
+    stats: dict[str, float] | None
+    modality_input: np.ndarray | None
 
 
 def _compile(model):

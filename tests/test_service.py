@@ -85,6 +85,40 @@ def test_bad_image_raises_image_error(small_bundle, tmp_path):
         Classifier(small_bundle).predict_file(bad)
 
 
+def test_predict_files_answers_as_predict_file_does_in_order_errors_included(small_bundle, tmp_path):
+    from retina_desktop.errors import UserError
+    from retina_desktop.paths import modality_model_path
+
+    paths = []
+    for i in range(7):
+        path = tmp_path / f"{i}.png"
+        if i == 3:
+            path.write_bytes(b"not an image")
+        else:
+            # Different sizes and a dark one, so the checks' verdicts differ between files.
+            fundus_like(120 + 20 * i, seed=i).point(lambda v, i=i: v // (8 if i == 5 else 1)).save(path)
+        paths.append(path)
+    classifier = Classifier(small_bundle)
+    # Batches of 2 with a reader pool: the order must survive batch edges and parallel reads.
+    outcomes = list(classifier.predict_files(paths, batch_size=2, readers=3))
+    assert [path for path, _ in outcomes] == paths
+    for path, outcome in outcomes:
+        if path.name == "3.png":
+            assert isinstance(outcome, UserError) and "3.png" in str(outcome)
+            continue
+        single = classifier.predict_file(path)
+        assert outcome.label == single.label
+        assert list(outcome.probabilities.values()) == pytest.approx(list(single.probabilities.values()), abs=1e-6)
+        assert (outcome.checks is None) == (single.checks is None)
+        if single.checks is not None:
+            assert (outcome.checks.passed, outcome.checks.reasons) == (single.checks.passed, single.checks.reasons)
+    verdicts = {o.checks.passed for _, o in outcomes if not isinstance(o, UserError) and o.checks is not None}
+    if modality_model_path().exists():
+        assert verdicts == {True, False}, "the files were meant to get different verdicts"
+    # Models ran on the calling thread only; the readers only decoded.
+    assert not any(name.startswith("retina-read") for name in classifier.model_threads)
+
+
 def test_predict_class_uses_the_default_model(small_bundle, image_file, monkeypatch):
     monkeypatch.setattr(service, "_default", Classifier(small_bundle))
     assert service.predict_class(image_file).label in CLASSES

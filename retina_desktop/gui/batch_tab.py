@@ -44,7 +44,7 @@ def batch_job(classifier, folder: Path, cancel: threading.Event, token: int, pos
     total = len(list_images(folder))
     post("batch.started", (token, total))
     done = 0
-    for row in classify_folder(folder, classifier.predict_file, cancel):
+    for row in classify_folder(folder, classifier.predict_files, cancel):
         done += 1
         post("batch.row", (token, row))
     return BatchSummary(token, total, done, cancel.is_set() and done < total)
