@@ -65,3 +65,27 @@ def test_operating_point_at_specificity():
     probs = np.stack([1 - scores, scores], axis=1)
     point = binary_operating_point(probs, labels, positive=1, min_specificity=0.9)
     assert point["specificity"] >= 0.9 and point["sensitivity"] == 1.0
+
+
+def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
+    from training.evaluate import parse_sources, sensitivity_by_source
+
+    files = ["g/1_left.jpg", "g/2_right.jpg", "g/Glaucoma_3.png", "g/Glaucoma_4.png", "n/5_left.jpg", "n/x.bmp"]
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    # The camera set's glaucoma is found, the other source's glaucoma is missed once.
+    predicted = np.array([1, 0, 0, 0, 1, 1])
+    sources = parse_sources([r"ODIR=/\d+_(left|right)\.jpg$", "small set=Glaucoma_"])
+    table = sensitivity_by_source(np.eye(2)[predicted], labels, files, ["glaucoma", "normal"], sources)
+    assert table["ODIR"]["glaucoma"] == {"n": 2, "found": 1, "sensitivity": 0.5}
+    assert table["small set"]["glaucoma"] == {"n": 2, "found": 2, "sensitivity": 1.0}
+    assert table["ODIR"]["normal"]["n"] == 1 and table["other"]["normal"]["n"] == 1
+    assert "normal" not in table["small set"]
+
+
+@pytest.mark.parametrize("bad", ["no-equals-sign", "=pattern", "x=("])
+def test_a_bad_source_option_is_a_clear_error(bad):
+    from retina_desktop.errors import UserError
+    from training.evaluate import parse_sources
+
+    with pytest.raises(UserError, match="--source"):
+        parse_sources([bad])

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write the fitted temperature into the model's sidecar")
     evaluate.add_argument("--bootstrap", type=int, default=1000)
     evaluate.add_argument("--trust-model", action="store_true")
+    evaluate.add_argument("--source", action="append", metavar="NAME=REGEX",
+                          help="also report each class's sensitivity for the files whose path matches REGEX "
+                          "(repeatable; e.g. ODIR='/\\d+_(left|right)\\.jpg$')")
 
     modality = verbs.add_parser("modality", help="train the fundus / OCT / other check model")
     modality.add_argument("--fundus", required=True, help="fundus data set (class folders + splits)")

@@ -56,14 +56,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 def _point_metrics(probs: np.ndarray, labels: np.ndarray, k: int) -> dict[str, Any]:
     """Every figure for one sample of (probs, labels); NaN where a class is absent."""
-    from sklearn.metrics import (
-        accuracy_score,
-        balanced_accuracy_score,
-        confusion_matrix,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
     predicted = probs.argmax(axis=1)
     with warnings.catch_warnings():
         # A bootstrap resample may miss a class; the NaNs that follow are handled by ci().
@@ -195,8 +187,13 @@ def evaluate_bundle(
     n_bootstrap: int = 1000,
     trust: bool = False,
     quiet: bool = False,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Metrics on `split`, temperature fitted on val; writes metrics.json and plots to out_dir."""
+    """Metrics on `split`, temperature fitted on val; writes metrics.json and plots to out_dir.
+
+    `sources` maps a source name to a regular expression over file paths: each class's
+    sensitivity is then also reported per source (`by_source`), because a data set that mixes
+    cameras can score well on the easy source and hide a weak one."""
     classifier = open_classifier(model_path, dataset, trust)
     bundle = classifier.bundle()
     probs, labels = predict_samples(classifier, dataset, split)
@@ -211,6 +208,9 @@ def evaluate_bundle(
     metrics["temperature"] = round(temperature, 4)
     metrics["split"] = split
     metrics["data"] = str(dataset.root)
+    if sources:
+        files = [sample.file for sample in dataset.subset(split)]
+        metrics["by_source"] = sensitivity_by_source(calibrated, labels, files, dataset.classes, sources)
     decision = {}
     if len(dataset.classes) == 2 and dataset.subset("val") and split != "val":
         # The operating point is chosen on validation and only then measured on `split`:
@@ -253,6 +253,28 @@ def evaluate_bundle(
     return metrics
 
 
+def sensitivity_by_source(
+    probs: np.ndarray, labels: np.ndarray, files: list[str], classes: list[str], sources: dict[str, str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{source: {class: {"n", "found", "sensitivity"}}} at the arg-max decision; a file matching
+    no pattern counts as "other", and the first matching pattern wins."""
+    import re
+
+    patterns = [(name, re.compile(pattern)) for name, pattern in sources.items()]
+    origin = [next((name for name, rx in patterns if rx.search(f)), "other") for f in files]
+    predicted = probs.argmax(1)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for source in [name for name, _ in patterns] + ["other"]:
+        for c, cls in enumerate(classes):
+            mask = (np.array(origin) == source) & (labels == c)
+            if mask.any():
+                found = int((predicted[mask] == c).sum())
+                table.setdefault(source, {})[cls] = {
+                    "n": int(mask.sum()), "found": found, "sensitivity": round(found / int(mask.sum()), 4)
+                }
+    return table
+
+
 def _scarce_class(labels: np.ndarray) -> int:
     counts = np.bincount(labels, minlength=2)
     return int(np.argmin(counts))
@@ -283,7 +305,31 @@ def format_summary(metrics: dict[str, Any]) -> str:
             f"  {op['positive_class']} at the operating point chosen on the {op['chosen_on']}: "
             f"sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} (threshold {op['threshold']:.3f})"
         )
+    if "by_source" in metrics:
+        lines.append("  sensitivity by source (found / n):")
+        for source, entry in metrics["by_source"].items():
+            cells = ", ".join(f"{cls} {e['found']}/{e['n']} ({e['sensitivity']:.2f})" for cls, e in entry.items())
+            lines.append(f"    {source:14s} {cells}")
     return "\n".join(lines)
+
+
+def parse_sources(items: list[str] | None) -> dict[str, str] | None:
+    """`--source NAME=REGEX` options as an ordered dict; a bad one is a usage error."""
+    import re
+
+    from retina_desktop.errors import UserError
+
+    sources = {}
+    for item in items or []:
+        name, sep, pattern = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f'--source needs NAME=REGEX, got "{item}"')
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise UserError(f'--source {name}: "{pattern}" is not a regular expression ({err})') from err
+        sources[name.strip()] = pattern
+    return sources or None
 
 
 def run_evaluate(args) -> int:
@@ -297,6 +343,7 @@ def run_evaluate(args) -> int:
         n_bootstrap=args.bootstrap,
         trust=args.trust_model,
         quiet=args.json,
+        sources=parse_sources(args.source),
     )
     if args.json:
         json.dump(metrics, sys.stdout)
