@@ -124,9 +124,10 @@ def judge_target(summary: dict, config: PipelineConfig) -> Verdict:
     )
     if gains and not loses_auc:
         return Verdict(True, f"Target met. {comparison}, and {auc}.")
-    reason = "the gain is too small" if not gains else "it loses macro AUC"
+    shortfall = "GAN images make it worse" if points < 0 else "the gain is too small"
+    reason = shortfall if not gains else "it loses macro AUC"
     if not gains and loses_auc:
-        reason = "the gain is too small and it loses macro AUC"
+        reason = f"{shortfall} and it loses macro AUC"
     return Verdict(False, f"Target not met ({reason}). {comparison}; {auc}.")
 
 
