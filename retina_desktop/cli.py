@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 from .errors import UserError
 
