@@ -8,9 +8,10 @@ Each path runs in its own fresh process, which reports:
 - warm per-image latency: one image, decode + fit + predict (`predict_file`, checks off), and
   the model call alone on an already fitted image;
 - batch throughput on a folder: decoding and fitting alone, end to end one file at a time,
-  end to end as the `batch` command and the Batch tab run it (`Classifier.predict_files`:
+  end to end the way the `batch` command and the Batch tab run it (`Classifier.predict_files`:
   reader threads decode while the model works on batches of 16), and the model alone on
-  batches of 32 fitted images;
+  batches of 32 fitted images. Every figure is with the image checks off, so that the paths
+  compare like with like (`predict_latency.py` times the checks);
 - peak memory: the child's maximum resident set size (getrusage).
 Plus the build's size on disk when dist/RetinaDesktop exists, and its start to first result.
 

@@ -41,8 +41,11 @@ def classify_folder(
     """
     outcomes = predict_files(list_images(folder))
     try:
-        for path, outcome in outcomes:
-            if cancel is not None and cancel.is_set():
+        # Cancel is looked at before each request: asking for the next row may start a batch.
+        while cancel is None or not cancel.is_set():
+            try:
+                path, outcome = next(outcomes)
+            except StopIteration:
                 return
             if isinstance(outcome, UserError):
                 yield BatchRow(str(path), error=str(outcome))

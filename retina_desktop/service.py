@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,18 +101,26 @@ class Classifier:
     def check_evidence(self, image) -> tuple[dict[str, float], dict[str, float] | None]:
         """Measured statistics of an RGB image, and the modality model's probabilities (None
         when no modality model is installed). Any thread."""
-        modality_probs = None
         modality = self.modality_classifier()
+        beliefs = None
         if modality is not None:
             spec = modality.bundle().metadata.input
-            probs = modality.predict_arrays(fit_image(image, spec)[None], calibrated=False)[0]
-            modality_probs = {name: float(p) for name, p in zip(modality.bundle().classes, probs)}
-        return measure(image), modality_probs
+            beliefs = modality.beliefs(modality.predict_arrays(fit_image(image, spec)[None], calibrated=False)[0])
+        return measure(image), beliefs
+
+    def beliefs(self, probs: np.ndarray) -> dict[str, float]:
+        """One image's probabilities as {class name: probability}."""
+        return {name: float(p) for name, p in zip(self.bundle().classes, probs)}
 
     def check(self, loaded: LoadedImage) -> CheckResult:
         """Is this image of the model's modality and fit to be judged? (Any thread.)"""
-        stats, modality_probs = self.check_evidence(loaded.rgb)
-        return judge(stats, loaded.source_size, self.thresholds(), self.bundle().metadata.modality, modality_probs)
+        stats, beliefs = self.check_evidence(loaded.rgb)
+        return self._verdict(stats, loaded.source_size, beliefs, self.thresholds())
+
+    def _verdict(
+        self, stats: dict[str, float], source_size: tuple[int, int], beliefs: dict[str, float] | None, thresholds
+    ) -> CheckResult:
+        return judge(stats, source_size, thresholds, self.bundle().metadata.modality, beliefs)
 
     def modality_classifier(self) -> Classifier | None:
         """The fundus / OCT / other classifier behind the checks, or None when not installed."""
@@ -139,71 +148,74 @@ class Classifier:
         The answers equal `predict_file`'s, but the work is arranged for throughput: `readers`
         threads decode, measure and fit the next files while this thread runs the models on
         batches of `batch_size` (decoding releases the GIL; the models stay on this thread).
-        Closing the iterator early drops the files not yet read.
+        The settings are read once, when the first file is asked for: a change made during the
+        run applies to the next run. Closing the iterator drops the files not yet read.
         """
         bundle = self.bundle()
-        modality = self.modality_classifier() if self.settings.checks_enabled else None
         checking = self.settings.checks_enabled
-        specs = (bundle.metadata.input, modality.bundle().metadata.input if modality else None)
+        modality = self.modality_classifier() if checking else None
+        thresholds = self.thresholds() if checking else None
+        model_spec = bundle.metadata.input
+        modality_spec = modality.bundle().metadata.input if modality else None
 
         def read(path: Path) -> _ReadImage:
             loaded = load_image(path)
             return _ReadImage(
-                fitted=fit_image(loaded.rgb, specs[0]),
+                fitted=fit_image(loaded.rgb, model_spec),
                 source_size=loaded.source_size,
                 stats=measure(loaded.rgb) if checking else None,
-                modality_input=fit_image(loaded.rgb, specs[1]) if modality else None,
+                modality_input=fit_image(loaded.rgb, modality_spec) if modality else None,
             )
 
-        pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="retina-read")
-        queued: deque[tuple[Path, Future]] = deque()
+        # The stdlib's ThreadPool, not ThreadPoolExecutor: its threads are daemons, so a read
+        # stuck on a dead network share cannot keep the app from exiting.
+        pool = ThreadPool(readers)
+        queued: deque[tuple[Path, Any]] = deque()
         try:
             todo = iter(paths)
             while True:
                 # Keep two batches in flight, so the readers never wait for the models.
                 for path in todo:
-                    queued.append((Path(path), pool.submit(read, Path(path))))
+                    queued.append((Path(path), pool.apply_async(read, (Path(path),))))
                     if len(queued) >= 2 * batch_size:
                         break
                 if not queued:
                     return
                 batch = [queued.popleft() for _ in range(min(batch_size, len(queued)))]
-                yield from self._classify_read(batch, modality)
+                yield from self._classify_read(batch, modality, thresholds)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.terminate()  # drops queued reads; returns without waiting for a stuck one
 
-    def _classify_read(self, batch, modality) -> Iterator[tuple[Path, Prediction | UserError]]:
+    def _classify_read(
+        self, batch: list[tuple[Path, Any]], modality: Classifier | None, thresholds: CheckThresholds | None
+    ) -> Iterator[tuple[Path, Prediction | UserError]]:
         """Models on one batch of read files, in order; a file that failed to read yields its error."""
         outcomes: list[tuple[Path, _ReadImage | UserError]] = []
-        for path, future in batch:
+        for path, pending in batch:
             try:
-                outcomes.append((path, future.result()))
+                outcomes.append((path, pending.get()))
             except UserError as err:
                 outcomes.append((path, err))
         good = [read for _, read in outcomes if isinstance(read, _ReadImage)]
         probs = iter(self.predict_arrays(np.stack([r.fitted for r in good])) if good else [])
-        modality_probs = iter(
+        beliefs = iter(
             modality.predict_arrays(np.stack([r.modality_input for r in good]), calibrated=False)
             if good and modality
             else []
         )
-        bundle = self.bundle()
-        thresholds = self.thresholds() if self.settings.checks_enabled else None
         for path, read in outcomes:
             if isinstance(read, UserError):
                 yield path, read
                 continue
             checks = None
             if thresholds is not None:
-                beliefs = (
-                    {name: float(p) for name, p in zip(modality.bundle().classes, next(modality_probs))}
-                    if modality
-                    else None
-                )
-                checks = judge(read.stats, read.source_size, thresholds, bundle.metadata.modality, beliefs)
+                belief = modality.beliefs(next(beliefs)) if modality else None
+                checks = self._verdict(read.stats, read.source_size, belief, thresholds)
             yield path, self._prediction(path, read.fitted, next(probs), checks)
 
-    def _prediction(self, path, fitted: np.ndarray, probs: np.ndarray, checks: CheckResult | None) -> Prediction:
+    def _prediction(
+        self, path: str | Path, fitted: np.ndarray, probs: np.ndarray, checks: CheckResult | None
+    ) -> Prediction:
         bundle = self.bundle()
         best = bundle.metadata.label_for(list(map(float, probs)))
         return Prediction(

@@ -72,7 +72,7 @@ def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
 
     files = ["g/1_left.jpg", "g/2_right.jpg", "g/Glaucoma_3.png", "g/Glaucoma_4.png", "n/5_left.jpg", "n/x.bmp"]
     labels = np.array([0, 0, 0, 0, 1, 1])
-    # The camera set's glaucoma is found, the other source's glaucoma is missed once.
+    # ODIR misses one of its two glaucoma images; the small set finds both of its own.
     predicted = np.array([1, 0, 0, 0, 1, 1])
     sources = parse_sources([r"ODIR=/\d+_(left|right)\.jpg$", "small set=Glaucoma_"])
     table = sensitivity_by_source(np.eye(2)[predicted], labels, files, ["glaucoma", "normal"], sources)

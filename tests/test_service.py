@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -115,8 +116,79 @@ def test_predict_files_answers_as_predict_file_does_in_order_errors_included(sma
     verdicts = {o.checks.passed for _, o in outcomes if not isinstance(o, UserError) and o.checks is not None}
     if modality_model_path().exists():
         assert verdicts == {True, False}, "the files were meant to get different verdicts"
-    # Models ran on the calling thread only; the readers only decoded.
-    assert not any(name.startswith("retina-read") for name in classifier.model_threads)
+    # Models ran on the calling thread only (the main and the modality model); readers only read.
+    here = threading.current_thread().name
+    assert classifier.model_threads == {here}
+    if classifier.modality_classifier() is not None:
+        assert classifier.modality_classifier().model_threads == {here}
+
+
+def _image_files(folder, n):
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        fundus_like(96, seed=i).save(folder / f"{i:02d}.png")
+    return sorted(folder.iterdir())
+
+
+def _counting_reads(monkeypatch):
+    reads = []
+    real = service.load_image
+
+    def counting(path):
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(service, "load_image", counting)
+    return reads
+
+
+def test_closing_predict_files_early_stops_its_readers(small_bundle, tmp_path, monkeypatch):
+    paths = _image_files(tmp_path / "images", 40)
+    reads = _counting_reads(monkeypatch)
+    before = set(threading.enumerate())
+    outcomes = Classifier(small_bundle).predict_files(paths, batch_size=4)
+    first_path, first = next(outcomes)
+    assert first_path == paths[0] and first.label in CLASSES
+    outcomes.close()
+    # At most the two batches in flight were read, not the 40 files, and no reader lives on.
+    assert len(reads) <= 8
+    deadline = time.monotonic() + 5
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(threading.enumerate()) - before
+
+
+def test_predict_files_keeps_the_settings_it_started_with(small_bundle, tmp_path):
+    from retina_desktop.settings import Settings
+
+    paths = _image_files(tmp_path / "images", 6)
+    classifier = Classifier(small_bundle, settings=Settings(checks_enabled=False))
+    outcomes = classifier.predict_files(paths, batch_size=2)
+    got = [next(outcomes)]
+    classifier.settings = Settings(checks_enabled=True)  # the GUI's Settings dialog, mid-run
+    got += list(outcomes)
+    assert [path for path, _ in got] == paths
+    assert all(prediction.checks is None for _, prediction in got)
+    assert classifier.predict_file(paths[0]).checks is not None  # the change applies from now on
+
+
+def test_a_cancelled_batch_reads_no_more_files(small_bundle, tmp_path, monkeypatch):
+    from retina_desktop.batch import classify_folder
+
+    folder = tmp_path / "images"
+    _image_files(folder, 12)
+    classifier = Classifier(small_bundle)
+    reads = _counting_reads(monkeypatch)
+    cancel = threading.Event()
+    cancel.set()
+    assert list(classify_folder(folder, classifier.predict_files, cancel)) == []
+    assert reads == []
+    cancel.clear()
+    rows = []
+    for row in classify_folder(folder, classifier.predict_files, cancel):
+        rows.append(row)
+        cancel.set()  # the user presses Cancel after the first row
+    assert len(rows) == 1 and rows[0].ok
 
 
 def test_predict_class_uses_the_default_model(small_bundle, image_file, monkeypatch):

@@ -124,7 +124,9 @@ def judge_target(summary: dict, config: PipelineConfig) -> Verdict:
     )
     if gains and not loses_auc:
         return Verdict(True, f"Target met. {comparison}, and {auc}.")
-    shortfall = "GAN images make it worse" if points < 0 else "the gain is too small"
+    # A drop counts as one only beyond the seeds' own spread; a smaller one is no gain.
+    noise = 100 * math.sqrt((spread(best_gan, "scarce_sensitivity") ** 2 + spread(best_plain, "scarce_sensitivity") ** 2) / 2)
+    shortfall = "GAN images lower scarce-class sensitivity" if points < -noise else "the gain is too small"
     reason = shortfall if not gains else "it loses macro AUC"
     if not gains and loses_auc:
         reason = f"{shortfall} and it loses macro AUC"

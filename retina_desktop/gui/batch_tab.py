@@ -156,7 +156,7 @@ class BatchTab(ttk.Frame):
         if self.running:
             self._cancel.set()
             self.cancel_button.state(["disabled"])
-            self.summary_var.set("Cancelling after the current image…")
+            self.summary_var.set("Cancelling after the images being classified…")
 
     def export_csv(self) -> None:
         if not self.rows:
