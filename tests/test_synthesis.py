@@ -22,7 +22,6 @@ from retina_desktop.synthesis import (
     slerp,
     vary,
 )
-from tests.conftest import CLASSES
 
 
 @pytest.fixture(scope="module")
