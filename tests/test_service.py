@@ -99,7 +99,10 @@ def test_predict_files_answers_as_predict_file_does_in_order_errors_included(sma
             # Different sizes and a dark one, so the checks' verdicts differ between files.
             fundus_like(120 + 20 * i, seed=i).point(lambda v, i=i: v // (8 if i == 5 else 1)).save(path)
         paths.append(path)
-    classifier = Classifier(small_bundle)
+    from retina_desktop.settings import Settings
+
+    # Checks on whatever an earlier test saved as the user's settings.
+    classifier = Classifier(small_bundle, settings=Settings(checks_enabled=True))
     # Batches of 2 with a reader pool: the order must survive batch edges and parallel reads.
     outcomes = list(classifier.predict_files(paths, batch_size=2, readers=3))
     assert [path for path, _ in outcomes] == paths
