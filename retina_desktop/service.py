@@ -30,7 +30,7 @@ from .errors import UserError
 from .imaging import LoadedImage, load_image
 from .paths import default_model_path, modality_model_path
 from .preprocessing import fit_image, prepare_batch
-from .records import CheckResult, Prediction
+from .records import CheckResult, InputSpec, Prediction
 from .settings import Settings, load_settings
 
 
@@ -118,7 +118,11 @@ class Classifier:
         return self._verdict(stats, loaded.source_size, beliefs, self.thresholds())
 
     def _verdict(
-        self, stats: dict[str, float], source_size: tuple[int, int], beliefs: dict[str, float] | None, thresholds
+        self,
+        stats: dict[str, float],
+        source_size: tuple[int, int],
+        beliefs: dict[str, float] | None,
+        thresholds: CheckThresholds,
     ) -> CheckResult:
         return judge(stats, source_size, thresholds, self.bundle().metadata.modality, beliefs)
 
@@ -133,12 +137,9 @@ class Classifier:
 
     def predict_file(self, image_path: str | Path) -> Prediction:
         """Read, check, fit, scale and classify one image file. Raises `ImageError` for bad files."""
-        bundle = self.bundle()
-        loaded = load_image(image_path)
-        checks = self.check(loaded) if self.settings.checks_enabled else None
-        fitted = fit_image(loaded.rgb, bundle.metadata.input)
-        probs = self.predict_arrays(fitted[None])[0]
-        return self._prediction(image_path, fitted, probs, checks)
+        plan = self._plan()
+        [(_, prediction)] = self._classify([(image_path, self._read(image_path, plan))], plan)
+        return prediction
 
     def predict_files(
         self, paths: Iterable[str | Path], *, batch_size: int = 16, readers: int = 2
@@ -151,22 +152,7 @@ class Classifier:
         The settings are read once, when the first file is asked for: a change made during the
         run applies to the next run. Closing the iterator drops the files not yet read.
         """
-        bundle = self.bundle()
-        checking = self.settings.checks_enabled
-        modality = self.modality_classifier() if checking else None
-        thresholds = self.thresholds() if checking else None
-        model_spec = bundle.metadata.input
-        modality_spec = modality.bundle().metadata.input if modality else None
-
-        def read(path: Path) -> _ReadImage:
-            loaded = load_image(path)
-            return _ReadImage(
-                fitted=fit_image(loaded.rgb, model_spec),
-                source_size=loaded.source_size,
-                stats=measure(loaded.rgb) if checking else None,
-                modality_input=fit_image(loaded.rgb, modality_spec) if modality else None,
-            )
-
+        plan = self._plan()
         # The stdlib's ThreadPool, not ThreadPoolExecutor: its threads are daemons, so a read
         # stuck on a dead network share cannot keep the app from exiting.
         pool = ThreadPool(readers)
@@ -176,28 +162,50 @@ class Classifier:
             while True:
                 # Keep two batches in flight, so the readers never wait for the models.
                 for path in todo:
-                    queued.append((Path(path), pool.apply_async(read, (Path(path),))))
+                    queued.append((Path(path), pool.apply_async(self._read, (Path(path), plan))))
                     if len(queued) >= 2 * batch_size:
                         break
                 if not queued:
                     return
-                batch = [queued.popleft() for _ in range(min(batch_size, len(queued)))]
-                yield from self._classify_read(batch, modality, thresholds)
+                outcomes = []
+                for path, pending in (queued.popleft() for _ in range(min(batch_size, len(queued)))):
+                    try:
+                        outcomes.append((path, pending.get()))
+                    except UserError as err:
+                        outcomes.append((path, err))
+                yield from self._classify(outcomes, plan)
         finally:
             pool.terminate()  # drops queued reads; returns without waiting for a stuck one
 
-    def _classify_read(
-        self, batch: list[tuple[Path, Any]], modality: Classifier | None, thresholds: CheckThresholds | None
-    ) -> Iterator[tuple[Path, Prediction | UserError]]:
-        """Models on one batch of read files, in order; a file that failed to read yields its error."""
-        outcomes: list[tuple[Path, _ReadImage | UserError]] = []
-        for path, pending in batch:
-            try:
-                outcomes.append((path, pending.get()))
-            except UserError as err:
-                outcomes.append((path, err))
+    def _plan(self) -> _RunPlan:
+        """What a run takes from the settings, once: the checks' limits and model, if checking."""
+        checking = self.settings.checks_enabled
+        modality = self.modality_classifier() if checking else None
+        return _RunPlan(
+            model_spec=self.bundle().metadata.input,
+            thresholds=self.thresholds() if checking else None,
+            modality=modality,
+            modality_spec=modality.bundle().metadata.input if modality else None,
+        )
+
+    def _read(self, path: str | Path, plan: _RunPlan) -> _ReadImage:
+        """Everything for one file but the model calls (any thread: no model code runs here)."""
+        loaded = load_image(path)
+        return _ReadImage(
+            fitted=fit_image(loaded.rgb, plan.model_spec),
+            source_size=loaded.source_size,
+            stats=measure(loaded.rgb) if plan.thresholds is not None else None,
+            modality_input=fit_image(loaded.rgb, plan.modality_spec) if plan.modality else None,
+        )
+
+    def _classify(
+        self, outcomes: list[tuple[str | Path, _ReadImage | UserError]], plan: _RunPlan
+    ) -> Iterator[tuple[str | Path, Prediction | UserError]]:
+        """The models on a batch of read files, one call each; a file that failed to read
+        yields its error in its place."""
         good = [read for _, read in outcomes if isinstance(read, _ReadImage)]
         probs = iter(self.predict_arrays(np.stack([r.fitted for r in good])) if good else [])
+        modality = plan.modality
         beliefs = iter(
             modality.predict_arrays(np.stack([r.modality_input for r in good]), calibrated=False)
             if good and modality
@@ -208,9 +216,9 @@ class Classifier:
                 yield path, read
                 continue
             checks = None
-            if thresholds is not None:
+            if plan.thresholds is not None:
                 belief = modality.beliefs(next(beliefs)) if modality else None
-                checks = self._verdict(read.stats, read.source_size, belief, thresholds)
+                checks = self._verdict(read.stats, read.source_size, belief, plan.thresholds)
             yield path, self._prediction(path, read.fitted, next(probs), checks)
 
     def _prediction(
@@ -228,6 +236,16 @@ class Classifier:
             model_path=str(bundle.path),
             checks=checks,
         )
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """The settings one prediction run works by (`Classifier._plan`)."""
+
+    model_spec: InputSpec
+    thresholds: CheckThresholds | None  # None: the image checks are off
+    modality: Classifier | None
+    modality_spec: InputSpec | None
 
 
 @dataclass(frozen=True)
