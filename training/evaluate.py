@@ -10,6 +10,7 @@ what a user gets.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -258,15 +259,13 @@ def sensitivity_by_source(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """{source: {class: {"n", "found", "sensitivity"}}} at the arg-max decision; a file matching
     no pattern counts as "other", and the first matching pattern wins."""
-    import re
-
     patterns = [(name, re.compile(pattern)) for name, pattern in sources.items()]
-    origin = [next((name for name, rx in patterns if rx.search(f)), "other") for f in files]
+    origin = np.array([next((name for name, rx in patterns if rx.search(f)), "other") for f in files])
     predicted = probs.argmax(1)
     table: dict[str, dict[str, dict[str, float]]] = {}
     for source in [name for name, _ in patterns] + ["other"]:
         for c, cls in enumerate(classes):
-            mask = (np.array(origin) == source) & (labels == c)
+            mask = (origin == source) & (labels == c)
             if mask.any():
                 found = int((predicted[mask] == c).sum())
                 table.setdefault(source, {})[cls] = {
@@ -315,8 +314,6 @@ def format_summary(metrics: dict[str, Any]) -> str:
 
 def parse_sources(items: list[str] | None) -> dict[str, str] | None:
     """`--source NAME=REGEX` options as an ordered dict; a bad one is a usage error."""
-    import re
-
     from retina_desktop.errors import UserError
 
     sources = {}

@@ -104,12 +104,16 @@ def judge_target(summary: dict, config: PipelineConfig) -> Verdict:
         std = cut[condition][key]["std"]
         return 0.0 if math.isnan(std) else std
 
+    def pooled(a: str, b: str, key: str) -> float:
+        """The seed std of two conditions pooled: how far apart their means may be by chance."""
+        return math.sqrt((spread(a, key) ** 2 + spread(b, key) ** 2) / 2)
+
     best_gan = max(gans, key=lambda c: mean(c, "scarce_sensitivity"))
     best_plain = max(plains, key=lambda c: mean(c, "scarce_sensitivity"))
     points = 100 * (mean(best_gan, "scarce_sensitivity") - mean(best_plain, "scarce_sensitivity"))
     auc_plain = max(plains, key=lambda c: mean(c, "macro_auc"))
-    pooled = math.sqrt((spread(best_gan, "macro_auc") ** 2 + spread(auc_plain, "macro_auc") ** 2) / 2)
-    floor = mean(auc_plain, "macro_auc") - pooled
+    auc_noise = pooled(best_gan, auc_plain, "macro_auc")
+    floor = mean(auc_plain, "macro_auc") - auc_noise
     loses_auc = mean(best_gan, "macro_auc") < floor
     gains = points >= TARGET_POINTS - 1e-9
     comparison = (
@@ -120,13 +124,13 @@ def judge_target(summary: dict, config: PipelineConfig) -> Verdict:
     auc = (
         f"its mean macro AUC {mean(best_gan, 'macro_auc'):.3f} is {'below' if loses_auc else 'not below'} the best "
         f"non-GAN mean macro AUC ({auc_plain}, {mean(auc_plain, 'macro_auc'):.3f}) minus the pooled seed std "
-        f"{pooled:.3f}"
+        f"{auc_noise:.3f}"
     )
     if gains and not loses_auc:
         return Verdict(True, f"Target met. {comparison}, and {auc}.")
     # A drop counts as one only beyond the seeds' own spread; a smaller one is no gain.
-    noise = 100 * math.sqrt((spread(best_gan, "scarce_sensitivity") ** 2 + spread(best_plain, "scarce_sensitivity") ** 2) / 2)
-    shortfall = "GAN images lower scarce-class sensitivity" if points < -noise else "the gain is too small"
+    drop_counts = points < -100 * pooled(best_gan, best_plain, "scarce_sensitivity")
+    shortfall = "GAN images lower scarce-class sensitivity" if drop_counts else "the gain is too small"
     reason = shortfall if not gains else "it loses macro AUC"
     if not gains and loses_auc:
         reason = f"{shortfall} and it loses macro AUC"
