@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -118,6 +119,17 @@ def test_each_gan_saw_only_its_settings_training_images(finished):
         listed = list(csv.DictReader(open(finished["out"] / "gan" / setting / "trained_on.csv")))
         assert [(r["file"], r["label"]) for r in listed] == [(s.file, s.label) for s in samples]
     assert (finished["out"] / "gan" / "cut" / "generator.keras").exists()
+
+
+def test_the_full_settings_gan_takes_as_many_steps_as_the_cut_settings(tmp_path):
+    dataset = load_dataset(_toy_data(tmp_path / "data"))
+    config = pipeline.PipelineConfig(data=str(tmp_path / "data"), scarce=("glaucoma",), scarce_n=4, gan_epochs=10)
+    experiment = pipeline.Experiment(tmp_path / "run", config, dataset, log=lambda *_: None)
+    # cut: 4 glaucoma + 20 normal = 24 images; full: 10 + 20 = 30. 10 epochs x 24 = 240 images seen.
+    assert experiment.gan_epochs("cut") == 10
+    assert experiment.gan_epochs("full") == 8
+    scarce_only = dataclasses.replace(config, gan_classes="scarce")  # 4 images against 10
+    assert pipeline.Experiment(tmp_path / "run", scarce_only, dataset).gan_epochs("full") == 4
 
 
 def test_gan_images_top_the_scarce_class_up_to_the_largest(finished):

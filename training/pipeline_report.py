@@ -261,7 +261,8 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         f"(patience {config.patience}), {'balanced class weights' if config.class_weighting else 'no class weights'} "
         f"in every condition; seeds {', '.join(map(str, config.seeds))}.",
         f"- GAN: the project's class-conditional GAN (training.gan), {config.gan_size} x {config.gan_size} px, "
-        f"width {config.gan_width}, latent {config.gan_latent_dim}, {config.gan_epochs} epochs, batch "
+        f"width {config.gan_width}, latent {config.gan_latent_dim}, {config.gan_epochs} epochs in the cut setting "
+        "and as many optimiser steps in the full one (fewer epochs over more images), batch "
         f"{config.gan_batch_size}, DiffAugment; learns {learns}. "
         "One GAN per setting (seed 0), trained only on that setting's training images; its images are "
         "made once and shared by every seed.",
