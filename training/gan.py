@@ -131,7 +131,12 @@ def build_discriminator(config: GanConfig, num_classes: int, name: str = "discri
         x = layers.LeakyReLU(0.2, name=f"lrelu_{res}")(x)
     x = sn(layers.Conv2D(_channels(config, 4), 3, padding="same"), name="conv_4")(x)
     x = layers.LeakyReLU(0.2, name="lrelu_4")(x)
+    # Sum, not mean, over the 4 x 4 positions (SN-GAN's global sum pooling). Spectral norm caps
+    # every layer's gain at 1, and averaging divides by 16 more: with the mean, the logits of
+    # real and generated images stayed within +-0.2 of each other for whole runs (hinge loss
+    # at 2.0, a discriminator at chance), so the generator learned from noise.
     features = layers.GlobalAveragePooling2D(name="pool")(x)
+    features = layers.Rescaling(4 * 4, name="sum_pool")(features)
     unconditional = sn(layers.Dense(1), name="realness")(features)
     embedded = layers.Embedding(num_classes, _channels(config, 4), name="label_embedding")(label)
     projection = layers.Dot(axes=1, name="projection")([embedded, features])
