@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--r1-gamma", type=float, default=0.0)
     gan.add_argument("--ema-decay", type=float, default=0.999)
     gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
-    gan.add_argument("--ada-target", type=float, default=0.0, help="> 0 adapts the augment probability (ADA)")
+    gan.add_argument("--ada-target", type=float, default=0.6,
+                     help="adapt the augment probability towards this E[sign(D(real))] (ADA); 0: always augment")
     gan.add_argument("--seed", type=int, default=0)
     gan.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     gan.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)

@@ -227,6 +227,21 @@ def _gan_facts(out: Path, setting: str) -> dict | None:
     return json.loads(sidecar.read_text())["provenance"] if sidecar.exists() else None
 
 
+def _augmentation(out: Path) -> str:
+    """How the discriminator's inputs were augmented, as the GANs' own configs record it."""
+    described = set()
+    for config in sorted((out / "gan").glob("*/config.json")):
+        gan = json.loads(config.read_text())
+        policy = gan.get("augment", "")
+        if not policy:
+            described.add("no DiffAugment")
+        elif gan.get("ada_target", 0) > 0:
+            described.add(f"DiffAugment ({policy}) at ADA's adaptive probability (target {gan['ada_target']})")
+        else:
+            described.add(f"DiffAugment ({policy}) at probability {gan.get('augment_p', 1.0)}")
+    return "; ".join(sorted(described)) or "DiffAugment"
+
+
 def _markdown(out, config, stored, summary, results, verdict, figures, grids, planned) -> str:
     seconds = sum(r["wall_seconds"] for r in results)
     gan_seconds = sum((_gan_facts(out, s) or {}).get("training_seconds", 0) for s in summary)
@@ -263,7 +278,7 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         f"- GAN: the project's class-conditional GAN (training.gan), {config.gan_size} x {config.gan_size} px, "
         f"width {config.gan_width}, latent {config.gan_latent_dim}, {config.gan_epochs} epochs in the cut setting "
         "and as many optimiser steps in the full one (fewer epochs over more images), batch "
-        f"{config.gan_batch_size}, DiffAugment; learns {learns}. "
+        f"{config.gan_batch_size}, {_augmentation(out)}; learns {learns}. "
         "One GAN per setting (seed 0), trained only on that setting's training images; its images are "
         "made once and shared by every seed.",
         "- Validation (early stopping) and test splits: real and untouched; the test split is used only for the "
