@@ -203,8 +203,11 @@ def train_classifier(
             x_train[order].astype("float32"),
             y_onehot[order],
             batch_size=config.batch_size,
-            epochs=epoch + 1,
+            # One epoch per call (the loop owns validation and checkpoints), told as
+            # "Epoch 22/30" rather than "Epoch 22/22" by stopping after it.
+            epochs=config.epochs,
             initial_epoch=epoch,
+            callbacks=[_one_epoch_only(keras)],
             class_weight=weights,
             shuffle=False,
             verbose=1,
@@ -241,6 +244,14 @@ def train_classifier(
     if best_file.exists():
         classifier.load_weights(best_file)
     return classifier, state
+
+
+def _one_epoch_only(keras):
+    class StopAfterOneEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    return StopAfterOneEpoch()
 
 
 def _cosine_lr(config: ClassifierConfig, epoch: int) -> float:
