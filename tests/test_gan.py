@@ -70,6 +70,20 @@ def test_the_discriminator_can_reach_the_hinge_margin():
     assert float(loss) < 0.5
 
 
+def test_a_balanced_epoch_draws_every_class_equally_often_and_replays_by_seed():
+    from training.epochs import balanced_order
+
+    labels = np.array([0] * 90 + [1] * 6 + [2] * 4)
+    order = balanced_order(labels, seed=3, epoch=5)
+    assert len(order) == 100 and set(order) <= set(range(100))
+    counts = np.bincount(labels[order], minlength=3)
+    assert counts.max() - counts.min() <= 1, counts  # 34/33/33, not 90/6/4
+    assert set(order[labels[order] == 2]) == {96, 97, 98, 99}  # a scarce class's rows all appear
+    assert np.array_equal(order, balanced_order(labels, seed=3, epoch=5))
+    assert not np.array_equal(order, balanced_order(labels, seed=3, epoch=6))
+    assert GanConfig.from_dict({"labels": ["a"]}).balance_classes is False  # older configs: the data's mix
+
+
 def test_diffaugment_keeps_shapes_and_is_differentiable_and_seeded():
     import tensorflow as tf
 

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     gan.add_argument("--ada-target", type=float, default=0.6,
                      help="adapt the augment probability towards this E[sign(D(real))] (ADA); 0: always augment")
+    gan.add_argument("--data-mix", action="store_true",
+                     help="draw classes in the data's own proportions, not equally often")
     gan.add_argument("--seed", type=int, default=0)
     gan.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     gan.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)

@@ -44,11 +44,13 @@ def refuse_changed_config(config_file: Path, saved, config) -> None:
         )
 
 
-def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, first_epoch: int, epochs: int):
+def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, first_epoch: int, epochs: int,
+                 balance_by: np.ndarray | None = None):
     """(tf.data stream of batches from epoch `first_epoch` to `epochs`, steps per epoch).
 
     Each epoch's order depends only on (seed, epoch), so a resumed run sees the batches an
-    uninterrupted one would.
+    uninterrupted one would. With `balance_by` (a label per row), each epoch is as many rows
+    as the arrays hold, drawn with replacement so that every label is equally often in it.
     """
     import tensorflow as tf
 
@@ -56,12 +58,28 @@ def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, fir
     batch = min(batch_size, n)
     tensors = tuple(tf.constant(a) for a in arrays)
 
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True)
+    if balance_by is not None:
+        orders = np.stack([balanced_order(balance_by, seed, epoch) for epoch in range(first_epoch, epochs)])
+        stream = tf.data.Dataset.from_tensor_slices(orders.reshape(len(orders), -1)).flat_map(
+            lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True))
+    else:
+        def one_epoch(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True)
 
-    stream = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+        stream = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     return stream.map(lambda idx: tuple(tf.gather(t, idx) for t in tensors)), n // batch
+
+
+def balanced_order(labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """len(labels) row indices for one epoch, each label drawn equally often (with replacement
+    within a label), shuffled; a function of (labels, seed, epoch) only."""
+    rng = np.random.default_rng([seed, epoch, 1])  # 1: a stream of its own, apart from the shuffle's
+    classes = np.unique(labels)
+    per_class = -(-len(labels) // len(classes))  # ceil, then trimmed to the epoch's length
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class) for c in classes])
+    return rng.permutation(rows)[: len(labels)].astype(np.int64)
 
 
 def open_checkpoint(model, folder: Path, resume: bool, epochs: int, log) -> TrainState:

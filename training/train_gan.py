@@ -55,6 +55,7 @@ def run_gan(args) -> int:
         ema_decay=args.ema_decay,
         augment=args.augment,
         ada_target=args.ada_target,
+        balance_classes=not args.data_mix,
         seed=args.seed,
         labels=tuple(labels),
     )
