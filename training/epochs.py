@@ -60,7 +60,7 @@ def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, fir
 
     if balance_by is not None:
         orders = np.stack([balanced_order(balance_by, seed, epoch) for epoch in range(first_epoch, epochs)])
-        stream = tf.data.Dataset.from_tensor_slices(orders.reshape(len(orders), -1)).flat_map(
+        stream = tf.data.Dataset.from_tensor_slices(orders).flat_map(
             lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True))
     else:
         def one_epoch(epoch):
@@ -73,8 +73,12 @@ def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, fir
 
 
 def balanced_order(labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
-    """len(labels) row indices for one epoch, each label drawn equally often (with replacement
-    within a label), shuffled; a function of (labels, seed, epoch) only."""
+    """len(labels) row indices for one epoch, shuffled; a function of (labels, seed, epoch) only.
+
+    Each label's rows are drawn (with replacement) ceil(n / labels) times; trimming the shuffled
+    draw to n rows removes fewer than one row per label, so the counts can differ by up to
+    (number of labels - 1), not by more.
+    """
     rng = np.random.default_rng([seed, epoch, 1])  # 1: a stream of its own, apart from the shuffle's
     classes = np.unique(labels)
     per_class = -(-len(labels) // len(classes))  # ceil, then trimmed to the epoch's length

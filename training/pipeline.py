@@ -393,11 +393,12 @@ class Experiment:
         epoch count would also be a longer training; equal steps leave the data as the only
         difference between the two settings' GANs.
         """
-        per_epoch = {s: self.gan_image_count(s) for s in ("cut", setting)}
-        return max(1, math.ceil(self.config.gan_epochs * per_epoch["cut"] / per_epoch[setting]))
+        cut, this = len(self.gan_samples("cut")), len(self.gan_samples(setting))
+        return max(1, math.ceil(self.config.gan_epochs * cut / this))
 
-    def gan_image_count(self, setting: str) -> int:
-        return sum(s.label in self.gan_labels for s in self.train_samples(setting))
+    def gan_samples(self, setting: str) -> list:
+        """The training images this setting's GAN learns from."""
+        return [s for s in self.train_samples(setting) if s.label in self.gan_labels]
 
     def gan_folder(self, setting: str) -> Path:
         return self.out / "gan" / setting
@@ -411,7 +412,7 @@ class Experiment:
         from .datasets import load_arrays
         from .gan import GanConfig, train_gan
 
-        samples = [s for s in self.train_samples(setting) if s.label in self.gan_labels]
+        samples = self.gan_samples(setting)
         _write_samples(folder / "trained_on.csv", samples)
         images, indices = load_arrays(self.dataset, samples, self.spec(self.config.gan_size))
         remap = np.array([self.gan_labels.index(c) if c in self.gan_labels else -1 for c in self.classes])

@@ -229,16 +229,17 @@ def _gan_facts(out: Path, setting: str) -> dict | None:
 
 def _augmentation(out: Path) -> str:
     """How the discriminator's inputs were augmented, as the GANs' own configs record it."""
+    from .gan import GanConfig
+
     described = set()
-    for config in sorted((out / "gan").glob("*/config.json")):
-        gan = json.loads(config.read_text())
-        policy = gan.get("augment", "")
-        if not policy:
+    for path in sorted((out / "gan").glob("*/config.json")):
+        gan = GanConfig.from_dict(json.loads(path.read_text()))
+        if not gan.augment:
             described.add("no DiffAugment")
-        elif gan.get("ada_target", 0) > 0:
-            described.add(f"DiffAugment ({policy}) at ADA's adaptive probability (target {gan['ada_target']})")
+        elif gan.ada_target > 0:
+            described.add(f"DiffAugment ({gan.augment}) at ADA's adaptive probability (target {gan.ada_target})")
         else:
-            described.add(f"DiffAugment ({policy}) at probability {gan.get('augment_p', 1.0)}")
+            described.add(f"DiffAugment ({gan.augment}) at probability {gan.augment_p}")
     return "; ".join(sorted(described)) or "DiffAugment"
 
 
