@@ -24,7 +24,7 @@ from retina_desktop.vessel_synthesis import (
     to_uint8,
 )
 from training.pix2pix import Pix2PixConfig, build_patch_discriminator, build_unet_generator, train_pix2pix
-from training.pix2pix_data import find_pairs, load_pairs, style_of
+from training.pix2pix_data import even_out_colour, find_pairs, load_pairs, style_of
 from training.pix2pix_eval import image_figures, mse, psnr, ssim
 
 TINY = Pix2PixConfig(size=32, styles=("drive", "chase"), width=4, levels=3, max_channels=16, d_width=4,
@@ -215,6 +215,26 @@ def test_load_pairs_estimates_missing_fovs_and_sets_styles(tmp_path):
         assert (estimated & truth).sum() / (estimated | truth).sum() > 0.9
 
 
+def test_each_photograph_is_evened_out_to_its_styles_mean_colour_inside_the_field_of_view():
+    photos, fovs = [], []
+    for seed, tint in ((0, (150, 80, 40)), (1, (210, 100, 50)), (2, (100, 40, 10)), (3, (140, 60, 30))):
+        photo, _, fov = _fake_eye(seed, tint=tint)
+        photos.append(photo)
+        fovs.append(fov)
+    photos, fovs = np.stack(photos), np.stack(fovs)
+    styles = np.array([0, 0, 1, 1])  # a dim and a bright photograph of style 0, two of style 1
+    evened, colours = even_out_colour(photos, fovs, styles)
+    assert colours[0] == pytest.approx(np.mean([photos[i][fovs[i]].mean(0) for i in (0, 1)], axis=0))
+    assert colours[1] == pytest.approx(np.mean([photos[i][fovs[i]].mean(0) for i in (2, 3)], axis=0))
+    for i, style in enumerate(styles):
+        assert evened[i][fovs[i]].mean(0) == pytest.approx(colours[style], abs=0.6)  # rounding to bytes
+        assert np.array_equal(evened[i][~fovs[i]], photos[i][~fovs[i]])  # the surround is untouched
+    # Within a photograph only the level moves: vessels stay as much darker as they were.
+    centred = [p[f].astype(float) - p[f].mean(0) for p, f in zip((photos[0], evened[0]), (fovs[0], fovs[0]))]
+    assert np.abs(centred[0] - centred[1]).max() <= 1.0
+    assert photos.dtype == evened.dtype == np.uint8 and not np.array_equal(photos, evened)
+
+
 # --- metrics -------------------------------------------------------------------------------
 
 def test_metrics_on_known_images():
@@ -339,6 +359,10 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
     assert sidecar["kind"] == "vessel-to-fundus pix2pix" and sidecar["size"] == 32
     assert sidecar["styles"] == ["drive", "chase"] and len(sidecar["inputs"]["channels"]) == 4
     assert sidecar["provenance"]["train_pairs"] == 8 and sidecar["provenance"]["seconds_per_epoch"] > 0
+    # Each style's photographs were evened out to that style's own mean colour: DRIVE's tint is
+    # redder and brighter than the one these CHASE stand-ins were drawn with.
+    assert sidecar["provenance"]["config"]["even_colour"] is True
+    assert sidecar["style_colours"]["drive"][0] > sidecar["style_colours"]["chase"][0] + 40
     assert _verb(train_verb, ["--pairs", str(drive), "--out", str(out), "--size", "36", "--levels", "3",
                               "--epochs", "1"]) == 1  # 36 is not a multiple of 8
 

@@ -55,6 +55,7 @@ class Pix2PixConfig:
     l1_weight: float = 100.0
     adversarial_weight: float = 1.0
     outside_weight: float = 0.1  # weight of the L1 outside the field of view (inside: 1)
+    even_colour: bool = True  # targets brought to their style's mean colour (pix2pix_data.even_out_colour)
     batch_size: int = 4
     epochs: int = 150
     hflip: bool = True
@@ -86,6 +87,7 @@ class Pix2PixConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["styles"] = tuple(values.get("styles", ()))
+        values.setdefault("even_colour", False)  # configs from before the option trained on photographs as they are
         return cls(**values)
 
 

@@ -122,6 +122,33 @@ def load_pairs(
     return sources, targets, sources[..., 1] > 0.5
 
 
+def style_colours(targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np.ndarray) -> np.ndarray:
+    """(number of styles, 3) float: per style, the mean over its photographs of each one's mean
+    RGB inside the field of view (every photograph counts once, whatever its aperture's size)."""
+    styles_of_samples = np.asarray(styles_of_samples)
+    means = np.stack([targets[i][fovs[i]].reshape(-1, 3).mean(axis=0) for i in range(len(targets))])
+    return np.stack([means[styles_of_samples == s].mean(axis=0) for s in range(int(styles_of_samples.max()) + 1)])
+
+
+def even_out_colour(targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(targets with each photograph's mean colour in the field of view moved to its style's
+    mean, that (styles, 3) table). The black surround is left as it is.
+
+    Why: a vessel mask says nothing about exposure, yet one data set's photographs differ a lot
+    in it (DRIVE's training photographs: mean red 180 +- 32 of 255). On 48 pairs the generator
+    learns a brightness for each training mask, and so draws an unseen mask at an arbitrary
+    brightness. Trained on evened photographs it draws the style's mean colour, the guess with
+    the least expected squared error when the real photograph's exposure is unknown.
+    """
+    colours = style_colours(targets, fovs, styles_of_samples)
+    evened = targets.copy()
+    for i, (photo, fov) in enumerate(zip(targets, fovs)):
+        shift = colours[styles_of_samples[i]] - photo[fov].reshape(-1, 3).mean(axis=0)
+        inside = np.clip(photo[fov].astype(np.float32) + shift, 0, 255)
+        evened[i][fov] = np.round(inside).astype(np.uint8)
+    return evened, colours
+
+
 def augment(sources, targets, seed, *, hflip: bool, vflip: bool, rotate_degrees: float, zoom: float):
     """One random flip / rotation / zoom per sample, applied to masks and photo alike (tf).
 

@@ -5,8 +5,9 @@ vessels/ and optionally fov/ (see `pix2pix_data`); its colour style is its name 
 for a split-named folder, `drive/training` -> "drive"), or given by --styles.
 
 Outputs in OUT: `generator.keras` (the generator only: masks in, photograph in [-1, 1] out),
-`generator.json` (its sidecar: kind, size, styles, input channel layout, the command, data,
-time per epoch and in total, the hyperparameters), `config.json`, `samples/epoch_NNNN.png`
+`generator.json` (its sidecar: kind, size, styles, input channel layout, each style's mean
+colour the photographs were evened out to, the command, data, time per epoch and in total, the
+hyperparameters), `config.json`, `samples/epoch_NNNN.png`
 (rows of mask | generated | real, fixed training pairs), `losses.csv`, and `checkpoint/` for
 `--resume`.
 """
@@ -17,13 +18,15 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.vessel_synthesis import KIND, input_layout
 
 from .epochs import refuse_changed_config
 from .pix2pix import Pix2PixConfig, train_pix2pix
-from .pix2pix_data import find_pairs, load_pairs
+from .pix2pix_data import even_out_colour, find_pairs, load_pairs
 from .provenance import this_run
 
 GENERATOR_FILE = "generator.keras"
@@ -50,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight)
     parser.add_argument("--outside-weight", type=float, default=defaults.outside_weight,
                         help="L1 weight outside the field of view (inside: 1)")
+    parser.add_argument("--keep-colour", action="store_true",
+                        help="train on the photographs' own colours instead of evening each one out to its "
+                             "style's mean colour (the mask says nothing about exposure)")
     parser.add_argument("--rotate", type=float, default=defaults.rotate_degrees, help="max rotation, degrees")
     parser.add_argument("--zoom", type=float, default=defaults.zoom, help="max zoom, e.g. 0.08 for x/1.08 to x1.08")
     parser.add_argument("--vflip", action="store_true", help="also flip upside down (left-right flips are on)")
@@ -86,6 +92,7 @@ def run(args) -> int:
             decay_from=args.decay_from,
             l1_weight=args.l1_weight,
             outside_weight=args.outside_weight,
+            even_colour=not args.keep_colour,
             batch_size=args.batch_size,
             epochs=args.epochs,
             hflip=augment,
@@ -103,7 +110,13 @@ def run(args) -> int:
               for f in folders}
     for root, entry in counts.items():
         print(f"pairs: {root}: {entry['pairs']} ({entry['style']}, field of view {entry['fov']})")
-    sources, targets, _ = load_pairs(folders, config.size, styles)
+    sources, targets, fovs = load_pairs(folders, config.size, styles)
+    colours = None
+    if config.even_colour:
+        targets, colours = even_out_colour(targets, fovs, np.argmax(sources[:, 0, 0, 2:], axis=-1))
+        for style, colour in zip(styles, colours):
+            print(f"style {style}: photographs evened out to mean RGB {', '.join(f'{c:.0f}' for c in colour)} "
+                  "in the field of view")
     if len(sources) < config.batch_size:
         raise UserError(f"{len(sources)} pairs are fewer than one batch (--batch-size {config.batch_size})")
     out.mkdir(parents=True, exist_ok=True)
@@ -117,12 +130,13 @@ def run(args) -> int:
     per_epoch = state.seconds / max(1, state.epoch)
     print(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
     atomic_save(out / GENERATOR_FILE, model.generator.save)
-    write_sidecar(out / "generator.json", config, counts, state, per_epoch)
+    write_sidecar(out / "generator.json", config, counts, state, per_epoch, colours)
     print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
     return 0
 
 
-def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoch: float) -> None:
+def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoch: float,
+                  colours: np.ndarray | None = None) -> None:
     sidecar = {
         "kind": KIND,
         "size": config.size,
@@ -134,6 +148,9 @@ def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoc
                            "vessels thresholded at coverage 0.45 / reduction, field of view at 0.5",
         },
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
+        "style_colours": None if colours is None else {
+            style: [round(float(c), 1) for c in colour] for style, colour in zip(config.styles, colours)
+        },
         "note": "synthetic images: model output for illustration and augmentation, not patient data",
         "provenance": this_run(
             data=data,
