@@ -25,7 +25,7 @@ from retina_desktop.vessel_synthesis import (
 )
 from training.pix2pix import Pix2PixConfig, build_patch_discriminator, build_unet_generator, train_pix2pix
 from training.pix2pix_data import even_out_colour, find_pairs, load_pairs, style_of
-from training.pix2pix_eval import image_figures, mse, psnr, ssim
+from training.pix2pix_eval import exposure_matched_figures, image_figures, mse, psnr, ssim
 
 TINY = Pix2PixConfig(size=32, styles=("drive", "chase"), width=4, levels=3, max_channels=16, d_width=4,
                      d_layers=2, batch_size=4, epochs=3, grid_rows=2)
@@ -250,6 +250,19 @@ def test_metrics_on_known_images():
     assert mse(as_bytes, as_bytes.astype(np.float64) / 255.0) == 0.0  # uint8 is read as /255
 
 
+def test_exposure_matching_removes_an_overall_colour_offset_and_nothing_else():
+    real, _, fov = _fake_eye(3)
+    brighter = real.astype(np.int16)
+    brighter[fov] += np.array([40, 20, 10], np.int16)  # the same photograph, exposed brighter
+    brighter = np.clip(brighter, 0, 255).astype(np.uint8)
+    assert image_figures(brighter, real, fov)["psnr"] < 21
+    matched = exposure_matched_figures(brighter, real, fov)
+    assert matched["psnr"] > 45 and matched["ssim"] > 0.99
+    # A wrong picture stays wrong: matching the mean colour cannot make it the photograph.
+    other, _, _ = _fake_eye(4)
+    assert exposure_matched_figures(other, real, fov)["psnr"] < 30
+
+
 def test_fov_metrics_ignore_pixels_outside():
     rng = np.random.default_rng(1)
     real = rng.uniform(0.2, 0.8, (40, 40, 3))
@@ -375,6 +388,7 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
     assert printed["psnr"] == pytest.approx(np.mean([10 * np.log10(1 / float(r["mse"])) for r in
                                             csv.DictReader(open(tmp_path / "eval" / "pix2pix_eval.csv"))]))
     report = json.loads((tmp_path / "eval" / "pix2pix_eval.json").read_text())
+    assert set(report["exposure_matched"]) == {"mse", "ssim", "psnr", "how"}
     assert report["style"] == "drive" and len(report["per_image"]) == 3 and report["seconds_per_image"] > 0
     assert Image.open(tmp_path / "eval" / "source_generated_expected.png").size[0] == 3 * 32
     assert _verb(pix2pix_eval, ["--model", str(out / "generator.keras"), "--pairs", str(tmp_path / "data" / "chase"),

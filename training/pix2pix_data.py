@@ -141,12 +141,18 @@ def even_out_colour(targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np
     the least expected squared error when the real photograph's exposure is unknown.
     """
     colours = style_colours(targets, fovs, styles_of_samples)
-    evened = targets.copy()
-    for i, (photo, fov) in enumerate(zip(targets, fovs)):
-        shift = colours[styles_of_samples[i]] - photo[fov].reshape(-1, 3).mean(axis=0)
-        inside = np.clip(photo[fov].astype(np.float32) + shift, 0, 255)
-        evened[i][fov] = np.round(inside).astype(np.uint8)
+    evened = np.stack([with_mean_colour(photo, fov, colours[style])
+                       for photo, fov, style in zip(targets, fovs, styles_of_samples)])
     return evened, colours
+
+
+def with_mean_colour(photo: np.ndarray, fov: np.ndarray, colour) -> np.ndarray:
+    """uint8 `photo` shifted so that its mean RGB inside `fov` is `colour` (clipped to 0..255);
+    pixels outside the field of view are kept."""
+    out = photo.copy()
+    inside = photo[fov].astype(np.float32)
+    out[fov] = np.round(np.clip(inside + (np.asarray(colour, np.float32) - inside.mean(axis=0)), 0, 255)).astype(np.uint8)
+    return out
 
 
 def augment(sources, targets, seed, *, hflip: bool, vflip: bool, rotate_degrees: float, zoom: float):
