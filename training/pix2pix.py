@@ -30,7 +30,7 @@ from retina_desktop.quiet import import_keras
 from retina_desktop.vessel_synthesis import to_uint8
 
 from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
-from .pix2pix_data import augment
+from .pix2pix_data import augment, style_indices
 
 # Purposes of the stateless random streams in a step.
 _AUGMENT, _DROPOUT = range(2)
@@ -381,7 +381,7 @@ def train_pix2pix(
     if state.epoch >= last_epoch:
         return model, state
     stream, steps = epoch_stream((sources, targets), config.batch_size, config.seed, state.epoch, config.epochs)
-    shown = grid_indices(np.argmax(sources[:, 0, 0, 2:], axis=-1), config.grid_rows)
+    shown = grid_indices(style_indices(sources), config.grid_rows)
     clock, checkpoint = epoch_callbacks(state, ckpt, last_epoch, log)
     model.fit(
         stream,

@@ -22,7 +22,7 @@ import numpy as np
 
 from retina_desktop.errors import UserError
 from retina_desktop.imaging import IMAGE_EXTENSIONS, load_image
-from retina_desktop.vessel_synthesis import estimate_fov, generator_input, load_mask, resize_image
+from retina_desktop.vessel_synthesis import FIRST_STYLE_CHANNEL, estimate_fov, generator_input, load_mask, resize_image
 
 SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation", "images"}
 
@@ -122,11 +122,21 @@ def load_pairs(
     return sources, targets, sources[..., 1] > 0.5
 
 
+def style_indices(sources: np.ndarray) -> np.ndarray:
+    """(n,) int: each generator input's colour style, read from its one-hot style planes."""
+    return np.argmax(sources[:, 0, 0, FIRST_STYLE_CHANNEL:], axis=-1)
+
+
+def mean_colour(photo: np.ndarray, fov: np.ndarray) -> np.ndarray:
+    """(3,) float: the mean RGB of `photo` (H, W, 3) over the pixels where `fov` (H, W) is True."""
+    return photo[fov].astype(np.float64).mean(axis=0)
+
+
 def style_colours(targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np.ndarray) -> np.ndarray:
     """(number of styles, 3) float: per style, the mean over its photographs of each one's mean
     RGB inside the field of view (every photograph counts once, whatever its aperture's size)."""
     styles_of_samples = np.asarray(styles_of_samples)
-    means = np.stack([targets[i][fovs[i]].reshape(-1, 3).mean(axis=0) for i in range(len(targets))])
+    means = np.stack([mean_colour(photo, fov) for photo, fov in zip(targets, fovs)])
     return np.stack([means[styles_of_samples == s].mean(axis=0) for s in range(int(styles_of_samples.max()) + 1)])
 
 
@@ -151,7 +161,8 @@ def with_mean_colour(photo: np.ndarray, fov: np.ndarray, colour) -> np.ndarray:
     pixels outside the field of view are kept."""
     out = photo.copy()
     inside = photo[fov].astype(np.float32)
-    out[fov] = np.round(np.clip(inside + (np.asarray(colour, np.float32) - inside.mean(axis=0)), 0, 255)).astype(np.uint8)
+    shift = np.asarray(colour, np.float32) - mean_colour(photo, fov).astype(np.float32)
+    out[fov] = np.round(np.clip(inside + shift, 0, 255)).astype(np.uint8)
     return out
 
 

@@ -41,7 +41,7 @@ from retina_desktop.errors import UserError
 from retina_desktop.vessel_synthesis import SynthesisSpec, generator_input, resize_image, resize_mask
 
 from .pix2pix import generate, mask_preview
-from .pix2pix_data import find_pairs, read_pair, with_mean_colour
+from .pix2pix_data import find_pairs, mean_colour, read_pair, with_mean_colour
 
 MSE_FLOOR = 1e-10  # PSNR cap: 100 dB
 FIGURES = ("mse", "ssim", "psnr", "mse_whole", "ssim_whole", "psnr_whole")
@@ -97,7 +97,7 @@ def image_figures(generated: np.ndarray, expected: np.ndarray, fov: np.ndarray) 
 
 def exposure_matched_figures(generated: np.ndarray, expected: np.ndarray, fov: np.ndarray) -> dict[str, float]:
     """The field-of-view figures once `generated` has the real photograph's mean colour there."""
-    matched = with_mean_colour(generated, fov, expected[fov].reshape(-1, 3).mean(axis=0))
+    matched = with_mean_colour(generated, fov, mean_colour(expected, fov))
     inside = mse(matched, expected, fov)
     return {"mse": inside, "ssim": ssim(matched, expected, fov), "psnr": psnr(inside)}
 

@@ -26,7 +26,7 @@ from retina_desktop.vessel_synthesis import KIND, input_layout
 
 from .epochs import refuse_changed_config
 from .pix2pix import Pix2PixConfig, train_pix2pix
-from .pix2pix_data import even_out_colour, find_pairs, load_pairs
+from .pix2pix_data import even_out_colour, find_pairs, load_pairs, style_indices
 from .provenance import this_run
 
 GENERATOR_FILE = "generator.keras"
@@ -113,7 +113,7 @@ def run(args) -> int:
     sources, targets, fovs = load_pairs(folders, config.size, styles)
     colours = None
     if config.even_colour:
-        targets, colours = even_out_colour(targets, fovs, np.argmax(sources[:, 0, 0, 2:], axis=-1))
+        targets, colours = even_out_colour(targets, fovs, style_indices(sources))
         for style, colour in zip(styles, colours):
             print(f"style {style}: photographs evened out to mean RGB {', '.join(f'{c:.0f}' for c in colour)} "
                   "in the field of view")
