@@ -2,7 +2,7 @@
 
 A class-conditional generator takes (latent, integer label) and looks the label up in an
 Embedding. The compiled copy takes the class as weights over the classes instead, (n, C): while
-tracing, the embedding layer's lookup is replaced by `weights @ embedding_matrix`, which for a
+tracing, every embedding lookup is replaced by `weights @ embedding_matrix`, which for a
 one-hot row is the same lookup and for a blend of two rows is the blend of their embeddings,
 what the Augment tab's class interpolation needs. A vessel-to-fundus generator has one image
 input and is compiled as it is. Either way the compiled copy is checked against Keras before it
@@ -47,22 +47,26 @@ def _serving_function(tf, model, info: GeneratorInfo):
 
         return translate
 
-    embedding = next((layer for layer in model.layers if type(layer).__name__ == "Embedding"), None)
-    if embedding is None:
+    embeddings = [layer for layer in model.layers if type(layer).__name__ == "Embedding"]
+    if not embeddings:
         raise ModelError(f'"{info.path}" has no Embedding layer for its label; not a generator of `training gan`')
-    matrix = tf.constant(np.asarray(embedding.get_weights()[0], np.float32))
+    # Every lookup by label (the input's, and the per-class batch-norm gains and biases of newer
+    # generators) becomes weights @ matrix, so a blend of classes blends all of them alike.
+    matrices = [tf.constant(np.asarray(layer.get_weights()[0], np.float32)) for layer in embeddings]
     classes = len(info.classes)
 
     @tf.function(input_signature=[tf.TensorSpec([None, info.latent_dim], tf.float32, name="latent"),
                                   tf.TensorSpec([None, classes], tf.float32, name="class_weights")])
     def generate(latent, class_weights):
-        original_call = embedding.call
-        embedding.call = lambda *_args, **_kwargs: tf.matmul(class_weights, matrix)
+        original_calls = [layer.call for layer in embeddings]
+        for layer, matrix in zip(embeddings, matrices):
+            layer.call = lambda *_args, _matrix=matrix, **_kwargs: tf.matmul(class_weights, _matrix)
         try:
             labels = tf.zeros(tf.shape(latent)[:1], tf.int32)  # looked up by no one: see above
             image = model([latent, labels], training=False)
         finally:
-            embedding.call = original_call
+            for layer, call in zip(embeddings, original_calls):
+                layer.call = call
         return {"image": image}
 
     return generate

@@ -101,12 +101,16 @@ def tiny_generator(tmp_path_factory) -> Path:
     keras.utils.set_random_seed(2)
     config = GanConfig(size=16, latent_dim=8, width=4, labels=tuple(CLASSES))
     generator = build_generator(config, len(CLASSES))
-    # Untrained batch-norm statistics make every image the same grey; spread them out so the
-    # label and the latent visibly matter.
+    # Untrained batch-norm statistics make every image the same grey, and untrained per-class
+    # gains are all 1; spread both out so the label and the latent visibly matter.
+    rng = np.random.default_rng(2)
     for layer in generator.layers:
         if type(layer).__name__ == "BatchNormalization":
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([gamma * 3, beta, mean, var * 0.01])
+            mean, var = layer.get_weights()
+            layer.set_weights([mean, var * 0.01])
+        elif layer.name.startswith("gain_"):
+            (gains,) = layer.get_weights()
+            layer.set_weights([gains * rng.uniform(1.0, 5.0, gains.shape)])
     folder = tmp_path_factory.mktemp("generator")
     path = folder / "generator.keras"
     generator.save(path)

@@ -40,6 +40,27 @@ def test_the_label_changes_the_generated_image():
     assert tuple(logits.shape) == (2, 1)
 
 
+def test_each_class_has_its_own_batch_norm_gain_and_old_configs_keep_the_input_label_only():
+    """Changing one class's gains changes that class's images and no other's."""
+    from retina_desktop.quiet import import_keras
+
+    import_keras().utils.set_random_seed(0)
+    generator = build_generator(TINY, 2)
+    z = np.repeat(latents(3, [0], TINY.latent_dim), 2, axis=0)
+    labels = np.array([0, 1], np.int32)
+    before = np.asarray(generator([z, labels], training=False))
+    for layer in generator.layers:
+        if layer.name.startswith("gain_"):
+            (gains,) = layer.get_weights()
+            gains[1] *= 2.0
+            layer.set_weights([gains])
+    after = np.asarray(generator([z, labels], training=False))
+    assert np.array_equal(after[0], before[0]) and np.abs(after[1] - before[1]).mean() > 1e-3
+    old = GanConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "conditional_norm"})
+    names = [layer.name for layer in build_generator(old, 2).layers]
+    assert old.conditional_norm is False and not any(n.startswith("gain_") for n in names)
+
+
 def test_the_discriminator_can_reach_the_hinge_margin():
     """Spectral norm caps each layer's gain at 1: a discriminator whose logits cannot grow past
     the hinge loss's margin (+-1) never tells real images from slightly blurred fakes, and the

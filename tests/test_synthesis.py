@@ -40,6 +40,23 @@ def test_compiled_generator_draws_what_keras_draws(generator, tiny_generator):
     assert generator.compiled.suffix == ".tflite" and generator.compiled.is_file()
 
 
+def test_a_blend_of_classes_blends_every_per_class_lookup(generator, tiny_generator):
+    """Half cataract, half DR must be what Keras draws with each class lookup (the input's and
+    every batch norm's gain and bias) set to the mean of the two rows, not only the first one."""
+    keras = import_keras()
+    model = keras.saving.load_model(tiny_generator, compile=False)
+    lookups = [layer for layer in model.layers if type(layer).__name__ == "Embedding"]
+    assert len(lookups) > 1  # the label at the input and per-class batch-norm gains and biases
+    for layer in lookups:
+        (rows,) = layer.get_weights()
+        rows[0] = (rows[0] + rows[1]) / 2
+        layer.set_weights([rows])
+    z = latents(4, range(3), 8)
+    expected = np.clip(np.rint((np.asarray(model([z, np.zeros(3, np.int32)], training=False)) + 1) * 127.5), 0, 255)
+    got = generator.generate(z, np.tile(np.array([[0.5, 0.5, 0.0, 0.0]], np.float32), (3, 1)))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
 def test_same_seed_same_images_and_the_class_matters(generator):
     first = sample(generator, "glaucoma", 6, seed=11)
     again = sample(generator, "glaucoma", 6, seed=11)

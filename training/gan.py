@@ -1,8 +1,8 @@
 """The class-conditional GAN: builders, the `ConditionalGAN` trainer, its callbacks and loop.
 
-One generator serves every class: the label's embedding is concatenated with the latent, so a
-scarce class borrows what all fundus photos share (a bright disc on black, vessels) from the
-plentiful ones. The discriminator is a projection discriminator (Miyato & Koyama 2018) with
+One generator serves every class: the label's embedding is concatenated with the latent and sets
+a per-class gain and bias after every batch norm, so a scarce class borrows what all fundus
+photos share (a bright disc on black, vessels) from the plentiful ones. The discriminator is a projection discriminator (Miyato & Koyama 2018) with
 spectral normalisation on every convolution and dense layer, the stabiliser that lets it be
 trained at the generator's pace without a gradient penalty; an optional R1 penalty is there for
 the non-saturating loss. DiffAugment on both of its inputs (`diffaugment`) is what keeps it from
@@ -66,6 +66,11 @@ class GanConfig:
     # data's own mix, a class with 50 of 1,679 images was 3% of the steps and the generator
     # ignored its label: the same latent made the same normal-looking fundus for any class.
     balance_classes: bool = True
+    # A per-class gain and bias after every batch norm of the generator (conditional batch norm,
+    # as in SN-GAN's projection paper and BigGAN), on top of the label at the input. With the
+    # label at the input only, the 128 px fundus GAN drew the same image for cataract, diabetic
+    # retinopathy and glaucoma after 5,360 steps (only "normal" differed).
+    conditional_norm: bool = True
     seed: int = 0
     labels: tuple[str, ...] = ()  # the classes trained on, in label-index order
     grid_columns: int = 8  # samples per class in each epoch's grid
@@ -86,6 +91,7 @@ class GanConfig:
         values = {k: v for k, v in data.items() if k in known}
         values["labels"] = tuple(values.get("labels", ()))
         values.setdefault("balance_classes", False)  # configs from before the option: the data's mix
+        values.setdefault("conditional_norm", False)  # ... and the label at the input only
         return cls(**values)
 
 
@@ -109,17 +115,31 @@ def build_generator(config: GanConfig, num_classes: int, name: str = "generator"
     base = _channels(config, 4)
     x = layers.Dense(4 * 4 * base, use_bias=False, name="project")(x)
     x = layers.Reshape((4, 4, base), name="to_4x4")(x)
-    x = layers.BatchNormalization(name="bn_4")(x)
+    x = _batch_norm(layers, config, num_classes, x, label, base, "4")
     x = layers.ReLU(name="relu_4")(x)
     for res in _resolutions(config):
         # Nearest upsampling + convolution, not transposed convolution: no checkerboard.
         x = layers.UpSampling2D(2, name=f"up_{res}")(x)
         x = layers.Conv2D(_channels(config, res), 3, padding="same", use_bias=False, name=f"conv_{res}")(x)
-        x = layers.BatchNormalization(name=f"bn_{res}")(x)
+        x = _batch_norm(layers, config, num_classes, x, label, _channels(config, res), str(res))
         x = layers.ReLU(name=f"relu_{res}")(x)
     x = layers.Conv2D(3, 3, padding="same", name="to_rgb")(x)
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model([latent, label], image, name=name)
+
+
+def _batch_norm(layers, config: GanConfig, num_classes: int, x, label, channels: int, suffix: str):
+    """Batch norm; with `conditional_norm`, its gain and bias looked up by class (from 1 and 0)."""
+    if not config.conditional_norm:
+        return layers.BatchNormalization(name=f"bn_{suffix}")(x)
+    x = layers.BatchNormalization(center=False, scale=False, name=f"bn_{suffix}")(x)
+    per_class = {}
+    for part, start in (("gain", "ones"), ("bias", "zeros")):
+        values = layers.Embedding(num_classes, channels, embeddings_initializer=start,
+                                  name=f"{part}_{suffix}")(label)
+        per_class[part] = layers.Reshape((1, 1, channels), name=f"map_{part}_{suffix}")(values)
+    x = layers.Multiply(name=f"scale_{suffix}")([x, per_class["gain"]])
+    return layers.Add(name=f"shift_{suffix}")([x, per_class["bias"]])
 
 
 def build_discriminator(config: GanConfig, num_classes: int, name: str = "discriminator"):
