@@ -52,6 +52,9 @@ class GeneratorInfo:
     latent_dim: int = 0
     styles: tuple[str, ...] = ()  # vessel-to-fundus: colour styles, in plane order
     modality: str = "fundus"
+    # Width / height at which its square images are meant to be seen: 1 for fundus photographs
+    # (cropped square), about 2.5 for OCT B-scans that were stretched into the square.
+    display_aspect: float = 1.0
     sidecar: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -84,9 +87,12 @@ def read_generator_info(path: str | Path) -> GeneratorInfo:
             return GeneratorInfo(path, VESSEL_TO_FUNDUS, int(data["size"]), styles=tuple(data["styles"]),
                                  modality="fundus", sidecar=data)
         if kind.startswith("conditional"):
+            aspect = float(data.get("display_aspect", 1.0))
+            if not 0.1 <= aspect <= 10:
+                raise ValueError(f"display_aspect {aspect}")
             return GeneratorInfo(path, CONDITIONAL, int(data["size"]), classes=tuple(data["classes"]),
                                  latent_dim=int(data["latent_dim"]), modality=str(data.get("modality", "fundus")),
-                                 sidecar=data)
+                                 display_aspect=aspect, sidecar=data)
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f'The sidecar "{side}" lacks {err} or has it in an unexpected form') from err
     raise UserError(f'"{side}" describes a {kind!r}, not a generator this app can run')
@@ -243,6 +249,19 @@ class SyntheticImage:
     note: str = ""  # e.g. "vary 0.3 of #5", "interpolation 3/8"
     predicted: str = ""  # filled in when the classifier judged it
     confidence: float | None = None
+
+
+def as_seen(info: GeneratorInfo, image: SyntheticImage):
+    """The image as a PIL image at its generator's display proportions (widened, never shrunk)."""
+    from PIL import Image
+
+    picture = Image.fromarray(image.pixels)
+    if abs(info.display_aspect - 1.0) < 0.01:
+        return picture
+    width, height = picture.size
+    if info.display_aspect > 1:
+        return picture.resize((round(height * info.display_aspect), height), Image.Resampling.BICUBIC)
+    return picture.resize((width, round(width / info.display_aspect)), Image.Resampling.BICUBIC)
 
 
 def sample(generator: Generator, label: str, n: int, seed: int, start: int = 0) -> list[SyntheticImage]:

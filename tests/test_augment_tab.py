@@ -92,6 +92,35 @@ def test_vary_and_interpolate_act_on_the_selection(make_app, generator_calls) ->
     assert "MainThread" not in generator_calls
 
 
+def test_a_stretched_generator_is_shown_at_its_scans_proportions(make_app, tiny_generator, tmp_path,
+                                                                   monkeypatch) -> None:
+    """An OCT generator learned B-scans stretched into squares: the grid and the large view
+    show them as wide as the scans were, and export keeps what the generator made."""
+    import json
+
+    from retina_desktop.gui.image_grid import LargeView
+
+    folder = tmp_path / "oct"
+    folder.mkdir()
+    (folder / "generator.keras").write_bytes(tiny_generator.read_bytes())
+    sidecar = json.loads(tiny_generator.with_suffix(".json").read_text()) | {"display_aspect": 2.5}
+    (folder / "generator.json").write_text(json.dumps(sidecar))
+    _ship_and_record(monkeypatch, folder / "generator.keras", "synthetic_panel")
+    app = make_app(FakeClassifier())
+    app.notebook.select(app.augment)
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None)
+    _generate(app, panel, "glaucoma", 1, count="4")
+    assert [image.size for image in panel.grid_view.images] == [(40, 16)] * 4
+    photo = panel.grid_view._photos[0]
+    assert photo.width() > 2 * photo.height()
+    panel.open_large(0)
+    large = next(w for w in panel.winfo_children() if isinstance(w, LargeView))
+    assert large.photo.width() == 512 and large.photo.height() == 512 * 16 // 40
+    large.destroy()
+    assert panel.images[0].pixels.shape == (16, 16, 3)  # what export writes: the generator's own
+
+
 def test_classifier_labels_each_synthetic_image(make_app, real_classifier, generator_calls) -> None:
     app = make_app(real_classifier)
     panel = app.augment.synthetic

@@ -9,7 +9,7 @@ import pytest
 
 from retina_desktop.errors import UserError
 from retina_desktop.records import InputSpec
-from training.datasets import load_arrays, load_dataset, make_group_split
+from training.datasets import display_aspect, load_arrays, load_dataset, make_group_split
 from tests.conftest import fundus_like
 
 
@@ -84,6 +84,20 @@ def test_arrays_come_from_the_app_loader_and_are_cached(tmp_path, monkeypatch):
 
 
 @pytest.mark.data
+def test_display_aspect_undoes_a_stretch_and_is_square_otherwise(tmp_path):
+    """B-scans stretched into a square are shown at their median proportions again."""
+    from PIL import Image
+
+    for i, (w, h) in enumerate([(100, 40), (120, 48), (90, 45)]):  # 2.5, 2.5, 2.0
+        for label in ("a", "b"):
+            (tmp_path / label).mkdir(exist_ok=True)
+            Image.new("L", (w, h), 128).save(tmp_path / label / f"{label}{i}.png")
+    dataset = load_dataset(tmp_path)
+    assert display_aspect(dataset, dataset.samples, "stretch") == 2.5
+    assert display_aspect(dataset, dataset.samples, "crop") == 1.0
+    assert display_aspect(dataset, dataset.samples, "pad") == 1.0
+
+
 def test_shared_fundus4_splits_keep_patients_apart(shared_data):
     dataset = load_dataset(shared_data / "fundus4")
     sides = defaultdict(set)

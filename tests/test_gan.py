@@ -225,6 +225,7 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     assert sidecar["classes"] == ["cataract", "glaucoma"] and sidecar["size"] == 16
     assert sidecar["latent_dim"] == 16 and sidecar["provenance"]["seconds_per_epoch"] > 0
     assert "command" in sidecar["provenance"] and sidecar["provenance"]["data"] == str(root)
+    assert sidecar["fit"] == "crop" and sidecar["display_aspect"] == 1.0  # how gan-eval fits real images
 
     synth = tmp_path / "synth"
     assert main(["synthesize", "--generator", str(out / "generator.keras"), "--label", "glaucoma",
@@ -237,7 +238,7 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     assert main(["gan-eval", "--generator", str(out / "generator.keras"), "--data", str(root),
                  "--classifier", str(small_bundle), "--n", "6", "--out", str(judged), "--json"]) == 0
     report = json.loads((judged / "gan_eval.json").read_text())
-    assert "not Inception" in report["feature_extractor"]
+    assert "not Inception" in report["feature_extractor"] and report["fit"] == "crop"
     for label in ("cataract", "glaucoma"):
         figures = report["labels"][label]
         assert np.isfinite(figures["kid"]) and figures["fid"] >= 0

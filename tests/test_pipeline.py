@@ -119,6 +119,8 @@ def test_each_gan_saw_only_its_settings_training_images(finished):
         listed = list(csv.DictReader(open(finished["out"] / "gan" / setting / "trained_on.csv")))
         assert [(r["file"], r["label"]) for r in listed] == [(s.file, s.label) for s in samples]
     assert (finished["out"] / "gan" / "cut" / "generator.keras").exists()
+    sidecar = json.loads((finished["out"] / "gan" / "cut" / "generator.json").read_text())
+    assert sidecar["fit"] == "crop" and sidecar["display_aspect"] == 1.0  # square toy images, cropped
 
 
 def test_the_full_settings_gan_takes_as_many_steps_as_the_cut_settings(tmp_path):

@@ -12,6 +12,7 @@ from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
 from retina_desktop.synthesis import (
     SyntheticImage,
+    as_seen,
     export_images,
     interpolate,
     latents,
@@ -125,6 +126,23 @@ def test_export_of_blends_gets_distinct_names(tmp_path, tiny_generator):
     images = [SyntheticImage(pixels, "a→b 50%"), SyntheticImage(pixels, "a→b 50%")]
     names = [p.name for p in export_images(images, tmp_path, tiny_generator)]
     assert len(set(names)) == 3
+
+
+def _copy_with_sidecar(tiny_generator, folder, **changes):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "generator.keras").write_bytes(tiny_generator.read_bytes())
+    sidecar = json.loads(tiny_generator.with_suffix(".json").read_text()) | changes
+    (folder / "generator.json").write_text(json.dumps(sidecar))
+    return folder / "generator.keras"
+
+
+def test_stretched_generators_are_shown_at_their_training_images_proportions(tmp_path, tiny_generator):
+    image = SyntheticImage(np.zeros((16, 16, 3), np.uint8), "DME")
+    assert as_seen(read_generator_info(tiny_generator), image).size == (16, 16)  # no display_aspect: square
+    wide = read_generator_info(_copy_with_sidecar(tiny_generator, tmp_path / "oct", display_aspect=2.46))
+    assert wide.display_aspect == 2.46 and as_seen(wide, image).size == (39, 16)
+    with pytest.raises(UserError, match="unexpected form"):
+        read_generator_info(_copy_with_sidecar(tiny_generator, tmp_path / "bad", display_aspect=0))
 
 
 def test_generator_files_without_or_with_foreign_sidecars_are_refused(tmp_path, tiny_generator):

@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     gan_eval.add_argument("--labels", help="comma-separated classes to judge (default: all the generator's)")
     gan_eval.add_argument("--classifier", help="feature extractor (default: the app's models/keras_model.h5)")
     gan_eval.add_argument("--split", default="test", choices=("val", "test"))
+    gan_eval.add_argument("--fit", choices=("crop", "pad", "stretch"),
+                          help="how real images are fitted to the generator's square (default: its sidecar's, else crop)")
     gan_eval.add_argument("--n", type=int, default=200, help="synthetic images per class")
     gan_eval.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
     gan_eval.add_argument("--seed", type=int, default=0)

@@ -172,6 +172,22 @@ def write_splits(dataset: Dataset, path: Path) -> None:
             writer.writerow([s.file, s.label, s.group, s.split])
 
 
+def display_aspect(dataset: Dataset, samples: list[Sample], fit: str) -> float:
+    """Width / height at which square images fitted by `fit` are meant to be seen.
+
+    A crop or a pad keeps the picture's proportions, so its square is seen square. A stretch
+    squeezes them (a 704 x 286 OCT B-scan into 128 x 128), and the training images' median
+    proportions undo that for display: what a generator trained on them records in its sidecar.
+    """
+    if fit != "stretch" or not samples:
+        return 1.0
+    ratios = []
+    for sample in samples:
+        image = load_image(dataset.root / sample.file).rgb
+        ratios.append(image.width / image.height)
+    return round(float(np.median(ratios)), 3)
+
+
 def load_arrays(
     dataset: Dataset, samples: list[Sample], spec: InputSpec, *, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -228,12 +228,15 @@ def run_gan_eval(args) -> int:
         raise UserError(f"{args.data} has no class folder for {missing}")
     classifier = Path(args.classifier) if args.classifier else default_classifier()
     out = Path(args.out) if args.out else Path(args.generator).parent / "gan_eval"
-    spec = InputSpec(size, size, "crop", "none")
+    # Real images fitted as the generator's training images were (older sidecars: a crop).
+    fit = args.fit or sidecar.get("fit", "crop")
+    spec = InputSpec(size, size, fit, "none")
     results = {
         "feature_extractor": f'penultimate layer "{FEATURE_LAYER}" of {classifier} (not Inception)',
         "generator": str(args.generator),
         "data": str(args.data),
         "split": args.split,
+        "fit": fit,
         "labels": {},
     }
     for label in labels:

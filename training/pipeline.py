@@ -409,7 +409,7 @@ class Experiment:
         path = folder / "generator.keras"
         if path.exists():
             return path
-        from .datasets import load_arrays
+        from .datasets import display_aspect, load_arrays
         from .gan import GanConfig, train_gan
 
         samples = self.gan_samples(setting)
@@ -439,6 +439,8 @@ class Experiment:
             "size": gan_config.size,
             "latent_dim": gan_config.latent_dim,
             "modality": self.config.modality,
+            "fit": self.config.fit,
+            "display_aspect": display_aspect(self.dataset, samples, self.config.fit),
             "note": "synthetic images: model output for augmentation, not patient data",
             "provenance": {
                 "pipeline_setting": setting,

@@ -7,7 +7,7 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
-from PIL import Image, ImageTk
+from PIL import Image, ImageOps, ImageTk
 
 BACKGROUND = "#1e1e1e"
 SELECTED = "#f0a030"
@@ -87,15 +87,17 @@ class ImageGrid(ttk.Frame):
             return
         columns, side = self._layout(len(self.images), width)
         if side != self._photo_side:  # a click or a new caption redraws; only a new size rescales
-            self._photos = [ImageTk.PhotoImage(image.resize((side, side), Image.Resampling.NEAREST
-                                                            if image.width * 2 <= side else Image.Resampling.LANCZOS))
+            # Each picture fills its square cell along its longer side: a wide OCT B-scan keeps
+            # its proportions and is centred vertically.
+            self._photos = [ImageTk.PhotoImage(ImageOps.contain(image, (side, side), Image.Resampling.NEAREST
+                                                                if image.width * 2 <= side else Image.Resampling.LANCZOS))
                             for image in self.images]
             self._photo_side = side
         for index, (photo, caption) in enumerate(zip(self._photos, self.captions)):
             row, column = divmod(index, columns)
             x, y = 8 + column * (side + 8), 8 + row * (side + CAPTION_HEIGHT + 8)
             self._cells.append((x, y, side))
-            canvas.create_image(x, y, image=photo, anchor="nw")
+            canvas.create_image(x + (side - photo.width()) // 2, y + (side - photo.height()) // 2, image=photo, anchor="nw")
             if index in self.selected:
                 canvas.create_rectangle(x - 3, y - 3, x + side + 2, y + side + 2, outline=SELECTED, width=3)
             canvas.create_text(x, y + side + 3, text=caption, anchor="nw", fill=CAPTION, width=side,
@@ -129,14 +131,18 @@ class ImageGrid(ttk.Frame):
 class LargeView(tk.Toplevel):
     """One picture shown large with its caption, in its own window."""
 
-    def __init__(self, parent, image: Image.Image, caption: str, side: int = 512) -> None:
+    def __init__(self, parent, image: Image.Image, caption: str, side: int = 512,
+                 generated: tuple[int, int] | None = None) -> None:
         super().__init__(parent)
         self.title(caption.split("\n")[0] or "Image")
         resample = Image.Resampling.BICUBIC if image.width < side else Image.Resampling.LANCZOS
         self.photo = ImageTk.PhotoImage(image.resize((side, side * image.height // image.width), resample))
         tk.Label(self, image=self.photo, background=BACKGROUND).pack(padx=8, pady=8)
         ttk.Label(self, text=caption, justify="left").pack(anchor="w", padx=10)
-        ttk.Label(self, text=f"Generated at {image.width} x {image.height} pixels; shown enlarged.",
+        width, height = generated or image.size
+        shown = ("shown enlarged" if (width, height) == image.size
+                 else f"shown at {image.width} x {image.height}, the proportions of the images it learned from")
+        ttk.Label(self, text=f"Generated at {width} x {height} pixels; {shown}.",
                   style="Status.TLabel").pack(anchor="w", padx=10, pady=(0, 8))
         ttk.Button(self, text="Close", command=self.destroy).pack(pady=(0, 8))
         self.bind("<Escape>", lambda _e: self.destroy())

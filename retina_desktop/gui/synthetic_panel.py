@@ -22,7 +22,9 @@ from ..preprocessing import fit_image
 from ..report import display_name
 from ..synthesis import (
     CONDITIONAL,
+    GeneratorInfo,
     SyntheticImage,
+    as_seen,
     interpolate,
     open_generator,
     sample,
@@ -43,6 +45,7 @@ class Batch:
     token: int
     images: list[SyntheticImage]
     what: str
+    info: GeneratorInfo  # of the generator that made them: how they are shown
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,18 @@ def sample_job(generator, label: str, n: int, seed: int, token: int, post) -> Ba
     for start in range(0, n, CHUNK):
         images += sample(generator, label, min(CHUNK, n - start), seed, start=start)
         post("augment.progress", (token, len(images), n))
-    return Batch(token, images, f"{n} × {display_name(label)}, seed {seed}")
+    return Batch(token, images, f"{n} × {display_name(label)}, seed {seed}", generator.info)
 
 
 def vary_job(generator, image: SyntheticImage, n: int, strength: float, seed: int, token: int) -> Batch:
     return Batch(token, [image] + vary(generator, image, n - 1, strength, seed),
-                 f"variations of {display_name(image.label)} seed {image.seed} #{image.latent_index} (first: the original)")
+                 f"variations of {display_name(image.label)} seed {image.seed} #{image.latent_index} (first: the original)",
+                 generator.info)
 
 
 def interpolate_job(generator, start, end, steps: int, token: int) -> Batch:
     return Batch(token, interpolate(generator, start, end, steps),
-                 f"interpolation {display_name(start[0])} → {display_name(end[0])}")
+                 f"interpolation {display_name(start[0])} → {display_name(end[0])}", generator.info)
 
 
 def judge_job(classifier, images: list[SyntheticImage], token: int) -> Judged:
@@ -102,6 +106,7 @@ class SyntheticPanel(ttk.Frame):
         self.generators = [g for g in shipped_generators() if g.kind == CONDITIONAL]
         self.generator = None  # a synthesis.Generator once opened (on the worker)
         self.images: list[SyntheticImage] = []
+        self.shown_info: GeneratorInfo | None = None  # the generator that made `images`
         self.judged: list[tuple[str, float]] | None = None
         self.judged_model = ""
         self._token = 0
@@ -319,11 +324,12 @@ class SyntheticPanel(ttk.Frame):
         if batch.token != self._token:
             return
         self.images = batch.images
+        self.shown_info = batch.info
         self.shown_token = batch.token
         self.judged = None
         self.progress.configure(value=self.progress.cget("maximum"))
         self.what_var.set(batch.what)
-        self.grid_view.show([Image.fromarray(i.pixels) for i in self.images], self._captions())
+        self.grid_view.show([as_seen(batch.info, i) for i in self.images], self._captions())
         self.tab.app.set_status(f"Generated {len(self.images)} synthetic images.")
         if self.judge_var.get():
             self._judge()
@@ -362,7 +368,9 @@ class SyntheticPanel(ttk.Frame):
             self.grid_view.set_captions(self._captions())
 
     def open_large(self, index: int) -> None:
-        LargeView(self, Image.fromarray(self.images[index].pixels), self._captions()[index])
+        image = self.images[index]
+        LargeView(self, as_seen(self.shown_info, image), self._captions()[index],
+                  generated=(image.pixels.shape[1], image.pixels.shape[0]))
 
     # export
     def export(self, selected_only: bool) -> None:
