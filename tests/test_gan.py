@@ -61,6 +61,23 @@ def test_each_class_has_its_own_batch_norm_gain_and_old_configs_keep_the_input_l
     assert old.conditional_norm is False and not any(n.startswith("gain_") for n in names)
 
 
+def test_the_discriminator_sees_a_batch_with_no_spread():
+    """Mode collapse (one image for every latent) shows in the batch-spread feature map."""
+    from retina_desktop.quiet import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    discriminator = build_discriminator(TINY, 2)
+    spread = keras.Model(discriminator.inputs, discriminator.get_layer("batch_spread").output)
+    varied = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 3)).astype(np.float32)
+    collapsed = np.repeat(varied[:1], 8, axis=0)
+    labels = np.zeros(8, np.int32)
+    assert float(np.asarray(spread([collapsed, labels]))[..., -1].max()) < 1e-3
+    assert float(np.asarray(spread([varied, labels]))[..., -1].min()) > 1e-2
+    old = GanConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "minibatch_std"})
+    assert "batch_spread" not in [layer.name for layer in build_discriminator(old, 2).layers]
+
+
 def test_the_discriminator_can_reach_the_hinge_margin():
     """Spectral norm caps each layer's gain at 1: a discriminator whose logits cannot grow past
     the hinge loss's margin (+-1) never tells real images from slightly blurred fakes, and the
