@@ -10,7 +10,7 @@ import pytest
 
 from training.cli import main
 from training.diffaugment import diff_augment, parse_policy
-from training.gan import GanConfig, build_discriminator, build_generator, latents, train_gan
+from training.gan import GanConfig, build_discriminator, build_generator, grid_spread, latents, train_gan
 from training.gan_metrics import fid, kid, memorisation, precision_recall
 from training.synthesize import load_generator, synthesize
 from tests.conftest import class_folders
@@ -76,6 +76,16 @@ def test_the_discriminator_sees_a_batch_with_no_spread():
     assert float(np.asarray(spread([varied, labels]))[..., -1].min()) > 1e-2
     old = GanConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "minibatch_std"})
     assert "batch_spread" not in [layer.name for layer in build_discriminator(old, 2).layers]
+
+
+def test_grid_spread_puts_mode_collapse_and_an_ignored_label_in_numbers():
+    rng = np.random.default_rng(0)
+    one_per_class = np.repeat(rng.integers(0, 256, (2, 1, 8, 8, 3)), 4, axis=1).reshape(8, 8, 8, 3)
+    collapsed = grid_spread(one_per_class.astype(np.uint8), 2)
+    assert collapsed["latent_spread"] == 0 and collapsed["label_spread"] > 0.1
+    same_for_every_class = np.tile(rng.integers(0, 256, (4, 8, 8, 3)), (2, 1, 1, 1)).astype(np.uint8)
+    ignored = grid_spread(same_for_every_class, 2)
+    assert ignored["label_spread"] == 0 and ignored["latent_spread"] > 0.1
 
 
 def test_the_discriminator_can_reach_the_hinge_margin():
@@ -243,6 +253,8 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     assert sidecar["latent_dim"] == 16 and sidecar["provenance"]["seconds_per_epoch"] > 0
     assert "command" in sidecar["provenance"] and sidecar["provenance"]["data"] == str(root)
     assert sidecar["fit"] == "crop" and sidecar["display_aspect"] == 1.0  # how gan-eval fits real images
+    logged = list(csv.DictReader(open(out / "losses.csv")))
+    assert len(logged) == 2 and all(0 <= float(row["latent_spread"]) <= 1 for row in logged)
 
     synth = tmp_path / "synth"
     assert main(["synthesize", "--generator", str(out / "generator.keras"), "--label", "glaucoma",

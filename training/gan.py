@@ -383,18 +383,35 @@ def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
 
 def _sample_grid_callback(folder: Path, num_classes: int, columns: int, seed: int):
     """A PNG per epoch from the EMA generator: one row per class, fixed latents, so the grids of
-    successive epochs can be compared image by image."""
+    successive epochs can be compared image by image. It also logs (to losses.csv) how much the
+    grid varies along each axis: the two ways our GANs failed, put in numbers."""
     keras = import_keras()
 
     class SampleGrid(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            save_grid(self.model.ema_generator, num_classes, columns, seed, folder / f"epoch_{epoch + 1:04d}.png")
+            images = save_grid(self.model.ema_generator, num_classes, columns, seed,
+                               folder / f"epoch_{epoch + 1:04d}.png")
+            if logs is not None:
+                logs.update(grid_spread(images, num_classes))
 
     return SampleGrid()
 
 
-def save_grid(generator, num_classes: int, columns: int, seed: int, path: Path) -> None:
-    """Write a (classes x columns) grid of samples, latent j shared by every row."""
+def grid_spread(images: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Pixel standard deviation (on [0, 1]) of a (classes x columns) grid, averaged:
+
+    - `latent_spread`, across the latents of one class: near 0 when the generator draws one
+      image whatever the latent (mode collapse);
+    - `label_spread`, across the classes of one latent: near 0 when it ignores the label.
+    """
+    rows = images.reshape(num_classes, -1, *images.shape[1:]).astype(np.float64) / 255.0
+    spread = {"latent_spread": float(rows.std(axis=1).mean())}
+    spread["label_spread"] = float(rows.std(axis=0).mean()) if num_classes > 1 else float("nan")
+    return spread
+
+
+def save_grid(generator, num_classes: int, columns: int, seed: int, path: Path) -> np.ndarray:
+    """Write a (classes x columns) grid of samples, latent j shared by every row; return them."""
     from PIL import Image
 
     labels = np.repeat(np.arange(num_classes), columns)
@@ -402,6 +419,7 @@ def save_grid(generator, num_classes: int, columns: int, seed: int, path: Path) 
     z = np.tile(latents(seed, range(columns), latent_dim), (num_classes, 1))
     images = to_uint8(generator([z, labels.astype(np.int32)], training=False))
     atomic_save(path, Image.fromarray(image_grid(images, num_classes)).save)
+    return images
 
 
 def train_gan(
@@ -446,8 +464,9 @@ def train_gan(
         shuffle=False,  # the stream is already in its (seed, epoch) order
         callbacks=[
             clock,
-            keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
+            # Before the logger: the grid adds its spreads to the epoch's logs.
             _sample_grid_callback(out_dir / "samples", num_classes, config.grid_columns, config.seed),
+            keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
             checkpoint,
         ],
     )
