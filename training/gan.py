@@ -2,10 +2,11 @@
 
 One generator serves every class: the label's embedding is concatenated with the latent and sets
 a per-class gain and bias after every batch norm, so a scarce class borrows what all fundus
-photos share (a bright disc on black, vessels) from the plentiful ones. The discriminator is a projection discriminator (Miyato & Koyama 2018) with
-spectral normalisation on every convolution and dense layer, the stabiliser that lets it be
-trained at the generator's pace without a gradient penalty; an optional R1 penalty is there for
-the non-saturating loss. DiffAugment on both of its inputs (`diffaugment`) is what keeps it from
+photos share (a bright disc on black, vessels) from the plentiful ones. The discriminator is a
+projection discriminator (Miyato & Koyama 2018) with spectral normalisation on every
+convolution and dense layer, the stabiliser that lets it be trained at the generator's pace
+without a gradient penalty, and a minibatch-spread feature against mode collapse; an optional
+R1 penalty is there for the non-saturating loss. DiffAugment on both of its inputs (`diffaugment`) is what keeps it from
 memorising a few hundred images. Sampling uses an exponential moving average (EMA) of the
 generator's weights, which gives visibly smoother images than the raw generator at any step.
 
