@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--labels", help="comma-separated classes to learn (default: all)")
     gan.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
     gan.add_argument("--size", type=int, default=128, help="image height and width (a power of two)")
+    gan.add_argument("--fit", choices=("crop", "pad", "stretch"), default="crop",
+                     help="how images become squares: crop (fundus photographs) or stretch (OCT B-scans, "
+                          "shown at their own proportions again in the app)")
     gan.add_argument("--latent-dim", type=int, default=128)
     gan.add_argument("--width", type=int, default=16, help="channels at full resolution")
     gan.add_argument("--epochs", type=int, default=100)

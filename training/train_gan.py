@@ -18,13 +18,12 @@ from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.records import InputSpec
 
-from .datasets import load_arrays, load_dataset
+from .datasets import display_aspect, load_arrays, load_dataset
 from .epochs import refuse_changed_config
 from .gan import GanConfig, train_gan
 from .provenance import this_run
 
 GENERATOR_FILE = "generator.keras"
-FIT = "crop"  # a centred square: the picture keeps its proportions
 
 
 def choose_labels(classes: list[str], wanted: str | None) -> list[str]:
@@ -64,7 +63,7 @@ def run_gan(args) -> int:
     if args.resume and config_file.exists():
         refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
     samples = [s for s in dataset.subset("train") if s.label in labels]
-    images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, FIT, "none"))
+    images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, args.fit, "none"))
     # The data set's class indices -> positions in `labels`, the generator's label indices.
     remap = np.array([labels.index(c) if c in labels else -1 for c in dataset.classes])
     targets = remap[indices].astype(np.int32)
@@ -88,8 +87,8 @@ def run_gan(args) -> int:
         "size": config.size,
         "latent_dim": config.latent_dim,
         "modality": args.modality,
-        "fit": FIT,
-        "display_aspect": 1.0,
+        "fit": args.fit,
+        "display_aspect": display_aspect(dataset, samples, args.fit),
         "inputs": {"latent": "standard normal (n, latent_dim) float32", "label": "(n,) int32 index into classes"},
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
         "note": "synthetic images: model output for augmentation and demonstration, not patient data",
