@@ -134,6 +134,32 @@ def test_the_full_settings_gan_takes_as_many_steps_as_the_cut_settings(tmp_path)
     assert pipeline.Experiment(tmp_path / "run", scarce_only, dataset).gan_epochs("full") == 4
 
 
+def test_the_gan_gets_the_loss_options_and_an_interrupted_one_keeps_its_architecture(tmp_path, monkeypatch):
+    import training.gan
+
+    dataset = load_dataset(_toy_data(tmp_path / "data"))
+    config = pipeline.PipelineConfig(data=str(tmp_path / "data"), scarce=("glaucoma",), scarce_n=4, gan_size=16,
+                                     gan_width=4, gan_latent_dim=8, gan_loss="nonsaturating", gan_r1_gamma=0.2)
+    seen = []
+
+    def stop(gan_config, *args, **kwargs):
+        seen.append(gan_config)
+        raise KeyboardInterrupt  # as if the session ended here
+
+    monkeypatch.setattr(training.gan, "train_gan", stop)
+    experiment = pipeline.Experiment(tmp_path / "run", config, dataset, log=lambda *_: None)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.ensure_generator("cut")
+    assert (seen[0].loss, seen[0].r1_gamma, seen[0].minibatch_std) == ("nonsaturating", 0.2, True)
+    # A GAN started before minibatch spread existed resumes without it (its checkpoint has none).
+    started = experiment.gan_folder("cut") / "config.json"
+    older = {k: v for k, v in json.loads(started.read_text()).items() if k not in ("minibatch_std", "conditional_norm")}
+    started.write_text(json.dumps(older))
+    with pytest.raises(KeyboardInterrupt):
+        experiment.ensure_generator("cut")
+    assert (seen[1].minibatch_std, seen[1].conditional_norm, seen[1].r1_gamma) == (False, False, 0.2)
+
+
 def test_gan_images_top_the_scarce_class_up_to_the_largest(finished):
     out = finished["out"]
     for setting, expected in (("cut", 20 - 4), ("full", 20 - 10)):

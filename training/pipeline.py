@@ -87,6 +87,8 @@ class PipelineConfig:
     gan_latent_dim: int = 128
     gan_epochs: int = 100
     gan_batch_size: int = 16
+    gan_loss: str = "hinge"
+    gan_r1_gamma: float = 0.0
     gan_classes: str = "all"  # "all": scarce classes borrow from plentiful ones; or "scarce"
     gan_target: int = 0  # images per scarce class after topping up; 0: the largest class's count
     bootstrap: int = 1000
@@ -173,6 +175,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--gan-epochs", type=int, default=d.gan_epochs,
         help="epochs of the cut setting's GAN; the full setting's GAN takes as many steps (fewer epochs)")
     add("--gan-batch-size", type=int, default=d.gan_batch_size)
+    add("--gan-loss", choices=("hinge", "nonsaturating"), default=d.gan_loss)
+    add("--gan-r1-gamma", type=float, default=d.gan_r1_gamma,
+        help="R1 penalty on the discriminator (0: off); with --gan-loss nonsaturating, StyleGAN2-ADA's recipe")
     add("--gan-classes", choices=("all", "scarce"), default=d.gan_classes,
         help="classes the GAN learns (all: scarce classes borrow from the others)")
     add("--gan-target", type=int, default=d.gan_target,
@@ -233,6 +238,8 @@ def config_from_args(args) -> PipelineConfig:
         gan_latent_dim=args.gan_latent_dim,
         gan_epochs=args.gan_epochs,
         gan_batch_size=args.gan_batch_size,
+        gan_loss=args.gan_loss,
+        gan_r1_gamma=args.gan_r1_gamma,
         gan_classes=args.gan_classes,
         gan_target=args.gan_target,
         bootstrap=args.bootstrap,
@@ -423,9 +430,14 @@ class Experiment:
             width=self.config.gan_width,
             batch_size=self.config.gan_batch_size,
             epochs=self.gan_epochs(setting),
+            loss=self.config.gan_loss,
+            r1_gamma=self.config.gan_r1_gamma,
             seed=GAN_SEED,
             labels=tuple(self.gan_labels),
         )
+        started = folder / "config.json"
+        if started.exists():  # an interrupted GAN resumes with the architecture it started with
+            gan_config = GanConfig.from_dict(json.loads(started.read_text()))
         with atomic_write(folder / "config.json") as handle:
             json.dump(gan_config.to_dict(), handle, indent=2)
         counts = {c: int(np.sum(targets == i)) for i, c in enumerate(self.gan_labels)}
