@@ -95,7 +95,8 @@ def test_vary_and_interpolate_act_on_the_selection(make_app, generator_calls) ->
 def test_a_stretched_generator_is_shown_at_its_scans_proportions(make_app, tiny_generator, tmp_path,
                                                                    monkeypatch) -> None:
     """An OCT generator learned B-scans stretched into squares: the grid and the large view
-    show them as wide as the scans were, and export keeps what the generator made."""
+    show them as wide as the scans were, export keeps what the generator made, and a fundus
+    model does not label them."""
     import json
 
     from retina_desktop.gui.image_grid import LargeView
@@ -103,7 +104,7 @@ def test_a_stretched_generator_is_shown_at_its_scans_proportions(make_app, tiny_
     folder = tmp_path / "oct"
     folder.mkdir()
     (folder / "generator.keras").write_bytes(tiny_generator.read_bytes())
-    sidecar = json.loads(tiny_generator.with_suffix(".json").read_text()) | {"display_aspect": 2.5}
+    sidecar = json.loads(tiny_generator.with_suffix(".json").read_text()) | {"display_aspect": 2.5, "modality": "oct"}
     (folder / "generator.json").write_text(json.dumps(sidecar))
     _ship_and_record(monkeypatch, folder / "generator.keras", "synthetic_panel")
     app = make_app(FakeClassifier())
@@ -119,6 +120,9 @@ def test_a_stretched_generator_is_shown_at_its_scans_proportions(make_app, tiny_
     assert large.photo.width() == 512 and large.photo.height() == 512 * 16 // 40
     large.destroy()
     assert panel.images[0].pixels.shape == (16, 16, 3)  # what export writes: the generator's own
+    panel.judge_var.set(True)
+    panel._judge_toggled()  # the open (fundus) model is not asked about OCT images
+    assert "reads fundus images and these are oct" in panel.note.cget("text") and panel.judged is None
 
 
 def test_classifier_labels_each_synthetic_image(make_app, real_classifier, generator_calls) -> None:
