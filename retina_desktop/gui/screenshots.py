@@ -164,6 +164,7 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
     import tkinter as tk
 
     from ..imaging import load_image
+    from ..report import display_name
     from ..service import default_classifier
     from .main_window import MainWindow
 
@@ -195,6 +196,21 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             path = out / f"augment-synthetic-{width}x{height}.png"
             _capture(env, path)
             written.append(path)
+
+            oct_generators = [i for i, g in enumerate(synthetic.generators) if g.modality == "oct"]
+            if oct_generators:  # the OCT GAN, its B-scans at their own proportions
+                synthetic.generator_box.current(oct_generators[0])
+                synthetic._generator_chosen()
+                _pump(root, lambda: synthetic.generator is not None
+                      and synthetic.generator.info.modality == "oct", wait)
+                synthetic.class_var.set(display_name(synthetic.generator.info.classes[0]))
+                synthetic.count_var.set("16")
+                synthetic.generate_button.invoke()
+                _pump(root, lambda: synthetic.shown_info is not None and synthetic.shown_info.modality == "oct", wait)
+                root.update()
+                path = out / f"augment-synthetic-oct-{width}x{height}.png"
+                _capture(env, path)
+                written.append(path)
 
             page = tab.augmentation
             tab.pages.select(page)
