@@ -1,6 +1,7 @@
 """Prints how fast the Augment tab's generators draw, on the path the app uses (LiteRT).
 
-    python benchmarks/generator_speed.py [--generator models/generator.keras] [--vessels models/vessels/generator.keras]
+    python benchmarks/generator_speed.py [--generator models/generator.keras] [--oct models/oct/generator.keras]
+                                         [--vessels models/vessels/generator.keras]
 
 - class-conditional GAN: seconds for a grid of 64 images (the issue's target: under a second),
   warm, through `synthesis.sample` exactly as the Augment tab calls it, and through Keras for
@@ -30,11 +31,12 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", default=str(ROOT / "models" / "generator.keras"))
+    parser.add_argument("--oct", default=str(ROOT / "models" / "oct" / "generator.keras"))
     parser.add_argument("--vessels", default=str(ROOT / "models" / "vessels" / "generator.keras"))
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
     keras = import_keras()
-    for path in (Path(args.generator), Path(args.vessels)):
+    for path in (Path(args.generator), Path(args.oct), Path(args.vessels)):
         if not path.is_file():
             print(f"{path}: not found, skipped")
             continue

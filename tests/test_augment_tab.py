@@ -122,7 +122,7 @@ def test_a_stretched_generator_is_shown_at_its_scans_proportions(make_app, tiny_
     assert panel.images[0].pixels.shape == (16, 16, 3)  # what export writes: the generator's own
     panel.judge_var.set(True)
     panel._judge_toggled()  # the open (fundus) model is not asked about OCT images
-    assert "reads fundus images and these are oct" in panel.note.cget("text") and panel.judged is None
+    assert "reads fundus images and these are OCT: open an OCT model" in panel.note.cget("text") and panel.judged is None
 
 
 def test_classifier_labels_each_synthetic_image(make_app, real_classifier, generator_calls) -> None:

@@ -316,8 +316,10 @@ class SyntheticPanel(ttk.Frame):
         model, made = self.tab.app.metadata, self.shown_info.modality if self.shown_info else "unknown"
         if model is not None and "unknown" not in (model.modality, made) and model.modality != made:
             # A fundus model's answer for an OCT B-scan is meaningless, not a finding.
+            kind = {"oct": "OCT", "fundus": "fundus"}.get(made, made)
+            article = "an" if kind[:1].lower() in "aeio" else "a"
             self.note.configure(text=f"The open model ({model.name}) reads {model.modality} images and these are "
-                                     f"{made}: open a {made} model (File > Open model…) to label them.")
+                                     f"{kind}: open {article} {kind} model (File > Open model…) to label them.")
             return
         self.tab.worker.submit("augment.judged", judge_job, self.tab.app.classifier, list(self.images), self._token)
 
