@@ -6,9 +6,10 @@ photos share (a bright disc on black, vessels) from the plentiful ones. The disc
 projection discriminator (Miyato & Koyama 2018) with spectral normalisation on every
 convolution and dense layer, the stabiliser that lets it be trained at the generator's pace
 without a gradient penalty, and a minibatch-spread feature against mode collapse; an optional
-R1 penalty is there for the non-saturating loss. DiffAugment on both of its inputs (`diffaugment`) is what keeps it from
-memorising a few hundred images. Sampling uses an exponential moving average (EMA) of the
-generator's weights, which gives visibly smoother images than the raw generator at any step.
+R1 penalty is there for the non-saturating loss. DiffAugment on both of its inputs
+(`diffaugment`) is what keeps it from memorising a few hundred images. Sampling uses an
+exponential moving average (EMA) of the generator's weights, which gives visibly smoother images
+than the raw generator at any step.
 
 Training is `fit()` over a `tf.data` stream whose order depends only on (seed, epoch), and every
 random draw in `train_step` is stateless, keyed by (seed, step counter). The counter, the EMA
@@ -75,7 +76,8 @@ class GanConfig:
     # The discriminator also sees how much the batch varies (ProGAN's minibatch standard
     # deviation), so a generator that draws one image for every latent is easy to tell from
     # real data. Without it, the OCT GAN collapsed to one B-scan per class within 50 epochs
-    # while its discriminator won (ADA's p climbing to 0.75).
+    # while its discriminator won (ADA's p climbing past 0.8). It was not enough alone: with the
+    # hinge loss the OCT GAN still collapsed; the non-saturating loss with R1 trained.
     minibatch_std: bool = True
     seed: int = 0
     labels: tuple[str, ...] = ()  # the classes trained on, in label-index order

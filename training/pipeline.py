@@ -424,22 +424,23 @@ class Experiment:
         images, indices = load_arrays(self.dataset, samples, self.spec(self.config.gan_size))
         remap = np.array([self.gan_labels.index(c) if c in self.gan_labels else -1 for c in self.classes])
         targets = remap[indices].astype(np.int32)
-        gan_config = GanConfig(
-            size=self.config.gan_size,
-            latent_dim=self.config.gan_latent_dim,
-            width=self.config.gan_width,
-            batch_size=self.config.gan_batch_size,
-            epochs=self.gan_epochs(setting),
-            loss=self.config.gan_loss,
-            r1_gamma=self.config.gan_r1_gamma,
-            seed=GAN_SEED,
-            labels=tuple(self.gan_labels),
-        )
         started = folder / "config.json"
         if started.exists():  # an interrupted GAN resumes with the architecture it started with
             gan_config = GanConfig.from_dict(json.loads(started.read_text()))
-        with atomic_write(folder / "config.json") as handle:
-            json.dump(gan_config.to_dict(), handle, indent=2)
+        else:
+            gan_config = GanConfig(
+                size=self.config.gan_size,
+                latent_dim=self.config.gan_latent_dim,
+                width=self.config.gan_width,
+                batch_size=self.config.gan_batch_size,
+                epochs=self.gan_epochs(setting),
+                loss=self.config.gan_loss,
+                r1_gamma=self.config.gan_r1_gamma,
+                seed=GAN_SEED,
+                labels=tuple(self.gan_labels),
+            )
+            with atomic_write(started) as handle:
+                json.dump(gan_config.to_dict(), handle, indent=2)
         counts = {c: int(np.sum(targets == i)) for i, c in enumerate(self.gan_labels)}
         self.log(f"GAN for the {setting} setting: {gan_config.epochs} epochs on its training images "
                  f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
