@@ -273,3 +273,16 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
         assert np.isfinite(figures["kid"]) and figures["fid"] >= 0
         assert len(figures["memorisation"]["feature_nn_index"]) == 6
         assert (judged / f"closest_pairs_{label}.png").exists()
+
+
+def test_resume_refuses_another_fit(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = class_folders(tmp_path / "data", ["cataract", "glaucoma"], per_class=4, size=32)
+    out = tmp_path / "gan"
+    options = ["gan", "--data", str(root), "--out", str(out), "--size", "16", "--width", "8",
+               "--latent-dim", "16", "--batch-size", "4"]
+    assert main(options + ["--epochs", "1", "--fit", "stretch"]) == 0
+    # Cropped images after stretched ones would be another training set under the same config.
+    assert main(options + ["--epochs", "2", "--fit", "crop", "--resume"]) == 1
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    assert main(options + ["--epochs", "2", "--fit", "stretch", "--resume"]) == 0

@@ -37,6 +37,20 @@ def choose_labels(classes: list[str], wanted: str | None) -> list[str]:
     return [c for c in classes if c in names]
 
 
+FIT_FILE = "fit.json"  # how the training images were fitted: not a GanConfig field, yet a resume must keep it
+
+
+def refuse_changed_fit(out: Path, fit: str) -> None:
+    """`--resume` with another `--fit` would go on training on differently framed images."""
+    record = out / FIT_FILE
+    if not record.exists():  # a run started before fit.json was written: nothing to compare
+        return
+    saved = json.loads(record.read_text())["fit"]
+    if saved != fit:
+        raise UserError(f'"{out}" was trained on images fitted with --fit {saved}; resume with '
+                        f"--fit {saved} or start a new --out folder")
+
+
 def run_gan(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +76,7 @@ def run_gan(args) -> int:
     config_file = out / "config.json"
     if args.resume and config_file.exists():
         refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
+        refuse_changed_fit(out, args.fit)
     samples = [s for s in dataset.subset("train") if s.label in labels]
     images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, args.fit, "none"))
     # The data set's class indices -> positions in `labels`, the generator's label indices.
@@ -73,6 +88,8 @@ def run_gan(args) -> int:
         raise UserError(f"No training images for {[k for k, v in counts.items() if not v]} in {dataset.root}")
     with atomic_write(config_file) as handle:
         json.dump(config.to_dict(), handle, indent=2)
+    with atomic_write(out / FIT_FILE) as handle:
+        json.dump({"fit": args.fit}, handle)
 
     gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
     if state.epoch < config.epochs:
