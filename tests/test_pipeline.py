@@ -290,6 +290,10 @@ def test_the_target_is_judged_on_seed_means():
     # -1 point against seeds that spread by 2: no gain, but not shown to be a loss either.
     noisy = _verdict(base | {"gan": ([0.47, 0.49, 0.51], [0.92] * 3), "gan+traditional": ([0.3] * 3, [0.92] * 3)})
     assert "the gain is too small" in noisy.sentence and "lower" not in noisy.sentence
+    # +8.3 points on the means, from seeds that spread by tens of points (oct-dme's first run): chance.
+    chancy = _verdict(base | {"gan": ([0.80, 0.55, 0.40], [0.92] * 3), "gan+traditional": ([0.3] * 3, [0.92] * 3)})
+    assert chancy.met is False and "the gain may be chance" in chancy.sentence and "+8.3 points" in chancy.sentence
+    assert "p = 0.55" in chancy.sentence
     # +20 points, but mean AUC 0.80 < best non-GAN 0.92 - pooled std (0.01 / sqrt(2)): a loss.
     lossy = _verdict(base | {"gan": ([0.70] * 3, [0.80] * 3), "gan+traditional": ([0.6] * 3, [0.8] * 3)})
     assert lossy.met is False and "loses macro AUC" in lossy.sentence
