@@ -25,7 +25,7 @@ from retina_desktop.vessel_synthesis import (
 )
 from training.pix2pix import Pix2PixConfig, build_patch_discriminator, build_unet_generator, train_pix2pix
 from training.pix2pix_data import even_out_colour, find_pairs, load_pairs, style_of
-from training.pix2pix_eval import exposure_matched_figures, image_figures, mse, psnr, ssim
+from training.pix2pix_eval import coarse_only_figures, exposure_matched_figures, image_figures, mse, psnr, ssim
 
 TINY = Pix2PixConfig(size=32, styles=("drive", "chase"), width=4, levels=3, max_channels=16, d_width=4,
                      d_layers=2, batch_size=4, epochs=3, grid_rows=2)
@@ -263,6 +263,20 @@ def test_exposure_matching_removes_an_overall_colour_offset_and_nothing_else():
     assert exposure_matched_figures(other, real, fov)["psnr"] < 30
 
 
+def test_coarse_only_keeps_uneven_lighting_and_forgives_fine_detail():
+    real, vessels, fov = _fake_eye(3, size=64)
+    # Vessels drawn one pixel off: a fine error, forgiven by the diagnostic.
+    shifted = real.copy()
+    shifted[fov] = np.roll(real, 1, axis=1)[fov]
+    assert image_figures(shifted, real, fov)["psnr"] < 25
+    assert coarse_only_figures(shifted, real, fov)["psnr"] > image_figures(shifted, real, fov)["psnr"] + 5
+    # Light falling off from left to right: a coarse error, kept almost whole.
+    lit = real.astype(np.float64) * np.linspace(1.3, 0.7, 64)[None, :, None]
+    lit = np.clip(lit, 0, 255).astype(np.uint8)
+    assert coarse_only_figures(lit, real, fov)["psnr"] == pytest.approx(image_figures(lit, real, fov)["psnr"], abs=1.5)
+    assert coarse_only_figures(real, real, fov)["psnr"] == 100.0
+
+
 def test_fov_metrics_ignore_pixels_outside():
     rng = np.random.default_rng(1)
     real = rng.uniform(0.2, 0.8, (40, 40, 3))
@@ -388,7 +402,7 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
     assert printed["psnr"] == pytest.approx(np.mean([10 * np.log10(1 / float(r["mse"])) for r in
                                             csv.DictReader(open(tmp_path / "eval" / "pix2pix_eval.csv"))]))
     report = json.loads((tmp_path / "eval" / "pix2pix_eval.json").read_text())
-    assert set(report["exposure_matched"]) == {"mse", "ssim", "psnr", "how"}
+    assert set(report["exposure_matched"]) == set(report["coarse_only"]) == {"mse", "ssim", "psnr", "how"}
     assert report["style"] == "drive" and len(report["per_image"]) == 3 and report["seconds_per_image"] > 0
     assert Image.open(tmp_path / "eval" / "source_generated_expected.png").size[0] == 3 * 32
     assert _verb(pix2pix_eval, ["--model", str(out / "generator.keras"), "--pairs", str(tmp_path / "data" / "chase"),
