@@ -139,20 +139,18 @@ def judge_target(summary: dict, config: PipelineConfig) -> Verdict:
     floor = mean(auc_plain, "macro_auc") - auc_noise
     loses_auc = mean(best_gan, "macro_auc") < floor
     gains = points >= TARGET_POINTS - 1e-9
+    p = chance_p(cut[best_gan]["scarce_sensitivity"]["values"], cut[best_plain]["scarce_sensitivity"]["values"])
+    chance = "one seed per condition: chance not tested" if math.isnan(p) else f"Welch's t-test over seeds: p = {p:.2g}"
     comparison = (
         f"{where}, the better GAN condition ({best_gan}) reaches a mean scarce-class sensitivity of "
         f"{mean(best_gan, 'scarce_sensitivity'):.3f} against {mean(best_plain, 'scarce_sensitivity'):.3f} for the best "
-        f"non-GAN condition ({best_plain}), {points:+.1f} points (target: +{TARGET_POINTS:.0f} or more)"
+        f"non-GAN condition ({best_plain}), {points:+.1f} points (target: +{TARGET_POINTS:.0f} or more; {chance})"
     )
     auc = (
         f"its mean macro AUC {mean(best_gan, 'macro_auc'):.3f} is {'below' if loses_auc else 'not below'} the best "
         f"non-GAN mean macro AUC ({auc_plain}, {mean(auc_plain, 'macro_auc'):.3f}) minus the pooled seed std "
         f"{auc_noise:.3f}"
     )
-    p = chance_p(cut[best_gan]["scarce_sensitivity"]["values"], cut[best_plain]["scarce_sensitivity"]["values"])
-    chance = (" (one seed per condition: chance not tested)" if math.isnan(p)
-              else f" (Welch's t-test over seeds: p = {p:.2g})")
-    comparison += chance
     beyond_chance = math.isnan(p) or p < CHANCE_P
     if gains and not loses_auc and beyond_chance:
         return Verdict(True, f"Target met. {comparison}, and {auc}.")
