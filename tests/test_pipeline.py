@@ -19,7 +19,7 @@ from retina_desktop.records import InputSpec
 from training import pipeline
 from training.datasets import load_arrays, load_dataset
 from training.pipeline import CONDITIONS, RunKey, add_arguments, samples_fingerprint, scarce_cut
-from training.pipeline_report import judge_target, summarise
+from training.pipeline_report import _differences_table, judge_target, metric_names, summarise
 from tests.conftest import class_folders
 
 TOY = ["--scarce", "glaucoma", "--scarce-n", "4", "--seeds", "0", "--size", "16", "--width-multiplier", "0.25",
@@ -304,3 +304,17 @@ def test_the_target_is_judged_on_seed_means():
     results = [_fake("none", 0, 0.4, 0.9), _fake("gan", 0, 0.9, 0.9)]
     pending = judge_target(summarise(results, partial), partial)
     assert pending.met is None and "cannot be judged yet" in pending.sentence
+
+
+def test_the_report_sets_each_gan_condition_against_its_baseline_with_a_chance_test():
+    config = pipeline.PipelineConfig(data="d", scarce=("glaucoma",), settings=("cut",))
+    figures = {"none": [0.40, 0.42, 0.44], "traditional": [0.50, 0.52, 0.54],
+               "gan": [0.60, 0.62, 0.64], "gan+traditional": [0.30, 0.60, 0.45]}
+    results = [_fake(c, s, v, 0.9) for c, values in figures.items() for s, v in enumerate(values)]
+    table = _differences_table(summarise(results, config)["cut"], metric_names(config))
+    assert table[4].startswith("| gan − none | +0.200 (p = ")  # seeds far apart: p tiny
+    assert float(table[4].split("p = ")[1].split(")")[0]) < 0.01
+    assert table[5].startswith("| gan+traditional − traditional | -0.070 (p = 0.")
+    assert float(table[5].split("p = ")[1].split(")")[0]) > 0.05  # a spread of 0.3: may be chance
+    one_seed = [_fake(c, 0, 0.5, 0.9) for c in figures]
+    assert _differences_table(summarise(one_seed, config)["cut"], metric_names(config)) == []

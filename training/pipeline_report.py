@@ -335,6 +335,7 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
             lines.append(f"| {condition} | {entry['n']}/{len(config.seeds)} | "
                          + " | ".join(_cell(entry[k]) for k, _ in names) + " |")
         lines.append("")
+        lines += _differences_table(conditions, names)
     if figures:
         lines += ["## Figures", "", "Bars: seed means; error bars: one std over seeds; dots: single seeds.", "",
                   "![scarce sensitivity, macro F1 and macro AUC per condition](metrics.png)", ""]
@@ -357,6 +358,28 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         )
     lines.append("")
     return "\n".join(lines)
+
+
+# Each GAN condition against the condition it adds GAN images to.
+BASELINES = {"gan": "none", "gan+traditional": "traditional"}
+
+
+def _differences_table(conditions: dict, names: list[tuple[str, str]]) -> list[str]:
+    """Mean differences of each GAN condition from its baseline, with Welch's p over seeds."""
+    pairs = [(g, b) for g, b in BASELINES.items()
+             if conditions.get(g, {}).get("n", 0) > 1 and conditions.get(b, {}).get("n", 0) > 1]
+    if not pairs:
+        return []
+    lines = [f"GAN images against the same condition without them: mean difference (Welch's t-test over seeds, "
+             f"p; below {CHANCE_P} is unlikely to be chance).", "",
+             "| comparison | " + " | ".join(h for _, h in names) + " |", "|---|" + "---|" * len(names)]
+    for gan, base in pairs:
+        cells = []
+        for key, _ in names:
+            a, b = conditions[gan][key], conditions[base][key]
+            cells.append(f"{a['mean'] - b['mean']:+.3f} (p = {chance_p(a['values'], b['values']):.2g})")
+        lines.append(f"| {gan} − {base} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _counts_table(out: Path, config: PipelineConfig, results: list[dict]) -> list[str]:
