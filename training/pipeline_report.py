@@ -307,7 +307,9 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         f"- GAN: the project's class-conditional GAN (training.gan), {config.gan_size} x {config.gan_size} px, "
         f"width {config.gan_width}, latent {config.gan_latent_dim}, {config.gan_epochs} epochs in the cut setting "
         "and as many optimiser steps in the full one (fewer epochs over more images), batch "
-        f"{config.gan_batch_size}, {_augmentation(out)}; learns {learns}. "
+        f"{config.gan_batch_size}, {config.gan_loss} loss"
+        + (f" with an R1 penalty (gamma {config.gan_r1_gamma:g})" if config.gan_r1_gamma else "")
+        + f", {_augmentation(out)}; learns {learns}. "
         "One GAN per setting (seed 0), trained only on that setting's training images; its images are "
         "made once and shared by every seed.",
         "- Validation (early stopping) and test splits: real and untouched; the test split is used only for the "
