@@ -157,7 +157,7 @@ def judge_target(summary: dict, config: PipelineConfig) -> Verdict:
     # A difference counts only when it is unlikely to be chance: a drop that may be chance is no
     # loss, a gain that may be chance is no gain.
     if not gains:
-        dropped = points < 0 and beyond_chance and not math.isnan(p)
+        dropped = points < 0 and p < CHANCE_P  # NaN (one seed) is no evidence of a drop
         shortfall = "GAN images lower scarce-class sensitivity" if dropped else "the gain is too small"
     else:
         shortfall = None if beyond_chance else "the gain may be chance"

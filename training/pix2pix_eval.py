@@ -197,12 +197,12 @@ def evaluate_pairs(model_path: str | Path, pairs_dir: str | Path, style: str | N
                "PSNR = 10 log10(1/MSE) per image (capped at 100 dB), averaged over images; "
                "SSIM: scikit-image structural_similarity, 7x7 window, data_range 1",
         "exposure_matched": {
-            **{k: float(np.mean([m[k] for m in matched])) for k in ("mse", "ssim", "psnr")},
+            **_field_of_view_means(matched),
             "how": "diagnostic, not a result: field-of-view figures after each generated image's mean colour "
                    "there is moved to its real photograph's (an exposure the vessel mask does not carry)",
         },
         "coarse_only": {
-            **{k: float(np.mean([c[k] for c in coarse])) for k in ("mse", "ssim", "psnr")},
+            **_field_of_view_means(coarse),
             "how": f"diagnostic, not a result: field-of-view figures if every detail finer than a Gaussian of sigma "
                    f"{COARSE_FRACTION * size:g} px were the real photograph's (only the coarse error left: "
                    "exposure, illumination, disc glow)",
@@ -213,6 +213,11 @@ def evaluate_pairs(model_path: str | Path, pairs_dir: str | Path, style: str | N
     if out_dir is not None:
         write_outputs(report, sources, generated, np.stack(expected), Path(out_dir))
     return report
+
+
+def _field_of_view_means(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Mean MSE, SSIM and PSNR over images of one diagnostic."""
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("mse", "ssim", "psnr")}
 
 
 def write_outputs(report: dict, sources, generated, expected, out_dir: Path) -> None:
@@ -258,15 +263,18 @@ def format_report(report: dict) -> str:
     lines += [
         f"  {'mean, field of view':24s} {report['mse']:8.4f} {report['ssim']:7.4f} {report['psnr']:8.2f}",
         f"  {'mean, whole image':24s} {report['mse_whole']:8.4f} {report['ssim_whole']:7.4f} {report['psnr_whole']:8.2f}",
-        f"  {'exposure matched (FOV)':24s} {report['exposure_matched']['mse']:8.4f} "
-        f"{report['exposure_matched']['ssim']:7.4f} {report['exposure_matched']['psnr']:8.2f}"
-        "   (diagnostic: each image given its photograph's mean colour, which no mask carries)",
-        f"  {'coarse error only (FOV)':24s} {report['coarse_only']['mse']:8.4f} "
-        f"{report['coarse_only']['ssim']:7.4f} {report['coarse_only']['psnr']:8.2f}"
-        f"   (diagnostic: every detail finer than {COARSE_FRACTION * report['size']:g} px drawn exactly)",
+        _diagnostic_line("exposure matched (FOV)", report["exposure_matched"],
+                         "each image given its photograph's mean colour, which no mask carries"),
+        _diagnostic_line("coarse error only (FOV)", report["coarse_only"],
+                         f"every detail finer than {COARSE_FRACTION * report['size']:g} px drawn exactly"),
         f"  generation: {report['seconds_per_image'] * 1000:.0f} ms per {report['size']} x {report['size']} image",
     ]
     return "\n".join(lines)
+
+
+def _diagnostic_line(label: str, figures: dict, note: str) -> str:
+    return (f"  {label:24s} {figures['mse']:8.4f} {figures['ssim']:7.4f} {figures['psnr']:8.2f}"
+            f"   (diagnostic: {note})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
