@@ -1,6 +1,8 @@
 """Atomic file output: write beside the target, then rename over it.
 
 A crash or a full disk half-way through leaves the previous file intact, never a truncated one.
+Output written as long work completes (`write_via_partial`) goes to a visible partial file
+instead of a hidden one, so that what finished survives a failure, under a name that says so.
 """
 
 from __future__ import annotations
@@ -60,4 +62,34 @@ def atomic_save(path: str | os.PathLike, save, suffix: str | None = None) -> Non
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        raise
+
+
+def partial_path_for(path: str | os.PathLike) -> Path:
+    """`results.csv` -> `results.partial.csv`: beside it, and still opened by the same program."""
+    target = Path(path)
+    return target.with_name(f"{target.stem}.partial{target.suffix}")
+
+
+@contextlib.contextmanager
+def write_via_partial(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """Write `partial_path_for(path)`; on success it replaces `path` in one rename.
+
+    On failure or interrupt the partial file stays with everything written so far (the caller
+    says where it is); it is removed only if nothing was written. Opening it is a real test
+    that `path` can be written, so callers open it before the work whose output it holds.
+    """
+    target = Path(path)
+    partial = partial_path_for(target)
+    handle = open(partial, mode, **open_kwargs)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(str(partial), target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if partial.stat().st_size == 0:
+                partial.unlink()
         raise

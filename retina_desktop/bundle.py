@@ -25,6 +25,7 @@ from .model_files import (
     read_labels,
     read_model_config,
     read_sidecar,
+    shown_names,
     sidecar_path_for,
 )
 from .quiet import import_keras
@@ -106,14 +107,15 @@ def load_bundle(
         check_safe(path, config)
     sidecar = read_sidecar(sidecar_path_for(path))
     labels_file = Path(labels_path) if labels_path else labels_path_for(path)
-    if labels_file.exists() or sidecar is None:
+    # A labels file the user named must exist; only the default one may be absent.
+    if labels_path or labels_file.exists() or sidecar is None:
         classes = read_labels(labels_file)
     else:
         classes = sidecar.classes
     if sidecar is not None and sidecar.classes and sidecar.classes != classes:
         raise ModelError(
-            f'"{labels_file}" lists {classes} but the sidecar "{sidecar_path_for(path)}" '
-            f"says the model was trained on {sidecar.classes}"
+            f'"{labels_file}" lists {shown_names(classes)} but the sidecar "{sidecar_path_for(path)}" '
+            f"says the model was trained on {shown_names(sidecar.classes)}"
         )
     compiled = model = None
     sha256 = None
@@ -138,7 +140,7 @@ def load_bundle(
     if outputs != len(classes):
         raise ModelError(
             f'"{path}" outputs {outputs} class probabilities but "{labels_file}" lists '
-            f"{len(classes)} labels ({', '.join(classes)})"
+            f"{len(classes)} labels ({shown_names(classes)})"
         )
     if sidecar is None:
         metadata = ModelMetadata(

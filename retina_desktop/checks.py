@@ -28,6 +28,11 @@ WORK_SIZE = 160
 # A pixel whose brightest channel is below this (0-255) is background, outside the fundus
 # camera's circle. The brightest channel, not luminance: a dark fundus is still red.
 BACKGROUND_LEVEL = 10
+# Mean spread between the brightest and darkest channel inside the field of view below which an
+# image is greyscale (0 exactly for a greyscale source; the palest colour photograph among 400
+# of fundus4's measured 6.4). A fundus model read a 16-bit greyscale copy of a "normal 0.992"
+# photograph as diabetic retinopathy at 0.959: colour is evidence it cannot do without.
+GREYSCALE_BELOW = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class CheckThresholds:
 
 
 def measure(image: Image.Image) -> dict[str, float]:
-    """Brightness, saturation, sharpness and field of view of an RGB image, at WORK_SIZE."""
+    """Colour, brightness, saturation, sharpness and field of view of an RGB image, at
+    WORK_SIZE."""
     small = np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR))
     luminance = small.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     # Pairwise maxima: numpy's max over a length-3 last axis is a hundred times slower.
@@ -70,7 +76,10 @@ def measure(image: Image.Image) -> dict[str, float]:
     )
     interior = fov[1:-1, 1:-1] & fov[:-2, 1:-1] & fov[2:, 1:-1] & fov[1:-1, :-2] & fov[1:-1, 2:]
     lap_inside = lap[interior] if interior.sum() > 100 else lap.ravel()
+    darkest = np.minimum(np.minimum(small[..., 0], small[..., 1]), small[..., 2])
+    spread = (brightest - darkest)[fov] if fov.any() else (brightest - darkest).ravel()
     return {
+        "colour": float(spread.mean()),
         "brightness": float(inside.mean()),
         "saturated": float((inside >= 250).mean()),
         "sharpness": float(lap_inside.var()),
@@ -103,6 +112,8 @@ def judge(
         reasons.append(f"overexposed ({stats['saturated']:.0%} of the image is saturated; at most {t.max_saturated:.0%})")
     if stats["sharpness"] < t.min_sharpness:
         reasons.append(f"out of focus (sharpness {stats['sharpness']:.1f}; needs {t.min_sharpness:.1f} or more)")
+    if modality == "fundus" and stats.get("colour", GREYSCALE_BELOW) < GREYSCALE_BELOW:
+        reasons.append("greyscale image: the fundus model needs a colour photograph")
     if modality == "fundus" and stats["field_of_view"] < t.min_field_of_view:
         reasons.append(
             f"most of the field of view is missing (it fills {stats['field_of_view']:.0%} of the frame; "

@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     elif argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv.insert(0, "gui")
     args = build_parser().parse_args(argv)
+    # A file name that is not valid UTF-8 reaches Python as lone surrogates; printed, it would
+    # raise UnicodeEncodeError. Escaped, the line still names the file.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     if args.command == "gui":
         from .gui.app import run_app
 
@@ -94,7 +98,7 @@ def _classifier(args):
     from .service import Classifier
     from .settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     if args.no_checks:
         settings.checks_enabled = False
     return Classifier(args.model, args.labels, trust_model=args.trust_model, settings=settings)
@@ -131,34 +135,48 @@ def _predict(classifier, args) -> int:
 def _batch(classifier, args) -> int:
     from tqdm import tqdm
 
-    from .batch import classify_folder, write_csv
+    from . import batch
     from .imaging import list_images
 
-    bundle = classifier.bundle()
     total = len(list_images(args.folder))
-    rows = []
-    with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
-        for row in classify_folder(args.folder, classifier.predict_files):
-            rows.append(row)
-            bar.update(1)
-    write_csv(args.out, rows, bundle.classes)
-    errors = [r for r in rows if not r.ok]
-    judged = [r for r in rows if r.ok and r.prediction.fit_to_judge]
-    counts = Counter(r.prediction.label for r in judged)
-    flagged = len(rows) - len(errors) - len(judged)
+    out = batch.BatchCsv(args.out)
+    # The output is checked (and its partial file created) before the model or any image.
+    with out:
+        bundle = classifier.bundle()
+        out.start(bundle.classes)
+        errors: list[str] = []  # the first few, for the summary; the CSV has them all
+        failed = flagged = 0
+        counts: Counter[str] = Counter()
+        try:
+            with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
+                for row in batch.classify_folder(args.folder, classifier.predict_files):
+                    out.write(row)
+                    bar.update(1)
+                    if not row.ok:
+                        failed += 1
+                        if len(errors) < 10:
+                            errors.append(row.error)
+                    elif row.prediction.fit_to_judge:
+                        counts[row.prediction.label] += 1
+                    else:
+                        flagged += 1
+        except BaseException:
+            if out.rows:
+                print(f"the {out.rows} rows finished are in {out.partial}", file=sys.stderr)
+            raise
     print(
-        f"{len(rows)} images: {len(rows) - len(errors)} classified, {len(errors)} errors, "
+        f"{out.rows} images: {out.rows - failed} classified, {failed} errors, "
         f"{flagged} flagged by the image checks -> {args.out}"
     )
     print("model output among images that passed the checks:")
     for label in bundle.classes:
         print(f"  {label}: {counts.get(label, 0)}")
-    for row in errors[:10]:
-        print(f"  error: {row.error}", file=sys.stderr)
-    if len(errors) > 10:
-        print(f"  ... and {len(errors) - 10} more errors (see the CSV)", file=sys.stderr)
+    for error in errors:
+        print(f"  error: {error}", file=sys.stderr)
+    if failed > len(errors):
+        print(f"  ... and {failed - len(errors)} more errors (see the CSV)", file=sys.stderr)
     print(NOTICE, file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if failed else 0
 
 
 def _info(classifier, args) -> int:

@@ -22,3 +22,7 @@ class ModelError(UserError):
 
 class UnsafeModelError(ModelError):
     """A model file that would run arbitrary code when loaded (Lambda layers)."""
+
+
+class OutputError(UserError):
+    """A file the user asked to be written (a CSV, a report) that cannot be written there."""

@@ -20,6 +20,12 @@ from .records import ModelMetadata
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 # Layers whose config carries Python code (marshalled bytecode or a function by name).
 CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+# A labels file names classes, one a line: 1 MB and 1,000 classes are far above any real model,
+# and checked before parsing, so a huge file costs nothing to refuse.
+MAX_LABELS_BYTES = 1 << 20
+MAX_CLASSES = 1000
+# A sidecar is a few KB; this bounds what is read from a file that only claims to be one.
+MAX_SIDECAR_BYTES = 16 << 20
 
 
 def labels_path_for(model_path: Path) -> Path:
@@ -31,20 +37,43 @@ def sidecar_path_for(model_path: Path) -> Path:
 
 
 def read_labels(path: Path) -> list[str]:
-    """Class names from `0 name` lines (Teachable Machine) or plain `name` lines."""
-    if not path.exists():
-        raise ModelError(f'Labels file not found: "{path}" (expected one "0 name" line per class)')
+    """Class names from `0 name` lines (Teachable Machine) or plain `name` lines.
+
+    The size and the line count are checked before the names are parsed, and messages name
+    counts, never the content: a labels file of a million lines is one short error.
+    """
     try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise ModelError(f'Cannot read labels file "{path}": {err}') from err
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_LABELS_BYTES + 1)
+    except FileNotFoundError as err:
+        raise ModelError(f'Labels file not found: "{path}" (expected one "0 name" line per class)') from err
+    except OSError as err:
+        raise ModelError(f'Cannot read labels file "{path}": {err.strerror or err}') from err
+    if len(raw) > MAX_LABELS_BYTES:
+        try:
+            size = f"{path.stat().st_size / 2**20:.1f} MB"
+        except OSError:
+            size = f"over {MAX_LABELS_BYTES // 2**20} MB"
+        raise ModelError(
+            f'Labels file "{path}" is too large ({size}; expected one "0 name" line per class, '
+            f"at most {MAX_LABELS_BYTES // 2**20} MB)"
+        )
+    try:
+        lines = [ln.strip() for ln in raw.decode("utf-8-sig").splitlines()]
+    except UnicodeDecodeError as err:
+        raise ModelError(
+            f'Cannot read labels file "{path}": it is not UTF-8 text ({err.reason} at byte {err.start})'
+        ) from err
+    lines = [ln for ln in lines if ln]
+    if len(lines) > MAX_CLASSES:
+        raise ModelError(f'Labels file "{path}" lists {len(lines)} classes; at most {MAX_CLASSES} are supported')
     names = []
-    for number, line in enumerate(ln for ln in lines if ln):
+    for number, line in enumerate(lines):
         index, _, rest = line.partition(" ")
         if index.isdigit() and rest.strip():
             if int(index) != number:
                 raise ModelError(
-                    f'"{path}": line {number + 1} is numbered {index}, expected {number}'
+                    f'"{path}": line {number + 1} is numbered {index[:20]}, expected {number}'
                 )
             names.append(rest.strip())
         else:
@@ -56,16 +85,27 @@ def read_labels(path: Path) -> list[str]:
     return names
 
 
+def shown_names(names: list[str], limit: int = 8) -> str:
+    """Class names for a message: the first few and how many more."""
+    shown = ", ".join(name[:40] for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
 def write_labels(path: Path, classes: list[str]) -> None:
     with atomic_write(path, encoding="utf-8") as handle:
         handle.writelines(f"{i} {name}\n" for i, name in enumerate(classes))
 
 
 def read_sidecar(path: Path) -> ModelMetadata | None:
+    """The sidecar's metadata, every value type-checked; None when there is no sidecar."""
     if not path.exists():
         return None
     try:
-        return ModelMetadata.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SIDECAR_BYTES + 1)
+        if len(raw) > MAX_SIDECAR_BYTES:
+            raise ValueError(f"it is larger than {MAX_SIDECAR_BYTES // 2**20} MB")
+        return ModelMetadata.from_dict(json.loads(raw.decode("utf-8")))
     except (OSError, ValueError, TypeError) as err:
         raise ModelError(f'Model sidecar "{path}" is not valid: {err}') from err
 

@@ -1,10 +1,18 @@
 """The user's settings, kept as JSON in their config folder: image checks on or off, threshold
-overrides, and the confidence below which an answer is called unsure."""
+overrides, and the confidence below which an answer is called unsure.
+
+A settings file that cannot be used (unreadable, not JSON, or JSON of the wrong shape or types)
+is ignored with one warning naming it: the defaults are always a working state, and a bad file
+must never stop the app or a command from starting.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +21,8 @@ import platformdirs
 
 from .atomic import atomic_write
 from .paths import APP_NAME
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,22 +33,62 @@ class Settings:
     unsure_below: float = 0.6
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Any) -> Settings:
+        """Settings from parsed JSON; raises ValueError naming the first key of the wrong type.
+        Unknown keys (from a newer version) are ignored."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {_json_type(data)}")
+        values = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        if "checks_enabled" in values and not isinstance(values["checks_enabled"], bool):
+            raise ValueError(f'"checks_enabled" must be true or false, not {_json_type(values["checks_enabled"])}')
+        overrides = values.get("check_overrides", {})
+        if not isinstance(overrides, dict):
+            raise ValueError(f'"check_overrides" must be an object of numbers, not {_json_type(overrides)}')
+        for name, value in overrides.items():
+            if not _is_number(value):
+                raise ValueError(f'"check_overrides.{name}" must be a number, not {_json_type(value)}')
+        if "unsure_below" in values and not (
+            _is_number(values["unsure_below"]) and 0 <= values["unsure_below"] <= 1
+        ):
+            raise ValueError(f'"unsure_below" must be a number from 0 to 1, not {json.dumps(values["unsure_below"])}')
+        return cls(**values)
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int in Python, but `true` is not a threshold.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number" if _is_number(value) else f"{json.dumps(value)}")
 
 
 def settings_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.json"
 
 
-def load_settings() -> Settings:
-    """The saved settings, or the defaults when there are none or the file is unreadable."""
+def load_settings(warn: Callable[[str], None] | None = None) -> Settings:
+    """The saved settings, or the defaults when there are none or the file cannot be used.
+
+    A file that exists but cannot be used is reported once through `warn` (the CLI prints it;
+    by default it is logged) and ignored.
+    """
     path = settings_path()
     try:
-        return Settings.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return Settings()
+    except (OSError, UnicodeDecodeError) as err:
+        problem = f"cannot be read ({getattr(err, 'strerror', None) or err})"
+    else:
+        try:
+            return Settings.from_dict(json.loads(text))
+        except ValueError as err:  # JSONDecodeError is a ValueError
+            problem = f"is not valid ({err})"
+    message = f'Settings file "{path}" {problem}; using the default settings'
+    (warn or log.warning)(message)
+    return Settings()
 
 
 def save_settings(settings: Settings) -> None:

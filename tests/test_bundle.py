@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +129,99 @@ def test_code_layer_scan_walks_nested_configs():
         {"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {"name": "deep"}}]}},
     ]}}
     assert find_code_layers(config) == ["deep (Lambda)"]
+
+
+def _bundle_with_sidecar(small_bundle, tmp_path, edit) -> Path:
+    """A copy of the test bundle whose sidecar JSON has been changed by `edit(dict)`."""
+    folder = tmp_path / "m"
+    shutil.copytree(small_bundle.parent, folder)
+    sidecar = folder / "keras_model.json"
+    data = json.loads(sidecar.read_text())
+    data = edit(data) or data
+    sidecar.write_text(json.dumps(data))
+    return folder / "keras_model.h5"
+
+
+@pytest.mark.parametrize("temperature", [0, 0.0, -1.5])
+def test_a_temperature_of_zero_or_below_is_refused_at_load(small_bundle, tmp_path, temperature):
+    path = _bundle_with_sidecar(small_bundle, tmp_path, lambda d: d.update(temperature=temperature))
+    expected = r'keras_model.json" is not valid: "temperature" must be a number above 0'
+    with pytest.raises(ModelError, match=expected) as caught:
+        load_bundle(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d.update(temperature="hot"), "temperature"),
+        (lambda d: d.update(temperature=True), "temperature"),
+        (lambda d: d.update(metrics=[1]), "metrics"),
+        (lambda d: d.update(provenance="me"), "provenance"),
+        (lambda d: d.update(checks={"thresholds": {"min_brightness": "dark"}}), "checks.thresholds.min_brightness"),
+        (lambda d: d.update(checks={"thresholds": [1]}), "checks.thresholds"),
+        (lambda d: d.update(checks=[]), "checks"),
+        (lambda d: d.update(decision={"positive_class": "normal", "threshold": "dark"}), "decision.threshold"),
+        (lambda d: d.update(decision={"positive_class": "normal", "threshold": 1.5}), "decision.threshold"),
+        (lambda d: d.update(decision={"positive_class": 3, "threshold": 0.5}), "decision.positive_class"),
+        (lambda d: d.update(input=[48, 48]), "input"),
+        (lambda d: d.update(input={"height": "48", "width": 48}), "input.height"),
+        (lambda d: d.update(input={"height": 48, "width": 48, "fit": "zoom"}), "input.fit"),
+        (lambda d: d.update(input={"height": 48, "width": 48, "extra": 1}), "input.extra"),
+        (lambda d: d.update(classes="abcd"), "classes"),
+        (lambda d: d.update(classes=[["a"], "b", "c", "d"]), "classes"),
+        (lambda d: d.update(modality=4), "modality"),
+        (lambda d: d.update(name=None), "name"),
+        (lambda d: [d], "a list"),
+        (lambda d: "sidecar", "a string"),
+    ],
+)
+def test_wrong_typed_sidecar_values_are_refused_at_load_naming_the_key(small_bundle, tmp_path, edit, key):
+    path = _bundle_with_sidecar(small_bundle, tmp_path, edit)
+    with pytest.raises(ModelError, match=r'keras_model.json" is not valid: ') as caught:
+        load_bundle(path)
+    assert key in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_shipped_sidecars_are_valid():
+    from retina_desktop.model_files import read_sidecar
+    from tests.conftest import ROOT
+
+    for sidecar in sorted((ROOT / "models").rglob("keras_model.json")):
+        assert read_sidecar(sidecar) is not None
+
+
+def test_a_million_line_labels_file_is_refused_briefly(tmp_path):
+    import time
+
+    path = tmp_path / "labels.txt"
+    path.write_text("".join(f"{i} class number {i}\n" for i in range(1_000_000)))
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match=r'labels.txt" is too large') as caught:
+        read_labels(path)
+    assert time.perf_counter() - started < 1.0
+    assert len(str(caught.value)) < 300 and "class number" not in str(caught.value)
+
+
+def test_a_labels_file_with_too_many_classes_names_the_count(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("".join(f"{i} c{i}\n" for i in range(5000)))
+    with pytest.raises(ModelError, match=r'labels.txt" lists 5000 classes') as caught:
+        read_labels(path)
+    assert "c4999" not in str(caught.value)
+
+
+def test_labels_that_do_not_match_the_output_are_not_all_listed(small_bundle, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(small_bundle.parent, folder)
+    (folder / "keras_model.json").unlink()
+    write_labels(folder / "labels.txt", [f"class{i}" for i in range(900)])
+    with pytest.raises(ModelError, match=r"outputs 4 class probabilities but .*lists 900") as caught:
+        load_bundle(folder / "keras_model.h5")
+    assert len(str(caught.value)) < 600
+
+
+def test_a_labels_path_given_that_does_not_exist_is_refused(small_bundle, tmp_path):
+    missing = tmp_path / "my_labels.txt"
+    with pytest.raises(ModelError, match=r'Labels file not found: ".*my_labels.txt"'):
+        load_bundle(small_bundle, missing)

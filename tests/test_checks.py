@@ -74,6 +74,26 @@ def test_modality_reasons():
     assert _reasons(photo, "unknown", oct_probs) == []
 
 
+GREYSCALE = "greyscale image: the fundus model needs a colour photograph"
+
+
+def test_a_greyscale_image_is_not_judged_by_a_fundus_model_but_is_by_an_oct_one():
+    colour = _textured()
+    grey = colour.convert("L").convert("RGB")  # a colour photograph's greyscale copy
+    assert GREYSCALE in _reasons(grey)
+    assert GREYSCALE not in _reasons(colour)
+    oct_probs = {"fundus": 0.0, "oct": 1.0, "other": 0.0}
+    assert not any("greyscale" in r for r in _reasons(grey, "oct", oct_probs))
+
+
+def test_a_16_bit_greyscale_copy_of_a_fundus_photo_is_not_judged(small_bundle, tmp_path):
+    path = tmp_path / "grey16.png"
+    values = np.asarray(_textured().convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(values).save(path)
+    prediction = Classifier(small_bundle).predict_file(path)
+    assert not prediction.fit_to_judge and GREYSCALE in prediction.checks.reasons
+
+
 def test_user_overrides_win_over_fitted_thresholds(small_bundle):
     classifier = Classifier(small_bundle, settings=Settings(check_overrides={"min_side": 10}))
     assert classifier.thresholds().min_side == 10

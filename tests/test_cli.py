@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import json
 import subprocess
 import sys
@@ -110,3 +112,131 @@ def test_predict_on_real_images_with_the_shipped_model(shared_data):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 4 and all(line["label"] in CLASSES for line in lines)
+
+
+# ---- hostile input (issue #20): one line naming the file, the other files still run -------
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '"s"', '{"check_overrides": {"min_side": "big"}}'])
+def test_a_settings_file_of_the_wrong_shape_is_one_warning_not_a_traceback(small_bundle, capsys, text):
+    from retina_desktop.settings import settings_path
+
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    try:
+        assert main(["info", "--model", str(small_bundle)]) == 0
+    finally:
+        path.unlink()
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(path) in warnings[0] and "default settings" in warnings[0]
+
+
+def _never_classify(monkeypatch):
+    from retina_desktop.service import Classifier
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("images were classified before --out was checked")
+
+    monkeypatch.setattr(Classifier, "predict_files", refuse)
+    monkeypatch.setattr(Classifier, "bundle", refuse)
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder", "proc"])
+def test_batch_checks_out_before_any_work(small_bundle, tmp_path, capsys, monkeypatch, where):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    fundus_like(200).save(folder / "a.png")
+    (tmp_path / "plain.txt").write_text("x")
+    out = {"under_a_file": tmp_path / "plain.txt" / "results.csv", "a_folder": tmp_path,
+           "proc": "/proc/results.csv"}[where]
+    _never_classify(monkeypatch)
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(out) in err
+
+
+def test_batch_with_a_file_name_that_is_not_utf8(small_bundle, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    odd = folder / os.fsdecode(b"caf\xe9.png")  # Latin-1, as an old Windows share leaves it
+    fundus_like(200, seed=1).save(odd)
+    fundus_like(200, seed=2).save(folder / "b.png")
+    out = tmp_path / "results.csv"
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))  # still valid UTF-8
+    assert [r["file"].split("/")[-1] for r in rows] == ["b.png", "caf\\udce9.png"]
+    assert all(r["label"] in CLASSES for r in rows)
+    assert "2 images: 2 classified" in capsys.readouterr().out
+
+
+def test_predict_text_with_a_file_name_that_is_not_utf8(small_bundle, tmp_path):
+    odd = tmp_path / os.fsdecode(b"caf\xe9.png")
+    fundus_like(200).save(odd)
+    result = run_cli("predict", str(odd), "--model", str(small_bundle))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "model confidence" in result.stdout
+
+
+def test_batch_rows_are_kept_when_a_later_file_fails_unexpectedly(small_bundle, tmp_path, monkeypatch):
+    from retina_desktop import batch
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        fundus_like(200, seed=i).save(folder / f"{i}.png")
+    real = batch.classify_folder
+
+    def dies_on_the_third(*args, **kwargs):
+        for number, row in enumerate(real(*args, **kwargs)):
+            if number == 2:
+                raise RuntimeError("disk unplugged")
+            yield row
+
+    monkeypatch.setattr(batch, "classify_folder", dies_on_the_third)
+    out = tmp_path / "results.csv"
+    with pytest.raises(RuntimeError):
+        main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)])
+    assert not out.exists()
+    rows = list(csv.DictReader((tmp_path / "results.partial.csv").open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["0.png", "1.png"]
+    monkeypatch.setattr(batch, "classify_folder", real)
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 3
+    assert not (tmp_path / "results.partial.csv").exists()
+
+
+def test_predict_with_names_too_long_runs_the_others(small_bundle, tmp_path, capsys):
+    good = tmp_path / "good.png"
+    fundus_like(200).save(good)
+    long_name = tmp_path / ("a" * 300 + ".png")
+    long_path = tmp_path.joinpath(*["d" * 200] * 25, "eye.png")
+    files = [str(good), str(long_name), str(long_path), str(good)]
+    assert main(["predict", *files, "--model", str(small_bundle), "--json"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == files
+    assert "label" in lines[0] and "label" in lines[3]
+    assert "File name too long" in lines[1]["error"] and "aaa.png" in lines[1]["error"]
+    assert "File name too long" in lines[2]["error"] and "eye.png" in lines[2]["error"]
+    assert len(lines[2]["error"]) < 400
+
+
+def test_labels_option_naming_a_missing_file_is_refused(small_bundle, tmp_path, image_file, capsys):
+    missing = tmp_path / "my_labels.txt"
+    for command in (["info"], ["predict", str(image_file)]):
+        assert main([*command, "--model", str(small_bundle), "--labels", str(missing)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f'error: Labels file not found: "{missing}" (expected one "0 name" line per class)'
+
+
+def test_hostile_inputs_through_the_real_command_line_give_no_traceback(small_bundle, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(small_bundle.parent, folder)
+    sidecar = folder / "keras_model.json"
+    sidecar.write_text(sidecar.read_text().replace('"temperature": 1.5', '"temperature": -1.0'))
+    result = run_cli("info", "--model", str(folder / "keras_model.h5"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f'error: Model sidecar "{sidecar}" is not valid: "temperature" must be a number above 0, not -1.0'
+    ]

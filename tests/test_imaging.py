@@ -192,3 +192,119 @@ def test_list_images_finds_images_only(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG"]
     with pytest.raises(ImageError, match="Folder not found"):
         list_images(tmp_path / "missing")
+
+
+def _write_deflated_dicom(path, frames: int, rows: int, columns: int, bits: int = 16) -> None:
+    """A deflate-compressed DICOM of zero pixels, written in bounded memory however large.
+
+    The header comes from pydicom; the pixel data is one compressed block of zeros repeated
+    (a full flush makes each block independent, so copies concatenate into a valid stream).
+    """
+    pydicom = pytest.importorskip("pydicom")
+    import struct
+    import zlib
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.5.4"  # ophthalmic tomography
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds = Dataset()
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit, ds.PixelRepresentation = bits - 1, 0
+    header = DicomBytesIO()
+    header.is_little_endian, header.is_implicit_VR = True, False
+    write_dataset(header, ds)
+    length = rows * columns * frames * bits // 8
+    element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW" if bits > 8 else b"OB", 0, length)
+    chunk = 1_000_000
+    assert length % chunk == 0
+
+    def deflate(data: bytes, mode: int) -> bytes:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return compressor.compress(data) + compressor.flush(mode)
+
+    zeros = deflate(bytes(chunk), zlib.Z_FULL_FLUSH)
+    with open(path, "wb") as handle:
+        handle.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(handle, meta)
+        handle.write(deflate(header.getvalue() + element, zlib.Z_FULL_FLUSH))
+        for _ in range(length // chunk):
+            handle.write(zeros)
+        handle.write(deflate(b"", zlib.Z_FINISH))
+
+
+def test_a_deflated_dicom_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "volume.dcm"
+    _write_deflated_dicom(path, frames=50, rows=4000, columns=4000)  # 1.6 GB inflated
+    assert path.stat().st_size < 5_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match=r'^"[^"]*volume.dcm" is too large to open safely') as caught:
+            load_image(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(caught.value)
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MB used to refuse it"
+
+
+def test_dicom_limits_are_read_from_the_header_before_decoding(tmp_path):
+    path = tmp_path / "liar.dcm"
+    pydicom = _write_dicom(path, np.zeros((16, 16), np.uint8), "MONOCHROME2")
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 4000
+    ds.NumberOfFrames = 50  # 800 MB of pixels claimed; 256 bytes stored
+    ds.save_as(path)
+    with pytest.raises(ImageError, match=r"liar.dcm.*too large to open safely \(50 frames of 4000 x 4000"):
+        load_image(path)
+
+
+def test_a_deflated_multiframe_dicom_gives_its_middle_frame(tmp_path):
+    path = tmp_path / "small_volume.dcm"
+    frames = np.zeros((5, 8, 12), np.uint8)
+    for i in range(5):
+        frames[i, 0, i] = 200  # each frame marks its own index
+    pydicom = _write_dicom(path, frames[0], "MONOCHROME2")
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 5
+    ds.PixelData = frames.tobytes()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    pixels = np.asarray(load_image(path).rgb)[..., 0]
+    assert pixels.shape == (8, 12)
+    assert pixels[0, 2] == 200 and pixels[0].sum() == 200
+
+
+def test_a_file_name_too_long_is_an_image_error(tmp_path):
+    long_name = tmp_path / ("a" * 300 + ".png")
+    with pytest.raises(ImageError, match="too long"):
+        load_image(long_name)
+    long_path = tmp_path.joinpath(*["d" * 200] * 25, "eye.png")  # over 4,096 bytes
+    with pytest.raises(ImageError, match="too long"):
+        load_image(long_path)
+
+
+def test_dicom_ybr_colour_is_converted_to_rgb_once(tmp_path):
+    path = tmp_path / "ybr.dcm"
+    rgb = np.asarray(fundus_like(32))
+    pydicom = _write_dicom(path, rgb, "RGB")
+    from pydicom.pixels import convert_color_space
+
+    ds = pydicom.dcmread(path)
+    ds.PixelData = convert_color_space(rgb, "RGB", "YBR_FULL").tobytes()
+    ds.PhotometricInterpretation = "YBR_FULL"
+    ds.save_as(path)
+    assert np.abs(np.asarray(load_image(path).rgb).astype(int) - rgb).max() <= 2

@@ -230,3 +230,13 @@ def test_a_two_class_model_reports_by_its_operating_threshold():
     assert screening.label_for([0.1, 0.9]) == 1
     four = ModelMetadata(classes=list("abcd"), decision={"positive_class": "a", "threshold": 0.1})
     assert four.label_for([0.2, 0.5, 0.2, 0.1]) == 1  # thresholds apply to two-class models only
+
+
+def test_predict_files_gives_a_name_too_long_its_own_error_and_runs_the_rest(small_bundle, tmp_path):
+    good = tmp_path / "good.png"
+    fundus_like(200).save(good)
+    too_long = tmp_path / ("b" * 300 + ".png")
+    outcomes = list(Classifier(small_bundle).predict_files([good, too_long, good]))
+    assert [path for path, _ in outcomes] == [good, too_long, good]
+    assert isinstance(outcomes[1][1], ImageError) and "File name too long" in str(outcomes[1][1])
+    assert not isinstance(outcomes[0][1], ImageError) and not isinstance(outcomes[2][1], ImageError)

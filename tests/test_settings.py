@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from retina_desktop.settings import Settings, load_settings, save_settings, settings_path
 
 
@@ -18,3 +20,40 @@ def test_a_broken_file_gives_the_defaults():
     assert load_settings() == Settings()
     path.write_text('{"unsure_below": 0.5, "from_a_newer_version": 1}')
     assert load_settings() == Settings(unsure_below=0.5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "null",
+        '"s"',
+        "3",
+        '{"check_overrides": []}',
+        '{"check_overrides": {"min_side": "big"}}',
+        '{"check_overrides": {"min_side": true}}',
+        '{"check_overrides": {"min_side": NaN}}',
+        '{"unsure_below": "x"}',
+        '{"unsure_below": 7}',
+        '{"checks_enabled": "yes"}',
+    ],
+)
+def test_valid_json_of_the_wrong_shape_warns_once_and_gives_the_defaults(text):
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    warnings: list[str] = []
+    assert load_settings(warn=warnings.append) == Settings()
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert str(path) in warnings[0] and "default" in warnings[0]
+
+
+def test_garbage_bytes_warn_too_and_a_missing_file_does_not():
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    warnings: list[str] = []
+    assert load_settings(warn=warnings.append) == Settings()
+    assert len(warnings) == 1 and str(path) in warnings[0]
+    path.unlink()
+    assert load_settings(warn=warnings.append) == Settings() and len(warnings) == 1
