@@ -1,7 +1,8 @@
 """Turning a decoded image into the model's input: the one definition used everywhere.
 
 `fit_image` resizes an RGB image to the model's input size (centre crop as Teachable Machine
-does, letterbox padding, or stretching), and `scale_pixels` applies the model's pixel scaling.
+does, letterbox padding, stretching, or field-of-view standardisation for fundus photographs),
+and `scale_pixels` applies the model's pixel scaling.
 Training builds its cached arrays with `fit_image` too, so the app and training cannot drift.
 Our own models carry their rescaling inside the network (scaling "none").
 """
@@ -20,7 +21,16 @@ RESAMPLE = Image.Resampling.LANCZOS
 def fit_image(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """Resize an RGB image to (spec.height, spec.width, 3) uint8 following `spec.fit`."""
     size = (spec.width, spec.height)
-    if spec.fit == "crop":
+    if spec.fit == "fov":
+        from .fov import standardise_field_of_view
+
+        framed = standardise_field_of_view(image, size, resample=RESAMPLE)
+        if framed is not None:
+            return framed
+        # No fundus rim (a photograph filling the frame, another kind of image): keep all of
+        # it, unharmed, as the pad fit does; the image checks judge whether it is a fundus.
+        fitted = ImageOps.pad(image, size, method=RESAMPLE, color=(0, 0, 0), centering=(0.5, 0.5))
+    elif spec.fit == "crop":
         fitted = ImageOps.fit(image, size, method=RESAMPLE, centering=(0.5, 0.5))
     elif spec.fit == "pad":
         fitted = ImageOps.pad(image, size, method=RESAMPLE, color=(0, 0, 0), centering=(0.5, 0.5))

@@ -1,0 +1,235 @@
+"""Field-of-view standardisation: every camera's fundus photograph framed the same way.
+
+A fundus camera images a disc of retina on a black frame, but each camera frames it its own
+way: a full circle in a square (ODIR), a circle clipped at the top and bottom with a notch on
+the rim (EyePACS), an oval from a photograph stretched to a square, a circle wider than a raw
+1000 x 1000 sensor. A network trained on one framing learns the frame. So, before anything
+else, `find_field_of_view` fits the fundus's rim (a circle, or an axis-aligned ellipse where a
+photograph was stretched) from the rim points that lie inside the picture, and
+`standardise_field_of_view` centres it in a square whose side is its diameter, pads what the
+camera cut off, blacks out everything outside it and resizes: the AutoMorph-style framing.
+Images without a rim (a zoomed-in photograph, an OCT scan, a cat) come back as None and are
+left to the caller's ordinary fitting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# Changes whenever the same file would be framed differently (training's array cache keys on it).
+FOV_VERSION = 2
+# Rim detection runs on a copy this size: the fit is sub-pixel there, and full 12-megapixel
+# photographs would cost 100x the time for no better circle.
+DETECT_SIDE = 256
+# A fundus rim is where the picture turns into the frame's colour; JPEG noise on the frame
+# differs from it by up to about 10, the dimmest gradable retina edges by 20-30.
+MIN_THRESHOLD, MAX_THRESHOLD = 10.0, 30.0
+# Rim points closer than this to the picture's edge are the camera's cut, not the rim.
+EDGE_MARGIN = 2
+# A field of view is believed only if its rim points spread over at least this much of its
+# turn (a third: four corners of a circle clipped on every side will do, one short arc will
+# not), it is not tiny, and its fit explains the rim to within a few per cent.
+MIN_ARC_FRACTION = 1 / 3
+MIN_RADIUS_FRACTION = 0.2
+MAX_RESIDUAL_FRACTION = 0.03
+MIN_FILL = 0.85
+# Below this axis ratio a rim is called a circle; above, the photograph was stretched.
+ELLIPSE_RATIO = 1.04
+
+
+@dataclass(frozen=True)
+class Circle:
+    """A field of view in pixels of the image it was found in: centre and radii.
+
+    `ry` differs from `r` only for a stretched photograph (its circle became an ellipse).
+    """
+
+    cx: float
+    cy: float
+    r: float
+    ry: float | None = None
+
+    @property
+    def radius_y(self) -> float:
+        return self.r if self.ry is None else self.ry
+
+
+def find_field_of_view(rgb: np.ndarray) -> Circle | None:
+    """The fundus's field of view in `rgb` (h, w, 3) uint8, or None when there is no rim."""
+    height, width = rgb.shape[:2]
+    scale = DETECT_SIDE / max(height, width)
+    small = rgb
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize(size, Image.Resampling.BOX))
+    found = _fit_rim(_retina_mask(small))
+    if found is None:
+        return None
+    sy = small.shape[0] / height
+    sx = small.shape[1] / width
+    # Pixel centres: index i covers [i, i+1) in the small image and maps back by 1/scale.
+    cx, cy = (found.cx + 0.5) / sx - 0.5, (found.cy + 0.5) / sy - 0.5
+    if found.ry is None:  # a circle stays a circle (the two scales differ only by rounding)
+        return Circle(cx, cy, 2 * found.r / (sx + sy))
+    return Circle(cx, cy, found.r / sx, found.ry / sy)
+
+
+def _retina_mask(rgb: np.ndarray) -> np.ndarray:
+    """The retina: the largest region unlike the frame (the corners' colour), holes filled."""
+    from scipy import ndimage
+
+    pixels = np.asarray(rgb, np.float32)
+    value = np.abs(pixels - frame_colour(pixels)).max(axis=2)
+    value = ndimage.median_filter(value, size=3)
+    threshold = float(np.clip(0.1 * np.percentile(value, 90), MIN_THRESHOLD, MAX_THRESHOLD))
+    lit = value > threshold
+    labels, count = ndimage.label(lit)
+    if count == 0:
+        return lit
+    sizes = ndimage.sum(lit, labels, index=np.arange(1, count + 1))
+    largest = labels == (1 + int(np.argmax(sizes)))
+    return ndimage.binary_fill_holes(largest)
+
+
+def frame_colour(pixels: np.ndarray) -> np.ndarray:
+    """The colour around the fundus: the median of the four corners (black for most cameras,
+    dark grey or white for some; a corner is frame even where the sensor cut the disc)."""
+    height, width = pixels.shape[:2]
+    k = max(2, min(height, width) // 20)
+    corners = [pixels[:k, :k], pixels[:k, -k:], pixels[-k:, :k], pixels[-k:, -k:]]
+    return np.median(np.concatenate([c.reshape(-1, 3) for c in corners]), axis=0)
+
+
+def _fit_rim(mask: np.ndarray) -> Circle | None:
+    from scipy import ndimage
+
+    height, width = mask.shape
+    if mask.mean() > 0.995 or mask.mean() < 0.05:
+        return None  # all lit (no frame) or almost nothing lit
+    rim = mask & ~ndimage.binary_erosion(mask)
+    ys, xs = np.nonzero(rim)
+    inside = (xs >= EDGE_MARGIN) & (xs < width - EDGE_MARGIN) & (ys >= EDGE_MARGIN) & (ys < height - EDGE_MARGIN)
+    xs, ys = xs[inside].astype(np.float64), ys[inside].astype(np.float64)
+    if len(xs) < 20:
+        return None
+    circle = _robust_circle(xs, ys)
+    if circle is None:
+        return None
+    cx, cy, r = circle
+    residual = np.abs(np.hypot(xs - cx, ys - cy) - r)
+    if np.median(residual) > MAX_RESIDUAL_FRACTION * r:
+        ellipse = _robust_ellipse(xs, ys)
+        if ellipse is None:
+            return None
+        cx, cy, rx, ry = ellipse
+        found = Circle(cx, cy, rx, ry)
+    else:
+        found = Circle(cx, cy, r)
+        rx = ry = r
+    if max(rx / ry, ry / rx) < ELLIPSE_RATIO:
+        found = Circle(found.cx, found.cy, float(np.sqrt(rx * ry)))
+    if min(rx, ry) < MIN_RADIUS_FRACTION * min(height, width):
+        return None
+    angles = np.arctan2((ys - found.cy) / found.radius_y, (xs - found.cx) / found.r)
+    if _angular_span(angles) < MIN_ARC_FRACTION * 2 * np.pi:
+        return None
+    # The lit region must fill the fitted disc where the picture holds it, or it was no disc.
+    disc = field_of_view_mask(height, width, found)
+    if disc.sum() == 0 or (mask & disc).sum() / disc.sum() < MIN_FILL:
+        return None
+    return found
+
+
+def _angular_span(angles: np.ndarray) -> float:
+    """The turn that the rim points spread over: a full turn less the largest empty gap."""
+    ordered = np.sort(angles)
+    gaps = np.diff(np.concatenate([ordered, ordered[:1] + 2 * np.pi]))
+    return float(2 * np.pi - gaps.max())
+
+
+def _robust_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float] | None:
+    """Least-squares circle (Kasa), refitted without the worst points (a camera's notch)."""
+    keep = np.ones(len(xs), bool)
+    for _ in range(3):
+        a = np.column_stack([xs[keep], ys[keep], np.ones(keep.sum())])
+        b = xs[keep] ** 2 + ys[keep] ** 2
+        (p, q, s), *_ = np.linalg.lstsq(a, b, rcond=None)
+        cx, cy = p / 2, q / 2
+        r2 = s + cx * cx + cy * cy
+        if r2 <= 0:
+            return None
+        r = float(np.sqrt(r2))
+        residual = np.abs(np.hypot(xs - cx, ys - cy) - r)
+        keep = residual <= max(1.5, 3 * np.median(residual))
+        if keep.sum() < 10:
+            return None
+    return float(cx), float(cy), r
+
+
+def _robust_ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Least-squares axis-aligned ellipse A x^2 + B y^2 + C x + D y = 1, refitted likewise."""
+    keep = np.ones(len(xs), bool)
+    for _ in range(3):
+        x, y = xs[keep], ys[keep]
+        design = np.column_stack([x * x, y * y, x, y])
+        (a, b, c, d), *_ = np.linalg.lstsq(design, np.ones(len(x)), rcond=None)
+        if a * b <= 0:
+            return None  # a hyperbola or a parabola, not a rim
+        cx, cy = -c / (2 * a), -d / (2 * b)
+        g = 1 + a * cx * cx + b * cy * cy
+        if g / a <= 0:
+            return None
+        rx, ry = float(np.sqrt(g / a)), float(np.sqrt(g / b))
+        distance = np.hypot((xs - cx) / rx, (ys - cy) / ry)
+        residual = np.abs(distance - 1) * min(rx, ry)
+        keep = residual <= max(1.5, 3 * np.median(residual))
+        if keep.sum() < 10:
+            return None
+    if np.median(residual[keep]) > MAX_RESIDUAL_FRACTION * min(rx, ry):
+        return None
+    return float(cx), float(cy), rx, ry
+
+
+def field_of_view_mask(height: int, width: int, circle: Circle) -> np.ndarray:
+    """Boolean (height, width) mask, True inside the field of view."""
+    ys, xs = np.ogrid[:height, :width]
+    return ((xs - circle.cx) / circle.r) ** 2 + ((ys - circle.cy) / circle.radius_y) ** 2 <= 1.0
+
+
+def standardise_field_of_view(image: Image.Image, size: tuple[int, int], circle: Circle | None = None,
+                              resample: Image.Resampling = Image.Resampling.LANCZOS) -> np.ndarray | None:
+    """`image` with its field of view centred in a `size` (width, height) square, black outside.
+
+    The square's side is the field of view's diameter: what the camera cut off is padded black,
+    a stretched (oval) field of view is made round again. None when no field of view is found.
+    """
+    rgb = np.asarray(image.convert("RGB"), np.uint8)
+    circle = circle or find_field_of_view(rgb)
+    if circle is None:
+        return None
+    # The box's edges are pixel edges; a centre at pixel index c sits at c + 0.5.
+    box = (circle.cx + 0.5 - circle.r, circle.cy + 0.5 - circle.radius_y,
+           circle.cx + 0.5 + circle.r, circle.cy + 0.5 + circle.radius_y)
+    framed = _extent_with_black(image.convert("RGB"), box, size, resample)
+    width, height = size
+    out = np.asarray(framed, np.uint8).copy()
+    disc = field_of_view_mask(height, width, Circle((width - 1) / 2, (height - 1) / 2, width / 2, height / 2))
+    out[~disc] = 0
+    return out
+
+
+def _extent_with_black(image: Image.Image, box: tuple[float, float, float, float], size: tuple[int, int],
+                       resample: Image.Resampling) -> Image.Image:
+    """The part of `image` inside `box` (which may reach beyond it) resized to `size`, black beyond."""
+    left, top, right, bottom = box
+    # Cut the box out at source resolution on a black canvas first (whole pixels), so the
+    # resize filters from real pixels and black, never from Pillow's edge extension.
+    x0, y0 = int(np.floor(left)), int(np.floor(top))
+    x1, y1 = int(np.ceil(right)), int(np.ceil(bottom))
+    canvas = Image.new("RGB", (x1 - x0, y1 - y0), (0, 0, 0))
+    canvas.paste(image, (-x0, -y0))
+    inner = (left - x0, top - y0, right - x0, bottom - y0)
+    return canvas.resize(size, resample, box=inner)

@@ -1,0 +1,129 @@
+"""Field-of-view standardisation on synthetic fundus-like discs with known geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retina_desktop.fov import Circle, field_of_view_mask, find_field_of_view, standardise_field_of_view
+from retina_desktop.preprocessing import fit_image
+from retina_desktop.records import InputSpec
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def disc_image(width: int, height: int, cx: float, cy: float, rx: float, ry: float | None = None,
+               seed: int = 0, notch: bool = False) -> np.ndarray:
+    """An orange textured disc (a fundus stand-in) on a noisy black frame."""
+    rng = np.random.default_rng(seed)
+    ry = rx if ry is None else ry
+    ys, xs = np.mgrid[:height, :width]
+    inside = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1
+    if notch:  # the small square a camera cuts into the rim, on the right
+        inside &= ~((np.abs(ys - cy) < ry * 0.04) & (xs > cx + rx * 0.94))
+    image = rng.integers(0, 8, (height, width, 3)).astype(np.uint8)  # JPEG-like noise on black
+    retina = np.stack([150 + 60 * np.sin(xs / 7.0), 80 + 30 * np.cos(ys / 9.0), 40 + 0 * xs], axis=-1)
+    image[inside] = np.clip(retina[inside] + rng.normal(0, 5, (inside.sum(), 3)), 0, 255).astype(np.uint8)
+    return image
+
+
+def test_a_full_circle_is_found_to_within_a_pixel():
+    found = find_field_of_view(disc_image(300, 260, 152.0, 128.0, 110.0))
+    assert found is not None
+    assert abs(found.cx - 152) < 1 and abs(found.cy - 128) < 1 and abs(found.r - 110) < 1
+    assert found.ry is None or abs(found.radius_y - found.r) < 1e-9
+
+
+def test_a_circle_clipped_at_top_and_bottom_is_fitted_not_boxed():
+    # EyePACS-style: the sensor cuts the disc; a bounding box would say radius 90, the rim says 120.
+    found = find_field_of_view(disc_image(320, 180, 160.0, 90.0, 120.0, notch=True))
+    assert found is not None
+    assert abs(found.r - 120) < 1.5 and abs(found.cx - 160) < 1.5 and abs(found.cy - 90) < 1.5
+
+
+def test_a_circle_wider_than_the_sensor_is_found_from_its_corners():
+    found = find_field_of_view(disc_image(400, 400, 200.0, 200.0, 245.0))
+    assert found is not None and abs(found.r - 245) < 2
+
+
+def test_a_stretched_photograph_is_an_ellipse_and_comes_out_round():
+    image = disc_image(224, 224, 111.5, 111.5, 70.0, 108.0)
+    found = find_field_of_view(image)
+    assert found is not None and abs(found.r - 70) < 1.5 and abs(found.radius_y - 108) < 1.5
+    out = standardise_field_of_view(Image.fromarray(image), (128, 128))
+    lit = out.max(axis=2) > 20
+    rows, cols = np.nonzero(lit)
+    assert abs((rows.max() - rows.min()) - (cols.max() - cols.min())) <= 3  # round again
+    assert cols.max() - cols.min() > 120  # and filling the square's width
+
+
+def test_framing_is_the_same_whatever_the_camera_did():
+    """A disc in a square, the same disc clipped and offset, and enlarged: one framing out."""
+    size = (96, 96)
+    reference = disc_image(240, 240, 119.5, 119.5, 110.0, seed=1)
+    clipped = reference[40:200, :]  # top and bottom cut off
+    offset = np.zeros((300, 420, 3), np.uint8)
+    offset[30:270, 150:390] = reference
+    enlarged = np.asarray(Image.fromarray(reference).resize((720, 720), Image.Resampling.BICUBIC))
+    outs = [standardise_field_of_view(Image.fromarray(a), size) for a in (reference, clipped, offset, enlarged)]
+    lit = [o.max(axis=2) > 20 for o in outs]
+    # The lit disc lands on the same pixels (clipped: only where the camera kept it).
+    assert (lit[0] ^ lit[2]).mean() < 0.01 and (lit[0] ^ lit[3]).mean() < 0.01
+    assert (lit[1] & ~lit[0]).mean() < 0.01
+    assert 0.25 < lit[1].mean() < lit[0].mean()  # what the camera cut is padded black
+
+
+def test_outside_the_circle_is_black_and_the_mask_matches():
+    image = disc_image(200, 200, 100.0, 100.0, 80.0)
+    image[:20, :20] = 255  # a bright label in the frame's corner
+    out = standardise_field_of_view(Image.fromarray(image), (64, 64))
+    mask = field_of_view_mask(64, 64, Circle(31.5, 31.5, 32.0))
+    assert out[~mask].max() == 0
+    assert out[mask].mean() > 50
+
+
+@pytest.mark.parametrize("kind", ["photo", "flat", "black", "ring_fragment"])
+def test_images_without_a_rim_pass_through_unharmed(kind):
+    rng = np.random.default_rng(3)
+    if kind == "photo":  # lit to every edge: nothing to fit
+        image = rng.integers(40, 255, (120, 160, 3)).astype(np.uint8)
+    elif kind == "flat":
+        image = np.full((100, 100, 3), 128, np.uint8)
+    elif kind == "black":
+        image = np.zeros((100, 100, 3), np.uint8)
+    else:  # a small bright corner: one short arc, not a field of view
+        image = np.zeros((200, 200, 3), np.uint8)
+        image[:30, :30] = 200
+    assert find_field_of_view(image) is None
+    assert standardise_field_of_view(Image.fromarray(image), (64, 64)) is None
+    # The "fov" fit then keeps the whole picture, padded to a square, as the pad fit does.
+    fov_fit = fit_image(Image.fromarray(image), InputSpec(64, 64, "fov", "none"))
+    pad_fit = fit_image(Image.fromarray(image), InputSpec(64, 64, "pad", "none"))
+    assert np.array_equal(fov_fit, pad_fit)
+
+
+def test_fit_image_uses_the_field_of_view():
+    image = disc_image(320, 180, 160.0, 90.0, 120.0)
+    out = fit_image(Image.fromarray(image), InputSpec(96, 96, "fov", "none"))
+    assert out.shape == (96, 96, 3)
+    # The disc touches the left and right edges, and rows near the top are the padded cut.
+    assert out[48, 1].max() > 20 and out[48, 94].max() > 20
+    assert out[3, 48].max() == 0
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (DATA / "fundus4").is_dir(), reason="../shared/data/fundus4 is absent (real images)")
+def test_real_photographs_of_every_source_get_a_field_of_view():
+    import csv
+
+    with open(DATA / "fundus4" / "splits.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rng = np.random.default_rng(0)
+    for source in ("odir", "eyepacs", "small"):
+        files = [r["file"] for r in rows if r["source"] == source]
+        picked = rng.choice(files, 25, replace=False)
+        found = [find_field_of_view(np.asarray(Image.open(DATA / "fundus4" / f).convert("RGB"))) for f in picked]
+        assert sum(f is not None for f in found) >= 23, source
