@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Renders the model cards from the shipped models' sidecars (run from the repository root).
-# The figures come from the sidecars, written by `classify`/`evaluate` and `fit-checks`.
+# The figures come from the sidecars, written by `classify`/`evaluate` and `fit-checks`. A card's
+# "External data" table shows what `evaluate --store-external` stored, e.g. for the fundus model:
+#   python3 -m training evaluate --model models/keras_model.h5 --data ../shared/data/fundus-external --store-external
 set -euo pipefail
 python3 -m training card --model models/keras_model.h5 --out docs/model-card-fundus4.md \
   --intended-use "Research and teaching: shows what a small CNN trained from scratch on public fundus photographs outputs for a colour fundus photograph (cataract, diabetic retinopathy, glaucoma or normal), with a heatmap of what drove it. It is not for screening, diagnosis or any clinical decision." \

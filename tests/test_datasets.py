@@ -105,3 +105,49 @@ def test_shared_fundus4_splits_keep_patients_apart(shared_data):
         sides[sample.group].add(sample.split)
     assert all(len(s) == 1 for s in sides.values())
     assert dataset.classes == ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]
+
+
+def test_a_source_column_is_read_and_written_back(tmp_path):
+    from training.datasets import write_splits
+
+    root = _folder(tmp_path, per_class=4)
+    (root / "splits.csv").write_text(
+        "file,label,group,split,source\n"
+        "healthy/0000_left.png,healthy,p0,train,odir\nsick/1000_left.png,sick,p1,test,eyepacs\n"
+    )
+    dataset = load_dataset(root)
+    assert [s.source for s in dataset.samples] == ["odir", "eyepacs"]
+    write_splits(dataset, tmp_path / "copy.csv")
+    assert (tmp_path / "copy.csv").read_text().splitlines()[0] == "file,label,group,split,source"
+    (root / "splits.csv").unlink()
+    (root / "splits.csv").write_bytes((tmp_path / "copy.csv").read_bytes())
+    assert load_dataset(root).samples == dataset.samples
+
+
+def test_splits_without_a_source_column_keep_four_columns(tmp_path):
+    from training.datasets import write_splits
+
+    dataset = load_dataset(_folder(tmp_path, per_class=4))
+    assert {s.source for s in dataset.samples} == {""}
+    write_splits(dataset, tmp_path / "splits.csv")
+    assert (tmp_path / "splits.csv").read_text().splitlines()[0] == "file,label,group,split"
+
+
+def test_a_subset_of_a_models_classes_maps_onto_the_models_indices(tmp_path, monkeypatch):
+    from training.datasets import class_indices
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    dataset = load_dataset(_folder(tmp_path, per_class=4))  # classes: healthy, sick
+    index_of = class_indices(dataset, ["other", "sick", "x", "healthy"], "model.h5")
+    assert index_of == {"healthy": 3, "sick": 1}
+    _, labels = load_arrays(dataset, dataset.samples, InputSpec(8, 8, "crop", "none"), progress=False,
+                            index_of=index_of)
+    assert sorted(set(labels.tolist())) == [1, 3]
+
+
+def test_a_class_the_model_does_not_know_is_refused(tmp_path):
+    from training.datasets import class_indices
+
+    dataset = load_dataset(_folder(tmp_path, per_class=4))
+    with pytest.raises(UserError, match=r"'sick'.*model\.h5"):
+        class_indices(dataset, ["healthy", "glaucoma"], "model.h5")

@@ -89,3 +89,228 @@ def test_a_bad_source_option_is_a_clear_error(bad):
 
     with pytest.raises(UserError, match="--source"):
         parse_sources([bad])
+
+
+# --- generalisation: each disease against normal, per source, heatmaps inside the field of view
+
+CLASSES4 = ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]
+
+
+def test_disease_against_healthy_by_hand():
+    from training.evaluate import disease_versus_healthy
+
+    # Three disease images (p = .9, .8, .3) and three healthy ones (p = .6, .2, .1): 8 of the 9
+    # (disease, healthy) pairs are ordered right, so AUC = 8/9. The app called the disease images
+    # DR, cataract, normal (1 found, 2 referred) and the healthy ones normal, normal, DR.
+    p_disease = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.1])
+    is_disease = np.array([1, 1, 1, 0, 0, 0], dtype=bool)
+    reported = np.array([1, 0, 3, 3, 3, 1])
+    figures = disease_versus_healthy(p_disease, is_disease, reported, disease=1, healthy=3, n_bootstrap=300)
+    assert figures["n_disease"] == 3 and figures["n_healthy"] == 3
+    assert figures["auc"] == pytest.approx(8 / 9, abs=1e-4)
+    assert figures["sensitivity"] == pytest.approx(1 / 3, abs=1e-4)
+    assert figures["referred"] == pytest.approx(2 / 3, abs=1e-4)
+    assert figures["specificity"] == pytest.approx(2 / 3, abs=1e-4)
+    for name in ("auc", "sensitivity", "referred", "specificity"):
+        low, high = figures[f"{name}_ci"]
+        assert low <= figures[name] <= high
+
+
+def test_the_rank_auc_equals_scikit_learns():
+    from sklearn.metrics import roc_auc_score
+
+    from training.evaluate import _auc
+
+    rng = np.random.default_rng(3)
+    positive = rng.uniform(size=200) < 0.3
+    score = np.round(rng.uniform(size=200) + positive * 0.3, 1)  # rounded: ties
+    assert _auc(positive, score) == pytest.approx(roc_auc_score(positive, score))
+    assert np.isnan(_auc(np.ones(3, bool), np.arange(3)))
+
+
+def _subset_case():
+    """Only diabetic retinopathy (index 1) and normal (3) images, for a four-class model."""
+    labels = np.array([1, 1, 1, 1, 3, 3, 3, 3, 3, 3])
+    p_dr = np.array([0.7, 0.6, 0.2, 0.5, 0.1, 0.3, 0.05, 0.2, 0.1, 0.4])
+    probs = np.zeros((10, 4))
+    probs[:, 1] = p_dr
+    probs[:, 3] = 1 - p_dr - 0.05
+    probs[:, 0] = 0.05
+    return probs, labels
+
+
+def test_a_data_set_with_two_of_four_classes():
+    from training.evaluate import versus_healthy
+
+    probs, labels = _subset_case()
+    metrics = compute_metrics(probs, labels, CLASSES4, n_bootstrap=50)
+    assert metrics["classes_present"] == ["diabetic_retinopathy", "normal"]
+    assert set(metrics["per_class"]) == {"diabetic_retinopathy", "normal"}
+    # DR images .7 .6 .5 .2 against normal .4 .3 .2 .2(.1) ... : 21.5 of 24 pairs right.
+    assert metrics["per_class"]["diabetic_retinopathy"]["auc"] == pytest.approx(21.5 / 24, abs=1e-4)
+    assert not np.isnan(metrics["macro_auc"])
+    reported = probs.argmax(1)  # DR for .7 .6 .5, normal otherwise
+    versus = versus_healthy(probs, labels, reported, CLASSES4, n_bootstrap=50)
+    assert versus["healthy_class"] == "normal" and list(versus["diseases"]) == ["diabetic_retinopathy"]
+    dr = versus["diseases"]["diabetic_retinopathy"]
+    assert (dr["n_disease"], dr["n_healthy"]) == (4, 6)
+    assert dr["auc"] == pytest.approx(21.5 / 24, abs=1e-4)
+    assert dr["sensitivity"] == 0.75 and dr["referred"] == 0.75 and dr["specificity"] == 1.0
+    # No healthy images, or a model without the healthy class: nothing to compare.
+    assert versus_healthy(probs[:4], labels[:4], reported[:4], CLASSES4) is None
+    assert versus_healthy(probs, labels, reported, CLASSES4, "healthy") is None
+
+
+def _source_folder(tmp_path):
+    from tests.conftest import fundus_like
+
+    root = tmp_path / "data"
+    rows = ["file,label,group,split,source"]
+    for label, per_source in (("cataract", {"odir": 2, "small": 3}), ("normal", {"odir": 4})):
+        (root / label).mkdir(parents=True)
+        for source, n in per_source.items():
+            for i in range(n):
+                name = f"{label}/{source}_{i}.png"
+                fundus_like(16, seed=i).save(root / name)
+                rows.append(f"{name},{label},{source}-{label}-{i},test,{source}")
+    (root / "splits.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_per_source_figures_come_from_the_source_column(tmp_path):
+    from training.datasets import class_indices, load_dataset
+    from training.evaluate import per_source, sample_origins
+
+    dataset = load_dataset(_source_folder(tmp_path))
+    samples = dataset.subset("test")
+    origins = sample_origins(samples)
+    index_of = class_indices(dataset, CLASSES4, "m.h5")
+    labels = np.array([index_of[s.label] for s in samples])
+    # odir: cataract .9 .4, normal .45 .3 .2 .1 -> cataract AUC 7/8; one of two cataracts found.
+    # small: three cataract photographs and nothing else -> no AUC, all found.
+    p_cataract = {"odir": iter([0.9, 0.4, 0.45, 0.3, 0.2, 0.1]), "small": iter([0.8, 0.7, 0.9])}
+    probs = np.zeros((len(samples), 4))
+    for i, source in enumerate(origins):
+        probs[i, 0] = next(p_cataract[source])
+        probs[i, 3] = 1 - probs[i, 0]
+    table = per_source(probs, labels, probs.argmax(1), origins, CLASSES4, n_bootstrap=100)
+    assert list(table) == ["odir", "small"]
+    odir = table["odir"]
+    assert odir["n"] == 6 and odir["classes"]["cataract"]["n"] == 2 and odir["classes"]["normal"]["n"] == 4
+    assert odir["classes"]["cataract"]["auc"] == pytest.approx(7 / 8, abs=1e-4)
+    assert odir["classes"]["normal"]["auc"] == pytest.approx(7 / 8, abs=1e-4)
+    assert odir["macro_auc"] == pytest.approx(7 / 8, abs=1e-4)
+    assert odir["classes"]["cataract"]["sensitivity"] == 0.5 and odir["classes"]["normal"]["sensitivity"] == 1.0
+    small = table["small"]
+    assert small["classes"]["cataract"] == {"n": 3, "found": 3, "sensitivity": 1.0, "sensitivity_ci": [1.0, 1.0],
+                                            "auc": None, "auc_ci": None}
+    assert small["macro_auc"] is None and small["macro_auc_over"] == []
+
+
+def test_without_a_source_column_the_source_patterns_name_the_sources(tmp_path):
+    from training.datasets import Sample
+    from training.evaluate import sample_origins
+
+    samples = [Sample("a/odir_1.png", "a", "1", "test"), Sample("a/x.png", "a", "2", "test")]
+    assert sample_origins(samples) is None
+    assert sample_origins(samples, {"ODIR": "odir_"}) == ["ODIR", "other"]
+
+
+def test_heatmap_mass_inside():
+    from training.evaluate import heatmap_mass_inside, summarise_shares
+
+    heat = np.zeros((4, 4))
+    heat[:, :2] = 1.0
+    heat[0, 3] = 2.0
+    inside = np.zeros((4, 4), bool)
+    inside[:, :2] = True
+    assert heatmap_mass_inside(heat, inside) == pytest.approx(8 / 10)
+    assert np.isnan(heatmap_mass_inside(np.zeros((4, 4)), inside))
+    summary = summarise_shares([0.1, 0.5, 0.9, float("nan")])
+    assert summary["measured"] == 3 and summary["median"] == 0.5 and summary["p10"] == pytest.approx(0.18)
+
+
+def _external_folder(tmp_path, classes=("diabetic_retinopathy", "normal")):
+    from tests.conftest import class_folders
+
+    root = class_folders(tmp_path / "external", list(classes), per_class=5, size=40)
+    rows = ["file,label,group,split"] + [
+        f"{p.relative_to(root).as_posix()},{p.parent.name},{p.stem},test" for p in sorted(root.glob("*/*.png"))]
+    (root / "splits.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _own_copy(small_bundle, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(small_bundle.parent, folder)
+    return folder / small_bundle.name
+
+
+def _fake_fov(monkeypatch):
+    """Stands in for retina_desktop.fov: a centred circle, except on every third image."""
+    import sys
+    import types
+
+    calls = []
+    module = types.ModuleType("retina_desktop.fov")
+
+    def find_field_of_view(rgb):
+        calls.append(1)
+        h, w = rgb.shape[:2]
+        return None if len(calls) % 3 == 0 else types.SimpleNamespace(cx=w / 2, cy=h / 2, r=min(h, w) * 0.45)
+
+    def field_of_view_mask(height, width, circle):
+        yy, xx = np.mgrid[:height, :width]
+        return (xx + 0.5 - circle.cx) ** 2 + (yy + 0.5 - circle.cy) ** 2 <= circle.r**2
+
+    module.find_field_of_view = find_field_of_view
+    module.field_of_view_mask = field_of_view_mask
+    monkeypatch.setitem(sys.modules, "retina_desktop.fov", module)
+
+
+def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bundle, tmp_path, monkeypatch, capsys):
+    from retina_desktop.model_files import read_sidecar
+    from retina_desktop.service import Classifier
+    from training.datasets import load_dataset
+    from training.evaluate import evaluate_bundle, load_split
+    from training.model_card import render_card
+
+    _fake_fov(monkeypatch)
+    model = _own_copy(small_bundle, tmp_path)
+    dataset = load_dataset(_external_folder(tmp_path))
+    metrics = evaluate_bundle(model, dataset, n_bootstrap=30, heatmaps=6, store_external="mexico",
+                              command="python -m training evaluate --data mexico", out_dir=tmp_path / "out")
+    assert metrics["classes_present"] == ["diabetic_retinopathy", "normal"]
+    # The figures against normal are those of the app's answers on these images.
+    classifier = Classifier(model, backend="keras")
+    images, labels = load_split(classifier, dataset, "test")
+    assert sorted(set(labels.tolist())) == [1, 3]  # the model's indices, not the data set's
+    said = classifier.predict_arrays(images).argmax(1)
+    dr = metrics["versus_normal"]["diseases"]["diabetic_retinopathy"]
+    assert dr["sensitivity"] == pytest.approx(np.mean(said[labels == 1] == 1), abs=1e-4)
+    assert dr["specificity"] == pytest.approx(np.mean(said[labels == 3] == 3), abs=1e-4)
+    heat = metrics["heatmap_in_fov"]
+    assert heat["images"] == 6 and heat["skipped_no_fov"] == 2
+    assert heat["measured"] + heat["skipped_empty_heatmap"] == 4 and heat["seconds_per_image"] > 0
+    assert "per_source" not in metrics  # no source column, no --source
+    printed = capsys.readouterr().out
+    assert "classes present: diabetic_retinopathy, normal" in printed and "against normal" in printed
+    assert "heatmap mass inside the field of view" in printed
+    assert "versus_normal" in (tmp_path / "out" / "metrics.json").read_text()
+    stored = read_sidecar(model.with_suffix(".json"))
+    assert stored.metrics["external"]["mexico"]["command"] == "python -m training evaluate --data mexico"
+    assert stored.temperature == 1.5  # the external set changes nothing but its own entry
+    card = render_card(model, "teaching", [])
+    assert "## External data" in card and "| mexico | diabetic_retinopathy vs normal | 5 / 5 |" in card
+
+
+def test_a_data_set_class_the_model_does_not_know_is_refused(small_bundle, tmp_path):
+    from retina_desktop.errors import UserError
+    from training.datasets import load_dataset
+    from training.evaluate import evaluate_bundle
+
+    dataset = load_dataset(_external_folder(tmp_path, ("normal", "unicorn")))
+    with pytest.raises(UserError, match="unicorn"):
+        evaluate_bundle(small_bundle, dataset, n_bootstrap=10, quiet=True)

@@ -20,10 +20,13 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
+from retina_desktop.camera_augment import CameraAugmentConfig, camera_augment_batch
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
 
-ARCHITECTURES = ("small", "vgg16", "mobilenetv2", "efficientnetb0")
+ARCHITECTURES = (
+    "small", "vgg16", "mobilenetv2", "efficientnetb0", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
+)
 LAST_CONV = "last_conv"
 
 
@@ -47,6 +50,19 @@ class ClassifierConfig:
     augment: bool = True
     seed: int = 0
     weights: str | None = None  # ImageNet weights file for the transfer backbones
+    # Vary what differs between cameras (colour balance, blur, JPEG, resolution, vignetting,
+    # frame cut) afresh each epoch (camera_augment.py); fundus models need it to learn the eye.
+    camera_augment: bool = False
+    # Fine-tuning a pretrained backbone keeps its batch-norm statistics: batches of 32 on a few
+    # thousand photographs would replace ImageNet's with noisy ones.
+    freeze_batchnorm: bool = True
+    # Pretrained backbones: keep the stem and this many first blocks as ImageNet left them
+    # (edges and textures carry over; backpropagating through them is most of a CPU step).
+    frozen_blocks: int = 0
+    # > 0: each epoch is this many training images drawn with every class equally often
+    # (scarce classes repeat, with fresh augmentation), instead of all of them with class
+    # weights; a 2-core CPU then sees every class often without a pass over all normals.
+    epoch_size: int = 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -65,7 +81,12 @@ def build_classifier(config: ClassifierConfig, num_classes: int, name: str = "re
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     pooled = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(pooled)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    if config.architecture.startswith("efficientnet-lite"):
+        from .import_weights import load_imagenet_features
+
+        load_imagenet_features(model, config.architecture, config.weights, skip=("predictions",))
+    return model
 
 
 def _small_backbone(keras, inputs, multiplier: float):
@@ -90,6 +111,13 @@ def _small_backbone(keras, inputs, multiplier: float):
 
 def _transfer_backbone(keras, inputs, config: ClassifierConfig):
     """An ImageNet backbone from a local weights file: offline machines cannot download one."""
+    if config.architecture.startswith("efficientnet-lite"):
+        # Flat in the classifier's graph; build_classifier loads the weights once the model exists.
+        from .efficientnet_lite import efficientnet_lite_features
+        from .import_weights import weights_path
+
+        weights_path(config.architecture, config.weights)  # a missing file fails before the build
+        return efficientnet_lite_features(keras, inputs, config.architecture, output_name=LAST_CONV)
     if not config.weights:
         raise UserError(
             f"The {config.architecture} backbone needs ImageNet weights, and nothing can be "
@@ -178,6 +206,8 @@ def train_classifier(
     else:
         state = TrainState()
         classifier = build_classifier(config, num_classes)
+        if config.architecture != "small":
+            freeze_pretrained(classifier, config)
         layers = [keras.Input((config.height, config.width, 3))]
         if config.augment:
             layers.append(build_augmenter(augment, seed=config.seed))
@@ -187,7 +217,8 @@ def train_classifier(
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
-    weights = class_weights(train[1], num_classes) if config.class_weighting else None
+    balanced = config.epoch_size > 0
+    weights = class_weights(train[1], num_classes) if config.class_weighting and not balanced else None
     x_train, y_train = train
     y_onehot = np.eye(num_classes, dtype="float32")[y_train]
     from sklearn.metrics import roc_auc_score
@@ -196,11 +227,16 @@ def train_classifier(
     while state.epoch < last_epoch and state.wait < config.patience:
         epoch = state.epoch
         started = time.perf_counter()
-        # The order and learning rate depend only on (seed, epoch): a resumed run replays them.
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
+        # The order, the camera draws and the learning rate depend only on (seed, epoch): a
+        # resumed run replays them.
+        rng = np.random.default_rng([config.seed, epoch])
+        order = balanced_draw(y_train, config.epoch_size, rng) if balanced else rng.permutation(len(x_train))
         trainer.optimizer.learning_rate.assign(_cosine_lr(config, epoch))
+        x_epoch = x_train[order]
+        if config.camera_augment:
+            x_epoch = camera_augment_batch(x_epoch, CameraAugmentConfig(), np.random.default_rng([config.seed, epoch, 2]))
         fit = trainer.fit(
-            x_train[order].astype("float32"),
+            x_epoch.astype("float32"),
             y_onehot[order],
             batch_size=config.batch_size,
             # One epoch per call (the loop owns validation and checkpoints), told as
@@ -244,6 +280,30 @@ def train_classifier(
     if best_file.exists():
         classifier.load_weights(best_file)
     return classifier, state
+
+
+def freeze_pretrained(classifier, config: ClassifierConfig) -> None:
+    """Freeze what fine-tuning keeps: batch norm (inference mode too, so ImageNet's statistics
+    stay) and the stem and first `config.frozen_blocks` blocks of the backbone."""
+    keras = import_keras()
+    early = ("stem",) + tuple(f"block{i}_" for i in range(config.frozen_blocks))
+    for layer in classifier.layers:
+        if config.freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        if layer.name.startswith(early):
+            layer.trainable = False
+
+
+def balanced_draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` row indices with every class equally often, shuffled: a class with enough rows
+    gives distinct ones, a scarce class repeats some."""
+    classes = np.unique(labels)
+    per_class = -(-size // len(classes))
+    rows = []
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        rows.append(rng.choice(members, per_class, replace=len(members) < per_class))
+    return rng.permutation(np.concatenate(rows))[:size]
 
 
 def _one_epoch_only(keras):

@@ -39,6 +39,10 @@ def run_classify(args) -> int:
         class_weighting=not args.no_class_weights,
         seed=args.seed,
         weights=args.weights,
+        camera_augment=args.camera_augment,
+        freeze_batchnorm=not args.train_batchnorm,
+        frozen_blocks=args.frozen_blocks,
+        epoch_size=args.epoch_size,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

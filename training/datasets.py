@@ -1,10 +1,12 @@
 """Labelled image folders: discovery, patient-grouped splits, and cached decoded arrays.
 
 A data set is a folder of class sub-folders (`DIR/<class>/<image>`), optionally with a
-`splits.csv` (`file,label,group,split`). Without one, `make_group_split` assigns whole groups
+`splits.csv` (`file,label,group,split`, and optionally `source`: which camera or public data set
+an image came from, so that figures can be reported per source). Without one, `make_group_split` assigns whole groups
 (patients, found by a regex over file names) to train/val/test, stratified by class, so that no
 patient is on both sides. Pixels come from the app's own loader and `fit_image`, so training and
-the app preprocess identically.
+the app preprocess identically. A data set may hold only some of a model's classes (an external
+test set): `class_indices` maps its class names onto the model's and refuses one the model lacks.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Sample:
     label: str
     group: str
     split: str
+    # The camera or public data set the image came from ("" when the splits.csv has no source
+    # column): evaluation reports figures per source from it.
+    source: str = ""
 
 
 @dataclass
@@ -111,7 +116,8 @@ def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Samp
             if row["split"] not in SPLITS:
                 raise UserError(f'"{splits_file}" line {line}: split must be one of {SPLITS}')
             group = row.get("group") or row["file"]
-            samples.append(Sample(row["file"], row["label"], group, row["split"]))
+            source = (row.get("source") or "").strip()
+            samples.append(Sample(row["file"], row["label"], group, row["split"], source))
     return samples
 
 
@@ -165,11 +171,13 @@ def write_splits(dataset: Dataset, path: Path) -> None:
     """Record the split used, so that a run can be repeated and judged on the same test set."""
     from retina_desktop.atomic import atomic_write
 
+    # The source column only when there is one to keep: older readers expect four columns.
+    with_source = any(s.source for s in dataset.samples)
     with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "label", "group", "split"])
+        writer.writerow(["file", "label", "group", "split"] + (["source"] if with_source else []))
         for s in dataset.samples:
-            writer.writerow([s.file, s.label, s.group, s.split])
+            writer.writerow([s.file, s.label, s.group, s.split] + ([s.source] if with_source else []))
 
 
 def display_aspect(dataset: Dataset, samples: list[Sample], fit: str) -> float:
@@ -188,17 +196,41 @@ def display_aspect(dataset: Dataset, samples: list[Sample], fit: str) -> float:
     return round(float(np.median(ratios)), 3)
 
 
+def class_indices(dataset: Dataset, classes: list[str], model: str | Path) -> dict[str, int]:
+    """Each of the data set's class names -> its index in `classes` (a model's class list).
+
+    A data set may hold a subset of the model's classes (an external set with only diabetic
+    retinopathy and normal photographs); a class the model does not know cannot be judged.
+    """
+    unknown = [name for name in dataset.classes if name not in classes]
+    if unknown:
+        raise UserError(
+            f'The data set "{dataset.root}" has the class(es) {unknown}, which the model "{model}" does '
+            f"not know (its classes: {classes}); rename or remove those folders"
+        )
+    return {name: classes.index(name) for name in dataset.classes}
+
+
 def load_arrays(
-    dataset: Dataset, samples: list[Sample], spec: InputSpec, *, progress: bool = True
+    dataset: Dataset,
+    samples: list[Sample],
+    spec: InputSpec,
+    *,
+    progress: bool = True,
+    index_of: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode and fit `samples` to `spec` as uint8 (n, h, w, 3) with integer labels.
 
-    Decoded arrays are cached in the user's cache folder, keyed by the files, their sizes and
-    modification times, and the input spec: a second run skips the decoding entirely.
+    Labels index the data set's own classes, or a model's when `index_of` (from
+    `class_indices`) is given. Decoded arrays are cached in the user's cache folder, keyed by
+    the files, their sizes and modification times, and the input spec: a second run skips the
+    decoding entirely.
     """
     key = _cache_key(dataset.root, samples, spec)
     cache = user_cache_dir() / "arrays" / f"{key}.npz"
-    labels = np.array([dataset.classes.index(s.label) for s in samples], dtype=np.int32)
+    if index_of is None:
+        index_of = {name: i for i, name in enumerate(dataset.classes)}
+    labels = np.array([index_of[s.label] for s in samples], dtype=np.int32)
     if cache.exists():
         with np.load(cache) as stored:
             return stored["images"], labels
@@ -218,6 +250,10 @@ def load_arrays(
 
 def _cache_key(root: Path, samples: list[Sample], spec: InputSpec) -> str:
     digest = hashlib.sha256(repr(spec).encode())
+    if spec.fit == "fov":  # a better rim finder frames the same files differently
+        from retina_desktop.fov import FOV_VERSION
+
+        digest.update(f"fov {FOV_VERSION}".encode())
     for s in samples:
         stat = (root / s.file).stat()
         digest.update(f"{root / s.file}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())

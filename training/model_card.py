@@ -1,7 +1,9 @@
 """The `card` verb: a markdown model card rendered from a model's sidecar.
 
 Figures are copied from the sidecar that `classify`/`evaluate` wrote, never typed by hand, so a
-card always says what was measured and by which command.
+card always says what was measured and by which command: the test split's figures, each disease
+against normal, per source, the heatmap mass inside the field of view, and the figures on
+external data sets that `evaluate --store-external` stored under `metrics["external"]`.
 """
 
 from __future__ import annotations
@@ -98,9 +100,97 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         lines += ["", "Confusion matrix (rows: reference label, columns: model output):", "",
                   "| | " + " | ".join(metadata.classes) + " |", "|---|" + "---|" * len(metadata.classes)]
         lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)]
+    lines += _heatmap_lines(m.get("heatmap_in_fov"))
+    lines += _versus_section(
+        f"Each disease against {m.get('versus_normal', {}).get('healthy_class', 'normal')} on the test split", m)
+    lines += _per_source_section(m.get("per_source"))
+    lines += _external_section(m.get("external"))
     lines += _checks_section(metadata.checks, str(model_path), p.get("data", "DATA"))
     lines += ["", "## Known limitations", ""] + [f"- {item}" for item in limitations] + [""]
     return "\n".join(lines)
+
+
+def _heatmap_lines(figure: dict | None) -> list[str]:
+    if not figure or figure.get("median") is None:
+        return []
+    return [
+        "",
+        f"Heatmap mass inside the fundus field of view (Grad-CAM of the reported class): median "
+        f"{figure['median']:.3f}, 10th percentile {figure['p10']:.3f}, over {figure['measured']} of "
+        f"{figure['images']} test images ({figure.get('skipped_no_fov', 0)} skipped: no field of view found). "
+        "Mass outside it is evidence taken from the frame or the border, a shortcut.",
+    ]
+
+
+def _versus_rows(name: str, versus: dict) -> list[str]:
+    return [
+        f"| {name} | {disease} vs {versus['healthy_class']} | {e['n_disease']} / {e['n_healthy']} | "
+        f"{_ci(e, 'auc')} | {_ci(e, 'sensitivity')} | {_ci(e, 'referred')} | {_ci(e, 'specificity')} |"
+        for disease, e in versus.get("diseases", {}).items()
+    ]
+
+
+VERSUS_HEADER = [
+    "| data | comparison | n (disease / healthy) | ROC AUC | sensitivity | referred | specificity |",
+    "|---|---|---|---|---|---|---|",
+]
+VERSUS_NOTE = (
+    "On the images of the two classes only. Sensitivity: disease images the app calls that disease; "
+    "referred: called anything but healthy; specificity: healthy eyes called healthy."
+)
+
+
+def _versus_section(title: str, m: dict) -> list[str]:
+    versus = m.get("versus_normal")
+    if not versus:
+        return []
+    return ["", f"## {title} (95% bootstrap CIs)", "", VERSUS_NOTE, "", *VERSUS_HEADER,
+            *_versus_rows(f"{m.get('split', 'test')} split", versus)]
+
+
+def _per_source_section(table: dict | None) -> list[str]:
+    """Test-split figures per source (camera or public data set), from the splits.csv column."""
+    if not table:
+        return []
+    lines = [
+        "",
+        "## Per source (test split, 95% bootstrap CIs)",
+        "",
+        "ROC AUC is one-vs-rest within the source, for classes the source holds together with others; "
+        "the macro AUC averages those. A class that scores well on one source only is partly told by its camera.",
+        "",
+        "| source | class | n | sensitivity | ROC AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for source, entry in table.items():
+        for name, e in entry.get("classes", {}).items():
+            lines.append(f"| {source} | {name} | {e['n']} | {_ci(e, 'sensitivity')} | {_ci(e, 'auc')} |")
+        over = ", ".join(entry.get("macro_auc_over", [])) or "none"
+        lines.append(f"| {source} | macro (over {over}) | {entry['n']} | | {_ci(entry, 'macro_auc')} |")
+    return lines
+
+
+def _external_section(external: dict | None) -> list[str]:
+    """Figures on data sets the model never trained on (other cameras), as `evaluate` stored them."""
+    if not external:
+        return []
+    lines = [
+        "",
+        "## External data (other cameras, never trained on; 95% bootstrap CIs)",
+        "",
+        "| data set | n | classes present | balanced accuracy | macro ROC AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in external.items():
+        present = ", ".join(m.get("classes_present", m.get("per_class", {})))
+        lines.append(
+            f"| {name} | {m.get('n', '?')} | {present} | {_ci(m, 'balanced_accuracy')} | {_ci(m, 'macro_auc')} |"
+        )
+    rows = [row for name, m in external.items() for row in _versus_rows(name, m.get("versus_normal") or {})]
+    if rows:
+        lines += ["", VERSUS_NOTE, "", *VERSUS_HEADER, *rows]
+    lines += ["", "```bash", *(m.get("command", "?") for m in external.values()), "```"]
+    return lines
 
 
 def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
