@@ -66,20 +66,29 @@ _CSV_OPEN = {"newline": "", "encoding": "utf-8", "errors": "backslashreplace"}
 
 
 def csv_header(classes: list[str]) -> list[str]:
-    return ["file", "label", "confidence", *(f"p_{c}" for c in classes), "checks_passed", "check_reasons", "error"]
+    return [
+        "file", "label", "confidence", "unsure", "not_judged", "answer", *(f"p_{c}" for c in classes),
+        "checks_passed", "check_reasons", "error",
+    ]
 
 
 def csv_fields(row: BatchRow, classes: list[str]) -> list[str]:
-    """One row per file: file, label, confidence, a column per class probability, the image
-    checks' verdict and reasons, and the error for files that could not be read."""
+    """One row per file: file, the answer (label and confidence empty when the image was not
+    judged, `unsure` and `not_judged` true/false, and the answer in words, all from
+    `records.Answer`), a column per class probability, the image checks' verdict and reasons,
+    and the error for files that could not be read."""
     if row.prediction is None:
-        return [row.file, "", "", *([""] * len(classes)), "", "", row.error]
+        return [row.file, "", "", "", "", "", *([""] * len(classes)), "", "", row.error]
     p = row.prediction
+    answer = p.answer()
     checks = p.checks
     return [
         row.file,
-        p.label,
-        f"{p.confidence:.6f}",
+        answer.label or "",
+        "" if answer.probability is None else f"{answer.probability:.6f}",
+        str(answer.unsure).lower(),
+        str(answer.not_judged).lower(),
+        answer.text(),
         *(f"{p.probabilities.get(c, float('nan')):.6f}" for c in classes),
         "" if checks is None else str(checks.passed).lower(),
         "" if checks is None else "; ".join(checks.reasons),

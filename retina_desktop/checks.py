@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .records import CheckResult
+from .records import MODALITY_NAMES, CheckResult
 
 # The working size for statistics: small enough to be fast, fixed so figures are comparable.
 WORK_SIZE = 160
@@ -103,9 +103,12 @@ def judge(
         reasons.append(
             f"image too small to judge ({width} x {height} pixels; needs at least {t.min_side} on the short side)"
         )
+    looks_like = ""
     if modality_probs:
         scores.update({f"p_{k}": v for k, v in modality_probs.items()})
-        reasons += _modality_reasons(modality, modality_probs, t.min_modality_probability)
+        modality_reasons = _modality_reasons(modality, modality_probs, t.min_modality_probability)
+        reasons += modality_reasons
+        looks_like = _other_modality(modality, modality_probs) if modality_reasons else ""
     if stats["brightness"] < t.min_brightness:
         reasons.append(f"too dark to judge (mean brightness {stats['brightness']:.0f}; needs {t.min_brightness:.0f} or more)")
     if stats["saturated"] > t.max_saturated:
@@ -119,11 +122,18 @@ def judge(
             f"most of the field of view is missing (it fills {stats['field_of_view']:.0%} of the frame; "
             f"needs {t.min_field_of_view:.0%})"
         )
-    return CheckResult(passed=not reasons, reasons=reasons, scores=scores)
+    return CheckResult(passed=not reasons, reasons=reasons, scores=scores, looks_like=looks_like)
 
 
-_NAMES = {"fundus": "a colour fundus photograph", "oct": "an OCT B-scan"}
+_NAMES = MODALITY_NAMES
 _PLURALS = {"fundus": "colour fundus photographs", "oct": "OCT B-scans"}
+
+
+def _other_modality(modality: str, probs: dict[str, float]) -> str:
+    """The other retinal modality when the image most looks like it (an OCT scan given to the
+    fundus model): then a model that reads it can be named. Else ""."""
+    best = max(probs, key=probs.get)
+    return best if modality in ("fundus", "oct") and best in ("fundus", "oct") and best != modality else ""
 
 
 def _modality_reasons(modality: str, probs: dict[str, float], minimum: float) -> list[str]:

@@ -119,14 +119,9 @@ def _predict(classifier, args) -> int:
             continue
         if args.json:
             print(json.dumps(prediction.to_json_dict()), flush=True)
-        elif prediction.fit_to_judge:
-            print(f"{file}: {prediction.label} ({prediction.confidence:.1%} model confidence)", flush=True)
         else:
-            print(
-                f"{file}: not judged: {'; '.join(prediction.checks.reasons)} "
-                f"(model output would be {prediction.label}, {prediction.confidence:.1%})",
-                flush=True,
-            )
+            # The wording is records.Answer's, the same as the GUI's, the CSV's and the report's.
+            print(f"{file}: {prediction.answer().text()}", flush=True)
     if not args.json:
         print(NOTICE, file=sys.stderr)
     return 1 if failures else 0
@@ -145,7 +140,7 @@ def _batch(classifier, args) -> int:
         bundle = classifier.bundle()
         out.start(bundle.classes)
         errors: list[str] = []  # the first few, for the summary; the CSV has them all
-        failed = flagged = 0
+        failed = flagged = unsure = 0
         counts: Counter[str] = Counter()
         try:
             with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
@@ -156,10 +151,13 @@ def _batch(classifier, args) -> int:
                         failed += 1
                         if len(errors) < 10:
                             errors.append(row.error)
-                    elif row.prediction.fit_to_judge:
-                        counts[row.prediction.label] += 1
                     else:
-                        flagged += 1
+                        answer = row.prediction.answer()
+                        if answer.not_judged:
+                            flagged += 1
+                        else:
+                            counts[answer.label] += 1
+                            unsure += answer.unsure
         except BaseException:
             if out.rows:
                 print(f"the {out.rows} rows finished are in {out.partial}", file=sys.stderr)
@@ -168,9 +166,13 @@ def _batch(classifier, args) -> int:
         f"{out.rows} images: {out.rows - failed} classified, {failed} errors, "
         f"{flagged} flagged by the image checks -> {args.out}"
     )
-    print("model output among images that passed the checks:")
+    print(f"model output among images that passed the checks ({unsure} of them unsure, "
+          f"below {classifier.settings.unsure_below:.0%}):")
     for label in bundle.classes:
         print(f"  {label}: {counts.get(label, 0)}")
+    point = bundle.metadata.operating_point()
+    if point is not None:
+        print(f"  (the model {point.rule_text()})")
     for error in errors:
         print(f"  error: {error}", file=sys.stderr)
     if failed > len(errors):
@@ -186,12 +188,19 @@ def _info(classifier, args) -> int:
         print(json.dumps({"path": str(bundle.path), **meta.to_dict()}))
         return 0
     spec = meta.input
-    print(f"model:     {meta.name} (version {meta.version})")
+    print(f"model:     {meta.name} (model version {meta.version})")
     print(f"file:      {bundle.path}")
     print(f"modality:  {meta.modality}")
     print(f"classes:   {', '.join(meta.classes)}")
     print(f"input:     {spec.width}x{spec.height} RGB, fit {spec.fit}, scaling {spec.scaling}")
     print(f"calibration temperature: {meta.temperature:g}")
+    point = meta.operating_point()
+    if point is not None:
+        chosen = f", chosen on {point.chosen_on}" if point.chosen_on else ""
+        print(f"operating threshold: {point.threshold:g} for {point.positive_class}{chosen}")
+    print(f"decision:  {meta.decision_text()}")
+    print(f"unsure:    answers whose label has a probability below {classifier.settings.unsure_below:g} "
+          "are marked unsure")
     thresholds = classifier.thresholds().to_dict()
     print("image checks: " + ", ".join(f"{k} {v:g}" for k, v in thresholds.items()))
     for key in ("command", "data", "training_seconds", "trained_at", "note"):

@@ -1,4 +1,12 @@
-"""Records shared by the service, the GUI, the CLI and training.
+"""Records shared by the service, the GUI, the CLI and training, and the one wording rule for
+an answer.
+
+`Answer` (from `Prediction.answer()`) is the only place that decides what an answer says: the
+label is the model's decision (for a two-class model with an operating threshold, the positive
+class when its probability reaches the threshold, and the text names the threshold), an answer
+whose label has less probability than the unsure level is marked unsure, and an image that
+failed its checks has no label at all. The GUI, the CLI's text and JSON, the batch CSV and the
+PDF report all read it, so they cannot drift apart.
 
 This module imports neither tkinter nor tensorflow, so every side can use it.
 """
@@ -21,6 +29,33 @@ FIT_MODES = ("crop", "pad", "stretch", "fov")
 # Machine and MobileNet), "unit" = x/255.
 SCALINGS = ("none", "tm", "unit")
 MODALITIES = ("fundus", "oct", "unknown")
+# Below this probability of its label an answer is called unsure (the user's setting overrides it).
+UNSURE_BELOW = 0.6
+
+
+def display_name(class_name: str) -> str:
+    """A class name as people read it: "diabetic_retinopathy" -> "diabetic retinopathy"."""
+    return class_name.replace("_", " ").strip()
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A two-class model's decision rule: report `positive_class` when its calibrated
+    probability reaches `threshold` (chosen on the validation split, as `chosen_on` says),
+    else the other class."""
+
+    positive_class: str
+    negative_class: str
+    threshold: float
+    chosen_on: str = ""
+
+    def rule_text(self) -> str:
+        """"reports DME when p(DME) is 0.151 or more, else NO DME (threshold chosen on ...)"."""
+        chosen = f" (threshold chosen on {self.chosen_on})" if self.chosen_on else ""
+        return (
+            f"reports {display_name(self.positive_class)} when p({display_name(self.positive_class)}) is "
+            f"{_decimal(self.threshold)} or more, else {display_name(self.negative_class)}{chosen}"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,13 +94,29 @@ class ModelMetadata:
     # validation split for a target specificity) instead of when it is the larger of the two.
     decision: dict[str, Any] = field(default_factory=dict)
 
-    def label_for(self, probabilities: list[float]) -> int:
-        """Index of the class to report for these (calibrated) probabilities."""
+    def operating_point(self) -> OperatingPoint | None:
+        """The two-class decision rule from `decision`, or None when the top class is reported."""
         positive = self.decision.get("positive_class")
         if len(self.classes) == 2 and positive in self.classes and "threshold" in self.decision:
-            index = self.classes.index(positive)
-            return index if probabilities[index] >= float(self.decision["threshold"]) else 1 - index
+            negative = self.classes[1 - self.classes.index(positive)]
+            chosen = self.decision.get("chosen_on", "")
+            return OperatingPoint(positive, negative, float(self.decision["threshold"]), str(chosen or ""))
+        return None
+
+    def label_for(self, probabilities: list[float]) -> int:
+        """Index of the class to report for these (calibrated) probabilities."""
+        point = self.operating_point()
+        if point is not None:
+            index = self.classes.index(point.positive_class)
+            return index if probabilities[index] >= point.threshold else 1 - index
         return max(range(len(probabilities)), key=probabilities.__getitem__)
+
+    def decision_text(self) -> str:
+        """How this model turns probabilities into an answer, in one line (for `info`, Settings)."""
+        point = self.operating_point()
+        if point is None:
+            return "reports the class with the highest probability"
+        return point.rule_text()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,6 +200,10 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else f"{_json_type(value)} ({text[:30]}...)"
 
 
+# What an image of each retinal modality is called, in a sentence.
+MODALITY_NAMES = {"fundus": "a colour fundus photograph", "oct": "an OCT B-scan"}
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """Whether an image is fit to be judged by the model, with one plain reason per problem."""
@@ -156,6 +211,11 @@ class CheckResult:
     passed: bool
     reasons: list[str] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
+    # When the modality check failed because the image looks like the *other* retinal modality
+    # ("oct" for an OCT scan given to a fundus model): that modality, and the shipped model that
+    # reads it (filled in by the service, "" when none is installed).
+    looks_like: str = ""
+    suggested_model: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "reasons": list(self.reasons)}
@@ -163,7 +223,7 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's model output. Worded by callers as model output, never as a diagnosis."""
+    """One image's model output. Worded by `answer()`, as model output, never as a diagnosis."""
 
     file: str
     label: str
@@ -176,19 +236,187 @@ class Prediction:
     model_path: str = ""
     # The image checks' verdict; None when checks were turned off.
     checks: CheckResult | None = None
+    # The two-class model's decision rule that chose `label`; None when the top class is reported.
+    operating_point: OperatingPoint | None = None
+    # The unsure level in force when the image was judged (the user's setting).
+    unsure_below: float = UNSURE_BELOW
 
     @property
     def fit_to_judge(self) -> bool:
         return self.checks is None or self.checks.passed
 
+    def answer(self) -> Answer:
+        """What every output says about this prediction (see `Answer`)."""
+        checks = self.checks
+        judged = self.fit_to_judge
+        return Answer(
+            label=self.label if judged else None,
+            probability=float(self.confidence) if judged else None,
+            unsure=judged and self.confidence < self.unsure_below,
+            reasons=tuple(checks.reasons) if checks is not None and not judged else (),
+            probabilities=dict(self.probabilities),
+            operating_point=self.operating_point,
+            unsure_below=self.unsure_below,
+            looks_like=checks.looks_like if checks is not None and not judged else "",
+            suggested_model=checks.suggested_model if checks is not None and not judged else "",
+        )
+
     def to_json_dict(self) -> dict[str, Any]:
-        out = {
-            "file": self.file,
-            "label": self.label,
-            "confidence": round(float(self.confidence), 6),
-            "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
-            "model": self.model_name,
-        }
+        out = {"file": self.file, **self.answer().json_fields(), "model": self.model_name}
         if self.checks is not None:
             out["checks"] = self.checks.to_json_dict()
         return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The one wording rule for a result, which the GUI, CLI, JSON, CSV and PDF all use.
+
+    - The label is the model's decision. A two-class model with an operating threshold reports
+      its positive class when that class's probability reaches the threshold, even below 0.5:
+      the text then names the threshold, so the label never seems to contradict the bars.
+    - An answer whose label has less probability than the unsure level is marked unsure.
+    - An image that failed its checks is not judged: no label, no confidence, the reasons.
+    """
+
+    label: str | None  # None: not judged
+    probability: float | None  # the label's probability
+    unsure: bool
+    reasons: tuple[str, ...]
+    probabilities: dict[str, float]
+    operating_point: OperatingPoint | None = None
+    unsure_below: float = UNSURE_BELOW
+    looks_like: str = ""
+    suggested_model: str = ""
+
+    @property
+    def not_judged(self) -> bool:
+        return self.label is None
+
+    # -- the parts ------------------------------------------------------------------------
+    def _positive(self) -> tuple[str, str, str]:
+        """(p(positive) written, threshold written, "above"/"at"/"below") with the order kept."""
+        point = self.operating_point
+        value = float(self.probabilities.get(point.positive_class, 0.0))
+        shown, bound = _apart(value, point.threshold, percent=False)
+        relation = "above" if value > point.threshold else "at" if value == point.threshold else "below"
+        return shown, bound, relation
+
+    def basis(self) -> str:
+        """What the label rests on: "87% model confidence", or the probability against the
+        operating threshold. Empty when not judged."""
+        if self.not_judged:
+            return ""
+        point = self.operating_point
+        if point is None:
+            return f"{_apart(self.probability, self.unsure_below, percent=True)[0]} model confidence"
+        shown, bound, relation = self._positive()
+        chosen = f" chosen on {point.chosen_on}" if point.chosen_on else ""
+        return f"p({display_name(point.positive_class)}) = {shown}, {relation} the operating threshold {bound}{chosen}"
+
+    def hint(self) -> str:
+        """For an image that looks like the other retinal modality: which model to open."""
+        if not self.looks_like:
+            return ""
+        what = MODALITY_NAMES.get(self.looks_like, self.looks_like)
+        if self.suggested_model:
+            return f"This looks like {what}: open {self.suggested_model}"
+        return f"This looks like {what}, which this model does not read"
+
+    # -- the wordings -----------------------------------------------------------------------
+    def text(self) -> str:
+        """The one-line answer: CLI text, the JSON and CSV "answer" field, the batch table."""
+        if self.not_judged:
+            reasons = "; ".join(self.reasons) or "the image checks failed"
+            if self.suggested_model:
+                kind = {"oct": "OCT", "fundus": "fundus"}.get(self.looks_like, self.looks_like)
+                reasons += f"; the {kind} model is {self.suggested_model}"
+            return f"not judged: {reasons}"
+        return ("unsure: " if self.unsure else "") + f"{display_name(self.label)} ({self.basis()})"
+
+    def short_basis(self) -> str:
+        """`basis` in a few characters: "87%", or "p(DME) 0.45, threshold 0.15". Empty when
+        not judged."""
+        if self.not_judged:
+            return ""
+        point = self.operating_point
+        if point is None:
+            return _apart(self.probability, self.unsure_below, percent=True)[0]
+        shown, bound, _ = self._positive()
+        return f"p({display_name(point.positive_class)}) {shown}, threshold {bound}"
+
+    def headline(self) -> str:
+        """The short headline of the GUI and the report."""
+        if self.not_judged:
+            return "Not judged: the image is not fit for this model"
+        lead = "Unsure: " if self.unsure else "Model output: "
+        confidence = " confidence" if self.operating_point is None else ""
+        return f"{lead}{display_name(self.label)} ({self.short_basis()}{confidence})"
+
+    def explanation(self) -> str:
+        """Under the headline, for a thresholded answer: why this label. Else empty."""
+        point = self.operating_point
+        if self.not_judged or point is None:
+            return ""
+        shown, bound, relation = self._positive()
+        chosen = f" (chosen on {point.chosen_on})" if point.chosen_on else ""
+        text = (
+            f"Reported as {display_name(self.label)} because p({display_name(point.positive_class)}) = {shown} is "
+            f"{relation} the operating threshold {bound}{chosen}"
+        )
+        other = point.negative_class if self.label == point.positive_class else point.positive_class
+        if self.probabilities.get(other, 0.0) > self.probabilities.get(self.label, 0.0):
+            text += f", although {display_name(other)} has the longer bar"
+        return text + "."
+
+    def warning(self) -> str:
+        """The caution shown with an unsure or not-judged answer; else empty. (A not-judged
+        answer's `hint`, which names the model to open, is shown beside it.)"""
+        if self.not_judged:
+            reasons = "; ".join(self.reasons) or "the image checks failed"
+            return f"The image checks failed: {reasons}. The probabilities are greyed: shown for reference only, not an answer."
+        if not self.unsure:
+            return ""
+        shown, level = _apart(self.probability, self.unsure_below, percent=self.operating_point is None)
+        return (
+            f"The model is unsure: p({display_name(self.label)}) = {shown}, below the unsure level {level}. "
+            "Treat this output with caution."
+        )
+
+    def json_fields(self) -> dict[str, Any]:
+        """The answer's fields of a JSON result (label and confidence null when not judged)."""
+        out: dict[str, Any] = {
+            "answer": self.text(),
+            "label": self.label,
+            "confidence": None if self.probability is None else round(float(self.probability), 6),
+            "unsure": self.unsure,
+            "not_judged": self.not_judged,
+            "reasons": list(self.reasons),
+            "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
+            "unsure_below": self.unsure_below,
+        }
+        point = self.operating_point
+        if point is not None:
+            out["operating_threshold"] = {
+                "positive_class": point.positive_class, "threshold": point.threshold, "chosen_on": point.chosen_on,
+            }
+        if self.suggested_model:
+            out["suggested_model"] = self.suggested_model
+        return out
+
+
+def _decimal(value: float) -> str:
+    """A threshold as written in texts: three decimals (0.150849 -> "0.151")."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") if value not in (0, 1) else f"{value:g}"
+
+
+def _apart(value: float, bound: float, *, percent: bool) -> tuple[str, str]:
+    """`value` and `bound` written with the fewest decimals (from 0 for percentages, 2 for
+    probabilities) that keep their order visible: p = 0.1505 against a threshold of 0.150849
+    is written 0.1505 and 0.1508, never "0.15 below 0.15"."""
+    scale, start, unit = (100.0, 0, "%") if percent else (1.0, 2, "")
+    for places in range(start, start + 6):
+        a, b = round(value * scale, places), round(bound * scale, places)
+        if (a < b) == (value < bound) and (a > b) == (value > bound):
+            break
+    return f"{value * scale:.{places}f}{unit}", f"{bound * scale:.{places}f}{unit}"

@@ -1,7 +1,7 @@
 """The wording of a result, and the report a user exports from the Diagnose tab.
 
-Owns how a prediction is put into words ("Model output: glaucoma (87% confidence)"), when it
-counts as unsure, and the one-page report (PDF or PNG): the image, the heatmap, every class's
+The wording itself is `records.Answer` (one rule for every output); this module keeps the
+helpers the GUI calls by their old names, and owns the one-page report (PDF or PNG): the image, the heatmap, every class's
 probability, the model's name, version and test metrics, the date and the notice that this is
 model output, not a diagnosis. Drawn on a matplotlib `Figure` (no pyplot state, no GUI), and
 saved atomically where the user chose.
@@ -9,6 +9,7 @@ saved atomically where the user chose.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -16,45 +17,82 @@ import numpy as np
 
 from .atomic import atomic_save
 from .errors import UserError
-from .records import ModelMetadata, Prediction
+from .records import UNSURE_BELOW, ModelMetadata, Prediction, display_name
 
 NOTICE = "Model output, not a diagnosis. Retina Desktop is not a medical device."
-# Below this top probability the answer is flagged as unsure.
-UNSURE_THRESHOLD = 0.6
+# The default unsure level (the prediction carries the one in force; see records.Answer).
+UNSURE_THRESHOLD = UNSURE_BELOW
 REPORT_SUFFIXES = (".pdf", ".png")
 _A4_PORTRAIT = (8.27, 11.69)
+# Bar colours: the reported class, the others, and every bar of an image not judged.
+TOP_COLOUR, OTHER_COLOUR, GREY_COLOUR = "#1f5f8b", "#9bb7cc", "#c8c8c8"
+THRESHOLD_COLOUR = "#b03a2e"
 
 
-def display_name(class_name: str) -> str:
-    """A class name as people read it: "diabetic_retinopathy" -> "diabetic retinopathy"."""
-    return class_name.replace("_", " ").strip()
+def _at(prediction: Prediction, threshold: float | None) -> Prediction:
+    """The prediction judged against another unsure level (the caller's setting)."""
+    if threshold is None or threshold == prediction.unsure_below:
+        return prediction
+    return dataclasses.replace(prediction, unsure_below=threshold)
 
 
 def result_text(prediction: Prediction) -> str:
     """The headline: the model's answer, or, when the image failed its checks, no answer."""
-    if not prediction.fit_to_judge:
-        return "Not judged: the image is not fit for this model"
-    return f"Model output: {display_name(prediction.label)} ({prediction.confidence:.0%} confidence)"
+    return prediction.answer().headline()
 
 
-def is_unsure(prediction: Prediction, threshold: float = UNSURE_THRESHOLD) -> bool:
-    return prediction.confidence < threshold or not prediction.fit_to_judge
+def is_unsure(prediction: Prediction, threshold: float | None = None) -> bool:
+    """Unsure or not judged: the answers to set apart (batch table colour)."""
+    answer = _at(prediction, threshold).answer()
+    return answer.unsure or answer.not_judged
 
 
-def unsure_text(prediction: Prediction, threshold: float = UNSURE_THRESHOLD) -> str:
+def unsure_text(prediction: Prediction, threshold: float | None = None) -> str:
     """The warning shown when the image failed its checks or the model is unsure; else empty."""
-    if not prediction.fit_to_judge:
-        reasons = "; ".join(prediction.checks.reasons)
-        return (
-            f"The image checks failed: {reasons}. The probabilities below are shown for reference "
-            f"only (model output would be {display_name(prediction.label)}, {prediction.confidence:.0%})."
-        )
-    if prediction.confidence >= threshold:
-        return ""
-    return (
-        f"The model is unsure: its answer has {prediction.confidence:.0%} confidence "
-        f"(below {threshold:.0%}). Treat this output with caution."
-    )
+    return _at(prediction, threshold).answer().warning()
+
+
+def draw_probabilities(axes, prediction_or_probs, label: str | None = None, *, operating_point=None,
+                       greyed: bool = False, fontsize: int = 9, background: str | None = None) -> None:
+    """One bar per class on matplotlib `axes`: the reported class dark, a marker line at the
+    operating threshold on the positive class's bar, every bar grey when not judged. Shared by
+    the GUI's chart and the report, so both draw the same picture."""
+    if isinstance(prediction_or_probs, Prediction):
+        p = prediction_or_probs
+        probabilities, label = p.probabilities, p.label
+        operating_point, greyed = p.operating_point, not p.fit_to_judge
+    else:
+        probabilities = prediction_or_probs
+    if background:
+        axes.set_facecolor(background)
+    names = list(probabilities)
+    positions = list(range(len(names)))[::-1]
+    values = [probabilities[n] for n in names]
+    top = label if label in probabilities else (max(probabilities, key=probabilities.get) if names else None)
+    if greyed:
+        colours = [GREY_COLOUR] * len(names)
+    else:
+        colours = [TOP_COLOUR if n == top else OTHER_COLOUR for n in names]
+    axes.barh(positions, values, color=colours, height=0.65)
+    axes.set_yticks(positions, [display_name(n) for n in names], fontsize=fontsize,
+                    color="0.45" if greyed else "black")
+    text_colour = "0.45" if greyed else "black"
+    for y, value in zip(positions, values):
+        if value > 0.8:  # no room after the bar: write inside its end
+            axes.text(value - 0.02, y, f"{value:.0%}", va="center", ha="right", fontsize=fontsize - 1,
+                      color="0.3" if greyed else "white")
+        else:
+            axes.text(value + 0.02, y, f"{value:.0%}", va="center", fontsize=fontsize - 1, color=text_colour)
+    if operating_point is not None and operating_point.positive_class in probabilities:
+        y = positions[names.index(operating_point.positive_class)]
+        t = operating_point.threshold
+        axes.plot([t, t], [y - 0.45, y + 0.45], color="0.5" if greyed else THRESHOLD_COLOUR, linewidth=2,
+                  solid_capstyle="butt")
+        axes.text(t, y + 0.42, f"threshold {t:.2f}", fontsize=fontsize - 2, va="bottom", ha="left",
+                  color="0.5" if greyed else THRESHOLD_COLOUR)
+    axes.set_xlim(0, 1)
+    if names:
+        axes.set_ylim(-0.6, len(names) - 0.4 + (0.3 if operating_point is not None else 0))
 
 
 def metrics_text(metadata: ModelMetadata | None) -> str:
@@ -79,11 +117,13 @@ def build_report_figure(
     metadata: ModelMetadata | None = None,
     created: dt.datetime | None = None,
     opacity: float = 0.45,
+    heatmap_class: str | None = None,
 ):
     """The report page as a matplotlib Figure (A4 portrait).
 
     `image` is the picture to show (default: the image as the model saw it); `heatmap` is
-    Grad-CAM over the model's input (see `heatmaps.gradcam`), placed onto `image`.
+    Grad-CAM over the model's input (see `heatmaps.gradcam`) for `heatmap_class` (the class the
+    user chose; default the reported one), placed onto `image`.
     """
     from matplotlib.figure import Figure
 
@@ -100,7 +140,7 @@ def build_report_figure(
     header.text(0, 1, "Retina Desktop: model output report", fontsize=16, fontweight="bold", va="top")
     model_line = prediction.model_name or (metadata.name if metadata else "unnamed model")
     if metadata is not None:
-        model_line += f", version {metadata.version}, modality {metadata.modality}"
+        model_line += f", model version {metadata.version}, modality {metadata.modality}"
     lines = [
         f"Image: {Path(prediction.file).name}",
         f"Model: {model_line}",
@@ -117,7 +157,7 @@ def build_report_figure(
         spec = metadata.input if metadata is not None else None
         placed = place_heatmap(heatmap, (picture.shape[1], picture.shape[0]), spec) if spec else heatmap
         right.imshow(overlay(picture, placed, opacity))
-        right.set_title(f"Heatmap (Grad-CAM) for {display_name(prediction.label)}", fontsize=10)
+        right.set_title(f"Heatmap (Grad-CAM) for {display_name(heatmap_class or prediction.label)}", fontsize=10)
     else:
         right.text(0.5, 0.5, "No heatmap", ha="center", va="center", color="0.4")
         right.set_title("Heatmap", fontsize=10)
@@ -125,35 +165,33 @@ def build_report_figure(
 
     # The class names need their own room on the left of the bars.
     bars = fig.add_subplot(grid[2, :].subgridspec(1, 2, width_ratios=[0.24, 0.76])[0, 1])
-    names = [display_name(n) for n in prediction.probabilities]
-    values = list(prediction.probabilities.values())
-    colours = ["#1f5f8b" if n == prediction.label else "#9bb7cc" for n in prediction.probabilities]
-    positions = np.arange(len(names))[::-1]
-    bars.barh(positions, values, color=colours)
-    bars.set_yticks(positions, names, fontsize=10)
-    bars.set_xlim(0, 1)
+    draw_probabilities(bars, prediction, fontsize=10)
     bars.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0%", "25%", "50%", "75%", "100%"], fontsize=9)
     bars.set_xlabel("Probability (model output)", fontsize=9)
-    for y, value in zip(positions, values):
-        bars.text(min(value + 0.01, 0.9), y, f"{value:.0%}", va="center", fontsize=9)
-    header.text(0, -0.12, result_text(prediction), fontsize=13, fontweight="bold", va="top")
-    bars.set_title("Probability per class", fontsize=10, loc="left")
+    answer = prediction.answer()
+    header.text(0, -0.12, answer.headline(), fontsize=13, fontweight="bold", va="top")
+    title = "Probability per class" + (" (for reference only: not judged)" if answer.not_judged else "")
+    bars.set_title(title, fontsize=10, loc="left")
     for side in ("top", "right"):
         bars.spines[side].set_visible(False)
 
     footer = fig.add_subplot(grid[3, :])
     footer.axis("off")
-    notes = []
-    warning = unsure_text(prediction)
-    if warning:
-        notes.append(warning)
+    notes = [text for text in (answer.explanation(), answer.warning(), answer.hint()) if text]
     notes.append(metrics_text(metadata))
     trained = (metadata.provenance or {}).get("trained_at") if metadata else None
     if trained:
         notes.append(f"Trained: {trained}")
-    footer.text(0, 1, "\n".join(notes), fontsize=9, va="top", wrap=True, linespacing=1.5)
+    footer.text(0, 1, "\n".join(_wrapped(n) for n in notes), fontsize=9, va="top", linespacing=1.5)
     footer.text(0, 0.05, NOTICE, fontsize=11, fontweight="bold", color="#8b1a1a", va="bottom")
     return fig
+
+
+def _wrapped(text: str, width: int = 110) -> str:
+    # matplotlib's own wrap works on the figure edge, which a long answer runs past in a PDF.
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def export_report(path: str | Path, prediction: Prediction, **figure_options) -> Path:

@@ -13,6 +13,7 @@ every later open is fast.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,7 +29,7 @@ from .calibration import apply_temperature
 from .checks import CheckThresholds, judge, measure
 from .errors import UserError
 from .imaging import LoadedImage, load_image
-from .paths import default_model_path, modality_model_path
+from .paths import bundle_root, default_model_path, modality_model_path, models_dir
 from .preprocessing import fit_image, prepare_batch
 from .records import CheckResult, InputSpec, Prediction
 from .settings import Settings, load_settings
@@ -124,7 +125,12 @@ class Classifier:
         beliefs: dict[str, float] | None,
         thresholds: CheckThresholds,
     ) -> CheckResult:
-        return judge(stats, source_size, thresholds, self.bundle().metadata.modality, beliefs)
+        verdict = judge(stats, source_size, thresholds, self.bundle().metadata.modality, beliefs)
+        if verdict.looks_like:
+            model = shipped_model_for(verdict.looks_like)
+            if model is not None:
+                verdict = dataclasses.replace(verdict, suggested_model=model)
+        return verdict
 
     def modality_classifier(self) -> Classifier | None:
         """The fundus / OCT / other classifier behind the checks, or None when not installed."""
@@ -226,6 +232,8 @@ class Classifier:
     ) -> Prediction:
         bundle = self.bundle()
         best = bundle.metadata.label_for(list(map(float, probs)))
+        # The answer's wording (records.Answer) needs the rule that chose the label and the
+        # unsure level in force, so the prediction carries both.
         return Prediction(
             file=str(path),
             label=bundle.classes[best],
@@ -235,6 +243,8 @@ class Classifier:
             model_name=bundle.metadata.name,
             model_path=str(bundle.path),
             checks=checks,
+            operating_point=bundle.metadata.operating_point(),
+            unsure_below=self.settings.unsure_below,
         )
 
 
@@ -270,6 +280,26 @@ def _compile(model):
         return model(batch, training=False)
 
     return infer
+
+
+# The shipped classifier for each modality, so that an image given to the wrong one can name
+# the model that reads it.
+_SHIPPED_MODELS = {"fundus": ("keras_model.h5",), "oct": ("oct", "keras_model.h5")}
+
+
+def shipped_model_for(modality: str) -> str | None:
+    """The shipped model that reads `modality`, as a path to show (relative to the install,
+    "models/oct/keras_model.h5"), or None when it is not installed."""
+    parts = _SHIPPED_MODELS.get(modality)
+    if parts is None:
+        return None
+    path = models_dir().joinpath(*parts)
+    if not path.exists():
+        return None
+    try:
+        return path.relative_to(bundle_root()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 _default: Classifier | None = None

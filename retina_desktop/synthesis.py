@@ -249,6 +249,7 @@ class SyntheticImage:
     note: str = ""  # e.g. "vary 0.3 of #5", "interpolation 3/8"
     predicted: str = ""  # filled in when the classifier judged it
     confidence: float | None = None
+    kind: str = ""  # how it was made when not sampled directly: "vary", "interpolation"
 
 
 def as_seen(info: GeneratorInfo, image: SyntheticImage):
@@ -284,7 +285,7 @@ def vary(generator: Generator, image: SyntheticImage, n: int, strength: float, s
     classes = generator.info.classes
     pixels = generator.generate(z, one_hot([classes.index(image.label)] * n, len(classes)))
     note = f"vary {strength:.2f} of seed {image.seed} #{image.latent_index} (nudge seed {seed})"
-    return [SyntheticImage(p, image.label, note=f"{note}, {k + 1}/{n}") for k, p in enumerate(pixels)]
+    return [SyntheticImage(p, image.label, note=f"{note}, {k + 1}/{n}", kind="vary") for k, p in enumerate(pixels)]
 
 
 def interpolate(generator: Generator, start: tuple[str, int, int], end: tuple[str, int, int],
@@ -306,28 +307,72 @@ def interpolate(generator: Generator, start: tuple[str, int, int], end: tuple[st
     out = []
     for k, p in enumerate(pixels):
         label = start[0] if start[0] == end[0] else f"{start[0]}→{end[0]} {t[k, 0]:.0%}"
-        out.append(SyntheticImage(p, label, note=f"interpolation {k + 1}/{steps} from {start} to {end}"))
+        out.append(SyntheticImage(p, label, note=f"interpolation {k + 1}/{steps} from {start} to {end}",
+                                  kind="interpolation"))
     return out
 
 
 MANIFEST_COLUMNS = ("file", "generator", "label", "seed", "latent_index", "note", "predicted", "confidence")
+# Every exported file name starts with this, so that no synthetic image passes for a patient's
+# ("cataract_002.png" next to real photographs would).
+SYNTHETIC_PREFIX = "synthetic_"
+# Where exports go unless the user chooses: a folder of their own, never where patient images
+# were last opened (a batch folder), so that the two cannot mix by default.
+SYNTHETIC_FOLDER_NAME = "Retina Desktop synthetic"
+_KIND_IN_NAME = {"vary": "vary", "interpolation": "interp"}
+
+
+def default_export_folder() -> Path:
+    """`<the user's documents folder>/Retina Desktop synthetic` (not created here)."""
+    import platformdirs
+
+    return Path(platformdirs.user_documents_dir()) / SYNTHETIC_FOLDER_NAME
 
 
 def export_names(images: list[SyntheticImage]) -> list[str]:
-    """File names that say what each image is; stable, so exporting twice names files alike."""
+    """File names that say what each image is (always starting "synthetic_"); stable, so
+    exporting twice names files alike."""
     names = []
     for k, image in enumerate(images):
-        stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in image.label)
+        label = "".join(c if c.isalnum() or c in "_-" else "_" for c in image.label)
+        stem = SYNTHETIC_PREFIX + "_".join(part for part in label.split("_") if part)
         if image.latent_index is not None:
             names.append(f"{stem}_s{image.seed}_i{image.latent_index:05d}.png")
         else:
-            names.append(f"{stem}_{k + 1:03d}.png")
+            kind = _KIND_IN_NAME.get(image.kind, image.kind)
+            names.append(f"{stem}{'_' + kind if kind else ''}_{k + 1:03d}.png")
     seen: dict[str, int] = {}
     for k, name in enumerate(names):  # two blends of the same label in one export
         if name in seen:
             names[k] = name.replace(".png", f"_{k + 1:03d}.png")
         seen[names[k]] = k
     return names
+
+
+def generator_label(generator_path: str | Path) -> str:
+    """How a generator is named inside its images: "models/generator.keras"-style."""
+    path = Path(generator_path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def synthetic_png_info(image: SyntheticImage, generator_path: str | Path):
+    """PNG text chunks that mark the file as synthetic and say how to make it again: the
+    generator, class, seed, latent index and note, and a plain "not a patient image"."""
+    from PIL.PngImagePlugin import PngInfo
+
+    generator = generator_label(generator_path)
+    info = PngInfo()
+    # "Description" and "Software" are registered PNG keywords that image viewers show.
+    info.add_text("Description", f"synthetic image made by {generator}; not a patient image")
+    info.add_text("Software", "Retina Desktop")
+    info.add_text("Synthetic", "true")
+    info.add_text("Generator", str(generator_path))
+    info.add_text("Class", image.label)
+    info.add_text("Seed", "" if image.seed is None else str(image.seed))
+    info.add_text("Latent index", "" if image.latent_index is None else str(image.latent_index))
+    if image.note:
+        info.add_text("Note", image.note)
+    return info
 
 
 def export_conflicts(images: list[SyntheticImage], folder: str | Path) -> list[Path]:
@@ -340,6 +385,7 @@ def export_conflicts(images: list[SyntheticImage], folder: str | Path) -> list[P
 def export_images(images: list[SyntheticImage], folder: str | Path, generator_path: str | Path, *,
                   overwrite: bool = False) -> list[Path]:
     """Write PNGs and `manifest.csv` into `folder`, each atomically; returns the paths written.
+    Every PNG is named "synthetic_…" and carries `synthetic_png_info`'s text chunks.
 
     Raises `UserError` listing the files that already exist unless `overwrite` is set, so a
     caller can ask before anything is replaced.
@@ -358,7 +404,9 @@ def export_images(images: list[SyntheticImage], folder: str | Path, generator_pa
     written = []
     for name, image in zip(names, images):
         path = folder / name
-        atomic_save(path, lambda tmp, px=image.pixels: Image.fromarray(px).save(tmp, format="PNG"))
+        chunks = synthetic_png_info(image, generator_path)
+        atomic_save(path, lambda tmp, px=image.pixels, info=chunks: Image.fromarray(px).save(
+            tmp, format="PNG", pnginfo=info))
         written.append(path)
     with atomic_write(folder / "manifest.csv", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -160,6 +160,27 @@ def test_export_writes_images_and_manifest_and_asks_before_replacing(make_app, g
     assert len(list(csv.DictReader(open(tmp_path / "manifest.csv", encoding="utf-8")))) == 4
 
 
+def test_export_starts_in_a_synthetic_folder_of_its_own_and_can_make_a_new_one(make_app, generator_calls, tmp_path,
+                                                                               monkeypatch) -> None:
+    monkeypatch.setattr("platformdirs.user_documents_dir", lambda: str(tmp_path / "Documents"))
+    app = make_app(FakeClassifier())
+    panel = app.augment.synthetic
+    pump(app.root, lambda: panel.generator is not None)
+    _generate(app, panel, "glaucoma", 5, count="4")
+    asked = []
+    new_folder = tmp_path / "new" / "synthetic run"
+    monkeypatch.setattr("tkinter.filedialog.askdirectory", lambda **kw: asked.append(kw) or str(new_folder))
+    panel.export_all_button.invoke()
+    default = tmp_path / "Documents" / "Retina Desktop synthetic"
+    assert asked[0]["initialdir"] == str(default) and default.is_dir()  # never the last batch folder
+    assert asked[0]["mustexist"] is False  # a folder typed that does not exist is made
+    files = sorted(p.name for p in new_folder.iterdir())
+    assert files[0] == "manifest.csv" and len(files) == 5 and all(n.startswith("synthetic_") for n in files[1:])
+    monkeypatch.setattr("tkinter.messagebox.askyesno", lambda *a, **kw: True)
+    panel.export_all_button.invoke()
+    assert asked[1]["initialdir"] == str(new_folder)  # then where the last synthetic export went
+
+
 def test_without_a_generator_the_tab_says_what_to_do(make_app, monkeypatch) -> None:
     monkeypatch.setattr("retina_desktop.gui.synthetic_panel.shipped_generators", lambda: [])
     app = make_app(FakeClassifier())

@@ -74,6 +74,17 @@ def test_modality_reasons():
     assert _reasons(photo, "unknown", oct_probs) == []
 
 
+def test_an_image_of_the_other_modality_says_which_it_looks_like():
+    photo = _textured()
+    oct_probs = {"fundus": 0.02, "oct": 0.97, "other": 0.01}
+    assert judge(measure(photo), photo.size, CheckThresholds(), "fundus", oct_probs).looks_like == "oct"
+    fundus_probs = {"fundus": 0.9, "oct": 0.05, "other": 0.05}
+    assert judge(measure(photo), photo.size, CheckThresholds(), "oct", fundus_probs).looks_like == "fundus"
+    other = {"fundus": 0.1, "oct": 0.05, "other": 0.85}
+    assert judge(measure(photo), photo.size, CheckThresholds(), "fundus", other).looks_like == ""
+    assert judge(measure(photo), photo.size, CheckThresholds(), "fundus", FUNDUS_OK).looks_like == ""
+
+
 GREYSCALE = "greyscale image: the fundus model needs a colour photograph"
 
 
@@ -125,8 +136,11 @@ def test_an_oct_given_to_the_fundus_model(shared_data):
     scans = sorted((shared_data / "oct-dme" / "DME").glob("*.jpg"))[:10]
     flagged = [not classifier.check(load_image(p)).passed for p in scans]
     assert all(flagged)
-    reasons = classifier.check(load_image(scans[0])).reasons
-    assert any(r.startswith("looks like an OCT B-scan") for r in reasons)
+    verdict = classifier.check(load_image(scans[0]))
+    assert any(r.startswith("looks like an OCT B-scan") for r in verdict.reasons)
+    # ... and names the shipped model that reads it, for the GUI's button and the CLI's line.
+    if (models_dir() / "oct" / "keras_model.h5").exists():
+        assert verdict.looks_like == "oct" and verdict.suggested_model == "models/oct/keras_model.h5"
 
 
 @needs_models

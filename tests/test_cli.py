@@ -54,10 +54,13 @@ def test_an_image_that_fails_the_checks_is_not_judged(small_bundle, tmp_path, ca
     fundus_like(40).save(tiny)
     assert main(["predict", str(tiny), "--model", str(small_bundle)]) == 0
     out = capsys.readouterr().out
-    assert "not judged: image too small to judge (40 x 40 pixels" in out and "model output would be" in out
+    assert "not judged: image too small to judge (40 x 40 pixels" in out and "model output would be" not in out
     assert main(["predict", str(tiny), "--model", str(small_bundle), "--json"]) == 0
-    checks = json.loads(capsys.readouterr().out)["checks"]
+    line = json.loads(capsys.readouterr().out)
+    checks = line["checks"]
     assert checks["passed"] is False and "too small" in checks["reasons"][0]
+    assert line["label"] is None and line["confidence"] is None and line["not_judged"] is True
+    assert "too small" in line["reasons"][0]
     assert main(["predict", str(tiny), "--model", str(small_bundle), "--no-checks"]) == 0
     assert "model confidence" in capsys.readouterr().out
 
@@ -87,7 +90,8 @@ def test_batch_writes_a_row_per_file_errors_included(small_bundle, tmp_path, cap
     assert [r["file"].split("/")[-1] for r in rows] == ["a.png", "c.png", "b.jpg"]
     assert rows[0]["label"] in CLASSES and not rows[0]["error"]
     assert rows[1]["label"] == "" and "c.png" in rows[1]["error"]
-    assert set(rows[0]) == {"file", "label", "confidence", "checks_passed", "check_reasons", "error", *(f"p_{c}" for c in CLASSES)}
+    assert set(rows[0]) == {"file", "label", "confidence", "unsure", "not_judged", "answer", "checks_passed",
+                            "check_reasons", "error", *(f"p_{c}" for c in CLASSES)}
     assert "3 images: 2 classified, 1 errors" in capsys.readouterr().out
 
 
@@ -111,7 +115,9 @@ def test_predict_on_real_images_with_the_shipped_model(shared_data):
     result = run_cli("predict", *map(str, files), "--json")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 4 and all(line["label"] in CLASSES for line in lines)
+    assert len(lines) == 4
+    # A photograph the checks refuse has no label; every other one has a class of the model.
+    assert all(line["label"] is None if line["not_judged"] else line["label"] in CLASSES for line in lines)
 
 
 # ---- hostile input (issue #20): one line naming the file, the other files still run -------

@@ -167,7 +167,8 @@ def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, 
     pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.heatmaps)
     pump(app.root, lambda: app.diagnose.chart.canvas is not None)
     diagnose = app.diagnose
-    assert diagnose.result_var.get().startswith("Model output: ")
+    # An untrained model: its answer is "Unsure: …" (below the unsure level), worded alike.
+    assert diagnose.result_var.get().startswith(("Model output: ", "Unsure: "))
     assert "% confidence)" in diagnose.result_var.get()
     assert set(diagnose.chart.values) == set(CLASSES)
     assert len(diagnose.chart.figure.axes[0].patches) == len(CLASSES)
@@ -190,12 +191,22 @@ def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, 
     diagnose._class_chosen()
     pump(app.root, lambda: "normal" in diagnose.heatmaps)
 
-    # Export report, to a path the (patched) dialog returns.
+    # The "Computing…" message does not outlive the heatmap.
+    pump(app.root, lambda: not app.status_var.get().startswith("Computing the heatmap"))
+    assert app.status_var.get() == "Heatmap for normal."
+
+    # Export report, to a path the (patched) dialog returns: with the heatmap of the class chosen.
+    from retina_desktop import report
+
     out = tmp_path / "report.pdf"
     monkeypatch.setattr("tkinter.filedialog.asksaveasfilename", lambda **kw: str(out))
+    exported, export = [], report.export_report
+    monkeypatch.setattr(report, "export_report", lambda *a, **kw: exported.append(kw) or export(*a, **kw))
     app.export_report()
     pump(app.root, lambda: out.exists() and "Report saved" in app.status_var.get())
     assert out.read_bytes().startswith(b"%PDF")
+    assert exported[0]["heatmap_class"] == "normal"
+    assert exported[0]["heatmap"] is diagnose.heatmaps["normal"]
     assert not app.errors
     assert "MainThread" not in real_classifier.model_threads
 
@@ -394,3 +405,134 @@ def test_stopping_a_worker_drops_queued_jobs_and_joins():
     gate.set()
     assert worker.join(5)
     assert ran == ["first"]  # the running job finished; the queued one was dropped
+
+
+# ---- honest answers (issue #19): thresholds, unsure, not judged, the status bar ---------------
+
+OCT_METADATA = ModelMetadata(
+    classes=["DME", "NO_DME"], input=InputSpec(32, 32, "stretch", "none"), modality="oct", name="fake OCT",
+    version="1", decision={"positive_class": "DME", "threshold": 0.150849, "chosen_on": "val split, specificity >= 0.9"},
+)
+
+
+class ScriptedClassifier(FakeClassifier):
+    """A fake that answers with `probs` under `metadata`, the label chosen as the service does."""
+
+    def __init__(self, *args, metadata=OCT_METADATA, probs=(0.45, 0.55), checks=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.metadata, self.probs, self.checks = metadata, list(probs), checks
+
+    def bundle(self):
+        bundle = super().bundle()
+        bundle.metadata = self.metadata
+        return bundle
+
+    def predict_file(self, path) -> Prediction:
+        bundle = self.bundle()
+        fitted = fit_image(load_image(path).rgb, bundle.metadata.input)
+        best = self.metadata.label_for(self.probs)
+        return Prediction(str(path), self.metadata.classes[best], self.probs[best],
+                          dict(zip(self.metadata.classes, self.probs)), fitted, self.metadata.name, "fake.h5",
+                          checks=self.checks, operating_point=self.metadata.operating_point())
+
+
+def test_a_thresholded_answer_names_its_threshold_and_marks_it_on_the_chart(make_app, tmp_path) -> None:
+    app = make_app(ScriptedClassifier())
+    pump(app.root, lambda: app.model_ready and app.diagnose.chart.canvas is not None)
+    assert "model version 1" in app.model_var.get() and "threshold 0.15 for DME" in app.model_var.get()
+    app.diagnose.open_image(picture(tmp_path))
+    pump(app.root, lambda: app.diagnose.prediction is not None)
+    diagnose = app.diagnose
+    # The label is the model's decision, DME, though NO DME has the longer bar: the threshold says why.
+    assert diagnose.result_var.get() == "Unsure: DME (p(DME) 0.45, threshold 0.15)"
+    assert diagnose.explanation_var.get() == (
+        "Reported as DME because p(DME) = 0.45 is above the operating threshold 0.15 "
+        "(chosen on val split, specificity >= 0.9), although NO DME has the longer bar."
+    )
+    assert diagnose.explanation_label.winfo_ismapped()
+    assert "below the unsure level 0.60" in diagnose.warning_var.get()
+    chart = diagnose.chart
+    assert chart.operating_point.threshold == 0.150849 and not chart.greyed
+    [marker] = chart.figure.axes[0].lines
+    assert marker.get_xdata()[0] == pytest.approx(0.150849)
+    # Settings and About show the rule too.
+    app.open_settings()
+    assert app.settings_dialog.decision_text == (
+        "reports DME when p(DME) is 0.151 or more, else NO DME (threshold chosen on val split, specificity >= 0.9)")
+    app.settings_dialog.destroy()
+    from retina_desktop.gui.dialogs import about_text
+
+    assert "Decision: reports DME when p(DME) is 0.151 or more" in about_text(app.metadata, "fake.h5")
+
+
+def test_a_not_judged_image_greys_the_chart_and_offers_the_model_that_reads_it(make_app, tmp_path) -> None:
+    from matplotlib.colors import to_hex
+
+    from retina_desktop.paths import bundle_root
+    from retina_desktop.records import CheckResult
+    from retina_desktop.report import GREY_COLOUR
+
+    checks = CheckResult(False, ["looks like an OCT B-scan (97%), but this model reads colour fundus photographs"],
+                         looks_like="oct", suggested_model="models/oct/keras_model.h5")
+    fundus = ModelMetadata(classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"), modality="fundus",
+                           name="fake model", version="2")
+    opened = []
+    app = make_app(ScriptedClassifier(metadata=fundus, probs=(0.0, 0.0, 1.0, 0.0), checks=checks),
+                   classifier_factory=lambda path, labels, **kw: opened.append(path) or ScriptedClassifier(path))
+    pump(app.root, lambda: app.model_ready and app.diagnose.chart.canvas is not None)
+    app.diagnose.open_image(picture(tmp_path))
+    pump(app.root, lambda: app.diagnose.prediction is not None)
+    diagnose = app.diagnose
+    assert diagnose.result_var.get() == "Not judged: the image is not fit for this model"
+    assert "glaucoma" not in diagnose.result_var.get() + diagnose.warning_var.get()
+    assert diagnose.chart.greyed
+    bars = diagnose.chart.figure.axes[0].patches
+    assert {to_hex(bar.get_facecolor()) for bar in bars} == {GREY_COLOUR}  # no bold 100% bar
+    assert diagnose.hint_var.get() == (
+        "This looks like an OCT B-scan: open models/oct/keras_model.h5 (File > Open model)."
+    )
+    assert diagnose.hint.winfo_ismapped() and diagnose.hint_button.cget("text") == "Open the OCT model"
+    diagnose.hint_button.invoke()
+    assert opened == [bundle_root() / "models" / "oct" / "keras_model.h5"]
+    pump(app.root, lambda: app._opening_model is None and app.diagnose.prediction is not None)
+    assert not app.diagnose.hint.winfo_ismapped()
+
+
+def test_the_status_bar_elides_long_messages_and_the_notice_stays_at_900x600(make_app) -> None:
+    from retina_desktop.report import NOTICE
+
+    app = make_app(FakeClassifier())
+    pump(app.root, lambda: app.model_ready)
+    app.root.geometry("900x600")
+    long = "Exported 64 images and manifest.csv to " + "/very/long/folder" * 12
+    app.set_status(long)
+    pump(app.root, lambda: app.root.winfo_width() == 900 and app.root.winfo_height() == 600, timeout=5)
+    pump(app.root, lambda: app.status_bar.message.elided, timeout=5)
+    message = app.status_bar.message
+    shown = str(message.cget("text"))
+    assert shown.endswith("…") and long.startswith(shown[:-1].rstrip())
+    assert message.tooltip.text() == long  # the full text, on hover
+    message.tooltip.show()
+    assert message.tooltip.window is not None
+    message.tooltip.hide()
+    app.set_status("Ready.")
+    pump(app.root, lambda: True, timeout=0.2)
+    assert str(message.cget("text")) == "Ready." and message.tooltip.text() == ""
+    # The notice and the status bar keep their place at the bottom of a small window.
+    notice = app.notice
+    assert notice.cget("text") == NOTICE and notice.winfo_ismapped()
+    bottom = notice.winfo_rooty() + notice.winfo_height()
+    assert bottom <= app.root.winfo_rooty() + app.root.winfo_height()
+    assert app.status_bar.winfo_rooty() + app.status_bar.winfo_height() <= app.root.winfo_rooty() + 600
+    assert "model version 9" in app.model_var.get()
+
+
+def test_elide_keeps_the_longest_start_that_fits() -> None:
+    from retina_desktop.gui.status_bar import elide
+
+    def measure(text):
+        return 10 * len(text)
+
+    assert elide("short", 100, measure) == "short"
+    assert elide("a long message here", 100, measure) == "a long me…"
+    assert measure(elide("x" * 50, 95, measure)) <= 95

@@ -40,7 +40,7 @@ def test_wording_is_model_output_with_confidence() -> None:
     assert result_text(prediction()) == "Model output: glaucoma (87% confidence)"
     p = prediction()
     p2 = Prediction(p.file, "diabetic_retinopathy", 0.55, p.probabilities, p.processed_image)
-    assert result_text(p2) == "Model output: diabetic retinopathy (55% confidence)"
+    assert result_text(p2) == "Unsure: diabetic retinopathy (55% confidence)"
     assert is_unsure(p2) and "unsure" in unsure_text(p2) and "55%" in unsure_text(p2)
     assert not is_unsure(p) and unsure_text(p) == ""
     assert "balanced accuracy 88.0%" in metrics_text(METADATA) and "400 images" in metrics_text(METADATA)
@@ -56,7 +56,7 @@ def test_figure_holds_the_result_model_date_and_notice() -> None:
     joined = "\n".join(texts)
     assert NOTICE in joined
     assert "Model output: glaucoma (87% confidence)" in joined
-    assert "fundus model, version 1.2" in joined and "2025-03-04 10:30" in joined
+    assert "fundus model, model version 1.2" in joined and "2025-03-04 10:30" in joined
     assert "eye 1.png" in joined and "Heatmap" in joined
     assert len(fig.axes[3].patches) == len(CLASSES)  # one bar per class
 

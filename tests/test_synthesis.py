@@ -106,8 +106,8 @@ def test_export_writes_pngs_and_manifest_and_never_overwrites_silently(generator
     images = sample(generator, "glaucoma", 3, seed=7)
     images[0].predicted, images[0].confidence = "glaucoma", 0.81
     written = export_images(images, tmp_path / "out", tiny_generator)
-    assert [p.name for p in written] == ["glaucoma_s7_i00000.png", "glaucoma_s7_i00001.png",
-                                         "glaucoma_s7_i00002.png", "manifest.csv"]
+    assert [p.name for p in written] == ["synthetic_glaucoma_s7_i00000.png", "synthetic_glaucoma_s7_i00001.png",
+                                         "synthetic_glaucoma_s7_i00002.png", "manifest.csv"]
     assert np.array_equal(np.asarray(Image.open(written[1])), images[1].pixels)
     rows = list(csv.DictReader(open(written[-1], encoding="utf-8")))
     assert rows[0]["seed"] == "7" and rows[2]["latent_index"] == "2" and rows[0]["predicted"] == "glaucoma"
@@ -119,6 +119,45 @@ def test_export_writes_pngs_and_manifest_and_never_overwrites_silently(generator
     export_images(images[:1], tmp_path / "out", tiny_generator, overwrite=True)
     assert len(list(csv.DictReader(open(written[-1], encoding="utf-8")))) == 1
     assert not list((tmp_path / "out").glob(".*tmp"))  # no temporaries left behind
+
+
+def test_every_export_is_named_and_marked_synthetic(generator, tiny_generator, tmp_path):
+    """Grid, Vary, Interpolate and the vessel-mask page: "synthetic_" first in every name, and
+    PNG text chunks naming generator, class, seed and latent, and saying it is not a patient's."""
+    from PIL import Image
+
+    sampled = sample(generator, "glaucoma", 2, seed=7, start=4)
+    varied = vary(generator, sampled[0], 2, 0.3, seed=1)
+    walked = interpolate(generator, ("glaucoma", 7, 4), ("normal", 7, 4), steps=3)
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    vessel = [SyntheticImage(pixels, "vessel_mask", note="from vessel mask: drawn"),
+              SyntheticImage(pixels, "fundus_drive", note="from vessel mask: drawn")]
+    names = {}
+    for what, images in (("grid", sampled), ("vary", varied), ("interpolate", walked), ("vessel", vessel)):
+        written = export_images(images, tmp_path / what, tiny_generator)
+        names[what] = [p.name for p in written[:-1]]
+        assert all(name.startswith("synthetic_") for name in names[what]), names[what]
+        for path, image in zip(written, images):
+            chunks = Image.open(path).text
+            assert chunks["Description"] == (
+                f"synthetic image made by {tiny_generator.parent.name}/{tiny_generator.name}; not a patient image")
+            assert chunks["Synthetic"] == "true" and chunks["Class"] == image.label
+            assert chunks["Generator"] == str(tiny_generator)
+            assert chunks["Seed"] == ("" if image.seed is None else str(image.seed))
+            assert chunks["Latent index"] == ("" if image.latent_index is None else str(image.latent_index))
+    assert names["grid"] == ["synthetic_glaucoma_s7_i00004.png", "synthetic_glaucoma_s7_i00005.png"]
+    assert names["vary"] == ["synthetic_glaucoma_vary_001.png", "synthetic_glaucoma_vary_002.png"]
+    assert names["interpolate"][0] == "synthetic_glaucoma_normal_0_interp_001.png"
+    assert names["vessel"] == ["synthetic_vessel_mask_001.png", "synthetic_fundus_drive_002.png"]
+    assert Image.open(tmp_path / "grid" / names["grid"][1]).text["Latent index"] == "5"
+    assert "vary 0.30" in Image.open(tmp_path / "vary" / names["vary"][0]).text["Note"]
+
+
+def test_the_default_export_folder_is_its_own(monkeypatch, tmp_path):
+    from retina_desktop.synthesis import default_export_folder
+
+    monkeypatch.setattr("platformdirs.user_documents_dir", lambda: str(tmp_path / "Documents"))
+    assert default_export_folder() == tmp_path / "Documents" / "Retina Desktop synthetic"
 
 
 def test_export_of_blends_gets_distinct_names(tmp_path, tiny_generator):

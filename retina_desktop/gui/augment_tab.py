@@ -8,6 +8,7 @@ come back through the main window's queue to `handle`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from tkinter import ttk
 from typing import Any
 
@@ -21,6 +22,9 @@ class AugmentTab(ttk.Frame):
         super().__init__(parent, padding=(4, 4))
         self.app = app
         self.worker = app.augment_worker
+        # The folder of the last synthetic export in this session: the next export starts there
+        # (else in synthesis.default_export_folder()), never in a folder of patient images.
+        self.last_export: Path | None = None
         self.pages = ttk.Notebook(self)
         self.pages.pack(fill="both", expand=True)
         self.synthetic = SyntheticPanel(self.pages, self)

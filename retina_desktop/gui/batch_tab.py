@@ -22,7 +22,7 @@ from . import dialogs
 COLUMNS = (
     ("file", "File", 360, "w"),
     ("label", "Model output", 170, "w"),
-    ("confidence", "Confidence", 120, "e"),
+    ("confidence", "Confidence", 180, "e"),
     ("error", "Problem", 300, "w"),
 )
 
@@ -176,10 +176,11 @@ class BatchTab(ttk.Frame):
 
     def _sort_key(self, row: BatchRow):
         key = self._sort[0]
+        answer = row.prediction.answer() if row.prediction else None
         if key == "confidence":
-            return row.prediction.confidence if row.prediction else -1.0
+            return answer.probability if answer and answer.probability is not None else -1.0
         if key == "label":
-            return (row.prediction.label if row.prediction else "~", row.file)
+            return (answer.label if answer and answer.label else "~", row.file)
         if key == "error":
             return (row.error or "", row.file)
         return row.file.lower()
@@ -207,8 +208,6 @@ class BatchTab(ttk.Frame):
         return str(path)
 
     def _insert(self, row: BatchRow) -> None:
-        from ..report import is_unsure
-
         if row.prediction is None:
             # The File column already names the file; the message need not repeat its path.
             error = row.error
@@ -219,12 +218,14 @@ class BatchTab(ttk.Frame):
             values = (self._display_file(row), "", "", error[:1].upper() + error[1:])
             tags = ("error",)
         else:
-            p = row.prediction
-            if p.fit_to_judge:
-                values = (self._display_file(row), display_name(p.label), f"{p.confidence:.0%}", "")
+            # Worded by records.Answer, as in the CLI, the CSV and the Diagnose tab.
+            answer = row.prediction.answer()
+            if answer.not_judged:
+                values = (self._display_file(row), "not judged", "", "; ".join(answer.reasons))
             else:
-                values = (self._display_file(row), "not judged", "", "; ".join(p.checks.reasons))
-            tags = ("unsure",) if is_unsure(p, self.app.unsure_below) else ()
+                label = ("unsure: " if answer.unsure else "") + display_name(answer.label)
+                values = (self._display_file(row), label, answer.short_basis(), "")
+            tags = ("unsure",) if answer.unsure or answer.not_judged else ()
         item = self.tree.insert("", "end", values=values, tags=tags)
         self._items[item] = row
 

@@ -18,6 +18,7 @@ from PIL import Image
 from .. import heatmaps, report
 from ..imaging import load_image
 from ..logs import log_unexpected
+from ..paths import bundle_root
 from ..records import InputSpec, Prediction
 from . import dialogs
 from .image_panel import ImagePanel
@@ -72,11 +73,13 @@ def heatmap_job(classifier, prediction: Prediction, class_name: str, token: int)
     return Heatmap(token, class_name, values)
 
 
-def report_job(classifier, path: Path, prediction: Prediction, picture: Image.Image, heat, opacity: float) -> Path:
-    """Write the report (worker thread)."""
+def report_job(classifier, path: Path, prediction: Prediction, picture: Image.Image, heat, opacity: float,
+               heatmap_class: str | None = None) -> Path:
+    """Write the report, with the heatmap of `heatmap_class` (worker thread)."""
     metadata = classifier.bundle().metadata
     return report.export_report(
-        path, prediction, image=np.asarray(picture), heatmap=heat, metadata=metadata, opacity=opacity
+        path, prediction, image=np.asarray(picture), heatmap=heat, metadata=metadata, opacity=opacity,
+        heatmap_class=heatmap_class,
     )
 
 
@@ -95,6 +98,7 @@ class DiagnoseTab(ttk.Frame):
         self._token = 0
         self._placed_for: tuple[str, int] | None = None
         self._placed: np.ndarray | None = None
+        self._heatmap_status = ""  # the status message of the heatmap being computed
         self._build()
 
     # layout
@@ -120,23 +124,43 @@ class DiagnoseTab(ttk.Frame):
         side.grid(row=1, column=1, sticky="ns")
         side.grid_propagate(False)
         side.columnconfigure(0, weight=1)
-        side.rowconfigure(2, weight=1)
+        # The chart keeps some height in a short window (900 x 600): the probabilities matter more
+        # than the heatmap box below, which is the part cut first.
+        side.rowconfigure(4, weight=1, minsize=120)
 
         self.result_var = tk.StringVar(value="No result yet.")
         self.result_label = ttk.Label(side, textvariable=self.result_var, style="Result.TLabel",
                                       wraplength=SIDE_WIDTH - 20, justify="left")
         self.result_label.grid(row=0, column=0, sticky="ew")
+        # Why a thresholded answer is what it is (records.Answer.explanation); hidden otherwise.
+        self.explanation_var = tk.StringVar(value="")
+        self.explanation_label = ttk.Label(side, textvariable=self.explanation_var, foreground="#333333",
+                                           wraplength=SIDE_WIDTH - 20, justify="left")
+        self.explanation_label.grid(row=1, column=0, sticky="ew", pady=(4, 0))
+        self.explanation_label.grid_remove()
         self.warning_var = tk.StringVar(value="")
         self.warning_label = ttk.Label(side, textvariable=self.warning_var, style="Warning.TLabel",
                                        wraplength=SIDE_WIDTH - 36, justify="left", padding=(8, 6))
-        self.warning_label.grid(row=1, column=0, sticky="ew", pady=(6, 0))
+        self.warning_label.grid(row=2, column=0, sticky="ew", pady=(6, 0))
         self.warning_label.grid_remove()
+        # For an image of the other modality: the model that reads it, and a button to open it.
+        self.hint = ttk.Frame(side, style="Hint.TFrame", padding=(8, 4))
+        self.hint.grid(row=3, column=0, sticky="ew", pady=(4, 0))
+        self.hint.columnconfigure(0, weight=1)
+        self.hint_var = tk.StringVar(value="")
+        ttk.Label(self.hint, textvariable=self.hint_var, style="Hint.TLabel", wraplength=SIDE_WIDTH - 40,
+                  justify="left").grid(
+            row=0, column=0, sticky="ew")
+        self.hint_button = ttk.Button(self.hint, text="Open that model", command=self._open_suggested)
+        self.hint_button.grid(row=1, column=0, sticky="w", pady=(4, 0))
+        self.hint.grid_remove()
+        self.suggested_model: Path | None = None
 
         self.chart = ProbabilityChart(side)
-        self.chart.grid(row=2, column=0, sticky="nsew", pady=(8, 8))
+        self.chart.grid(row=4, column=0, sticky="nsew", pady=(8, 8))
 
         box = ttk.LabelFrame(side, text="Heatmap (Grad-CAM)", padding=(10, 6))
-        box.grid(row=3, column=0, sticky="ew")
+        box.grid(row=5, column=0, sticky="ew")
         box.columnconfigure(1, weight=1)
         self.heatmap_var = tk.BooleanVar(value=False)
         self.heatmap_check = ttk.Checkbutton(box, text="Show heatmap on the image", variable=self.heatmap_var,
@@ -200,10 +224,14 @@ class DiagnoseTab(ttk.Frame):
             return
         if path.suffix.lower() not in report.REPORT_SUFFIXES:
             path = path.with_suffix(".pdf")
-        heat = self.heatmaps.get(self.prediction.label)
+        # The report shows the heatmap of the class chosen under "Evidence for", as on screen.
+        chosen = self._class_from_display(self.class_var.get()) or self.prediction.label
+        if chosen not in self.heatmaps:
+            chosen = self.prediction.label
+        heat = self.heatmaps.get(chosen)
         self.app.set_status(f"Writing {path.name}…")
         self.app.worker.submit("diagnose.report", report_job, self.app.classifier, path, self.prediction,
-                               self.picture, heat, float(self.opacity_var.get()), context=path)
+                               self.picture, heat, float(self.opacity_var.get()), chosen, context=path)
 
     def _class_chosen(self) -> None:
         name = self._class_from_display(self.class_var.get())
@@ -213,7 +241,8 @@ class DiagnoseTab(ttk.Frame):
         if name in self.heatmaps:
             self.refresh_image()
             return
-        self.app.set_status(f"Computing the heatmap for {report.display_name(name)}…")
+        self._heatmap_status = f"Computing the heatmap for {report.display_name(name)}…"
+        self.app.set_status(self._heatmap_status)
         self.app.worker.submit("diagnose.heatmap", heatmap_job, self.app.classifier, self.prediction, name, self._token)
 
     def _class_from_display(self, text: str) -> str | None:
@@ -264,14 +293,14 @@ class DiagnoseTab(ttk.Frame):
         self._placed_for = None
         self.file_label.configure(text=prediction.file)
         self.winfo_toplevel().title(f"Retina Desktop: {Path(prediction.file).name}")
-        self.result_var.set(report.result_text(prediction))
-        warning = report.unsure_text(prediction, self.app.unsure_below)
-        self.warning_var.set(warning)
-        if warning:
-            self.warning_label.grid()
-        else:
-            self.warning_label.grid_remove()
-        self.chart.show(prediction.probabilities, prediction.label)
+        # Every word comes from records.Answer, as in the CLI, the CSV and the report.
+        answer = prediction.answer()
+        self.result_var.set(answer.headline())
+        self._show_text(self.explanation_label, self.explanation_var, answer.explanation())
+        self._show_text(self.warning_label, self.warning_var, answer.warning())
+        self._show_hint(answer)
+        self.chart.show(prediction.probabilities, prediction.label, operating_point=prediction.operating_point,
+                        greyed=answer.not_judged)
         names = [report.display_name(n) for n in prediction.probabilities]
         self.class_box.configure(values=names, state="readonly")
         self.class_var.set(report.display_name(prediction.label))
@@ -280,9 +309,44 @@ class DiagnoseTab(ttk.Frame):
         self.refresh_image()
         self.app.set_status(f"Analysed {Path(prediction.file).name}")
 
+    @staticmethod
+    def _show_text(label: ttk.Label, variable: tk.StringVar, text: str) -> None:
+        variable.set(text)
+        if text:
+            label.grid()
+        else:
+            label.grid_remove()
+
+    def _show_hint(self, answer) -> None:
+        """Name the model that reads this kind of image, with a button to open it."""
+        hint = answer.hint()
+        self.suggested_model = None
+        if not hint:
+            self.hint.grid_remove()
+            return
+        if answer.suggested_model:
+            path = Path(answer.suggested_model)
+            self.suggested_model = path if path.is_absolute() else bundle_root() / path
+            hint += " (File > Open model)"
+            kind = {"oct": "OCT", "fundus": "fundus"}.get(answer.looks_like, answer.looks_like)
+            self.hint_button.configure(text=f"Open the {kind} model")
+            self.hint_button.grid()
+        else:
+            self.hint_button.grid_remove()
+        self.hint_var.set(hint + ".")
+        self.hint.grid()
+
+    def _open_suggested(self) -> None:
+        if self.suggested_model is not None:
+            self.app.open_model(self.suggested_model)
+
     def _add_heatmap(self, heat: Heatmap) -> None:
         if heat.token != self._token:
             return
+        if self._heatmap_status:  # the "Computing…" message is stale once the heatmap is here
+            done = "Heatmap not available" if heat.values is None else "Heatmap"
+            self.app.set_status_if(self._heatmap_status, f"{done} for {report.display_name(heat.class_name)}.")
+            self._heatmap_status = ""
         if heat.values is None:
             self.heatmap_note.configure(text=heat.problem)
             self.heatmap_check.state(["disabled"])
@@ -322,6 +386,8 @@ class DiagnoseTab(ttk.Frame):
         self.heatmaps = {}
         self.result_var.set("No result yet.")
         self.warning_label.grid_remove()
+        self.explanation_label.grid_remove()
+        self.hint.grid_remove()
         self.file_label.configure(text="No image open")
         self.chart.show({})
         self.heatmap_var.set(False)

@@ -13,7 +13,7 @@ from tkinter import filedialog, messagebox, ttk
 from ..imaging import IMAGE_EXTENSIONS
 from ..records import ModelMetadata
 from ..report import NOTICE, display_name, metrics_text
-from ..synthesis import export_conflicts, export_images
+from ..synthesis import default_export_folder, export_conflicts, export_images
 
 
 def _patterns(extensions) -> str:
@@ -74,6 +74,21 @@ def ask_folder(parent) -> Path | None:
     return _chosen(filedialog.askdirectory(parent=parent, title="Choose a folder of images", mustexist=True))
 
 
+def ask_export_folder(parent, initial: Path | None = None) -> Path | None:
+    """Where to export synthetic images: starts in `initial` or the synthetic images' own folder
+    (created so the dialog can open in it), never in a folder of patient images; a name typed
+    that does not exist yet is a new folder (`mustexist=False`; the export creates it)."""
+    start = initial or default_export_folder()
+    try:
+        start.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        start = Path.home()
+    return _chosen(filedialog.askdirectory(
+        parent=parent, title="Export synthetic images to a folder (type a new name to create one)",
+        initialdir=str(start), mustexist=False,
+    ))
+
+
 def ask_report_path(parent, image_file: str) -> Path | None:
     stem = Path(image_file).stem or "report"
     return _chosen(
@@ -111,10 +126,11 @@ def about_text(metadata: ModelMetadata | None, model_path: str | None) -> str:
         lines.append("No model is loaded yet.")
         return "\n".join(lines)
     lines += [
-        f"Model: {metadata.name} (version {metadata.version})",
+        f"Model: {metadata.name} (model version {metadata.version})",
         f"File: {model_path}",
         f"Modality: {metadata.modality}",
         f"Classes: {', '.join(display_name(c) for c in metadata.classes)}",
+        f"Decision: {metadata.decision_text()}",
         f"Input: {metadata.input.width}x{metadata.input.height}, {metadata.input.fit}",
         metrics_text(metadata),
     ]

@@ -30,6 +30,7 @@ from .batch_tab import BatchTab
 from .diagnose_tab import DiagnoseTab
 from .dnd import enable_file_drop
 from .settings_dialog import SettingsDialog
+from .status_bar import StatusBar
 from .worker import DONE, ERROR, UNEXPECTED, JobFailure, Worker
 
 POLL_MS = 50
@@ -108,6 +109,8 @@ class MainWindow:
         style.configure("Result.TLabel", font=(family, size + 4, "bold"), foreground="#12324a")
         style.configure("Heading.TLabel", font=(family, size + 4, "bold"))
         style.configure("Warning.TLabel", background="#fff3cd", foreground="#5c4400")
+        style.configure("Hint.TFrame", background="#e3eef7")
+        style.configure("Hint.TLabel", background="#e3eef7", foreground="#12324a")
         style.configure("Notice.TLabel", foreground="#7a1d1d", font=(family, size, "bold"))
         style.configure("Status.TLabel", foreground="#333333")
         style.configure("Accent.TButton", font=(family, size, "bold"))
@@ -150,7 +153,6 @@ class MainWindow:
         outer = ttk.Frame(self.root)
         outer.pack(fill="both", expand=True)
         self.notebook = ttk.Notebook(outer)
-        self.notebook.pack(fill="both", expand=True, padx=8, pady=(8, 0))
         self.diagnose = DiagnoseTab(self.notebook, self)
         self.batch = BatchTab(self.notebook, self)
         self.augment = AugmentTab(self.notebook, self)
@@ -158,18 +160,16 @@ class MainWindow:
         self.notebook.add(self.batch, text="Batch")
         self.notebook.add(self.augment, text="Augment")
 
-        ttk.Label(outer, text=NOTICE, style="Notice.TLabel", anchor="w").pack(fill="x", padx=12, pady=(6, 2))
-        ttk.Separator(outer).pack(fill="x")
-        status = ttk.Frame(outer, padding=(10, 3))
-        status.pack(fill="x")
+        # The status bar and the notice are packed at the bottom before the notebook is given the
+        # rest: a small window then squeezes the notebook, never the not-a-medical-device notice.
         self.status_var = tk.StringVar(value="Starting…")
         self.model_var = tk.StringVar(value="Loading model…")
-        self.activity = ttk.Progressbar(status, mode="indeterminate", length=90)
-        self.model_label = ttk.Label(status, textvariable=self.model_var, style="Status.TLabel", anchor="e")
-        self.model_label.pack(side="right")
-        ttk.Label(status, textvariable=self.status_var, style="Status.TLabel", anchor="w").pack(
-            side="left", fill="x", expand=True
-        )
+        self.status_bar = StatusBar(outer, self.status_var, self.model_var)
+        self.status_bar.pack(side="bottom", fill="x")
+        ttk.Separator(outer).pack(side="bottom", fill="x")
+        self.notice = ttk.Label(outer, text=NOTICE, style="Notice.TLabel", anchor="w")
+        self.notice.pack(side="bottom", fill="x", padx=12, pady=(6, 2))
+        self.notebook.pack(side="top", fill="both", expand=True, padx=8, pady=(8, 0))
 
     def _shortcuts(self) -> None:
         keys = (("o", self.open_image), ("e", self.export_report), ("q", self.quit),
@@ -191,19 +191,27 @@ class MainWindow:
         """Show `text` in the status bar. Tk thread only."""
         self.status_var.set(text)
 
+    def set_status_if(self, current: str, text: str) -> None:
+        """Replace the status message with `text` only while it still reads `current` (so a
+        finished step clears its own "…" message without hiding a newer one). Tk thread only."""
+        if self.status_var.get() == current:
+            self.status_var.set(text)
+
     def _loading(self, text: str) -> None:
         self.model_var.set("Loading model…")
         self.set_status(text)
-        self.activity.pack(side="right", padx=(8, 0), before=self.model_label)
-        self.activity.start(15)
+        self.status_bar.busy(True)
 
     def _loaded(self) -> None:
-        self.activity.stop()
-        self.activity.pack_forget()
+        self.status_bar.busy(False)
 
     def _model_text(self, metadata: ModelMetadata) -> str:
         classes = ", ".join(display_name(c) for c in metadata.classes)
-        return f"Model: {metadata.name} {metadata.version} · {metadata.modality} · {classes}"
+        text = f"Model: {metadata.name} · model version {metadata.version} · {metadata.modality} · {classes}"
+        point = metadata.operating_point()
+        if point is not None:
+            text += f" · threshold {point.threshold:.2f} for {display_name(point.positive_class)}"
+        return text
 
     # menu actions
     def open_image(self) -> None:
@@ -235,11 +243,12 @@ class MainWindow:
         self.notebook.select(self.diagnose)
         self.diagnose.export_report()
 
-    def open_model(self) -> None:
+    def open_model(self, path: str | Path | None = None) -> None:
+        """Switch to the model at `path` (asked for when None), loading it on the worker."""
         if self._opening_model is not None:
             self.set_status(f"Still loading {self._opening_model.name}; please wait.")
             return
-        path = dialogs.ask_model(self.root)
+        path = Path(path) if path is not None else dialogs.ask_model(self.root)
         if path is None:
             return
         labels = None

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from tkinter import ttk
 
-from ..report import display_name
-
-_TOP = "#1f5f8b"
-_OTHER = "#9bb7cc"
+from ..report import draw_probabilities
 
 
 class ProbabilityChart(ttk.Frame):
@@ -22,8 +19,12 @@ class ProbabilityChart(ttk.Frame):
         self.canvas = None
         self._waiting = ttk.Label(self, text="Class probabilities appear here.", foreground="#555555")
         self._waiting.pack(expand=True)
-        # The probabilities on display (name -> p), for tests.
+        # What is on display, for tests: probabilities (name -> p), the reported class, the
+        # operating point marked, and whether the bars are greyed (image not judged).
         self.values: dict[str, float] = {}
+        self.label: str | None = None
+        self.operating_point = None
+        self.greyed = False
 
     def attach(self) -> None:
         """Create the matplotlib canvas. Tk thread only; does nothing the second time."""
@@ -39,7 +40,7 @@ class ProbabilityChart(ttk.Frame):
         self._waiting.pack_forget()
         self.canvas.get_tk_widget().configure(highlightthickness=0, height=int(1.9 * dpi), width=int(3.6 * dpi))
         self.canvas.get_tk_widget().pack(fill="both", expand=True)
-        self.show(self.values)
+        self.show(self.values, self.label, operating_point=self.operating_point, greyed=self.greyed)
 
     def _background(self) -> str:
         colour = ttk.Style(self).lookup("TFrame", "background") or "#dcdad5"
@@ -49,33 +50,29 @@ class ProbabilityChart(ttk.Frame):
             return "#dcdad5"
         return f"#{red:02x}{green:02x}{blue:02x}"
 
-    def show(self, probabilities: dict[str, float], label: str | None = None) -> None:
-        """Draw one bar per class, the top one highlighted; empty dict clears. Tk thread only."""
+    def show(self, probabilities: dict[str, float], label: str | None = None, *, operating_point=None,
+             greyed: bool = False) -> None:
+        """Draw one bar per class, the reported one highlighted, the operating threshold (if any)
+        marked on the positive class's bar, and every bar grey when the image was not judged;
+        an empty dict clears. Tk thread only."""
         self.values = dict(probabilities)
+        self.label, self.operating_point, self.greyed = label, operating_point, greyed
         if self.figure is None:
             return
         self.figure.clear()
         axes = self.figure.add_subplot()
         axes.set_facecolor(self._background())
         if probabilities:
-            names = list(probabilities)
-            top = label if label in probabilities else max(probabilities, key=probabilities.get)
-            positions = list(range(len(names)))[::-1]
-            values = [probabilities[n] for n in names]
-            axes.barh(positions, values, color=[_TOP if n == top else _OTHER for n in names], height=0.65)
-            axes.set_yticks(positions, [display_name(n) for n in names], fontsize=9)
-            for y, value in zip(positions, values):
-                if value > 0.8:  # no room after the bar: write inside its end, white on the fill
-                    axes.text(value - 0.02, y, f"{value:.0%}", va="center", ha="right", fontsize=8, color="white")
-                else:
-                    axes.text(value + 0.02, y, f"{value:.0%}", va="center", fontsize=8)
+            draw_probabilities(axes, probabilities, label, operating_point=operating_point, greyed=greyed,
+                               fontsize=9)
         else:
             axes.set_yticks([])
             axes.text(0.5, 0.5, "No result yet", ha="center", va="center", fontsize=9, color="0.45",
                       transform=axes.transAxes)
         axes.set_xlim(0, 1)
         axes.set_xticks([0, 0.5, 1], ["0%", "50%", "100%"], fontsize=8)
-        axes.set_title("Probability per class", fontsize=9, loc="left")
+        title = "For reference only: not judged" if greyed and probabilities else "Probability per class"
+        axes.set_title(title, fontsize=9, loc="left", color="0.45" if greyed else "black")
         for side in ("top", "right"):
             axes.spines[side].set_visible(False)
         self.canvas.draw_idle()

@@ -46,6 +46,13 @@ class SettingsDialog(tk.Toplevel):
         self.unsure_var = tk.StringVar(value=f"{settings.unsure_below:g}")
         ttk.Entry(body, textvariable=self.unsure_var, width=10).grid(row=1, column=2, sticky="w", pady=(8, 0))
 
+        # The model's decision rule is part of every answer, so it is shown here, read-only:
+        # it was chosen on the validation split and travels with the model, not the user.
+        ttk.Label(body, text="Model's decision").grid(row=19, column=0, sticky="nw", pady=(12, 0))
+        self.decision_text = metadata.decision_text() if metadata is not None else "no model loaded"
+        ttk.Label(body, text=self.decision_text, wraplength=420, justify="left", foreground="#333333").grid(
+            row=19, column=1, columnspan=2, sticky="w", padx=10, pady=(12, 0))
+
         ttk.Label(body, text="Check", style="Heading.TLabel").grid(row=2, column=0, sticky="w", pady=(14, 4))
         ttk.Label(body, text=f"Model value ({source})").grid(row=2, column=1, sticky="w", padx=10, pady=(14, 4))
         ttk.Label(body, text="Your value (blank: model's)").grid(row=2, column=2, sticky="w", pady=(14, 4))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import tkinter as tk
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import ttk
 from typing import Any
@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import UserError
 from ..preprocessing import fit_image
+from ..records import UNSURE_BELOW, Prediction
 from ..report import display_name
 from ..synthesis import (
     CONDITIONAL,
@@ -55,6 +56,8 @@ class Judged:
     token: int
     labels: list[tuple[str, float]]
     model: str
+    # Each image's answer worded by the one rule (records.Answer), for the captions.
+    answers: list = field(default_factory=list)
 
 
 # ---- jobs: these run on the augment worker ---------------------------------------------------
@@ -89,11 +92,17 @@ def judge_job(classifier, images: list[SyntheticImage], token: int) -> Judged:
     metadata = bundle.metadata
     fitted = np.stack([fit_image(Image.fromarray(i.pixels), metadata.input) for i in images])
     probabilities = classifier.predict_arrays(fitted)
-    labels = []
-    for probs in probabilities:
+    labels, answers = [], []
+    unsure_below = getattr(getattr(classifier, "settings", None), "unsure_below", UNSURE_BELOW)
+    for image, fitted_image, probs in zip(images, fitted, probabilities):
         index = metadata.label_for(list(probs))
         labels.append((metadata.classes[index], float(probs[index])))
-    return Judged(token, labels, metadata.name)
+        # Synthetic images are not checked: the answer is the model's, worded as everywhere else.
+        prediction = Prediction("", metadata.classes[index], float(probs[index]),
+                                dict(zip(metadata.classes, map(float, probs))), fitted_image, metadata.name,
+                                operating_point=metadata.operating_point(), unsure_below=unsure_below)
+        answers.append(prediction.answer())
+    return Judged(token, labels, metadata.name, answers)
 
 
 # ---- the page: Tk thread only ------------------------------------------------------------------
@@ -109,6 +118,7 @@ class SyntheticPanel(ttk.Frame):
         self.shown_info: GeneratorInfo | None = None  # the generator that made `images`
         self.judged: list[tuple[str, float]] | None = None
         self.judged_model = ""
+        self.judged_answers: list = []
         self._token = 0
         self._opening: Path | None = None
         self._build()
@@ -345,7 +355,7 @@ class SyntheticPanel(ttk.Frame):
     def judged_done(self, judged: Judged) -> None:
         if judged.token != self._token:
             return
-        self.judged, self.judged_model = judged.labels, judged.model
+        self.judged, self.judged_model, self.judged_answers = judged.labels, judged.model, judged.answers
         for image, (label, confidence) in zip(self.images, judged.labels):
             image.predicted, image.confidence = label, confidence
         agree = sum(1 for image, (label, _) in zip(self.images, judged.labels) if label == image.label)
@@ -366,8 +376,13 @@ class SyntheticPanel(ttk.Frame):
             else:
                 first = display_name(image.label) if "→" not in image.label else image.label
             if self.judge_var.get() and self.judged is not None:
-                label, confidence = self.judged[k]
-                first += f"\nmodel: {display_name(label)} {confidence:.0%}"
+                if k < len(self.judged_answers):
+                    answer = self.judged_answers[k]
+                    first += f"\nmodel: {display_name(answer.label)} {answer.short_basis()}"
+                    first += " (unsure)" if answer.unsure else ""
+                else:
+                    label, confidence = self.judged[k]
+                    first += f"\nmodel: {display_name(label)} {confidence:.0%}"
             captions.append(first)
         return captions
 
@@ -386,12 +401,13 @@ class SyntheticPanel(ttk.Frame):
         if not images:
             self.note.configure(text="Nothing to export: generate images first" + (" and select some." if selected_only else "."))
             return
-        folder = dialogs.ask_folder(self)
+        folder = dialogs.ask_export_folder(self, self.tab.last_export)
         if folder is None:
             return
         written = dialogs.export_confirmed(self, images, folder, self.generator.info.path if self.generator else "")
         if written is None:
             return
+        self.tab.last_export = folder
         self.tab.app.set_status(f"Exported {len(written) - 1} images and manifest.csv to {folder}")
 
     def handle(self, kind: str, payload: Any) -> bool:

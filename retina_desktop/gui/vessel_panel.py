@@ -228,7 +228,7 @@ class VesselPanel(ttk.Frame):
     def export(self) -> None:
         if self.result is None:
             return
-        folder = dialogs.ask_folder(self)
+        folder = dialogs.ask_export_folder(self, self.tab.last_export)
         if folder is None:
             return
         mask = np.asarray(Image.fromarray(self.vessels).resize(self.result.shape[:2][::-1], Image.Resampling.NEAREST))
@@ -238,6 +238,7 @@ class VesselPanel(ttk.Frame):
         written = dialogs.export_confirmed(self, images, folder, self.generator.info.path)
         if written is None:
             return
+        self.tab.last_export = folder
         self.tab.app.set_status(f"Exported the mask, the synthetic photograph and manifest.csv to {written[0].parent}")
 
     def handle(self, kind: str, payload: Any) -> bool:
