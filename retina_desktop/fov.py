@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 # Changes whenever the same file would be framed differently (training's array cache keys on it).
-FOV_VERSION = 2
+FOV_VERSION = 3
 # Rim detection runs on a copy this size: the fit is sub-pixel there, and full 12-megapixel
 # photographs would cost 100x the time for no better circle.
 DETECT_SIDE = 256
@@ -78,20 +78,26 @@ def find_field_of_view(rgb: np.ndarray) -> Circle | None:
 
 
 def _retina_mask(rgb: np.ndarray) -> np.ndarray:
-    """The retina: the largest region unlike the frame (the corners' colour), holes filled."""
-    from scipy import ndimage
-
+    """The retina: what differs from the frame (the corners' colour), specks wiped by an
+    opening, and filled between its first and last pixel along every row and column (a disc is
+    convex, so dark lesions inside it stay retina). Pillow and numpy only: the packaged app
+    ships without scipy."""
     pixels = np.asarray(rgb, np.float32)
     value = np.abs(pixels - frame_colour(pixels)).max(axis=2)
-    value = ndimage.median_filter(value, size=3)
+    value = np.asarray(Image.fromarray(np.clip(value, 0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)))
     threshold = float(np.clip(0.1 * np.percentile(value, 90), MIN_THRESHOLD, MAX_THRESHOLD))
-    lit = value > threshold
-    labels, count = ndimage.label(lit)
-    if count == 0:
-        return lit
-    sizes = ndimage.sum(lit, labels, index=np.arange(1, count + 1))
-    largest = labels == (1 + int(np.argmax(sizes)))
-    return ndimage.binary_fill_holes(largest)
+    lit = Image.fromarray(np.where(value > threshold, 255, 0).astype(np.uint8))
+    lit = np.asarray(lit.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))) > 0
+    return _span_fill(lit) & _span_fill(lit.T).T
+
+
+def _span_fill(lit: np.ndarray) -> np.ndarray:
+    """Each row filled from its first lit pixel to its last."""
+    width = lit.shape[1]
+    first = np.argmax(lit, axis=1)
+    last = width - 1 - np.argmax(lit[:, ::-1], axis=1)
+    columns = np.arange(width)
+    return (columns >= first[:, None]) & (columns <= last[:, None]) & lit.any(axis=1)[:, None]
 
 
 def frame_colour(pixels: np.ndarray) -> np.ndarray:
@@ -104,12 +110,11 @@ def frame_colour(pixels: np.ndarray) -> np.ndarray:
 
 
 def _fit_rim(mask: np.ndarray) -> Circle | None:
-    from scipy import ndimage
-
     height, width = mask.shape
     if mask.mean() > 0.995 or mask.mean() < 0.05:
         return None  # all lit (no frame) or almost nothing lit
-    rim = mask & ~ndimage.binary_erosion(mask)
+    eroded = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3))) > 0
+    rim = mask & ~eroded
     ys, xs = np.nonzero(rim)
     inside = (xs >= EDGE_MARGIN) & (xs < width - EDGE_MARGIN) & (ys >= EDGE_MARGIN) & (ys < height - EDGE_MARGIN)
     xs, ys = xs[inside].astype(np.float64), ys[inside].astype(np.float64)
@@ -191,6 +196,24 @@ def _robust_ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float
     if np.median(residual[keep]) > MAX_RESIDUAL_FRACTION * min(rx, ry):
         return None
     return float(cx), float(cy), rx, ry
+
+
+def retina_mask(rgb: np.ndarray) -> np.ndarray | None:
+    """Where the retina is in `rgb` (h, w, 3): inside its fitted field of view, or, where no rim
+    fits (a standardised photograph whose camera cut corners off the disc), the region unlike
+    the frame. None when neither exists (all frame or no frame)."""
+    circle = find_field_of_view(rgb)
+    if circle is not None:
+        return field_of_view_mask(rgb.shape[0], rgb.shape[1], circle)
+    height, width = rgb.shape[:2]
+    scale = DETECT_SIDE / max(height, width)
+    if scale < 1:  # the region at detection size, enlarged back
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize(size, Image.Resampling.BOX))
+        region = np.asarray(Image.fromarray(_retina_mask(small)).resize((width, height), Image.Resampling.NEAREST))
+    else:
+        region = _retina_mask(rgb)
+    return region if 0.05 < region.mean() < 0.995 else None
 
 
 def field_of_view_mask(height: int, width: int, circle: Circle) -> np.ndarray:

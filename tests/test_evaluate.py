@@ -256,17 +256,15 @@ def _fake_fov(monkeypatch):
     calls = []
     module = types.ModuleType("retina_desktop.fov")
 
-    def find_field_of_view(rgb):
+    def retina_mask(rgb):
         calls.append(1)
         h, w = rgb.shape[:2]
-        return None if len(calls) % 3 == 0 else types.SimpleNamespace(cx=w / 2, cy=h / 2, r=min(h, w) * 0.45)
+        if len(calls) % 3 == 0:
+            return None
+        yy, xx = np.mgrid[:h, :w]
+        return (xx + 0.5 - w / 2) ** 2 + (yy + 0.5 - h / 2) ** 2 <= (min(h, w) * 0.45) ** 2
 
-    def field_of_view_mask(height, width, circle):
-        yy, xx = np.mgrid[:height, :width]
-        return (xx + 0.5 - circle.cx) ** 2 + (yy + 0.5 - circle.cy) ** 2 <= circle.r**2
-
-    module.find_field_of_view = find_field_of_view
-    module.field_of_view_mask = field_of_view_mask
+    module.retina_mask = retina_mask
     monkeypatch.setitem(sys.modules, "retina_desktop.fov", module)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.fov import Circle, field_of_view_mask, find_field_of_view, standardise_field_of_view
+from retina_desktop.fov import Circle, field_of_view_mask, find_field_of_view, retina_mask, standardise_field_of_view
 from retina_desktop.preprocessing import fit_image
 from retina_desktop.records import InputSpec
 
@@ -127,3 +127,14 @@ def test_real_photographs_of_every_source_get_a_field_of_view():
         picked = rng.choice(files, 25, replace=False)
         found = [find_field_of_view(np.asarray(Image.open(DATA / "fundus4" / f).convert("RGB"))) for f in picked]
         assert sum(f is not None for f in found) >= 23, source
+
+
+def test_the_retina_of_a_standardised_photograph_whose_corners_were_cut():
+    """A disc wider than the sensor, standardised: no rim left to fit, but the retina is found."""
+    image = disc_image(400, 400, 200.0, 200.0, 250.0)
+    out = standardise_field_of_view(Image.fromarray(image), (96, 96))
+    mask = retina_mask(out)
+    assert mask is not None
+    lit = out.max(axis=2) > 20
+    assert (mask ^ lit).mean() < 0.03
+    assert retina_mask(np.zeros((64, 64, 3), np.uint8)) is None

@@ -440,12 +440,13 @@ def heatmap_in_fov(
     with `seed`.
 
     Each heatmap is the app's (`heatmaps.heatmap_for`) for the class the app reports, on the
-    image as the model saw it; the field of view is found on that same image. Images on which
-    no circle is found are skipped and counted, never counted as "inside".
+    image as the model saw it; the retina is found on that same image (its fitted field of view,
+    or the region unlike the frame where a camera's cut leaves no rim to fit). Images with
+    neither are skipped and counted, never counted as "inside".
     """
     from tqdm import tqdm
 
-    from retina_desktop.fov import field_of_view_mask, find_field_of_view
+    from retina_desktop.fov import retina_mask
     from retina_desktop.heatmaps import heatmap_for
     from retina_desktop.records import Prediction
 
@@ -457,8 +458,8 @@ def heatmap_in_fov(
     no_fov = 0
     for i in tqdm(pick, desc="heatmaps", unit="img", disable=not progress, leave=False):
         image = images[i]
-        circle = find_field_of_view(image)
-        if circle is None:
+        inside = retina_mask(image)
+        if inside is None:
             no_fov += 1
             continue
         prediction = Prediction(
@@ -471,7 +472,7 @@ def heatmap_in_fov(
         start = time.perf_counter()
         heatmap = heatmap_for(classifier, prediction)
         seconds.append(time.perf_counter() - start)
-        shares.append(heatmap_mass_inside(heatmap, field_of_view_mask(image.shape[0], image.shape[1], circle)))
+        shares.append(heatmap_mass_inside(heatmap, inside))
     summary = summarise_shares(shares)
     return {
         "images": int(len(pick)),
