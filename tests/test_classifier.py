@@ -1,4 +1,5 @@
-"""Classifier training: builders, resume after interruption, and the saved bundle in the app."""
+"""Classifier training: builders, refused resumes, and the saved bundle in the app (exact resume:
+test_resume.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from retina_desktop.augmentation import default_config
 from retina_desktop.errors import UserError
 from retina_desktop.service import Classifier
-from training.classifier import ClassifierConfig, build_classifier, class_weights, train_classifier
-from training.cli import build_parser
+from training.classifier import ClassifierConfig, build_classifier, class_weights
+from training.cli import build_parser, main
 from training.classify import run_classify
 from tests.conftest import class_folders
 
 TINY = ClassifierConfig(height=24, width=24, width_multiplier=0.25, epochs=3, batch_size=8, patience=5)
-
-
-def _arrays(n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 2
-    images = rng.integers(0, 60, (n, 24, 24, 3)).astype(np.uint8)
-    images[labels == 1, 6:18, 6:18] += 150  # class 1 has a bright centre
-    return images, labels.astype(np.int32)
 
 
 def test_builder_outputs_probabilities_with_a_named_last_conv():
@@ -44,19 +36,6 @@ def test_transfer_backbone_without_weights_says_so():
 def test_class_weights_balance_the_classes():
     weights = class_weights(np.array([0, 0, 0, 1]), 2)
     assert weights[0] * 3 == pytest.approx(weights[1] * 1)
-
-
-def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
-    train, val = _arrays(24, 0), _arrays(8, 1)
-    augment = default_config("fundus")
-    straight, _ = train_classifier(TINY, train, val, 2, tmp_path / "a", augment, log=lambda *_: None)
-    train_classifier(TINY, train, val, 2, tmp_path / "b", augment, stop_after_epochs=1, log=lambda *_: None)
-    state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
-    assert state["epoch"] == 1
-    resumed, state = train_classifier(TINY, train, val, 2, tmp_path / "b", augment, resume=True, log=lambda *_: None)
-    assert state.epoch == 3
-    for a, b in zip(straight.get_weights(), resumed.get_weights()):
-        assert np.allclose(a, b, atol=1e-6)
 
 
 def test_classify_writes_a_bundle_the_app_loads(tmp_path, monkeypatch):
@@ -91,3 +70,33 @@ def test_cli_requires_data_and_out():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["classify", "--data", "x"])
     assert isinstance(build_parser().parse_args(["evaluate", "--model", "m", "--data", "d"]), argparse.Namespace)
+
+
+class _ReachedTheData(Exception):
+    pass
+
+
+@pytest.mark.parametrize("changed", [["--learning-rate", "5e-4"], ["--size", "32"], ["--no-augment"]])
+def test_resume_with_other_options_is_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys, changed):
+    import training.classify
+
+    root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=2, size=24)
+    out = tmp_path / "model"
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "state.json").write_text("{}")
+    saved = json.dumps(ClassifierConfig(height=24, width=24, epochs=2).to_dict(), indent=2)
+    (out / "config.json").write_text(saved)
+
+    def reached(*args, **kwargs):
+        raise _ReachedTheData
+
+    monkeypatch.setattr(training.classify, "load_dataset", reached)
+    options = ["classify", "--data", str(root), "--out", str(out), "--size", "24", "--epochs", "2", "--resume"]
+    assert main(options + changed) == 1
+    error = capsys.readouterr().err
+    assert str(out / "config.json") in error and "only --epochs and --patience may change" in error
+    assert error.count("\n") == 1
+    assert (out / "config.json").read_text() == saved
+    # More epochs and another patience are what a resume may change.
+    with pytest.raises(_ReachedTheData):
+        main(options + ["--epochs", "6", "--patience", "3"])

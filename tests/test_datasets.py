@@ -151,3 +151,48 @@ def test_a_class_the_model_does_not_know_is_refused(tmp_path):
     dataset = load_dataset(_folder(tmp_path, per_class=4))
     with pytest.raises(UserError, match=r"'sick'.*model\.h5"):
         class_indices(dataset, ["healthy", "glaucoma"], "model.h5")
+
+
+def test_a_patient_in_two_splits_is_refused(tmp_path):
+    root = _folder(tmp_path, per_class=4)
+    (root / "splits.csv").write_text(
+        "file,label,group,split\nhealthy/0000_left.png,healthy,p0,train\n"
+        "sick/1000_left.png,sick,p1,test\nhealthy/0000_right.png,healthy,p0,val\n"
+    )
+    with pytest.raises(UserError) as raised:
+        load_dataset(root)
+    message = str(raised.value)
+    assert "splits.csv" in message and '"p0"' in message and "train" in message and "val" in message
+    assert "line 4" in message and "\n" not in message
+
+
+def test_a_file_named_in_splits_but_missing_is_refused_with_its_line(tmp_path):
+    root = _folder(tmp_path, per_class=4)
+    (root / "splits.csv").write_text(
+        "file,label,group,split\nhealthy/0000_left.png,healthy,p0,train\nsick/gone.png,sick,p1,test\n"
+    )
+    with pytest.raises(UserError) as raised:
+        load_dataset(root)
+    message = str(raised.value)
+    assert "splits.csv" in message and "line 3" in message and "sick/gone.png" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("with_splits", [False, True])
+def test_an_empty_class_folder_is_refused(tmp_path, with_splits):
+    root = _folder(tmp_path, per_class=4)
+    (root / "glaucoma").mkdir()
+    (root / "glaucoma" / "notes.txt").write_text("not an image")
+    if with_splits:
+        (root / "splits.csv").write_text(
+            "file,label,group,split\nhealthy/0000_left.png,healthy,p0,train\nglaucoma/1.png,glaucoma,p1,test\n"
+        )
+    with pytest.raises(UserError) as raised:
+        load_dataset(root)
+    assert str(root / "glaucoma") in str(raised.value) and "no images" in str(raised.value)
+
+
+def test_hidden_folders_are_not_classes(tmp_path):
+    root = _folder(tmp_path, per_class=4)
+    (root / ".ipynb_checkpoints").mkdir()
+    assert load_dataset(root).classes == ["healthy", "sick"]

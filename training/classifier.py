@@ -4,7 +4,9 @@
 probabilities out, pixel scaling inside the network (so the app and training cannot disagree),
 and a named last convolution (`last_conv`) that heatmaps read. Training wraps it in an
 augmentation front end, runs one seeded epoch at a time, and checkpoints after every epoch so
-that `--resume` continues an interrupted run to the same weights.
+that `--resume` continues an interrupted run to the same weights, bit for bit: everything random
+in an epoch (order, camera draws, augmentation layers, dropout) is drawn from (seed, epoch), and
+a checkpoint is the trainer (optimizer included) in a file of its epoch plus the state naming it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from retina_desktop.augmentation import AugmentConfig, build_augmenter, random_g
 from retina_desktop.camera_augment import CameraAugmentConfig, camera_augment_batch
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
+
+from .epochs import refuse_changed_config
 
 ARCHITECTURES = (
     "small", "vgg16", "mobilenetv2", "efficientnetb0", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
@@ -66,6 +70,20 @@ class ClassifierConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClassifierConfig:
+        """A saved config; a field it lacks (saved before the field existed) takes its default."""
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, found {type(data).__name__}")
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+# What `--resume` may change: how long to go on, not what is trained.
+RESUMABLE_FIELDS = ("epochs", "patience")
 
 
 def build_classifier(config: ClassifierConfig, num_classes: int, name: str = "retina_classifier"):
@@ -165,6 +183,12 @@ class TrainState:
     wait: int = 0
     history: list[dict] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    # The checkpoint's files, relative to the checkpoint folder. Each epoch writes new ones and
+    # then this state naming them, so a crash at any point leaves a state and files of one
+    # epoch. Empty in checkpoints written before files were named per epoch.
+    trainer: str = ""
+    best: str = ""
+    config: dict = dataclasses.field(default_factory=dict)  # the run's ClassifierConfig
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -196,15 +220,21 @@ def train_classifier(
     tf.config.experimental.enable_op_determinism()
     random_gamma_layer()  # registered before a checkpoint that contains it is loaded
     ckpt = out_dir / "checkpoint"
-    state_file, trainer_file, best_file = ckpt / "state.json", ckpt / "trainer.keras", ckpt / "best.weights.h5"
+    state_file = ckpt / "state.json"
 
     if resume and state_file.exists():
         state = TrainState(**json.loads(state_file.read_text()))
-        trainer = keras.saving.load_model(trainer_file, compile=True)
+        # Checkpoints from before per-epoch names used these two fixed ones.
+        state.trainer = state.trainer or "trainer.keras"
+        state.best = state.best or ("best.weights.h5" if (ckpt / "best.weights.h5").exists() else "")
+        if state.config:  # callers other than the classify verb (modality, pipeline) resume too
+            refuse_changed_config(state_file, ClassifierConfig.from_dict(state.config), config, RESUMABLE_FIELDS)
+        state.config = config.to_dict()  # the new epochs or patience, from here on
+        trainer = keras.saving.load_model(ckpt / state.trainer, compile=True)
         classifier = trainer.get_layer("retina_classifier")
         log(f"resuming after epoch {state.epoch} (best val AUC {state.best_score:.4f})")
     else:
-        state = TrainState()
+        state = TrainState(config=config.to_dict())
         classifier = build_classifier(config, num_classes)
         if config.architecture != "small":
             freeze_pretrained(classifier, config)
@@ -232,6 +262,7 @@ def train_classifier(
         rng = np.random.default_rng([config.seed, epoch])
         order = balanced_draw(y_train, config.epoch_size, rng) if balanced else rng.permutation(len(x_train))
         trainer.optimizer.learning_rate.assign(_cosine_lr(config, epoch))
+        reseed(trainer, config.seed, epoch)
         x_epoch = x_train[order]
         if config.camera_augment:
             x_epoch = camera_augment_batch(x_epoch, CameraAugmentConfig(), np.random.default_rng([config.seed, epoch, 2]))
@@ -267,19 +298,46 @@ def train_classifier(
         )
         if score > state.best_score:
             state.best_score, state.best_epoch, state.wait = score, state.epoch, 0
-            atomic_save(best_file, classifier.save_weights)
+            state.best = f"best-epoch-{state.epoch:04d}.weights.h5"
+            atomic_save(ckpt / state.best, classifier.save_weights)
         else:
             state.wait += 1
         log(
             f"epoch {state.epoch}/{config.epochs}: val AUC {score:.4f}, val acc {val_acc:.3f}, "
             f"val loss {val_loss:.4f} ({state.history[-1]['seconds']:.0f} s)"
         )
-        atomic_save(trainer_file, trainer.save)
-        with atomic_write(state_file) as handle:
-            json.dump(dataclasses.asdict(state), handle, indent=1)
-    if best_file.exists():
-        classifier.load_weights(best_file)
+        _write_checkpoint(ckpt, trainer, state)
+    if state.best:
+        classifier.load_weights(ckpt / state.best)
     return classifier, state
+
+
+def _write_checkpoint(folder: Path, trainer, state: TrainState) -> None:
+    """This epoch's trainer to a file of its own, then the state naming it (one rename: the
+    moment the checkpoint changes epoch), then the files no state names any more (and the
+    temporaries of writes that a kill cut short)."""
+    state.trainer = f"trainer-epoch-{state.epoch:04d}.keras"
+    atomic_save(folder / state.trainer, trainer.save)
+    with atomic_write(folder / "state.json") as handle:
+        json.dump(dataclasses.asdict(state), handle, indent=1)
+    for pattern in ("trainer*.keras", "best*.weights.h5", ".trainer*", ".best*"):
+        for old in folder.glob(pattern):
+            if old.name not in (state.trainer, state.best):
+                old.unlink(missing_ok=True)
+
+
+def reseed(model, seed: int, epoch: int) -> None:
+    """Set the state of every random generator in `model` (augmentation layers, dropout) from
+    (seed, epoch) alone.
+
+    Keras does not save a SeedGenerator's state with a model, so a resumed run would draw other
+    augmentations and dropout masks than an uninterrupted one; drawn afresh each epoch from
+    (seed, epoch), no random state crosses an epoch boundary and a resume replays them exactly.
+    """
+    states = [v for v in model.variables if v.name == "seed_generator_state"]
+    values = np.random.default_rng([seed, epoch, 3]).integers(1, 2**31 - 1, len(states))
+    for variable, value in zip(states, values):
+        variable.assign(np.array([value, 0], dtype=variable.dtype))
 
 
 def freeze_pretrained(classifier, config: ClassifierConfig) -> None:

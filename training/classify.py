@@ -14,18 +14,21 @@ from pathlib import Path
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.augmentation import default_config
+from retina_desktop.errors import UserError
 from retina_desktop.model_files import write_labels, write_sidecar
 from retina_desktop.records import InputSpec, ModelMetadata
 
-from .classifier import ClassifierConfig, train_classifier
+from .classifier import RESUMABLE_FIELDS, ClassifierConfig, train_classifier
 from .datasets import load_arrays, load_dataset, write_splits
+from .epochs import refuse_changed_config
 from .provenance import this_run
 
 MODEL_FILE = "keras_model.h5"
 
 
-def run_classify(args) -> int:
-    config = ClassifierConfig(
+def config_from_args(args) -> ClassifierConfig:
+    """The run's hyperparameters from the `classify` options."""
+    return ClassifierConfig(
         architecture=args.architecture,
         height=args.size,
         width=args.width or args.size,
@@ -44,7 +47,15 @@ def run_classify(args) -> int:
         frozen_blocks=args.frozen_blocks,
         epoch_size=args.epoch_size,
     )
+
+
+def run_classify(args) -> int:
+    config = config_from_args(args)
     out = Path(args.out)
+    if args.resume:
+        # Before anything is read or written: a resumed run with other settings would train a
+        # model no single command describes, and config.json would then misreport it.
+        refuse_changed_resume(out, config)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
     spec = InputSpec(config.height, config.width, config.fit, "none")
@@ -101,3 +112,19 @@ def run_classify(args) -> int:
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
     print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
     return 0
+
+
+def refuse_changed_resume(out: Path, config: ClassifierConfig) -> None:
+    """Refuse `--resume` into `out` with settings other than those its checkpoint was trained
+    with (only `--epochs` and `--patience` may change). Without a checkpoint nothing was
+    trained yet, and the run starts afresh with these settings."""
+    config_file = out / "config.json"
+    if not (config_file.exists() and (out / "checkpoint" / "state.json").exists()):
+        return
+    try:
+        saved = ClassifierConfig.from_dict(json.loads(config_file.read_text()))
+    except (ValueError, TypeError) as err:
+        raise UserError(
+            f'"{config_file}" is not a classifier configuration ({err}); resume needs the one the run wrote'
+        ) from err
+    refuse_changed_config(config_file, saved, config, may_change=RESUMABLE_FIELDS)

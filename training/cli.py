@@ -170,6 +170,9 @@ MODULE_VERBS = {
     "pix2pix-eval": ("pix2pix_eval", "MSE, SSIM and PSNR of a pix2pix generator on pairs it never trained on"),
     "pix2pix-generate": ("pix2pix_generate", "fundus photographs from vessel masks, in a chosen colour style"),
     "import-weights": ("import_weights", "convert EfficientNet-Lite ImageNet weights (PyTorch .pth) to Keras"),
+    "compare": ("compare", "one markdown table of several models: test split, per source, external set"),
+    "fov-figure": ("fov_figure", "photographs before and after field-of-view standardisation, side by side"),
+    "linear-probe": ("linear_probe", "logistic regression on frozen ImageNet features (the floor), as a bundle"),
 }
 
 

@@ -60,14 +60,22 @@ class Dataset:
 
 
 def discover_classes(root: Path) -> list[str]:
-    """Class names: the sub-folders of `root` that contain images, sorted."""
+    """Class names: the sub-folders of `root` (hidden ones aside), sorted.
+
+    A sub-folder without images is refused rather than skipped: skipping it would train a model
+    with one class fewer than the data set shows. A data set may lack a folder for one of a
+    model's classes (an external test set), which `class_indices` allows.
+    """
     if not root.is_dir():
         raise UserError(f'Data folder not found: "{root}"')
-    classes = sorted(
-        d.name
-        for d in root.iterdir()
-        if d.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir())
-    )
+    folders = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    for folder in folders:
+        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
+            raise UserError(
+                f'The class folder "{folder}" holds no images ({", ".join(IMAGE_EXTENSIONS)}); '
+                "add its images or remove the folder"
+            )
+    classes = [d.name for d in folders]
     if len(classes) < 2:
         raise UserError(
             f'"{root}" needs at least two class sub-folders with images in them '
@@ -102,7 +110,11 @@ def load_dataset(
 
 
 def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Sample]:
+    """The rows of `splits_file`, refusing what would train or judge on the wrong images: an
+    unknown label or split, a file that is not there (found now, not hours into decoding), and
+    a patient in two splits (their other eye would leak into the test set)."""
     samples = []
+    first_seen: dict[str, tuple[str, int]] = {}  # group -> (split, line) where it first appears
     with open(splits_file, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"file", "label", "split"} - set(reader.fieldnames or [])
@@ -115,7 +127,15 @@ def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Samp
                 )
             if row["split"] not in SPLITS:
                 raise UserError(f'"{splits_file}" line {line}: split must be one of {SPLITS}')
+            if not (root / row["file"]).is_file():
+                raise UserError(f'"{splits_file}" line {line}: the file "{row["file"]}" is not in {root}')
             group = row.get("group") or row["file"]
+            split, first_line = first_seen.setdefault(group, (row["split"], line))
+            if split != row["split"]:
+                raise UserError(
+                    f'"{splits_file}" line {line}: group "{group}" is in the {row["split"]} split here and in '
+                    f"the {split} split on line {first_line}; a patient belongs to one split only"
+                )
             source = (row.get("source") or "").strip()
             samples.append(Sample(row["file"], row["label"], group, row["split"], source))
     return samples

@@ -32,15 +32,17 @@ class TrainState:
     weights: str = ""  # the checkpoint's weights file, relative to the checkpoint folder
 
 
-def refuse_changed_config(config_file: Path, saved, config) -> None:
-    """`--resume` with other settings than the run's own (only `epochs` may change) is refused."""
-    def without_epochs(c) -> dict:
-        return {k: v for k, v in c.to_dict().items() if k != "epochs"}
-
-    if without_epochs(saved) != without_epochs(config):
+def refuse_changed_config(config_file: Path, saved, config, may_change: tuple[str, ...] = ("epochs",)) -> None:
+    """`--resume` with other settings than the run's own is refused, naming what differs; only
+    the fields in `may_change` (by default `epochs`) may."""
+    before, after = saved.to_dict(), config.to_dict()
+    changed = [k for k in sorted(before.keys() | after.keys()) if k not in may_change and before.get(k) != after.get(k)]
+    if changed:
+        details = ", ".join(f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in changed)
+        allowed = " and ".join(f"--{k.replace('_', '-')}" for k in may_change)
         raise UserError(
-            f'"{config_file}" was trained with other settings than these; resume with the same '
-            "options (only --epochs may change) or start a new --out folder"
+            f'"{config_file}" was trained with other settings than these ({details}); resume with the same '
+            f"options (only {allowed} may change) or start a new --out folder"
         )
 
 
