@@ -67,6 +67,10 @@ class ClassifierConfig:
     # (scarce classes repeat, with fresh augmentation), instead of all of them with class
     # weights; a 2-core CPU then sees every class often without a pass over all normals.
     epoch_size: int = 0
+    # Graham's local-contrast normalisation in front of the network (local_contrast.py): each
+    # pixel less its neighbourhood's mean, so a camera's colour and illumination fall away and
+    # lesions and vessels stay.
+    local_contrast: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -92,10 +96,15 @@ def build_classifier(config: ClassifierConfig, num_classes: int, name: str = "re
         raise UserError(f"Unknown architecture {config.architecture!r}; choose from {ARCHITECTURES}")
     keras = import_keras()
     inputs = keras.Input((config.height, config.width, 3), name="image")
+    x = inputs
+    if config.local_contrast:
+        from .local_contrast import local_contrast
+
+        x = local_contrast(keras, inputs, min(config.height, config.width))
     if config.architecture == "small":
-        features = _small_backbone(keras, inputs, config.width_multiplier)
+        features = _small_backbone(keras, x, config.width_multiplier)
     else:
-        features = _transfer_backbone(keras, inputs, config)
+        features = _transfer_backbone(keras, x, config)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     pooled = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(pooled)

@@ -46,6 +46,7 @@ def config_from_args(args) -> ClassifierConfig:
         freeze_batchnorm=not args.train_batchnorm,
         frozen_blocks=args.frozen_blocks,
         epoch_size=args.epoch_size,
+        local_contrast=args.local_contrast,
     )
 
 

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep a pretrained backbone's stem and first N blocks frozen")
     classify.add_argument("--epoch-size", type=int, default=0,
                           help="images per epoch, every class equally often (0: all, with class weights)")
+    classify.add_argument("--local-contrast", action="store_true",
+                          help="Graham's local-contrast normalisation inside the network (fundus)")
     classify.add_argument("--train-batchnorm", action="store_true",
                           help="let a pretrained backbone's batch norm relearn its statistics (default: frozen)")
     classify.add_argument("--group-pattern", default=r"^(\d+)[_-]",

@@ -49,6 +49,7 @@ class ProbeConfig:
     max_iter: int = 3000
     batch_size: int = 64
     seed: int = 0
+    local_contrast: bool = False  # Graham's normalisation in front of the backbone
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -60,7 +61,7 @@ def classifier_config(config: ProbeConfig):
 
     return ClassifierConfig(
         architecture=config.architecture, weights=config.weights, height=config.size, width=config.size,
-        fit=config.fit, seed=config.seed,
+        fit=config.fit, seed=config.seed, local_contrast=config.local_contrast,
     )
 
 
@@ -256,11 +257,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the test figures' CIs")
     parser.add_argument("--name", help="model name shown in the app")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--local-contrast", action="store_true",
+                        help="Graham's local-contrast normalisation in front of the backbone")
 
 
 def run(args) -> int:
     config = ProbeConfig(architecture=args.architecture, weights=args.weights, size=args.size, fit=args.fit,
-                         C=args.C, seed=args.seed)
+                         C=args.C, seed=args.seed, local_contrast=args.local_contrast)
     run_probe(args.data, args.out, config, modality=args.modality, name=args.name, heatmaps=args.heatmaps,
               n_bootstrap=args.bootstrap)
     return 0
