@@ -1,0 +1,44 @@
+"""The shipped default fundus model: what it claims in its sidecar, and that the app reloads it
+into the same answers that `evaluate` measured (compiled and Keras paths alike)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retina_desktop.model_files import read_sidecar
+from retina_desktop.paths import models_dir
+from retina_desktop.service import Classifier
+from retina_desktop.settings import Settings
+
+MODEL = models_dir() / "keras_model.h5"
+
+pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="no shipped fundus model in models/")
+
+
+def test_the_sidecar_says_how_it_was_made_and_how_it_generalises():
+    metadata = read_sidecar(MODEL.with_suffix(".json"))
+    config = metadata.provenance["config"]
+    assert config["architecture"] == "efficientnet-lite0" and config["weights"] == "imagenet"
+    assert config["camera_augment"] and metadata.input.fit == "fov" and metadata.modality == "fundus"
+    assert "fundus4" in metadata.provenance["data"]
+    external = metadata.metrics["external"]["fundus-external"]
+    assert external["classes_present"] == ["diabetic_retinopathy", "normal"]
+    assert "versus_normal" in external and external["command"].startswith("python")
+    assert metadata.metrics["per_source"].keys() >= {"odir", "eyepacs", "small"}
+    assert 0 < metadata.metrics["heatmap_in_fov"]["median"] <= 1
+    assert MODEL.stat().st_size < 20e6
+
+
+def test_the_app_reloads_it_into_the_same_answers_on_another_camera(shared_data):
+    """Compiled (what the clinic runs) and Keras (what training saved) agree on raw camera
+    photographs that the model never saw, standardised by the same field-of-view function."""
+    files = sorted((shared_data / "fundus-external").rglob("*.jpg"))[::40][:6]
+    checks_off = Settings(checks_enabled=False)
+    litert = Classifier(MODEL, backend="litert", settings=checks_off)
+    keras = Classifier(MODEL, backend="keras", settings=checks_off)
+    for file in files:
+        a, b = litert.predict_file(file), keras.predict_file(file)
+        assert a.label == b.label, file
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
+        assert a.processed_image.shape == (192, 192, 3)
