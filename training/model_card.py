@@ -50,8 +50,7 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         f"- File: `{model_path}` (+ `labels.txt`, sidecar `{sidecar_path_for(model_path).name}`), version {metadata.version}",
         f"- Modality: {metadata.modality}; classes: {', '.join(metadata.classes)}",
         f"- Input: {spec.width} x {spec.height} RGB, fitted by `{spec.fit}`, pixel scaling inside the network",
-        f"- Architecture: `{config.get('architecture', '?')}` (width multiplier {config.get('width_multiplier', 1)}), "
-        f"trained from scratch; seed {config.get('seed', '?')}",
+        f"- Architecture: `{config.get('architecture', '?')}` ({_origin(config)}); seed {config.get('seed', '?')}",
         f"- Training: {p.get('epochs_trained', '?')} epochs (best epoch {p.get('best_epoch', '?')}), "
         f"{p.get('training_seconds', 0) / 60:.1f} min on {p.get('trained_on', '?')} (2-core CPU)",
         f"- Calibration: temperature {metadata.temperature:g}, fitted on the validation split",
@@ -237,3 +236,14 @@ def run_card(args) -> int:
         handle.write(text)
     print(f"wrote {args.out}")
     return 0
+
+
+def _origin(config: dict) -> str:
+    """How the network's weights started: from scratch, or from ImageNet (and what was kept)."""
+    if not config.get("weights"):
+        return f"width multiplier {config.get('width_multiplier', 1)}, trained from scratch"
+    kept = [f"stem and first {config['frozen_blocks']} blocks frozen"] if config.get("frozen_blocks") else []
+    if config.get("freeze_batchnorm", True):
+        kept.append("batch norm frozen")
+    start = "ImageNet weights" if config["weights"] == "imagenet" else f"weights from `{config['weights']}`"
+    return f"fine-tuned from {start}" + (f", {', '.join(kept)}" if kept else "")
