@@ -55,10 +55,18 @@ class CheckThresholds:
         return dataclasses.asdict(self)
 
 
-def measure(image: Image.Image) -> dict[str, float]:
+def measure(image: Image.Image, fit: str = "") -> dict[str, float]:
     """Colour, brightness, saturation, sharpness and field of view of an RGB image, at
-    WORK_SIZE."""
-    small = np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR))
+    WORK_SIZE, as the model sees it: a model that standardises the field of view (`fit` "fov")
+    is judged on the standardised picture, so a complete oval from a stretched photograph or a
+    raw camera frame wider than its disc is measured like any other camera's circle."""
+    small = None
+    if fit == "fov":
+        from .fov import standardise_field_of_view
+
+        small = standardise_field_of_view(image, (WORK_SIZE, WORK_SIZE), resample=Image.Resampling.BILINEAR)
+    if small is None:
+        small = np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR))
     luminance = small.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     # Pairwise maxima: numpy's max over a length-3 last axis is a hundred times slower.
     brightest = np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2])

@@ -107,7 +107,7 @@ class Classifier:
         if modality is not None:
             spec = modality.bundle().metadata.input
             beliefs = modality.beliefs(modality.predict_arrays(fit_image(image, spec)[None], calibrated=False)[0])
-        return measure(image), beliefs
+        return measure(image, self.bundle().metadata.input.fit), beliefs
 
     def beliefs(self, probs: np.ndarray) -> dict[str, float]:
         """One image's probabilities as {class name: probability}."""
@@ -200,7 +200,7 @@ class Classifier:
         return _ReadImage(
             fitted=fit_image(loaded.rgb, plan.model_spec),
             source_size=loaded.source_size,
-            stats=measure(loaded.rgb) if plan.thresholds is not None else None,
+            stats=measure(loaded.rgb, plan.model_spec.fit) if plan.thresholds is not None else None,
             modality_input=fit_image(loaded.rgb, plan.modality_spec) if plan.modality else None,
         )
 

@@ -78,8 +78,8 @@ def row_figures(test: dict[str, Any], external: dict[str, Any] | None) -> dict[s
     figures["external DR vs normal AUC"] = dr.get("auc")
     figures["external DR sensitivity"] = dr.get("sensitivity")
     figures["external healthy called normal"] = dr.get("specificity")
-    heat = (external or test).get("heatmap_in_fov") or {}
-    figures["heatmap in FOV (median)"] = heat.get("median")
+    figures["test heatmap mass in FOV (median)"] = (test.get("heatmap_in_fov") or {}).get("median")
+    figures["external heatmap mass in FOV (median)"] = ((external or {}).get("heatmap_in_fov") or {}).get("median")
     return figures
 
 
