@@ -95,6 +95,17 @@ def measure(image: Image.Image, fit: str = "") -> dict[str, float]:
     }
 
 
+def distinct(value: float, limit: float, decimals: int, *, percent: bool = False) -> tuple[str, str]:
+    """`value` and `limit` printed with as many decimals as it takes for them to differ (up to
+    four more than asked), so a refusal never reads "34; needs 34"."""
+    scale, suffix = (100.0, "%") if percent else (1.0, "")
+    for places in range(decimals, decimals + 5):
+        shown = f"{value * scale:.{places}f}", f"{limit * scale:.{places}f}"
+        if shown[0] != shown[1]:
+            break
+    return shown[0] + suffix, shown[1] + suffix
+
+
 def judge(
     stats: dict[str, float],
     source_size: tuple[int, int],
@@ -118,18 +129,19 @@ def judge(
         reasons += modality_reasons
         looks_like = _other_modality(modality, modality_probs) if modality_reasons else ""
     if stats["brightness"] < t.min_brightness:
-        reasons.append(f"too dark to judge (mean brightness {stats['brightness']:.0f}; needs {t.min_brightness:.0f} or more)")
+        value, limit = distinct(stats["brightness"], t.min_brightness, 0)
+        reasons.append(f"too dark to judge (mean brightness {value}; needs {limit} or more)")
     if stats["saturated"] > t.max_saturated:
-        reasons.append(f"overexposed ({stats['saturated']:.0%} of the image is saturated; at most {t.max_saturated:.0%})")
+        value, limit = distinct(stats["saturated"], t.max_saturated, 0, percent=True)
+        reasons.append(f"overexposed ({value} of the image is saturated; at most {limit})")
     if stats["sharpness"] < t.min_sharpness:
-        reasons.append(f"out of focus (sharpness {stats['sharpness']:.1f}; needs {t.min_sharpness:.1f} or more)")
+        value, limit = distinct(stats["sharpness"], t.min_sharpness, 1)
+        reasons.append(f"out of focus (sharpness {value}; needs {limit} or more)")
     if modality == "fundus" and stats.get("colour", GREYSCALE_BELOW) < GREYSCALE_BELOW:
         reasons.append("greyscale image: the fundus model needs a colour photograph")
     if modality == "fundus" and stats["field_of_view"] < t.min_field_of_view:
-        reasons.append(
-            f"most of the field of view is missing (it fills {stats['field_of_view']:.0%} of the frame; "
-            f"needs {t.min_field_of_view:.0%})"
-        )
+        value, limit = distinct(stats["field_of_view"], t.min_field_of_view, 0, percent=True)
+        reasons.append(f"most of the field of view is missing (it fills {value} of the frame; needs {limit})")
     return CheckResult(passed=not reasons, reasons=reasons, scores=scores, looks_like=looks_like)
 
 

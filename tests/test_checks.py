@@ -160,3 +160,23 @@ def test_real_test_images_mostly_pass(shared_data):
         scans = [r for r in csv.DictReader((shared_data / "oct-dme" / "splits.csv").open()) if r["split"] == "test"]
         flagged = sum(not oct_classifier.check(load_image(shared_data / "oct-dme" / r["file"])).passed for r in scans)
         assert flagged / len(scans) <= 0.05, f"{flagged} of {len(scans)} real OCT test scans flagged"
+
+
+@pytest.mark.parametrize(
+    ("stats", "needle"),
+    [
+        ({"brightness": 34.58}, "mean brightness 34.58; needs 34.63 or more"),
+        ({"brightness": 20.0}, "mean brightness 20; needs 35 or more"),
+        ({"field_of_view": 0.4537}, "it fills 45.37% of the frame; needs 45.40%"),
+        ({"saturated": 0.0461}, "4.61% of the image is saturated; at most 4.59%"),
+        ({"sharpness": 13.25}, "sharpness 13.2; needs 13.3 or more"),
+    ],
+)
+def test_a_refusal_never_prints_the_value_equal_to_its_limit(stats, needle):
+    from retina_desktop.checks import CheckThresholds, judge
+
+    thresholds = CheckThresholds(min_brightness=34.63, max_saturated=0.0459, min_sharpness=13.253,
+                                 min_field_of_view=0.454)
+    measured = {"colour": 30.0, "brightness": 80.0, "saturated": 0.0, "sharpness": 50.0, "field_of_view": 0.7}
+    result = judge(measured | stats, (512, 512), thresholds, "fundus", None)
+    assert len(result.reasons) == 1 and needle in result.reasons[0], result.reasons
