@@ -60,11 +60,7 @@ class Circle:
 def find_field_of_view(rgb: np.ndarray) -> Circle | None:
     """The fundus's field of view in `rgb` (h, w, 3) uint8, or None when there is no rim."""
     height, width = rgb.shape[:2]
-    scale = DETECT_SIDE / max(height, width)
-    small = rgb
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize(size, Image.Resampling.BOX))
+    small = _detection_copy(rgb)
     found = _fit_rim(_retina_mask(small))
     if found is None:
         return None
@@ -75,6 +71,16 @@ def find_field_of_view(rgb: np.ndarray) -> Circle | None:
     if found.ry is None:  # a circle stays a circle (the two scales differ only by rounding)
         return Circle(cx, cy, 2 * found.r / (sx + sy))
     return Circle(cx, cy, found.r / sx, found.ry / sy)
+
+
+def _detection_copy(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` box-filtered down to at most DETECT_SIDE on its long side (unchanged if smaller)."""
+    height, width = rgb.shape[:2]
+    scale = DETECT_SIDE / max(height, width)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize(size, Image.Resampling.BOX))
 
 
 def _retina_mask(rgb: np.ndarray) -> np.ndarray:
@@ -206,13 +212,9 @@ def retina_mask(rgb: np.ndarray) -> np.ndarray | None:
     if circle is not None:
         return field_of_view_mask(rgb.shape[0], rgb.shape[1], circle)
     height, width = rgb.shape[:2]
-    scale = DETECT_SIDE / max(height, width)
-    if scale < 1:  # the region at detection size, enlarged back
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize(size, Image.Resampling.BOX))
-        region = np.asarray(Image.fromarray(_retina_mask(small)).resize((width, height), Image.Resampling.NEAREST))
-    else:
-        region = _retina_mask(rgb)
+    region = _retina_mask(_detection_copy(rgb))
+    if region.shape != (height, width):  # found at detection size, enlarged back
+        region = np.asarray(Image.fromarray(region).resize((width, height), Image.Resampling.NEAREST))
     return region if 0.05 < region.mean() < 0.995 else None
 
 
