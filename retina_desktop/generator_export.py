@@ -1,4 +1,4 @@
-"""Compiling a generator (`.keras`) to LiteRT for `synthesis.Generator`; needs TensorFlow.
+"""Compiling a generator (`.keras`) to LiteRT for `generator_runtime.Generator`; needs TensorFlow.
 
 A class-conditional generator takes (latent, integer label) and looks the label up in an
 Embedding. The compiled copy takes the class as weights over the classes instead, (n, C): while
@@ -24,7 +24,7 @@ from .atomic import atomic_save, atomic_write
 from .errors import ModelError, UserError
 from .litert_backend import FORMAT, cached_path_for, compiled_path_for, file_sha256, manifest_path_for
 from .quiet import import_keras, stderr_captured
-from .synthesis import CONDITIONAL, Generator, GeneratorInfo, latents, one_hot, read_generator_info
+from .generator_runtime import CONDITIONAL, Generator, GeneratorInfo, latents, one_hot, read_generator_info
 
 TOLERANCE = 1e-4  # in the generator's [-1, 1] output units
 
@@ -116,13 +116,12 @@ def _self_check(model, info: GeneratorInfo, out: Path) -> None:
         z = latents(0, range(n), info.latent_dim)
         labels = np.arange(n) % len(info.classes)
         expected = np.asarray(model([z, labels.astype(np.int32)], training=False))
-        latent_in, weights_in = compiled._input("latent"), compiled._input("class")
-        got = compiled._run([(latent_in, z), (weights_in, one_hot(labels, len(info.classes)))])
+        got = compiled.raw_generate(z, one_hot(labels, len(info.classes)))
     else:
         shape = [2] + [int(v) for v in model.inputs[0].shape[1:]]
         planes = (np.random.default_rng(0).random(shape) > 0.5).astype(np.float32)
         expected = np.asarray(model(planes, training=False))
-        got = compiled._run([(next(iter(compiled._inputs.values())), planes)])
+        got = compiled.raw_translate(planes)
     worst = float(np.abs(got - expected).max())
     if not np.isfinite(worst) or worst > TOLERANCE:
         raise ModelError(f'The compiled copy of "{info.path}" differs from Keras by {worst:.2g} (> {TOLERANCE:g})')

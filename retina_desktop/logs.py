@@ -36,3 +36,14 @@ def log_unexpected(message: str, exc: BaseException) -> Path:
     path = log_file()
     logging.getLogger("retina_desktop").error(message, exc_info=(type(exc), exc, exc.__traceback__))
     return path
+
+
+def close_log() -> None:
+    """Close the log file, so that the next `log_file()` opens it afresh in the user's log folder
+    of that moment (tests give every test its own folders)."""
+    global _configured
+    logger = logging.getLogger("retina_desktop")
+    for handler in [h for h in logger.handlers if isinstance(h, logging.handlers.RotatingFileHandler)]:
+        logger.removeHandler(handler)
+        handler.close()
+    _configured = None

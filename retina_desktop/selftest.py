@@ -150,7 +150,8 @@ def _check_no_tensorflow() -> str:
 def _check_generator(path: Path) -> str:
     """A shipped generator: sidecar, a compiled copy up to date, and it draws an image."""
     from .litert_backend import find_compiled
-    from .synthesis import CONDITIONAL, Generator, read_generator_info, sample
+    from .generator_runtime import CONDITIONAL, Generator, read_generator_info
+    from .synthesis import sample
     from .vessel_synthesis import generator_input, random_vessel_tree
 
     info = read_generator_info(path)

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .errors import ImageError, ModelError
 from .imaging import load_image
-from .synthesis import to_uint8  # noqa: F401  (re-exported: generator output -> uint8 RGB)
+from .generator_runtime import to_uint8  # noqa: F401  (re-exported: generator output -> uint8 RGB)
 
 KIND = "vessel-to-fundus pix2pix"
 VESSEL_CHANNEL, FOV_CHANNEL, FIRST_STYLE_CHANNEL = 0, 1, 2

@@ -36,8 +36,15 @@ def class_folders(root: Path, labels: list[str], per_class: int, size: int) -> P
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_user_folders(tmp_path_factory):
-    """Settings, logs and caches of the test run never touch (or read) the developer's own."""
+def _session_user_folders(tmp_path_factory):
+    """Nothing in the run touches (or reads) the developer's own settings, logs or caches, not
+    even session- and module-scoped fixtures, which are set up before any test's own folders.
+
+    The cache folder stays the session's: the compiled (LiteRT) copies there are keyed by the
+    SHA-256 of the model file they came from, so no test can be handed another model's, and
+    sharing spares compiling the same test model again in every test that opens it. Tests that
+    are about the cache give themselves their own (`monkeypatch.setenv("XDG_CACHE_HOME", ...)`).
+    """
     import os
 
     home = tmp_path_factory.mktemp("user")
@@ -51,6 +58,19 @@ def _isolated_user_folders(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_folders(_session_user_folders, tmp_path_factory, monkeypatch):
+    """Every test starts with no saved settings and its own log folder: what one test saves (a
+    GUI test's settings) never reaches another."""
+    from retina_desktop.logs import close_log
+
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    yield
+    close_log()  # the next test's log goes to its own folder
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ def test_class_weights_balance_the_classes():
     assert weights[0] * 3 == pytest.approx(weights[1] * 1)
 
 
+# The longest test of the default run (a third of a minute to a minute and a half on a 2-core
+# machine): CI runs it with the other slow ones.
+@pytest.mark.slow
 def test_classify_writes_a_bundle_the_app_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=12, size=40)
@@ -53,6 +56,8 @@ def test_classify_writes_a_bundle_the_app_loads(tmp_path, monkeypatch):
     assert sidecar["modality"] == "oct" and sidecar["classes"] == ["dme", "normal"]
     assert sidecar["provenance"]["command"].startswith("python -m training ")
     assert "accuracy" in sidecar["metrics"] and sidecar["temperature"] > 0
+    # The unfamiliar-image flag is fitted at the end of training and stored with the model.
+    assert (out / "keras_model.familiarity.npz").exists() and sidecar["familiarity"]["threshold"] > 0
     # The app, loading the files, gives the trained network's own predictions.
     classifier = Classifier(out / "keras_model.h5")
     image = root / "dme" / "000_a.png"

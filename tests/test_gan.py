@@ -88,6 +88,7 @@ def test_grid_spread_puts_mode_collapse_and_an_ignored_label_in_numbers():
     assert ignored["label_spread"] == 0 and ignored["latent_spread"] > 0.1
 
 
+@pytest.mark.slow
 def test_the_discriminator_can_reach_the_hinge_margin():
     """Spectral norm caps each layer's gain at 1: a discriminator whose logits cannot grow past
     the hinge loss's margin (+-1) never tells real images from slightly blurred fakes, and the
@@ -156,6 +157,7 @@ def test_diffaugment_keeps_shapes_and_is_differentiable_and_seeded():
         parse_policy("colour")
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     images, labels = _toy()
     quiet = dict(verbose=0, log=lambda *_: None)
@@ -275,6 +277,7 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
         assert (judged / f"closest_pairs_{label}.png").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_fit(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = class_folders(tmp_path / "data", ["cataract", "glaucoma"], per_class=4, size=32)

@@ -56,7 +56,8 @@ def _quietly(call):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One complete toy experiment (2 settings x 4 conditions x 1 seed), recording what the GAN
-    trainer and the classifier trainer were given."""
+    trainer and the classifier trainer were given. Two minutes of training on a quiet 2-core
+    machine, done once for the module; the tests that read it are marked slow (CI runs them)."""
     import training.classifier
     import training.gan
 
@@ -107,6 +108,7 @@ def test_the_cut_is_n_train_images_drawn_reproducibly(tmp_path):
         scarce_cut(dataset, ("glaucoma",), 10)
 
 
+@pytest.mark.slow
 def test_each_gan_saw_only_its_settings_training_images(finished):
     dataset = load_dataset(finished["root"])
     cut = scarce_cut(dataset, ("glaucoma",), 4)
@@ -160,6 +162,7 @@ def test_the_gan_gets_the_loss_options_and_an_interrupted_one_keeps_its_architec
     assert (seen[1].minibatch_std, seen[1].conditional_norm, seen[1].r1_gamma) == (False, False, 0.2)
 
 
+@pytest.mark.slow
 def test_gan_images_top_the_scarce_class_up_to_the_largest(finished):
     out = finished["out"]
     for setting, expected in (("cut", 20 - 4), ("full", 20 - 10)):
@@ -175,6 +178,7 @@ def test_gan_images_top_the_scarce_class_up_to_the_largest(finished):
                 assert counts["synthetic"] == {"glaucoma": 0, "normal": 0}, (setting, condition)
 
 
+@pytest.mark.slow
 def test_classifiers_stop_on_real_val_and_are_judged_on_the_real_test_split(finished):
     dataset = load_dataset(finished["root"])
     spec = InputSpec(16, 16, "crop", "none")
@@ -195,6 +199,7 @@ def test_classifiers_stop_on_real_val_and_are_judged_on_the_real_test_split(fini
     assert "[8/8]" in finished["log"] and "ETA" in finished["log"]
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp_path, monkeypatch):
     import training.classifier
 
@@ -222,6 +227,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
     assert len(others) == 7 and all(now == before for now, before in others)
 
 
+@pytest.mark.slow
 def test_other_options_are_refused_but_the_selection_may_change(finished, tmp_path):
     out = shutil.copytree(finished["out"], tmp_path / "run")
     with pytest.raises(UserError, match=r"--epochs 1 \(now 2\).*--gan-width 4 \(now 8\)"):
@@ -241,6 +247,7 @@ def test_other_options_are_refused_but_the_selection_may_change(finished, tmp_pa
         pipeline.start_or_check(out, config, load_dataset(moved))
 
 
+@pytest.mark.slow
 def test_the_report_has_every_row_the_verdict_and_rebuilds_alone(finished, tmp_path):
     out = finished["out"]
     report = (out / "report" / "report.md").read_text()

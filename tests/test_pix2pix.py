@@ -348,6 +348,7 @@ def _tiny_data(n: int = 8):
     return sources, targets.astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     sources, targets = _tiny_data()
     quiet = dict(verbose=0, log=lambda *_: None)

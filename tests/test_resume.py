@@ -31,6 +31,9 @@ def _arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 TRAIN, VAL = _arrays(24, 0), _arrays(8, 1)
 
+# Each test trains (and retraces) a classifier for half a minute or more: CI runs them (-m slow).
+pytestmark = pytest.mark.slow
+
 
 def _train(out: Path, **kwargs):
     return train_classifier(CONFIG, TRAIN, VAL, 2, out, default_config("fundus"), log=lambda *_: None, **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from retina_desktop.settings import Settings, load_settings, save_settings, settings_path
@@ -11,6 +13,17 @@ def test_round_trip():
     settings = Settings(checks_enabled=False, check_overrides={"min_side": 96.0}, unsure_below=0.7)
     save_settings(settings)
     assert load_settings() == settings
+
+
+def test_each_test_starts_with_its_own_user_folders():
+    """test_round_trip above saved settings; they must not reach this test (conftest)."""
+    import os
+
+    from retina_desktop.logs import log_file
+
+    assert not settings_path().exists()
+    assert Path(os.environ["XDG_CONFIG_HOME"]) in settings_path().parents
+    assert Path(os.environ["XDG_STATE_HOME"]) in log_file().parents
 
 
 def test_a_broken_file_gives_the_defaults():

@@ -11,11 +11,12 @@ R1 penalty is there for the non-saturating loss. DiffAugment on both of its inpu
 exponential moving average (EMA) of the generator's weights, which gives visibly smoother images
 than the raw generator at any step.
 
-Training is `fit()` over a `tf.data` stream whose order depends only on (seed, epoch), and every
-random draw in `train_step` is stateless, keyed by (seed, step counter). The counter, the EMA
-copy, ADA's probability and both optimisers' slots are variables of the model, saved in each
-epoch's checkpoint, so `--resume` after an interruption reaches the same weights as a run
-straight through.
+`ConditionalGAN` is a `keras.Model` subclass with its own `compile`, metric trackers and
+`train_step` (keras-io's `conditional_gan.py`). Training is `fit()` over a `tf.data` stream
+whose order depends only on (seed, epoch), and every random draw in `train_step` is stateless,
+keyed by (seed, step counter). The counter, the EMA copy, ADA's probability and both
+optimisers' slots are variables of the model, saved in each epoch's checkpoint, so `--resume`
+after an interruption reaches the same weights as a run straight through.
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.atomic import atomic_save
+from retina_desktop.generator_runtime import latents, to_uint8
 from retina_desktop.quiet import import_keras
-from retina_desktop.synthesis import latents, to_uint8
 
 from .diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
 from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
+
+# The trainer, its layer and its callback below subclass Keras classes, so this module loads
+# Keras (quietly) when imported; the verbs that only parse options import it when they run.
+keras = import_keras()
+import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
 
 LOSSES = ("hinge", "nonsaturating")
 # Purposes of the stateless random streams in a step: one seed each, folded with the step.
@@ -115,7 +121,6 @@ def _resolutions(config: GanConfig) -> list[int]:
 
 def build_generator(config: GanConfig, num_classes: int, name: str = "generator"):
     """(latent (n, latent_dim) floats, label (n,) ints) -> (n, size, size, 3) images in [-1, 1]."""
-    keras = import_keras()
     layers = keras.layers
     latent = keras.Input((config.latent_dim,), name="latent")
     label = keras.Input((), dtype="int32", name="label")
@@ -157,7 +162,6 @@ def build_discriminator(config: GanConfig, num_classes: int, name: str = "discri
     Projection: logit = w . phi(x) + embed(y) . phi(x), so the label is judged against the
     image's features rather than merely appended to them.
     """
-    keras = import_keras()
     layers = keras.layers
     sn = layers.SpectralNormalization
     image = keras.Input((config.size, config.size, 3), name="image")
@@ -168,7 +172,7 @@ def build_discriminator(config: GanConfig, num_classes: int, name: str = "discri
         x = sn(layers.Conv2D(_channels(config, res // 2), 4, strides=2, padding="same"), name=f"down_{res}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{res}")(x)
     if config.minibatch_std:
-        x = _minibatch_stddev_layer()(name="batch_spread")(x)
+        x = MinibatchStddev(name="batch_spread")(x)
     x = sn(layers.Conv2D(_channels(config, 4), 3, padding="same"), name="conv_4")(x)
     x = layers.LeakyReLU(0.2, name="lrelu_4")(x)
     # Sum, not mean, over the 4 x 4 positions (SN-GAN's global sum pooling). Spectral norm caps
@@ -184,185 +188,150 @@ def build_discriminator(config: GanConfig, num_classes: int, name: str = "discri
     return keras.Model([image, label], logits, name=name)
 
 
-_MinibatchStddev = None
+class MinibatchStddev(keras.layers.Layer):
+    """Appends one feature map holding the batch's spread: the standard deviation of each
+    feature over the batch, averaged over features and positions (Karras et al. 2018)."""
+
+    def call(self, x):
+        spread = keras.ops.mean(keras.ops.sqrt(keras.ops.var(x, axis=0) + 1e-8))
+        return keras.ops.concatenate([x, keras.ops.ones_like(x[..., :1]) * spread], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
 
 
-def _minibatch_stddev_layer():
-    """`MinibatchStddev`, defined on first use (see `_gan_class`)."""
-    global _MinibatchStddev
-    if _MinibatchStddev is not None:
-        return _MinibatchStddev
-    keras = import_keras()
-    ops = keras.ops
+class ConditionalGAN(keras.Model):
+    """Generator, discriminator and the EMA generator, trained together by `fit()`.
 
-    class MinibatchStddev(keras.layers.Layer):
-        """Appends one feature map holding the batch's spread: the standard deviation of each
-        feature over the batch, averaged over features and positions (Karras et al. 2018)."""
+    `fit` takes batches of (uint8 images, int labels); fakes are drawn for the same labels,
+    so each class is generated as often as it appears in the data.
+    """
 
-        def call(self, x):
-            spread = ops.mean(ops.sqrt(ops.var(x, axis=0) + 1e-8))
-            return ops.concatenate([x, ops.ones_like(x[..., :1]) * spread], axis=-1)
+    def __init__(self, config: GanConfig, num_classes: int, **kwargs):
+        super().__init__(name="conditional_gan", **kwargs)
+        self.config = config
+        self.num_classes = num_classes
+        self.generator = build_generator(config, num_classes)
+        self.discriminator = build_discriminator(config, num_classes)
+        self.ema_generator = build_generator(config, num_classes, name="ema_generator")
+        self.ema_generator.set_weights(self.generator.get_weights())
+        self.ema_generator.trainable = False
+        self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        start_p = 0.0 if config.ada_target > 0 else config.augment_p
+        self.augment_p = keras.Variable(start_p, dtype="float32", trainable=False, name="augment_p")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.real_score_tracker = keras.metrics.Mean(name="real_score")
+        self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
+        self.policy = parse_policy(config.augment)
+        self.built = True
 
-        def compute_output_shape(self, input_shape):
-            return (*input_shape[:-1], input_shape[-1] + 1)
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Built now, so that a checkpoint's optimiser slots have variables to load into.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
 
-    _MinibatchStddev = MinibatchStddev
-    return MinibatchStddev
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
 
+    def call(self, inputs, training=False):
+        return self.ema_generator(inputs, training=training)
 
-def _gan_class():
-    """`ConditionalGAN`, defined on first use so importing this module does not import Keras."""
-    global _ConditionalGAN
-    if _ConditionalGAN is not None:
-        return _ConditionalGAN
-    keras = import_keras()
-    import tensorflow as tf
+    def _seed(self, purpose: int):
+        base = tf.constant([self.config.seed, purpose], dtype=tf.int64)
+        return tf.random.experimental.stateless_fold_in(base, self.step_counter.value)
 
-    class ConditionalGAN(keras.Model):
-        """Generator, discriminator and the EMA generator, trained together by `fit()`.
+    def _augment(self, images, purpose: int):
+        if not self.policy:
+            return images
+        return diff_augment(images, self._seed(purpose), self.policy, self._probability())
 
-        `fit` takes batches of (uint8 images, int labels); fakes are drawn for the same labels,
-        so each class is generated as often as it appears in the data.
-        """
+    def _probability(self):
+        if self.config.ada_target > 0:
+            return self.augment_p.value
+        return self.config.augment_p  # a Python float: skips the gate when it is 1
 
-        def __init__(self, config: GanConfig, num_classes: int, **kwargs):
-            super().__init__(name="conditional_gan", **kwargs)
-            self.config = config
-            self.num_classes = num_classes
-            self.generator = build_generator(config, num_classes)
-            self.discriminator = build_discriminator(config, num_classes)
-            self.ema_generator = build_generator(config, num_classes, name="ema_generator")
-            self.ema_generator.set_weights(self.generator.get_weights())
-            self.ema_generator.trainable = False
-            self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
-            start_p = 0.0 if config.ada_target > 0 else config.augment_p
-            self.augment_p = keras.Variable(start_p, dtype="float32", trainable=False, name="augment_p")
-            self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-            self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-            self.real_score_tracker = keras.metrics.Mean(name="real_score")
-            self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
-            self.policy = parse_policy(config.augment)
-            self.built = True
+    def train_step(self, data):
+        images, labels = data
+        config = self.config
+        real = tf.cast(images, tf.float32) / 127.5 - 1.0
+        if config.xflip:
+            real = random_flip(real, self._seed(_FLIP))
+        batch = tf.shape(real)[0]
+        z = tf.random.stateless_normal([batch, config.latent_dim], self._seed(_LATENT_D))
+        fake = self.generator([z, labels], training=True)
 
-        def compile(self, g_optimizer, d_optimizer, **kwargs):
-            super().compile(**kwargs)
-            self.g_optimizer = g_optimizer
-            self.d_optimizer = d_optimizer
-            # Built now, so that a checkpoint's optimiser slots have variables to load into.
-            g_optimizer.build(self.generator.trainable_variables)
-            d_optimizer.build(self.discriminator.trainable_variables)
-
-        @property
-        def metrics(self):
-            return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
-
-        def call(self, inputs, training=False):
-            return self.ema_generator(inputs, training=training)
-
-        def _seed(self, purpose: int):
-            base = tf.constant([self.config.seed, purpose], dtype=tf.int64)
-            return tf.random.experimental.stateless_fold_in(base, self.step_counter.value)
-
-        def _augment(self, images, purpose: int):
-            if not self.policy:
-                return images
-            return diff_augment(images, self._seed(purpose), self.policy, self._probability())
-
-        def _probability(self):
-            if self.config.ada_target > 0:
-                return self.augment_p.value
-            return self.config.augment_p  # a Python float: skips the gate when it is 1
-
-        def train_step(self, data):
-            images, labels = data
-            config = self.config
-            real = tf.cast(images, tf.float32) / 127.5 - 1.0
-            if config.xflip:
-                real = random_flip(real, self._seed(_FLIP))
-            batch = tf.shape(real)[0]
-            z = tf.random.stateless_normal([batch, config.latent_dim], self._seed(_LATENT_D))
-            fake = self.generator([z, labels], training=True)
-
-            with tf.GradientTape() as tape:
-                real_in = self._augment(real, _AUG_REAL)
-                if config.r1_gamma > 0:
-                    with tf.GradientTape() as r1_tape:
-                        r1_tape.watch(real_in)
-                        real_logits = self.discriminator([real_in, labels], training=True)
-                        total = tf.reduce_sum(real_logits)  # on the tape, or its gradient is None
-                    grads = r1_tape.gradient(total, real_in)
-                    r1 = 0.5 * config.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(grads), [1, 2, 3]))
-                else:
+        with tf.GradientTape() as tape:
+            real_in = self._augment(real, _AUG_REAL)
+            if config.r1_gamma > 0:
+                with tf.GradientTape() as r1_tape:
+                    r1_tape.watch(real_in)
                     real_logits = self.discriminator([real_in, labels], training=True)
-                    r1 = 0.0
-                fake_logits = self.discriminator([self._augment(fake, _AUG_FAKE_D), labels], training=True)
-                if config.loss == "hinge":
-                    d_loss = tf.reduce_mean(tf.nn.relu(1 - real_logits)) + tf.reduce_mean(tf.nn.relu(1 + fake_logits))
-                else:
-                    d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
-                d_total = d_loss + r1
-            d_vars = self.discriminator.trainable_variables
-            self.d_optimizer.apply(tape.gradient(d_total, d_vars), d_vars)
+                    total = tf.reduce_sum(real_logits)  # on the tape, or its gradient is None
+                grads = r1_tape.gradient(total, real_in)
+                r1 = 0.5 * config.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(grads), [1, 2, 3]))
+            else:
+                real_logits = self.discriminator([real_in, labels], training=True)
+                r1 = 0.0
+            fake_logits = self.discriminator([self._augment(fake, _AUG_FAKE_D), labels], training=True)
+            if config.loss == "hinge":
+                d_loss = tf.reduce_mean(tf.nn.relu(1 - real_logits)) + tf.reduce_mean(tf.nn.relu(1 + fake_logits))
+            else:
+                d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
+            d_total = d_loss + r1
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(tape.gradient(d_total, d_vars), d_vars)
 
-            z = tf.random.stateless_normal([batch, config.latent_dim], self._seed(_LATENT_G))
-            with tf.GradientTape() as tape:
-                generated = self.generator([z, labels], training=True)
-                logits = self.discriminator([self._augment(generated, _AUG_FAKE_G), labels], training=True)
-                if config.loss == "hinge":
-                    g_loss = -tf.reduce_mean(logits)
-                else:
-                    g_loss = tf.reduce_mean(tf.nn.softplus(-logits))
-            g_vars = self.generator.trainable_variables
-            self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+        z = tf.random.stateless_normal([batch, config.latent_dim], self._seed(_LATENT_G))
+        with tf.GradientTape() as tape:
+            generated = self.generator([z, labels], training=True)
+            logits = self.discriminator([self._augment(generated, _AUG_FAKE_G), labels], training=True)
+            if config.loss == "hinge":
+                g_loss = -tf.reduce_mean(logits)
+            else:
+                g_loss = tf.reduce_mean(tf.nn.softplus(-logits))
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
 
-            self._update_ema()
-            if config.ada_target > 0:
-                self.augment_p.assign(
-                    adapt_probability(self.augment_p.value, real_logits, config.ada_target,
-                                      config.batch_size, config.ada_images)
-                )
-            self.step_counter.assign_add(1)
-            self.d_loss_tracker.update_state(d_loss)
-            self.g_loss_tracker.update_state(g_loss)
-            self.real_score_tracker.update_state(tf.reduce_mean(real_logits))
-            self.fake_score_tracker.update_state(tf.reduce_mean(fake_logits))
-            logs = {m.name: m.result() for m in self.metrics}
-            logs["augment_p"] = self.augment_p.value
-            return logs
+        self._update_ema()
+        if config.ada_target > 0:
+            self.augment_p.assign(
+                adapt_probability(self.augment_p.value, real_logits, config.ada_target,
+                                  config.batch_size, config.ada_images)
+            )
+        self.step_counter.assign_add(1)
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.real_score_tracker.update_state(tf.reduce_mean(real_logits))
+        self.fake_score_tracker.update_state(tf.reduce_mean(fake_logits))
+        logs = {m.name: m.result() for m in self.metrics}
+        logs["augment_p"] = self.augment_p.value
+        return logs
 
-        def _update_ema(self):
-            # Ramped decay: early on the EMA follows the generator closely instead of being
-            # dragged towards the random initial weights for thousands of steps.
-            step = tf.cast(self.step_counter.value, tf.float32)
-            decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-            # All weights, moving batch-norm statistics included, in the builders' fixed order.
-            for ema, weight in zip(self.ema_generator.weights, self.generator.weights):
-                ema.assign(decay * ema.value + (1.0 - decay) * tf.cast(weight.value, ema.dtype))
-
-    _ConditionalGAN = ConditionalGAN
-    return ConditionalGAN
-
-
-_ConditionalGAN = None
+    def _update_ema(self):
+        # Ramped decay: early on the EMA follows the generator closely instead of being
+        # dragged towards the random initial weights for thousands of steps.
+        step = tf.cast(self.step_counter.value, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        # All weights, moving batch-norm statistics included, in the builders' fixed order.
+        for ema, weight in zip(self.ema_generator.weights, self.generator.weights):
+            ema.assign(decay * ema.value + (1.0 - decay) * tf.cast(weight.value, ema.dtype))
 
 
 def make_gan(config: GanConfig, num_classes: int):
     """A compiled `ConditionalGAN` with freshly initialised, seeded weights."""
-    keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    gan = _gan_class()(config, num_classes)
+    gan = ConditionalGAN(config, num_classes)
     adam = keras.optimizers.Adam
     gan.compile(
         g_optimizer=adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
         d_optimizer=adam(config.d_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
     )
     return gan
-
-
-def __getattr__(name: str):  # `from training.gan import ConditionalGAN` builds the class lazily
-    if name == "ConditionalGAN":
-        return _gan_class()
-    raise AttributeError(name)
 
 
 def sample(generator, labels, seed: int, start: int = 0, batch_size: int = 64) -> np.ndarray:
@@ -384,20 +353,20 @@ def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
     return images[: rows * cols].reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
-def _sample_grid_callback(folder: Path, num_classes: int, columns: int, seed: int):
+class SampleGrid(keras.callbacks.Callback):
     """A PNG per epoch from the EMA generator: one row per class, fixed latents, so the grids of
     successive epochs can be compared image by image. It also logs (to losses.csv) how much the
     grid varies along each axis: the two ways our GANs failed, put in numbers."""
-    keras = import_keras()
 
-    class SampleGrid(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            images = save_grid(self.model.ema_generator, num_classes, columns, seed,
-                               folder / f"epoch_{epoch + 1:04d}.png")
-            if logs is not None:
-                logs.update(grid_spread(images, num_classes))
+    def __init__(self, folder: Path, num_classes: int, columns: int, seed: int):
+        super().__init__()
+        self.folder, self.num_classes, self.columns, self.seed = folder, num_classes, columns, seed
 
-    return SampleGrid()
+    def on_epoch_end(self, epoch, logs=None):
+        images = save_grid(self.model.ema_generator, self.num_classes, self.columns, self.seed,
+                           self.folder / f"epoch_{epoch + 1:04d}.png")
+        if logs is not None:
+            logs.update(grid_spread(images, self.num_classes))
 
 
 def grid_spread(images: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -441,9 +410,6 @@ def train_gan(
     Writes out_dir/checkpoint/ (resumable state), out_dir/samples/epoch_NNNN.png and
     out_dir/losses.csv. `stop_after_epochs` ends early as if interrupted (tests of resume).
     """
-    keras = import_keras()
-    import tensorflow as tf
-
     if images.shape[1:] != (config.size, config.size, 3):
         raise ValueError(f"images have shape {images.shape[1:]}, expected {(config.size, config.size, 3)}")
     num_classes = len(config.labels) if config.labels else int(labels.max()) + 1
@@ -468,7 +434,7 @@ def train_gan(
         callbacks=[
             clock,
             # Before the logger: the grid adds its spreads to the epoch's logs.
-            _sample_grid_callback(out_dir / "samples", num_classes, config.grid_columns, config.seed),
+            SampleGrid(out_dir / "samples", num_classes, config.grid_columns, config.seed),
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
             checkpoint,
         ],

@@ -29,7 +29,7 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 
-from .pipeline import CONDITIONS, SETTINGS, PipelineConfig, planned_runs, read_result
+from .pipeline_runs import CONDITIONS, SETTINGS, PipelineConfig, planned_runs, read_result
 
 TARGET_POINTS = 5.0
 CHANCE_P = 0.05  # Welch's t-test over seeds: a difference with p at or above this may be chance

@@ -11,6 +11,7 @@ contract: vessel mask, field of view, one-hot colour-style planes.
 Sized for a CPU: at 256 x 256 the default U-Net (width 32, 7 halvings to 2 x 2, at most 256
 channels) costs about 1.6 GMAC per image forward, the 3-layer PatchGAN about 0.8.
 
+`Pix2Pix` is a `keras.Model` subclass with its own `compile`, metric trackers and `train_step`.
 Training is `fit()` over a stream whose order depends only on (seed, epoch); augmentation and
 dropout draw from stateless random numbers keyed by (seed, step). The step counter, both
 optimisers' slots and the batch-norm statistics are saved in each epoch's checkpoint, so
@@ -19,8 +20,6 @@ optimisers' slots and the batch-norm statistics are saved in each epoch's checkp
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,65 +29,16 @@ from retina_desktop.quiet import import_keras
 from retina_desktop.vessel_synthesis import to_uint8
 
 from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
+from .pix2pix_config import Pix2PixConfig
 from .pix2pix_data import augment, style_indices
+
+# The trainer, its learning-rate schedule and its callback below subclass Keras classes, so this
+# module loads Keras (quietly) when imported; the verbs that only parse options do not import it.
+keras = import_keras()
+import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
 
 # Purposes of the stateless random streams in a step.
 _AUGMENT, _DROPOUT = range(2)
-
-
-@dataclass(frozen=True)
-class Pix2PixConfig:
-    """Every hyperparameter of one pix2pix run; saved beside its outputs."""
-
-    size: int = 256  # square images; a multiple of 2 ** levels
-    styles: tuple[str, ...] = ("drive",)  # colour styles, in one-hot order
-    width: int = 32  # generator channels after the first halving; doubled per halving
-    levels: int = 7  # halvings in the U-Net: 256 -> 2
-    max_channels: int = 256
-    dropout: float = 0.5  # in the three deepest decoder blocks while training (Isola et al.)
-    d_width: int = 32
-    d_layers: int = 3  # strided discriminator layers: 3 gives 70 x 70 patches
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-    decay_from: float = 0.5  # fraction of training after which the learning rate falls linearly to 0
-    l1_weight: float = 100.0
-    adversarial_weight: float = 1.0
-    outside_weight: float = 0.1  # weight of the L1 outside the field of view (inside: 1)
-    even_colour: bool = True  # targets brought to their style's mean colour (pix2pix_data.even_out_colour)
-    batch_size: int = 4
-    epochs: int = 150
-    hflip: bool = True
-    vflip: bool = False
-    rotate_degrees: float = 10.0
-    zoom: float = 0.08
-    seed: int = 0
-    grid_rows: int = 4  # training pairs shown in each epoch's sample grid
-
-    def __post_init__(self) -> None:
-        if self.levels < 1 or self.size % (2**self.levels) or self.size // (2**self.levels) < 1:
-            raise ValueError(f"size {self.size} must be a multiple of 2 ** levels = {2 ** self.levels}")
-        if self.size % (2**self.d_layers):
-            raise ValueError(f"size {self.size} must be a multiple of 2 ** d_layers = {2 ** self.d_layers}")
-        if not self.styles or len(set(self.styles)) != len(self.styles):
-            raise ValueError(f"styles must be distinct names, at least one: {self.styles}")
-        if not 0.0 <= self.decay_from <= 1.0:
-            raise ValueError(f"decay_from must be in [0, 1], not {self.decay_from}")
-
-    @property
-    def channels_in(self) -> int:
-        return 2 + len(self.styles)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Pix2PixConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["styles"] = tuple(values.get("styles", ()))
-        values.setdefault("even_colour", False)  # configs from before the option trained on photographs as they are
-        return cls(**values)
 
 
 def build_unet_generator(
@@ -108,7 +58,6 @@ def build_unet_generator(
     the same resolution (the U-Net skips). Dropout in the three deepest decoder blocks while
     training (Isola et al. use it as the generator's noise; here it is mainly a regulariser).
     """
-    keras = import_keras()
     layers = keras.layers
     if size % (2**levels):
         raise ValueError(f"size {size} must be a multiple of 2 ** levels = {2 ** levels}")
@@ -149,7 +98,6 @@ def build_patch_discriminator(
     the generator is pushed towards locally realistic texture while L1 handles the layout.
     Instance normalisation: a sample's verdict never depends on the rest of its batch.
     """
-    keras = import_keras()
     layers = keras.layers
     masks = keras.Input((size, size, channels_in), name="masks")
     photo = keras.Input((size, size, 3), name="photo")
@@ -166,126 +114,110 @@ def build_patch_discriminator(
     return keras.Model([masks, photo], logits, name=name)
 
 
-def _pix2pix_class():
-    """`Pix2Pix`, defined on first use so importing this module does not import Keras."""
-    global _Pix2Pix
-    if _Pix2Pix is not None:
-        return _Pix2Pix
-    keras = import_keras()
-    import tensorflow as tf
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant, then linearly to 0 over the last (1 - decay_from) of the steps (Isola et al.)."""
 
-    class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-        """Constant, then linearly to 0 over the last (1 - decay_from) of the steps (Isola et al.)."""
+    def __init__(self, rate: float, total_steps: int, decay_from: float):
+        self.rate, self.total, self.start = rate, float(max(1, total_steps)), decay_from * max(1, total_steps)
 
-        def __init__(self, rate: float, total_steps: int, decay_from: float):
-            self.rate, self.total, self.start = rate, float(max(1, total_steps)), decay_from * max(1, total_steps)
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        left = tf.clip_by_value((self.total - step) / max(1.0, self.total - self.start), 0.0, 1.0)
+        return self.rate * left
 
-        def __call__(self, step):
-            step = tf.cast(step, tf.float32)
-            left = tf.clip_by_value((self.total - step) / max(1.0, self.total - self.start), 0.0, 1.0)
-            return self.rate * left
+    def get_config(self):
+        return {"rate": self.rate, "total_steps": self.total, "decay_from": self.start / self.total}
 
-        def get_config(self):
-            return {"rate": self.rate, "total_steps": self.total, "decay_from": self.start / self.total}
+class Pix2Pix(keras.Model):
+    """Generator and PatchGAN discriminator trained together by `fit()` on
+    (masks (n, S, S, C) float32, photographs (n, S, S, 3) uint8) batches."""
 
-    class Pix2Pix(keras.Model):
-        """Generator and PatchGAN discriminator trained together by `fit()` on
-        (masks (n, S, S, C) float32, photographs (n, S, S, 3) uint8) batches."""
+    def __init__(self, config: Pix2PixConfig, **kwargs):
+        super().__init__(name="pix2pix", **kwargs)
+        self.config = config
+        self.generator = build_unet_generator(
+            config.size, config.channels_in, config.width, levels=config.levels,
+            max_channels=config.max_channels, dropout=config.dropout,
+        )
+        self.discriminator = build_patch_discriminator(
+            config.size, config.channels_in, config.d_width, layers_strided=config.d_layers,
+            max_channels=config.max_channels,
+        )
+        self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_adversarial", "l1", "real_score", "fake_score")
+        }
+        self.built = True
 
-        def __init__(self, config: Pix2PixConfig, **kwargs):
-            super().__init__(name="pix2pix", **kwargs)
-            self.config = config
-            self.generator = build_unet_generator(
-                config.size, config.channels_in, config.width, levels=config.levels,
-                max_channels=config.max_channels, dropout=config.dropout,
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        # Built now, so that a checkpoint's optimiser slots have variables to load into.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def _seed(self, purpose: int):
+        base = tf.constant([self.config.seed, purpose], dtype=tf.int64)
+        return tf.random.experimental.stateless_fold_in(base, self.step_counter.value)
+
+    def _reseed_dropout(self):
+        # Keras dropout draws from its layers' seed-generator states, which a checkpoint
+        # does not hold; setting them from (seed, step) keeps a resumed run exact.
+        states = [layer.seed_generator.state for layer in self.generator.layers
+                  if isinstance(layer, keras.layers.Dropout)]
+        if states:
+            seeds = tf.random.experimental.stateless_split(self._seed(_DROPOUT), len(states))
+            for state, seed in zip(states, tf.unstack(seeds)):
+                state.assign(tf.cast(seed % (2**31), state.dtype))
+
+    def train_step(self, data):
+        sources, photos = data
+        config = self.config
+        targets = tf.cast(photos, tf.float32) / 127.5 - 1.0
+        if config.hflip or config.vflip or config.rotate_degrees or config.zoom:
+            sources, targets = augment(sources, targets, self._seed(_AUGMENT), hflip=config.hflip,
+                                       vflip=config.vflip, rotate_degrees=config.rotate_degrees, zoom=config.zoom)
+        self._reseed_dropout()
+        fov = sources[..., 1:2]
+        weight = fov + config.outside_weight * (1.0 - fov)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(sources, training=True)
+            real_logits = self.discriminator([sources, targets], training=True)
+            fake_logits = self.discriminator([sources, fake], training=True)
+            d_loss = 0.5 * (
+                tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits))
+                + tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits))
             )
-            self.discriminator = build_patch_discriminator(
-                config.size, config.channels_in, config.d_width, layers_strided=config.d_layers,
-                max_channels=config.max_channels,
+            adversarial = tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits)
             )
-            self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
-            self.trackers = {
-                name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_adversarial", "l1", "real_score", "fake_score")
-            }
-            self.built = True
-
-        def compile(self, g_optimizer, d_optimizer, **kwargs):
-            super().compile(**kwargs)
-            self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
-            # Built now, so that a checkpoint's optimiser slots have variables to load into.
-            g_optimizer.build(self.generator.trainable_variables)
-            d_optimizer.build(self.discriminator.trainable_variables)
-
-        @property
-        def metrics(self):
-            return list(self.trackers.values())
-
-        def call(self, inputs, training=False):
-            return self.generator(inputs, training=training)
-
-        def _seed(self, purpose: int):
-            base = tf.constant([self.config.seed, purpose], dtype=tf.int64)
-            return tf.random.experimental.stateless_fold_in(base, self.step_counter.value)
-
-        def _reseed_dropout(self):
-            # Keras dropout draws from its layers' seed-generator states, which a checkpoint
-            # does not hold; setting them from (seed, step) keeps a resumed run exact.
-            states = [layer.seed_generator.state for layer in self.generator.layers
-                      if isinstance(layer, keras.layers.Dropout)]
-            if states:
-                seeds = tf.random.experimental.stateless_split(self._seed(_DROPOUT), len(states))
-                for state, seed in zip(states, tf.unstack(seeds)):
-                    state.assign(tf.cast(seed % (2**31), state.dtype))
-
-        def train_step(self, data):
-            sources, photos = data
-            config = self.config
-            targets = tf.cast(photos, tf.float32) / 127.5 - 1.0
-            if config.hflip or config.vflip or config.rotate_degrees or config.zoom:
-                sources, targets = augment(sources, targets, self._seed(_AUGMENT), hflip=config.hflip,
-                                           vflip=config.vflip, rotate_degrees=config.rotate_degrees, zoom=config.zoom)
-            self._reseed_dropout()
-            fov = sources[..., 1:2]
-            weight = fov + config.outside_weight * (1.0 - fov)
-            with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-                fake = self.generator(sources, training=True)
-                real_logits = self.discriminator([sources, targets], training=True)
-                fake_logits = self.discriminator([sources, fake], training=True)
-                d_loss = 0.5 * (
-                    tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits))
-                    + tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits))
-                )
-                adversarial = tf.reduce_mean(
-                    tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits)
-                )
-                l1 = tf.reduce_sum(weight * tf.abs(fake - targets)) / (3.0 * tf.reduce_sum(weight))
-                g_loss = config.adversarial_weight * adversarial + config.l1_weight * l1
-            d_vars = self.discriminator.trainable_variables
-            g_vars = self.generator.trainable_variables
-            # Both gradients from one forward pass, taken before either network moves.
-            d_grads = d_tape.gradient(d_loss, d_vars)
-            g_grads = g_tape.gradient(g_loss, g_vars)
-            self.d_optimizer.apply(d_grads, d_vars)
-            self.g_optimizer.apply(g_grads, g_vars)
-            self.step_counter.assign_add(1)
-            for name, value in (("d_loss", d_loss), ("g_adversarial", adversarial), ("l1", l1),
-                                ("real_score", tf.reduce_mean(real_logits)),
-                                ("fake_score", tf.reduce_mean(fake_logits))):
-                self.trackers[name].update_state(value)
-            return {m.name: m.result() for m in self.metrics}
-
-    _Pix2Pix = (Pix2Pix, LinearDecay)
-    return _Pix2Pix
-
-
-_Pix2Pix = None
+            l1 = tf.reduce_sum(weight * tf.abs(fake - targets)) / (3.0 * tf.reduce_sum(weight))
+            g_loss = config.adversarial_weight * adversarial + config.l1_weight * l1
+        d_vars = self.discriminator.trainable_variables
+        g_vars = self.generator.trainable_variables
+        # Both gradients from one forward pass, taken before either network moves.
+        d_grads = d_tape.gradient(d_loss, d_vars)
+        g_grads = g_tape.gradient(g_loss, g_vars)
+        self.d_optimizer.apply(d_grads, d_vars)
+        self.g_optimizer.apply(g_grads, g_vars)
+        self.step_counter.assign_add(1)
+        for name, value in (("d_loss", d_loss), ("g_adversarial", adversarial), ("l1", l1),
+                            ("real_score", tf.reduce_mean(real_logits)),
+                            ("fake_score", tf.reduce_mean(fake_logits))):
+            self.trackers[name].update_state(value)
+        return {m.name: m.result() for m in self.metrics}
 
 
 def make_pix2pix(config: Pix2PixConfig, steps_per_epoch: int):
     """A compiled `Pix2Pix` with freshly initialised, seeded weights."""
-    keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    Pix2Pix, LinearDecay = _pix2pix_class()
     model = Pix2Pix(config)
     total = config.epochs * steps_per_epoch
 
@@ -295,12 +227,6 @@ def make_pix2pix(config: Pix2PixConfig, steps_per_epoch: int):
 
     model.compile(g_optimizer=adam(), d_optimizer=adam())
     return model
-
-
-def __getattr__(name: str):  # `from training.pix2pix import Pix2Pix` builds the class lazily
-    if name == "Pix2Pix":
-        return _pix2pix_class()[0]
-    raise AttributeError(name)
 
 
 def mask_preview(sources: np.ndarray) -> np.ndarray:
@@ -322,18 +248,18 @@ def triptych_grid(sources: np.ndarray, generated: np.ndarray, expected: np.ndarr
     return np.concatenate(rows, axis=0)
 
 
-def _sample_grid_callback(folder: Path, sources: np.ndarray, targets: np.ndarray):
+class SampleGrid(keras.callbacks.Callback):
     """A PNG per epoch, one row per fixed training pair: mask | generated | real."""
-    keras = import_keras()
 
-    class SampleGrid(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            from PIL import Image
+    def __init__(self, folder: Path, sources: np.ndarray, targets: np.ndarray):
+        super().__init__()
+        self.folder, self.sources, self.targets = folder, sources, targets
 
-            grid = triptych_grid(sources, generate(self.model.generator, sources), targets)
-            atomic_save(folder / f"epoch_{epoch + 1:04d}.png", Image.fromarray(grid).save)
+    def on_epoch_end(self, epoch, logs=None):
+        from PIL import Image
 
-    return SampleGrid()
+        grid = triptych_grid(self.sources, generate(self.model.generator, self.sources), self.targets)
+        atomic_save(self.folder / f"epoch_{epoch + 1:04d}.png", Image.fromarray(grid).save)
 
 
 def grid_indices(styles_of_samples: np.ndarray, rows: int) -> np.ndarray:
@@ -364,9 +290,6 @@ def train_pix2pix(
     Writes out_dir/checkpoint/ (resumable state), out_dir/samples/epoch_NNNN.png and
     out_dir/losses.csv. `stop_after_epochs` ends early as if interrupted (tests of resume).
     """
-    keras = import_keras()
-    import tensorflow as tf
-
     expected = (config.size, config.size, config.channels_in)
     if sources.ndim != 4 or sources.shape[1:] != expected:
         raise ValueError(f"inputs have shape {sources.shape[1:]}, expected {expected}")
@@ -394,7 +317,7 @@ def train_pix2pix(
             keras.callbacks.ProgbarLogger(),  # first, so each epoch's bar ends before the clock prints
             clock,
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
-            _sample_grid_callback(out_dir / "samples", sources[shown], targets[shown]),
+            SampleGrid(out_dir / "samples", sources[shown], targets[shown]),
             checkpoint,
         ],
     )

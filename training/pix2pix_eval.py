@@ -44,7 +44,6 @@ from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.vessel_synthesis import SynthesisSpec, generator_input, resize_image, resize_mask
 
-from .pix2pix import generate, mask_preview
 from .pix2pix_data import find_pairs, mean_colour, read_pair, with_mean_colour
 
 MSE_FLOOR = 1e-10  # PSNR cap: 100 dB
@@ -165,6 +164,8 @@ def evaluate_pairs(model_path: str | Path, pairs_dir: str | Path, style: str | N
     """Generate every pair's photograph, measure it against the real one, write the outputs."""
     from tqdm import tqdm
 
+    from .pix2pix import generate  # loads Keras, as the generator needs anyway
+
     generator, spec = load_vessel_generator(model_path)
     folder = find_pairs(pairs_dir, style)
     if folder.style not in spec.styles:
@@ -236,6 +237,8 @@ def write_outputs(report: dict, sources, generated, expected, out_dir: Path) -> 
 def comparison_figure(sources, generated, expected, rows: list[dict]) -> np.ndarray:
     """Rows of source (vessels, FOV grey) | generated | expected, headed and captioned."""
     from PIL import Image, ImageDraw
+
+    from .pix2pix import mask_preview
 
     size = sources.shape[1]
     header, caption = 22, 18

@@ -21,7 +21,6 @@ from retina_desktop.errors import UserError
 from retina_desktop.imaging import IMAGE_EXTENSIONS, load_image
 from retina_desktop.vessel_synthesis import estimate_fov, generator_input, load_mask
 
-from .pix2pix import generate
 from .pix2pix_eval import load_vessel_generator
 
 
@@ -65,6 +64,8 @@ def _grid_row(generator, spec, vessels, fov, photo: Path | None) -> np.ndarray:
     """[mask | one image per style | the photograph the mask was drawn from, if known]."""
     from PIL import Image
 
+    from .pix2pix import generate
+
     size = spec.size
     mask = np.asarray(Image.fromarray(vessels.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BOX).convert("RGB"))
     cells = [mask] + [generate(generator, generator_input(vessels, fov, s, spec.styles, size))[0] for s in spec.styles]
@@ -90,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from PIL import Image
     from tqdm import tqdm
+
+    from .pix2pix import generate  # loads Keras, as the generator has
 
     generator, spec = load_vessel_generator(args.model)
     style = args.style or (spec.styles[0] if len(spec.styles) == 1 else None)

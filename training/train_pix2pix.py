@@ -25,7 +25,7 @@ from retina_desktop.errors import UserError
 from retina_desktop.vessel_synthesis import KIND, input_layout
 
 from .epochs import refuse_changed_config
-from .pix2pix import Pix2PixConfig, train_pix2pix
+from .pix2pix_config import Pix2PixConfig
 from .pix2pix_data import even_out_colour, find_pairs, load_pairs, style_indices
 from .provenance import this_run
 
@@ -122,6 +122,8 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(config_file) as handle:
         json.dump(config.to_dict(), handle, indent=2)
+
+    from .pix2pix import train_pix2pix  # loads Keras
 
     model, state = train_pix2pix(config, sources, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
     if state.epoch < config.epochs:
