@@ -60,6 +60,25 @@ def test_a_stretched_photograph_is_an_ellipse_and_comes_out_round():
     assert cols.max() - cols.min() > 120  # and filling the square's width
 
 
+def test_an_ellipse_wilder_than_any_camera_makes_is_no_rim():
+    # Axis ratio 2: no camera or resize stretches a fundus so far (real ones stay under 1.52).
+    assert find_field_of_view(disc_image(300, 300, 149.5, 149.5, 60.0, 120.0)) is None
+
+
+@pytest.mark.skipif(not (DATA / "fundus4").is_dir(), reason="../shared/data/fundus4 is absent (real images)")
+@pytest.mark.parametrize("name", ["normal/eyepacs_10295_right.jpg", "normal/eyepacs_10343_left.jpg"])
+def test_a_disc_that_fills_the_frame_is_not_squeezed_into_a_strip(name):
+    """Only the four corners are dark: an ellipse fitted to them was 2-22 times taller than
+    wide and squeezed the photograph into a strip; now it is passed through whole."""
+    from retina_desktop.imaging import load_image
+
+    image = load_image(DATA / "fundus4" / name).rgb
+    assert find_field_of_view(np.asarray(image)) is None
+    assert standardise_field_of_view(image, (128, 128)) is None
+    out = np.asarray(fit_image(image, InputSpec(128, 128, "fov", "none")))
+    assert (out.max(axis=2) > 20).mean() > 0.8  # passed through as "pad": the whole disc
+
+
 def test_framing_is_the_same_whatever_the_camera_did():
     """A disc in a square, the same disc clipped and offset, and enlarged: one framing out."""
     size = (96, 96)
