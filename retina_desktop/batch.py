@@ -68,17 +68,18 @@ _CSV_OPEN = {"newline": "", "encoding": "utf-8", "errors": "backslashreplace"}
 def csv_header(classes: list[str]) -> list[str]:
     return [
         "file", "label", "confidence", "unsure", "not_judged", "answer", *(f"p_{c}" for c in classes),
-        "checks_passed", "check_reasons", "error",
+        "unfamiliar", "familiarity_distance", "checks_passed", "check_reasons", "error",
     ]
 
 
 def csv_fields(row: BatchRow, classes: list[str]) -> list[str]:
     """One row per file: file, the answer (label and confidence empty when the image was not
     judged, `unsure` and `not_judged` true/false, and the answer in words, all from
-    `records.Answer`), a column per class probability, the image checks' verdict and reasons,
+    `records.Answer`), a column per class probability, the unfamiliar-image flag (true/false,
+    empty when the model has none) with its distance, the image checks' verdict and reasons,
     and the error for files that could not be read."""
     if row.prediction is None:
-        return [row.file, "", "", "", "", "", *([""] * len(classes)), "", "", row.error]
+        return [row.file, "", "", "", "", "", *([""] * len(classes)), "", "", "", "", row.error]
     p = row.prediction
     answer = p.answer()
     checks = p.checks
@@ -90,6 +91,8 @@ def csv_fields(row: BatchRow, classes: list[str]) -> list[str]:
         str(answer.not_judged).lower(),
         answer.text(),
         *(f"{p.probabilities.get(c, float('nan')):.6f}" for c in classes),
+        "" if answer.unfamiliar is None else str(answer.unfamiliar).lower(),
+        "" if answer.familiarity_distance is None else f"{answer.familiarity_distance:.4f}",
         "" if checks is None else str(checks.passed).lower(),
         "" if checks is None else "; ".join(checks.reasons),
         "",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .familiarity import Familiarity, load_for_model, path_for
 from .litert_backend import CompiledModel, cached_path_for, file_sha256, find_compiled, litert_available
 from .model_files import (
     check_safe,
@@ -43,6 +44,8 @@ class ModelBundle:
     `compiled` is the LiteRT model when one up to date with the file was found (or made);
     `model` is the Keras model, loaded on first access when only the compiled one was needed,
     so a bundle served by LiteRT never imports TensorFlow unless someone asks for Keras.
+    `familiarity` is the unfamiliar-image record fitted for this model file (None when it has
+    none, or when its file could not be used: `familiarity_problem` then says why, in a line).
     """
 
     def __init__(
@@ -53,6 +56,8 @@ class ModelBundle:
         compiled: CompiledModel | None = None,
         *,
         trust_model: bool = False,
+        familiarity: Familiarity | None = None,
+        familiarity_problem: str = "",
     ) -> None:
         if metadata is None:
             raise TypeError("ModelBundle needs its metadata")
@@ -60,6 +65,8 @@ class ModelBundle:
         self.metadata = metadata
         self.compiled = compiled
         self.trust_model = trust_model
+        self.familiarity = familiarity
+        self.familiarity_problem = familiarity_problem
         self._model = model
         self._model_lock = threading.Lock()
 
@@ -159,7 +166,15 @@ def load_bundle(
             )
     if backend == "auto" and compiled is None and litert_available():
         compiled = _compile_into_cache(model, path, metadata.input.scaling, sha256 or file_sha256(path))
-    return ModelBundle(path, model, metadata, compiled, trust_model=trust_model)
+    familiarity, problem = None, ""
+    if path_for(path).exists():
+        # A record fitted for another version of the file would measure nonsense: refused.
+        familiarity, problem = load_for_model(path, sha256 or file_sha256(path), metadata.familiarity)
+        if problem:
+            log.warning("%s", problem)
+    return ModelBundle(
+        path, model, metadata, compiled, trust_model=trust_model, familiarity=familiarity, familiarity_problem=problem
+    )
 
 
 def _compile_into_cache(model, path: Path, scaling: str, sha256: str) -> CompiledModel | None:

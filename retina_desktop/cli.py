@@ -104,8 +104,15 @@ def _classifier(args):
     return Classifier(args.model, args.labels, trust_model=args.trust_model, settings=settings)
 
 
+def _familiarity_warning(bundle) -> None:
+    """A familiarity file that could not be used: one line; the model still answers."""
+    problem = getattr(bundle, "familiarity_problem", "")
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
 def _predict(classifier, args) -> int:
-    classifier.bundle()  # a bad model is one error, not one per file
+    _familiarity_warning(classifier.bundle())  # a bad model is one error, not one per file
     failures = 0
     for file in args.files:
         try:
@@ -138,9 +145,10 @@ def _batch(classifier, args) -> int:
     # The output is checked (and its partial file created) before the model or any image.
     with out:
         bundle = classifier.bundle()
+        _familiarity_warning(bundle)
         out.start(bundle.classes)
         errors: list[str] = []  # the first few, for the summary; the CSV has them all
-        failed = flagged = unsure = 0
+        failed = flagged = unsure = unfamiliar = 0
         counts: Counter[str] = Counter()
         try:
             with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
@@ -158,6 +166,7 @@ def _batch(classifier, args) -> int:
                         else:
                             counts[answer.label] += 1
                             unsure += answer.unsure
+                            unfamiliar += bool(answer.unfamiliar)
         except BaseException:
             if out.rows:
                 print(f"the {out.rows} rows finished are in {out.partial}", file=sys.stderr)
@@ -173,6 +182,9 @@ def _batch(classifier, args) -> int:
     point = bundle.metadata.operating_point()
     if point is not None:
         print(f"  (the model {point.rule_text()})")
+    if getattr(bundle, "familiarity", None) is not None:
+        print(f"{unfamiliar} of them unfamiliar (unlike the images the model learned from: "
+              "their output may be unreliable; column unfamiliar)")
     for error in errors:
         print(f"  error: {error}", file=sys.stderr)
     if failed > len(errors):
@@ -201,6 +213,12 @@ def _info(classifier, args) -> int:
     print(f"decision:  {meta.decision_text()}")
     print(f"unsure:    answers whose label has a probability below {classifier.settings.unsure_below:g} "
           "are marked unsure")
+    familiarity = getattr(bundle, "familiarity", None)
+    if familiarity is not None:
+        print(f"unfamiliar: images whose distance from the training images exceeds {familiarity.threshold:.4g} "
+              "are flagged (their output may be unreliable)")
+    elif getattr(bundle, "familiarity_problem", ""):
+        print(f"unfamiliar: no flag ({bundle.familiarity_problem})")
     thresholds = classifier.thresholds().to_dict()
     print("image checks: " + ", ".join(f"{k} {v:g}" for k, v in thresholds.items()))
     for key in ("command", "data", "training_seconds", "trained_at", "note"):

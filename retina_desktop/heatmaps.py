@@ -61,7 +61,7 @@ def find_target_layer(model: Any) -> Any:
     raise ValueError(f"Model {getattr(model, 'name', '?')!r} has no convolutional (4-D) layer for a heatmap")
 
 
-def _output_layer(model: Any) -> Any:
+def output_layer(model: Any) -> Any:
     layers = list(iter_layers(model))
     return layers[-1] if layers else model
 
@@ -129,7 +129,7 @@ def _cam_function(model: Any, target: Any):
     key = id(target)
     if key in per_model:
         return per_model[key]
-    head = _output_layer(model)
+    head = output_layer(model)
     activation = getattr(head, "activation", None)
     softmax = activation is not None and getattr(activation, "__name__", "") == "softmax"
 

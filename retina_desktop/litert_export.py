@@ -24,7 +24,7 @@ import numpy as np
 
 from .atomic import atomic_save, atomic_write
 from .errors import ModelError
-from .heatmaps import _output_layer, find_target_layer, iter_layers
+from .heatmaps import output_layer, find_target_layer, iter_layers
 from .litert_backend import (
     FORMAT,
     CompiledModel,
@@ -67,7 +67,7 @@ def compile_model(
         target, head, problem = None, None, str(err)
     else:
         head, problem = _head_spec(model, target)
-    serve = _serving_function(tf, model, target, height, width)
+    serve = serving_function(tf, model, target, height, width)
     try:
         with stderr_captured():  # the converter's MLIR notices go to fd 2
             from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -113,7 +113,7 @@ def compile_to_cache(model: Any, source: Path, *, scaling: str = "none", sha256:
     return compile_model(model, source, cached_path_for(sha256), scaling=scaling, sha256=sha256)
 
 
-def _serving_function(tf, model: Any, target: Any, height: int, width: int):
+def serving_function(tf, model: Any, target: Any, height: int, width: int):
     """A tf.function returning the probabilities and (when there is a target) its feature maps."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="image")])
@@ -186,7 +186,7 @@ def _head_spec(model: Any, target: Any) -> tuple[dict[str, Any] | None, str]:
     if len(reducers) != 1 or any(op["op"] == "dense" for op in ops[: reducers[0]]):
         return None, f"the layers after {target.name!r} do not pool its feature maps once before the dense layers"
     # Mirror heatmaps.gradcam: a final softmax is dropped so the score is the class logit.
-    last = _output_layer(model)
+    last = output_layer(model)
     softmax = _activation_name(getattr(last, "activation", None)) == "softmax" or type(last).__name__ == "Softmax"
     if softmax and ops[-1].get("activation") == "softmax":
         if ops[-1]["op"] == "dense":

@@ -115,6 +115,30 @@ def write_sidecar(path: Path, metadata: ModelMetadata) -> None:
         handle.write(metadata.to_json())
 
 
+def update_sidecar(path: Path, key: str, value: Any) -> None:
+    """Set one top-level key of a sidecar, read from disk now and written back atomically.
+
+    The file is edited as JSON, not through `ModelMetadata`, so keys this version does not know
+    (another tool's) survive; the result must still be a valid sidecar, or nothing is written.
+    Several tools update their own keys of one sidecar: each reads the file at the moment it
+    writes, never an older copy."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ModelError(f'Model sidecar not found: "{path}"') from err
+    except (OSError, ValueError) as err:
+        raise ModelError(f'Model sidecar "{path}" is not valid: {err}') from err
+    if not isinstance(data, dict):
+        raise ModelError(f'Model sidecar "{path}" is not valid: expected a JSON object')
+    data[key] = value
+    try:
+        ModelMetadata.from_dict(data)
+    except (ValueError, TypeError) as err:
+        raise ModelError(f'Updating "{key}" would make the sidecar "{path}" invalid: {err}') from err
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+
+
 def read_model_config(path: Path) -> dict[str, Any]:
     """The architecture config stored in an .h5 or .keras file (no TensorFlow needed)."""
     if not path.exists():

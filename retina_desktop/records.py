@@ -93,6 +93,10 @@ class ModelMetadata:
     # reported when its probability reaches the threshold (an operating point chosen on the
     # validation split for a target specificity) instead of when it is the larger of the two.
     decision: dict[str, Any] = field(default_factory=dict)
+    # The unfamiliar-image flag (familiarity.py): {"file", "threshold", "percentile", figures,
+    # "command"}. The fitted numbers are in the file beside the model; the threshold here is the
+    # one in force. Empty: the model has no flag.
+    familiarity: dict[str, Any] = field(default_factory=dict)
 
     def operating_point(self) -> OperatingPoint | None:
         """The two-class decision rule from `decision`, or None when the top class is reported."""
@@ -133,7 +137,7 @@ class ModelMetadata:
             raise ValueError(f"expected a JSON object, found {_json_type(data)}")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("provenance", "metrics", "checks", "decision"):
+        for key in ("provenance", "metrics", "checks", "decision", "familiarity"):
             if not isinstance(values.get(key, {}), dict):
                 raise ValueError(f'"{key}" must be an object, not {_json_type(values[key])}')
         for key in ("modality", "name"):
@@ -164,6 +168,9 @@ class ModelMetadata:
         threshold = decision.get("threshold", 0.5)
         if not (_is_number(threshold) and 0 <= threshold <= 1):
             raise ValueError(f'"decision.threshold" must be a probability from 0 to 1, not {_shown(threshold)}')
+        familiarity_threshold = values.get("familiarity", {}).get("threshold")
+        if familiarity_threshold is not None and not (_is_number(familiarity_threshold) and familiarity_threshold > 0):
+            raise ValueError(f'"familiarity.threshold" must be a number above 0, not {_shown(familiarity_threshold)}')
         values["input"] = _input_spec(values.get("input", {}))
         return cls(**values)
 
@@ -240,6 +247,18 @@ class Prediction:
     operating_point: OperatingPoint | None = None
     # The unsure level in force when the image was judged (the user's setting).
     unsure_below: float = UNSURE_BELOW
+    # The unfamiliar-image flag (familiarity.py): the image's distance from the training images
+    # in the model's feature space and the threshold above which it is flagged; None when the
+    # model has no familiarity record.
+    familiarity_distance: float | None = None
+    familiarity_threshold: float | None = None
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        """True when the image is unlike the model's training images; None: not measured."""
+        if self.familiarity_distance is None or self.familiarity_threshold is None:
+            return None
+        return self.familiarity_distance > self.familiarity_threshold
 
     @property
     def fit_to_judge(self) -> bool:
@@ -259,6 +278,9 @@ class Prediction:
             unsure_below=self.unsure_below,
             looks_like=checks.looks_like if checks is not None and not judged else "",
             suggested_model=checks.suggested_model if checks is not None and not judged else "",
+            unfamiliar=self.unfamiliar,
+            familiarity_distance=self.familiarity_distance,
+            familiarity_threshold=self.familiarity_threshold,
         )
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -277,6 +299,9 @@ class Answer:
       the text then names the threshold, so the label never seems to contradict the bars.
     - An answer whose label has less probability than the unsure level is marked unsure.
     - An image that failed its checks is not judged: no label, no confidence, the reasons.
+    - An image unlike the model's training images (the unfamiliar-image flag) keeps its answer
+      and gets a warning beside it: its output may be unreliable. The flag never replaces or
+      hides the answer.
     """
 
     label: str | None  # None: not judged
@@ -288,6 +313,9 @@ class Answer:
     unsure_below: float = UNSURE_BELOW
     looks_like: str = ""
     suggested_model: str = ""
+    unfamiliar: bool | None = None  # None: the model has no familiarity record
+    familiarity_distance: float | None = None
+    familiarity_threshold: float | None = None
 
     @property
     def not_judged(self) -> bool:
@@ -323,6 +351,16 @@ class Answer:
             return f"This looks like {what}: open {self.suggested_model}"
         return f"This looks like {what}, which this model does not read"
 
+    def unfamiliar_note(self) -> str:
+        """The unfamiliar-image warning, for an image the model judged; else empty."""
+        if self.not_judged or not self.unfamiliar:
+            return ""
+        shown, bound = _apart(self.familiarity_distance, self.familiarity_threshold, percent=False)
+        return (
+            f"Unfamiliar image: unlike the images this model learned from (distance {shown}, flagged above "
+            f"{bound}); its output may be unreliable."
+        )
+
     # -- the wordings -----------------------------------------------------------------------
     def text(self) -> str:
         """The one-line answer: CLI text, the JSON and CSV "answer" field, the batch table."""
@@ -332,7 +370,8 @@ class Answer:
                 kind = {"oct": "OCT", "fundus": "fundus"}.get(self.looks_like, self.looks_like)
                 reasons += f"; the {kind} model is {self.suggested_model}"
             return f"not judged: {reasons}"
-        return ("unsure: " if self.unsure else "") + f"{display_name(self.label)} ({self.basis()})"
+        text = ("unsure: " if self.unsure else "") + f"{display_name(self.label)} ({self.basis()})"
+        return text + ("; unfamiliar image: output may be unreliable" if self.unfamiliar_note() else "")
 
     def short_basis(self) -> str:
         """`basis` in a few characters: "87%", or "p(DME) 0.45, threshold 0.15". Empty when
@@ -370,18 +409,20 @@ class Answer:
         return text + "."
 
     def warning(self) -> str:
-        """The caution shown with an unsure or not-judged answer; else empty. (A not-judged
-        answer's `hint`, which names the model to open, is shown beside it.)"""
+        """The caution shown with an unsure or not-judged answer, or an unfamiliar image; else
+        empty. (A not-judged answer's `hint`, which names the model to open, is shown beside it.)"""
         if self.not_judged:
             reasons = "; ".join(self.reasons) or "the image checks failed"
             return f"The image checks failed: {reasons}. The probabilities are greyed: shown for reference only, not an answer."
-        if not self.unsure:
-            return ""
-        shown, level = _apart(self.probability, self.unsure_below, percent=self.operating_point is None)
-        return (
-            f"The model is unsure: p({display_name(self.label)}) = {shown}, below the unsure level {level}. "
-            "Treat this output with caution."
-        )
+        parts = []
+        if self.unsure:
+            shown, level = _apart(self.probability, self.unsure_below, percent=self.operating_point is None)
+            parts.append(
+                f"The model is unsure: p({display_name(self.label)}) = {shown}, below the unsure level {level}. "
+                "Treat this output with caution."
+            )
+        parts.append(self.unfamiliar_note())
+        return "\n".join(part for part in parts if part)  # each caution on its own line
 
     def json_fields(self) -> dict[str, Any]:
         """The answer's fields of a JSON result (label and confidence null when not judged)."""
@@ -402,6 +443,13 @@ class Answer:
             }
         if self.suggested_model:
             out["suggested_model"] = self.suggested_model
+        out["unfamiliar"] = self.unfamiliar
+        out["familiarity_distance"] = (
+            None if self.familiarity_distance is None else round(float(self.familiarity_distance), 4)
+        )
+        out["familiarity_threshold"] = (
+            None if self.familiarity_threshold is None else round(float(self.familiarity_threshold), 4)
+        )
         return out
 
 

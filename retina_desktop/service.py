@@ -14,6 +14,7 @@ every later open is fast.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,11 +29,14 @@ from .bundle import ModelBundle, load_bundle
 from .calibration import apply_temperature
 from .checks import CheckThresholds, judge, measure
 from .errors import UserError
+from .familiarity import pooled_features
 from .imaging import LoadedImage, load_image
 from .paths import bundle_root, default_model_path, modality_model_path, models_dir
 from .preprocessing import fit_image, prepare_batch
 from .records import CheckResult, InputSpec, Prediction
 from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 class Classifier:
@@ -58,6 +62,7 @@ class Classifier:
         self._modality: Classifier | None = None
         self._bundle: ModelBundle | None = None
         self._infer = None
+        self._infer_features = None
         self._lock = threading.RLock()
         # Which threads ran model code: the GUI's tests assert the Tk thread never does.
         self.model_threads: set[str] = set()
@@ -92,6 +97,36 @@ class Classifier:
         if calibrated and temperature and abs(temperature - 1.0) > 1e-9:
             probs = apply_temperature(probs, temperature)
         return probs
+
+    def predict_features(
+        self, images: np.ndarray, *, calibrated: bool = True, batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities for fitted uint8 images (n, h, w, 3) and, from the same model
+        call, each image's features for the unfamiliar-image flag: the global average of the
+        feature maps heatmaps read (familiarity.py), (n, k); None when the model has no such
+        layer. Either backend gives the same features."""
+        bundle = self.bundle()
+        with self._lock:
+            self.model_threads.add(threading.current_thread().name)
+            if bundle.compiled is not None:
+                run = bundle.compiled.run
+            else:
+                if self._infer_features is None:
+                    self._infer_features = _compile_with_features(bundle.model)
+                run = self._infer_features
+            outputs, features = [], []
+            for start in range(0, len(images), batch_size):
+                batch = prepare_batch(list(images[start : start + batch_size]), bundle.metadata.input)
+                probs, maps = run(batch)
+                outputs.append(np.asarray(probs, dtype=np.float64))
+                features.append(None if maps is None else pooled_features(maps))
+        probs = np.concatenate(outputs) if outputs else np.zeros((0, len(bundle.classes)))
+        temperature = bundle.metadata.temperature
+        if calibrated and temperature and abs(temperature - 1.0) > 1e-9:
+            probs = apply_temperature(probs, temperature)
+        if not features or any(f is None for f in features):
+            return probs, None
+        return probs, np.concatenate(features)
 
     def thresholds(self) -> CheckThresholds:
         """The model's fitted check thresholds with the user's overrides on top."""
@@ -210,7 +245,15 @@ class Classifier:
         """The models on a batch of read files, one call each; a file that failed to read
         yields its error in its place."""
         good = [read for _, read in outcomes if isinstance(read, _ReadImage)]
-        probs = iter(self.predict_arrays(np.stack([r.fitted for r in good])) if good else [])
+        bundle = self.bundle()
+        distances: Iterator[float | None] = iter([None] * len(good))
+        if good and getattr(bundle, "familiarity", None) is not None:
+            found, features = self.predict_features(np.stack([r.fitted for r in good]))
+            probs = iter(found)
+            if features is not None:
+                distances = iter(self._distances(bundle, features))
+        else:
+            probs = iter(self.predict_arrays(np.stack([r.fitted for r in good])) if good else [])
         modality = plan.modality
         beliefs = iter(
             modality.predict_arrays(np.stack([r.modality_input for r in good]), calibrated=False)
@@ -225,12 +268,32 @@ class Classifier:
             if plan.thresholds is not None:
                 belief = modality.beliefs(next(beliefs)) if modality else None
                 checks = self._verdict(read.stats, read.source_size, belief, plan.thresholds)
-            yield path, self._prediction(path, read.fitted, next(probs), checks)
+            yield path, self._prediction(path, read.fitted, next(probs), checks, next(distances))
+
+    @staticmethod
+    def _distances(bundle: ModelBundle, features: np.ndarray) -> list[float | None]:
+        """Each image's familiarity distance; Nones (and the flag off for this bundle, with a
+        logged line) when the record does not fit the model's features."""
+        try:
+            return [float(d) for d in bundle.familiarity.distance(features)]
+        except ValueError as err:
+            bundle.familiarity_problem = (
+                f'The familiarity record of "{bundle.path}" does not fit the model: {err}; no unfamiliar-image flag'
+            )
+            bundle.familiarity = None
+            log.warning("%s", bundle.familiarity_problem)
+            return [None] * len(features)
 
     def _prediction(
-        self, path: str | Path, fitted: np.ndarray, probs: np.ndarray, checks: CheckResult | None
+        self,
+        path: str | Path,
+        fitted: np.ndarray,
+        probs: np.ndarray,
+        checks: CheckResult | None,
+        distance: float | None = None,
     ) -> Prediction:
         bundle = self.bundle()
+        familiarity = getattr(bundle, "familiarity", None)
         best = bundle.metadata.label_for(list(map(float, probs)))
         # The answer's wording (records.Answer) needs the rule that chose the label and the
         # unsure level in force, so the prediction carries both.
@@ -245,6 +308,8 @@ class Classifier:
             checks=checks,
             operating_point=bundle.metadata.operating_point(),
             unsure_below=self.settings.unsure_below,
+            familiarity_distance=distance,
+            familiarity_threshold=familiarity.threshold if familiarity is not None and distance is not None else None,
         )
 
 
@@ -280,6 +345,32 @@ def _compile(model):
         return model(batch, training=False)
 
     return infer
+
+
+def _compile_with_features(model):
+    """(probabilities, feature maps or None) for a scaled batch, from one traced call of the
+    Keras model: the serving function the LiteRT compiler converts, so both backends share
+    one definition of the features."""
+    from .heatmaps import find_target_layer
+    from .litert_export import serving_function
+    from .quiet import import_keras
+
+    import_keras()
+    import tensorflow as tf
+
+    try:
+        target = find_target_layer(model)
+    except ValueError:
+        target = None
+    height, width = (int(v) for v in model.inputs[0].shape[1:3])
+    serve = serving_function(tf, model, target, height, width)
+
+    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = serve(tf.convert_to_tensor(batch, tf.float32))
+        features = out.get("features")
+        return out["probabilities"].numpy(), None if features is None else features.numpy()
+
+    return run
 
 
 # The shipped classifier for each modality, so that an image given to the wrong one can name

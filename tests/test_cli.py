@@ -91,7 +91,8 @@ def test_batch_writes_a_row_per_file_errors_included(small_bundle, tmp_path, cap
     assert rows[0]["label"] in CLASSES and not rows[0]["error"]
     assert rows[1]["label"] == "" and "c.png" in rows[1]["error"]
     assert set(rows[0]) == {"file", "label", "confidence", "unsure", "not_judged", "answer", "checks_passed",
-                            "check_reasons", "error", *(f"p_{c}" for c in CLASSES)}
+                            "check_reasons", "error", "unfamiliar", "familiarity_distance",
+                            *(f"p_{c}" for c in CLASSES)}
     assert "3 images: 2 classified, 1 errors" in capsys.readouterr().out
 
 

@@ -119,13 +119,13 @@ def test_disease_against_healthy_by_hand():
 def test_the_rank_auc_equals_scikit_learns():
     from sklearn.metrics import roc_auc_score
 
-    from training.evaluate import _auc
+    from training.evaluate import rank_auc
 
     rng = np.random.default_rng(3)
     positive = rng.uniform(size=200) < 0.3
     score = np.round(rng.uniform(size=200) + positive * 0.3, 1)  # rounded: ties
-    assert _auc(positive, score) == pytest.approx(roc_auc_score(positive, score))
-    assert np.isnan(_auc(np.ones(3, bool), np.arange(3)))
+    assert rank_auc(positive, score) == pytest.approx(roc_auc_score(positive, score))
+    assert np.isnan(rank_auc(np.ones(3, bool), np.arange(3)))
 
 
 def _subset_case():

@@ -536,3 +536,26 @@ def test_elide_keeps_the_longest_start_that_fits() -> None:
     assert elide("short", 100, measure) == "short"
     assert elide("a long message here", 100, measure) == "a long me…"
     assert measure(elide("x" * 50, 95, measure)) <= 95
+
+
+def test_an_unfamiliar_image_keeps_its_answer_with_a_warning_line(make_app, tmp_path) -> None:
+    import dataclasses
+
+    class Unfamiliar(ScriptedClassifier):
+        def predict_file(self, path) -> Prediction:
+            prediction = super().predict_file(path)
+            return dataclasses.replace(prediction, familiarity_distance=2.3, familiarity_threshold=1.66)
+
+    fundus = ModelMetadata(classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"), modality="fundus",
+                           name="fake model", version="2")
+    app = make_app(Unfamiliar(metadata=fundus, probs=(0.05, 0.05, 0.85, 0.05)))
+    pump(app.root, lambda: app.model_ready and app.diagnose.chart.canvas is not None)
+    app.diagnose.open_image(picture(tmp_path))
+    pump(app.root, lambda: app.diagnose.prediction is not None)
+    diagnose = app.diagnose
+    assert diagnose.result_var.get() == "Model output: glaucoma (85% confidence)"  # the answer stays
+    assert diagnose.warning_var.get() == (
+        "Unfamiliar image: unlike the images this model learned from (distance 2.30, flagged above 1.66); "
+        "its output may be unreliable."
+    )
+    assert diagnose.warning_label.winfo_ismapped() and not diagnose.chart.greyed

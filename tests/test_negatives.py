@@ -11,7 +11,7 @@ def test_each_source_file_is_on_one_side_only():
     files = packaged_files()
     assert files, "installed packages ship sample images"
     sides = {_side(f.name) for f in files}
-    assert sides == {"train", "test"}
+    assert sides == {"train", "val", "test"}
     assert all(_side(f.name) == _side(f.name) for f in files)  # stable, not salted
     assert not any(f.name == "retina.jpg" for f in files)  # a fundus photo is never a negative
 

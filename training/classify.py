@@ -2,8 +2,9 @@
 
 Outputs in `--out`: `keras_model.h5`, `labels.txt`, `keras_model.json` (the sidecar: input,
 scaling, modality, classes, temperature, the exact command, data and split, test metrics),
-`config.json` (the hyperparameters), `splits.csv` (the split used), `history.json`, and the
-evaluation report under `evaluation/`.
+`config.json` (the hyperparameters), `splits.csv` (the split used), `history.json`, the
+evaluation report under `evaluation/`, and the unfamiliar-image flag
+(`keras_model.familiarity.npz`, fitted on the training split as `training/familiarity.py` does).
 """
 
 from __future__ import annotations
@@ -111,8 +112,23 @@ def run_classify(args) -> int:
     from .evaluate import evaluate_bundle  # after training: a long run needs none of it
 
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
+    _fit_familiarity(model_path, dataset, train, val, metadata.provenance["command"])
     print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
     return 0
+
+
+def _fit_familiarity(model_path: Path, dataset, train, val, command: str) -> None:
+    """The unfamiliar-image flag, from the split images already in memory. A model it cannot
+    be fitted for (no convolutional feature maps) is still a model: say so and carry on."""
+    from .familiarity import fit_for_model, format_summary
+
+    try:
+        entry = fit_for_model(model_path, dataset, train=train, val=val, command=f"{command} (at the end of classify)",
+                              quiet=True)
+    except (UserError, ValueError) as err:
+        print(f"no unfamiliar-image flag for this model: {err}")
+        return
+    print(format_summary(entry))
 
 
 def refuse_changed_resume(out: Path, config: ClassifierConfig) -> None:

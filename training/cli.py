@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     modality.add_argument("--fundus", required=True, help="fundus data set (class folders + splits)")
     modality.add_argument("--oct", required=True, help="OCT data set (class folders + splits)")
     modality.add_argument("--extra-fundus", action="append", help="folder of more fundus photos (train only)")
+    modality.add_argument("--wrong-inputs", help="folder of wrong-input kinds (angiograms, ...) taught as other")
     modality.add_argument("--out", required=True)
     modality.add_argument("--size", type=int, default=96)
     modality.add_argument("--epochs", type=int, default=15)
@@ -99,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit_checks.add_argument("--model", required=True)
     fit_checks.add_argument("--data", required=True, help="the model's data set (val split fits, test reports)")
     fit_checks.add_argument("--other-modality", help="a data set of the other modality, to report confusion")
-    fit_checks.add_argument("--percentile", type=float, default=0.5)
+    fit_checks.add_argument("--percentile", type=float, default=0.1)
+    fit_checks.add_argument("--wrong-inputs", help="folder of wrong-input kinds: report the test part refused per kind")
 
     card = verbs.add_parser("card", help="render a markdown model card from a model's sidecar")
     card.add_argument("--model", required=True)
@@ -175,6 +177,7 @@ MODULE_VERBS = {
     "compare": ("compare", "one markdown table of several models: test split, per source, external set"),
     "fov-figure": ("fov_figure", "photographs before and after field-of-view standardisation, side by side"),
     "linear-probe": ("linear_probe", "logistic regression on frozen ImageNet features (the floor), as a bundle"),
+    "familiarity": ("familiarity", "fit a model's unfamiliar-image flag on its training split; measure it"),
 }
 
 

@@ -243,7 +243,7 @@ def reported_labels(probs: np.ndarray, metadata) -> np.ndarray:
     return np.array([metadata.label_for([float(p) for p in row]) for row in probs], dtype=np.int64)
 
 
-def _auc(positive: np.ndarray, score: np.ndarray) -> float:
+def rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic (ties count half), NaN without both kinds.
 
     Equal to scikit-learn's `roc_auc_score`, without its per-call checks: the bootstrap calls
@@ -283,7 +283,7 @@ def disease_versus_healthy(
     def figures(idx: np.ndarray) -> dict[str, float]:
         positive, said = is_disease[idx], reported[idx]
         return {
-            "auc": _auc(positive, p_disease[idx]),
+            "auc": rank_auc(positive, p_disease[idx]),
             "sensitivity": float(np.mean(said[positive] == disease)) if positive.any() else np.nan,
             "referred": float(np.mean(said[positive] != healthy)) if positive.any() else np.nan,
             "specificity": float(np.mean(said[~positive] == healthy)) if (~positive).any() else np.nan,
@@ -343,7 +343,7 @@ def source_figures(
         for c in present:
             positive = truth == c
             out[f"sensitivity:{c}"] = float(np.mean(said[positive] == c)) if positive.any() else np.nan
-        aucs = [_auc(truth == c, probs[idx, c]) for c in with_auc]
+        aucs = [rank_auc(truth == c, probs[idx, c]) for c in with_auc]
         out.update({f"auc:{c}": a for c, a in zip(with_auc, aucs)})
         # A resample that lost a class has no macro AUC over the same classes: left out.
         out["macro_auc"] = float(np.mean(aucs)) if aucs and not np.isnan(aucs).any() else np.nan

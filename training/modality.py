@@ -2,8 +2,10 @@
 anything else apart, shipped as models/modality/ for the image checks.
 
 Positives are the real images of our data sets (their patient-grouped splits kept), optionally
-with extra fundus photographs from other cameras (DRIVE, CHASE); negatives come from
-`training.negatives`, split by source file so that the test figures are on unseen sources.
+with extra fundus photographs from other cameras (DRIVE, CHASE); negatives ("other") come from
+`training.negatives`, split by source file so that the test figures are on unseen sources, and
+from `training.wrong_inputs` (`--wrong-inputs`: fluorescein angiograms, OCT angiography, and
+red-free and greyscale copies of the fundus set's own photographs), each on its fixed side.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from retina_desktop.records import InputSpec, ModelMetadata
 from .classifier import ClassifierConfig, train_classifier
 from .datasets import load_arrays, load_dataset
 from .negatives import negatives, random_crops
+from .wrong_inputs import wrong_inputs
 
 CLASSES = ["fundus", "oct", "other"]
 
@@ -45,6 +48,34 @@ def _negative_arrays(side: str, spec: InputSpec, crops: int, seed: int) -> tuple
     return np.stack(images), names
 
 
+# Fundus photographs per generated kind (red-free, green red-free, greyscale) on each side.
+WRONG_PER_KIND = {"train": 300, "val": 40, "test": 100}
+
+
+def _wrong_arrays(args, split: str, spec: InputSpec) -> np.ndarray:
+    """Wrong inputs of one side; on the train side each real one also as 3 random crops."""
+    rng = np.random.default_rng([args.seed, 7])
+    images = []
+    for item in wrong_inputs(args.wrong_inputs, split, fundus=args.fundus, per_kind=WRONG_PER_KIND[split]):
+        views = [item.image]
+        if split == "train" and item.kind not in ("red-free", "red-free-green", "greyscale-fundus"):
+            views += random_crops(item.image, 3, rng)
+        images += [fit_image(view, spec) for view in views]
+    return np.stack(images)
+
+
+def _wrong_test_figures(model, args, spec: InputSpec) -> dict[str, dict]:
+    """Per wrong-input kind, how many of its test part the model calls "other"."""
+    kinds: dict[str, list[np.ndarray]] = {}
+    for item in wrong_inputs(args.wrong_inputs, "test", fundus=args.fundus, per_kind=WRONG_PER_KIND["test"]):
+        kinds.setdefault(item.kind, []).append(fit_image(item.image, spec))
+    out = {}
+    for kind, images in kinds.items():
+        probs = model.predict(np.stack(images).astype("float32"), batch_size=64, verbose=0)
+        out[kind] = {"n": len(images), "other": round(float((probs.argmax(1) == 2).mean()), 4)}
+    return out
+
+
 def build_sets(args, spec: InputSpec):
     sets = {}
     for split in ("train", "val", "test"):
@@ -57,11 +88,16 @@ def build_sets(args, spec: InputSpec):
                 extra = np.stack([fit_image(load_image(p).rgb, spec) for p in list_images(folder)])
                 parts.append(extra)
                 labels.append(np.zeros(len(extra)))
-        side = "train" if split == "train" else "test"
+        # Each negative source on its own side: val sources choose the epoch, test ones are
+        # only measured.
         crops = 8 if split == "train" else (1 if split == "val" else 0)
-        neg, _ = _negative_arrays(side, spec, crops, seed=args.seed + (split == "val"))
+        neg, _ = _negative_arrays(split, spec, crops, seed=args.seed + (split == "val"))
         parts.append(neg)
         labels.append(np.full(len(neg), 2))
+        if args.wrong_inputs:
+            wrong = _wrong_arrays(args, split, spec)
+            parts.append(wrong)
+            labels.append(np.full(len(wrong), 2))
         sets[split] = (np.concatenate(parts), np.concatenate(labels).astype(np.int32))
         counts = np.bincount(sets[split][1], minlength=3)
         print(f"{split}: " + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)))
@@ -87,6 +123,8 @@ def run_modality(args) -> int:
         "test_counts": {c: int((y_test == i).sum()) for i, c in enumerate(CLASSES)},
         "training_seconds": round(state.seconds, 1),
     }
+    if args.wrong_inputs:
+        report["wrong_inputs_test_called_other"] = _wrong_test_figures(model, args, spec)
     atomic_save(out / "keras_model.h5", model.save)
     write_labels(out / "labels.txt", CLASSES)
     write_sidecar(
@@ -96,8 +134,9 @@ def run_modality(args) -> int:
             version="1",
             provenance={
                 "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "data": [args.fundus, args.oct, *(args.extra_fundus or [])],
-                "negatives": "training/negatives.py (packaged sample images and generated ones)",
+                "data": [args.fundus, args.oct, *(args.extra_fundus or []), *([args.wrong_inputs] if args.wrong_inputs else [])],
+                "negatives": "training/negatives.py (packaged sample images and generated ones)"
+                + (", training/wrong_inputs.py (wrong inputs, red-free and greyscale fundus)" if args.wrong_inputs else ""),
                 "config": config.to_dict(),
                 "training_seconds": round(state.seconds, 1),
             },

@@ -105,6 +105,7 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
     lines += _per_source_section(m.get("per_source"))
     lines += _external_section(m.get("external"))
     lines += _checks_section(metadata.checks, str(model_path), p.get("data", "DATA"))
+    lines += _familiarity_section(metadata.familiarity)
     lines += ["", "## Known limitations", ""] + [f"- {item}" for item in limitations] + [""]
     return "\n".join(lines)
 
@@ -214,18 +215,85 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
             f"| test images of the other modality (should be flagged) | {report['other_modality_n']} | "
             f"{report['other_modality_flagged']:.1%} |"
         )
+    for kind, entry in report.get("wrong_inputs_test", {}).items():
+        lines.append(f"| wrong input, test part: {kind} (should be refused) | {entry['n']} | {entry['refused']:.1%} |")
     reasons = ", ".join(f"{k} {v}" for k, v in report.get("real_test_reasons", {}).items()) or "none"
     other = f" --other-modality {report['other_modality_data']}" if "other_modality_data" in report else ""
+    command = report.get("command") or f"python -m training fit-checks --model {model_path} --data {data}{other}"
     lines += [
         "",
         f"Reasons among flagged real test images: {reasons}. Checks add {report.get('ms_per_image', float('nan')):.1f} ms "
         "per image (median, on the Keras path, by the command below; `benchmarks/predict_latency.py` "
         "measures the app's compiled path).",
+    ]
+    if report.get("wrong_inputs_test"):
+        lines += [
+            "",
+            "Wrong inputs are images a clinic could feed by mistake: real fluorescein angiograms and OCT "
+            "angiography (a fixed test part by a hash of the file name, never trained on), and red-free "
+            "(green channel, grey or green) and greyscale copies of the fundus set's test photographs. "
+            "Reasons among refused wrong inputs: "
+            + "; ".join(
+                f"{kind}: " + (", ".join(f"{k} {v}" for k, v in entry["reasons"].items()) or "none")
+                for kind, entry in report["wrong_inputs_test"].items()
+            )
+            + ". An image may fail several checks."
+            + ("" if any(w in kind for kind in report["wrong_inputs_test"] for w in ("anterior", "lens", "slit"))
+               else " Anterior-segment and slit-lamp lens photographs are not measured: none were available offline."),
+        ]
+    lines += [
         "",
         "```bash",
-        f"python -m training fit-checks --model {model_path} --data {data}{other}",
+        command,
         "```",
     ]
+    return lines
+
+
+def _familiarity_section(entry: dict) -> list[str]:
+    """The unfamiliar-image flag (training/familiarity.py): how often it fires in distribution,
+    and whether flagged images are wrong more often than the others (a flag that does not
+    predict error is noise)."""
+    figures = entry.get("figures") if entry else None
+    if not figures:
+        return []
+
+    def rate(row: dict, kind: str) -> str:
+        value = row.get(f"error_rate_{kind}")
+        count = row["flagged"] if kind == "flagged" else row["n"] - row["flagged"]
+        return "–" if value is None else f"{value:.1%} ({row[f'errors_{kind}']}/{count})"
+
+    def line(name: str, row: dict) -> str:
+        auc = f"{row['error_auc']:.3f}" if "error_auc" in row else "–"
+        errors = (f"{rate(row, 'flagged')} | {rate(row, 'unflagged')} | {row.get('error_ratio', '–')} | {auc}"
+                  if "errors_flagged" in row else "– | – | – | –")
+        return f"| {name} | {row['n']} | {row['flagged_share']:.1%} ({row['flagged']}) | {errors} |"
+
+    lines = [
+        "",
+        "## Unfamiliar-image flag (a warning beside the answer)",
+        "",
+        f"{entry.get('method', '')}. Flagged above {entry['threshold']:g}, the {entry.get('chosen_on', '?')}. "
+        "A flagged image keeps its answer; the GUI, the CLI, JSON, CSV and the PDF report add "
+        "\"Unfamiliar image: unlike the images this model learned from; its output may be unreliable\". "
+        "An error is the app's answer differing from the reference label.",
+        "",
+        "| images | n | flagged | error rate, flagged | error rate, unflagged | ratio | ROC AUC of the distance for an error |",
+        "|---|---|---|---|---|---|---|",
+        line("validation split (threshold chosen here)", figures["val"]),
+    ]
+    if "test" in figures:
+        lines.append(line("test split (in distribution; target: at most 5% flagged)", figures["test"]))
+    for name, row in figures.get("external", {}).items():
+        lines.append(line(f"external: {name} (never fitted nor tuned on; target ratio at least 2)", row))
+    for name, row in figures.get("wrong_inputs", {}).items():
+        for kind, part in row.get("by_folder", {}).items():
+            lines.append(f"| wrong input ({name}): {kind} (every answer is wrong) | {part['n']} | "
+                         f"{part['flagged_share']:.1%} | – | – | – | – |")
+        for kind, part in row.get("test_part", {}).items():
+            lines.append(f"| wrong input ({name}), the image checks' test part: {kind} | {part['n']} | "
+                         f"{part['flagged_share']:.1%} | – | – | – | – |")
+    lines += ["", "```bash", entry.get("command", "?"), "```"]
     return lines
 
 

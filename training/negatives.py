@@ -4,8 +4,8 @@ Nothing can be downloaded, so negatives come from what installed packages ship (
 and matplotlib's sample photographs and documents, scikit-learn's sample photos, pydicom's CT,
 MR, ultrasound and nuclear-medicine test images) and from generators here (rendered documents,
 application screenshots, chest-radiograph-like images, noise, gradients, flat colours). Each
-source file belongs to exactly one side ("train" or "test") so that the reported flag rate is
-measured on images the check never saw.
+source file belongs to exactly one side ("train", "val" or "test") so that the reported flag
+rate is measured on images the check never saw; val sources choose the epoch.
 """
 
 from __future__ import annotations
@@ -30,9 +30,13 @@ class Negative:
     image: Image.Image  # RGB
 
 
-def _side(name: str, test_fraction: float = 0.3) -> str:
-    """A fixed train/test side per source name (a stable hash, not Python's salted one)."""
-    return "test" if (zlib.crc32(name.encode()) % 1000) / 1000 < test_fraction else "train"
+def _side(name: str, test_fraction: float = 0.3, val_fraction: float = 0.12) -> str:
+    """A fixed train/val/test side per source name (a stable hash, not Python's salted one).
+    Val sources choose the epoch and fit thresholds; test sources are only ever measured."""
+    fraction = (zlib.crc32(name.encode()) % 1000) / 1000
+    if fraction < test_fraction:
+        return "test"
+    return "val" if fraction < test_fraction + val_fraction else "train"
 
 
 def packaged_files() -> list[Path]:
@@ -139,7 +143,7 @@ def negatives(side: str, per_generator: int = 40, seed: int = 0) -> Iterator[Neg
             image = _readable(path)
             if image is not None:
                 yield Negative(f"{path.parent.name}/{path.name}", image)
-    offset = 0 if side == "train" else 10_000
+    offset = {"train": 0, "test": 10_000, "val": 20_000}[side]
     for name, make in GENERATORS.items():
         for i in range(per_generator):
             rng = np.random.default_rng([seed, offset + i, len(name)])

@@ -224,8 +224,9 @@ class BatchTab(ttk.Frame):
                 values = (self._display_file(row), "not judged", "", "; ".join(answer.reasons))
             else:
                 label = ("unsure: " if answer.unsure else "") + display_name(answer.label)
-                values = (self._display_file(row), label, answer.short_basis(), "")
-            tags = ("unsure",) if answer.unsure or answer.not_judged else ()
+                note = "unfamiliar image: output may be unreliable" if answer.unfamiliar else ""
+                values = (self._display_file(row), label, answer.short_basis(), note)
+            tags = ("unsure",) if answer.unsure or answer.not_judged or answer.unfamiliar else ()
         item = self.tree.insert("", "end", values=values, tags=tags)
         self._items[item] = row
 

@@ -102,8 +102,11 @@ def demo_folder(target: Path, per_class: int = 2) -> Path:
     return target
 
 
-def shoot(out: Path, size: tuple[int, int], image: Path, folder: Path, model: str | None, wait: float) -> list[Path]:
+def shoot(
+    out: Path, size: tuple[int, int], image: Path, folder: Path, model: str | None, wait: float, tag: str = ""
+) -> list[Path]:
     width, height = size
+    name = f"-{tag}" if tag else ""
     written = []
     with virtual_display(width, height) as display:
         # The package's own checkout comes first, wherever this runs from (the app ignores the cwd).
@@ -120,7 +123,7 @@ def shoot(out: Path, size: tuple[int, int], image: Path, folder: Path, model: st
             time.sleep(6)  # the heatmap follows the result
             _xdotool(env, "key", "--window", window, "ctrl+h")
             time.sleep(2)
-            path = out / f"diagnose-{width}x{height}.png"
+            path = out / f"diagnose{name}-{width}x{height}.png"
             _capture(env, path)
             written.append(path)
 
@@ -132,7 +135,7 @@ def shoot(out: Path, size: tuple[int, int], image: Path, folder: Path, model: st
             time.sleep(1)
             _xdotool(env, "key", "--window", dialog, "Return")  # choose it
             time.sleep(4 + len(list(folder.iterdir())))
-            path = out / f"batch-{width}x{height}.png"
+            path = out / f"batch{name}-{width}x{height}.png"
             _capture(env, path)
             written.append(path)
             _xdotool(env, "key", "--window", window, "ctrl+q")
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--wait", type=float, default=180, help="seconds to wait for the first result")
     parser.add_argument("--augment-only", action="store_true", help="only the Augment tab's pages")
+    parser.add_argument("--tag", default="", help="only the Diagnose and Batch shots at the first size, "
+                        "named diagnose-TAG-WxH.png and batch-TAG-WxH.png (e.g. an unfamiliar image)")
     args = parser.parse_args(argv)
     for tool in ("Xvfb", "xdotool", "import"):
         if shutil.which(tool) is None:
@@ -256,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     image = Path(args.image) if args.image else default_image()
     with tempfile.TemporaryDirectory(prefix="retina-shots-") as tmp:
         folder = Path(args.folder) if args.folder else demo_folder(Path(tmp) / "clinic-folder")
+        model = str(Path(args.model).resolve()) if args.model else None
+        if args.tag:
+            shoot(out, SIZES[0], image.resolve(), folder.resolve(), model, args.wait, args.tag)
+            return 0
         for size in SIZES:
             if not args.augment_only:
-                shoot(out, size, image.resolve(), folder.resolve(), str(Path(args.model).resolve()) if args.model else None, args.wait)
+                shoot(out, size, image.resolve(), folder.resolve(), model, args.wait)
         shoot_augment(out, SIZES[0], image.resolve(), args.wait)
     return 0
 
