@@ -1,4 +1,4 @@
-"""The wording of a result, and the report a user exports from the Diagnose tab.
+"""The wording of a result, and the report a user exports from the Analyse tab.
 
 The wording itself is `records.Answer` (one rule for every output); this module keeps the
 helpers the GUI calls by their old names, and owns the one-page report (PDF or PNG): the image, the heatmap, every class's

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.errors import ImageError, ModelError
+from retina_desktop.errors import ImageError, ModelError, UserError
 from retina_desktop.imaging import load_image
 from retina_desktop.preprocessing import fit_image
 from retina_desktop.records import InputSpec, ModelMetadata, Prediction
+from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, SHARED_DATA, fundus_like
 
 tk = pytest.importorskip("tkinter")
@@ -63,10 +64,12 @@ class FakeBundle:
 
 
 class FakeClassifier:
-    """Answers like the service; `bundle()` waits for `release` (a slow model load)."""
+    """Answers like the service (it implements gui.service_api.ClassifierService); `bundle()`
+    waits for `release` (a slow model load)."""
 
     def __init__(self, model_path="fake.h5", labels_path=None, *, trust_model=False, slow=False) -> None:
         self.model_path = Path(model_path)
+        self.settings = Settings()
         self._lock = threading.RLock()
         self.model_threads: set[str] = set()
         self.release = threading.Event()
@@ -91,6 +94,18 @@ class FakeClassifier:
         fitted = fit_image(load_image(path).rgb, bundle.metadata.input)
         probs = np.array([0.1, 0.15, 0.7, 0.05])
         return Prediction(str(path), "glaucoma", 0.7, dict(zip(CLASSES, probs.tolist())), fitted, "fake model", "fake.h5")
+
+    def predict_files(self, paths):
+        for path in paths:
+            try:
+                yield Path(path), self.predict_file(path)
+            except UserError as err:
+                yield Path(path), err
+
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
+        self.bundle()
+        self.model_threads.add(threading.current_thread().name)
+        return np.tile([0.1, 0.15, 0.7, 0.05], (len(images), 1))
 
 
 def pump(root, until, timeout: float = 60.0) -> None:
@@ -148,13 +163,13 @@ def test_window_shows_before_the_model_loads_and_queues_browse(make_app, tmp_pat
     # Browse while loading: the request waits for the model.
     image = picture(tmp_path)
     monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(image))
-    app.diagnose.browse_button.invoke()
+    app.analyse.browse_button.invoke()
     pump(app.root, lambda: True, timeout=0.2)
-    assert app.diagnose.result_var.get() == "Waiting for the model to load…"
+    assert app.analyse.result_var.get() == "Waiting for the model to load…"
     slow.release.set()
-    pump(app.root, lambda: app.diagnose.prediction is not None)
+    pump(app.root, lambda: app.analyse.prediction is not None)
     assert app.model_ready and "fake model" in app.model_var.get() and "fundus" in app.model_var.get()
-    assert app.diagnose.result_var.get() == "Model output: glaucoma (70% confidence)"
+    assert app.analyse.result_var.get() == "Model output: glaucoma (70% confidence)"
     assert "MainThread" not in slow.model_threads
 
 
@@ -163,33 +178,33 @@ def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, 
     image = picture(tmp_path)
     monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(image))
     pump(app.root, lambda: app.model_ready)
-    app.diagnose.browse_button.invoke()
-    pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.heatmaps)
-    pump(app.root, lambda: app.diagnose.chart.canvas is not None)
-    diagnose = app.diagnose
+    app.analyse.browse_button.invoke()
+    pump(app.root, lambda: app.analyse.prediction is not None and app.analyse.heatmaps)
+    pump(app.root, lambda: app.analyse.chart.canvas is not None)
+    analyse = app.analyse
     # An untrained model: its answer is "Unsure: …" (below the unsure level), worded alike.
-    assert diagnose.result_var.get().startswith(("Model output: ", "Unsure: "))
-    assert "% confidence)" in diagnose.result_var.get()
-    assert set(diagnose.chart.values) == set(CLASSES)
-    assert len(diagnose.chart.figure.axes[0].patches) == len(CLASSES)
-    plain = np.asarray(diagnose.panel.displayed).copy()
+    assert analyse.result_var.get().startswith(("Model output: ", "Unsure: "))
+    assert "% confidence)" in analyse.result_var.get()
+    assert set(analyse.chart.values) == set(CLASSES)
+    assert len(analyse.chart.figure.axes[0].patches) == len(CLASSES)
+    plain = np.asarray(analyse.panel.displayed).copy()
     assert plain.shape[0] > 100  # scaled up to fit the panel
 
-    assert "disabled" not in diagnose.heatmap_check.state()
-    diagnose.heatmap_check.invoke()
+    assert "disabled" not in analyse.heatmap_check.state()
+    analyse.heatmap_check.invoke()
     pump(app.root, lambda: True, timeout=0.2)
-    with_heat = np.asarray(diagnose.panel.displayed).copy()
+    with_heat = np.asarray(analyse.panel.displayed).copy()
     assert with_heat.shape == plain.shape and not np.array_equal(with_heat, plain)
-    diagnose.opacity_var.set(0.9)
-    diagnose._opacity_moved()
-    assert not np.array_equal(np.asarray(diagnose.panel.displayed), with_heat)
-    diagnose.heatmap_check.invoke()
-    assert np.array_equal(np.asarray(diagnose.panel.displayed), plain)
+    analyse.opacity_var.set(0.9)
+    analyse._opacity_moved()
+    assert not np.array_equal(np.asarray(analyse.panel.displayed), with_heat)
+    analyse.heatmap_check.invoke()
+    assert np.array_equal(np.asarray(analyse.panel.displayed), plain)
 
     # Another class's evidence is computed on the worker.
-    diagnose.class_var.set("normal")
-    diagnose._class_chosen()
-    pump(app.root, lambda: "normal" in diagnose.heatmaps)
+    analyse.class_var.set("normal")
+    analyse._class_chosen()
+    pump(app.root, lambda: "normal" in analyse.heatmaps)
 
     # The "Computing…" message does not outlive the heatmap.
     pump(app.root, lambda: not app.status_var.get().startswith("Computing the heatmap"))
@@ -206,7 +221,7 @@ def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, 
     pump(app.root, lambda: out.exists() and "Report saved" in app.status_var.get())
     assert out.read_bytes().startswith(b"%PDF")
     assert exported[0]["heatmap_class"] == "normal"
-    assert exported[0]["heatmap"] is diagnose.heatmaps["normal"]
+    assert exported[0]["heatmap"] is analyse.heatmaps["normal"]
     assert not app.errors
     assert "MainThread" not in real_classifier.model_threads
 
@@ -219,28 +234,28 @@ def test_bad_files_show_messages_and_the_app_keeps_working(make_app, tmp_path, m
     bad.write_text("not an image")
     # A cancelled dialog does nothing.
     monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: "")
-    app.diagnose.browse_button.invoke()
+    app.analyse.browse_button.invoke()
     pump(app.root, lambda: True, timeout=0.2)
-    assert app.diagnose.busy_path is None and not app.errors
+    assert app.analyse.busy_path is None and not app.errors
 
-    assert app.diagnose.open_image(bad)
+    assert app.analyse.open_image(bad)
     # Clicking again while busy: a message, not a second job.
-    assert not app.diagnose.open_image(bad)
+    assert not app.analyse.open_image(bad)
     assert "Still analysing" in app.status_var.get()
-    pump(app.root, lambda: app.errors and app.diagnose.busy_path is None)
+    pump(app.root, lambda: app.errors and app.analyse.busy_path is None)
     title, message = app.errors[-1]
     assert str(bad) in message and "not an image" in message
-    assert app.diagnose.result_var.get() == "No result yet."
+    assert app.analyse.result_var.get() == "No result yet."
 
     missing = tmp_path / "gone.png"
-    app.diagnose.open_image(missing)
-    pump(app.root, lambda: len(app.errors) == 2 and app.diagnose.busy_path is None)
+    app.analyse.open_image(missing)
+    pump(app.root, lambda: len(app.errors) == 2 and app.analyse.busy_path is None)
     assert "File not found" in app.errors[-1][1]
 
     good = picture(tmp_path)
-    app.diagnose.open_image(good)
-    pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.busy_path is None)
-    assert app.diagnose.result_var.get().startswith("Model output: glaucoma")
+    app.analyse.open_image(good)
+    pump(app.root, lambda: app.analyse.prediction is not None and app.analyse.busy_path is None)
+    assert app.analyse.result_var.get().startswith("Model output: glaucoma")
     assert "MainThread" not in fake.model_threads
 
 
@@ -326,15 +341,23 @@ def test_batch_runs_a_folder_of_real_images(make_app, real_classifier, tmp_path,
     pump(app.root, lambda: out.exists())
     assert len(out.read_text().strip().splitlines()) == 8
 
-    # Double-click opens the row in the Diagnose tab.
+    # Double-click opens the row in the Analyse tab.
     first = batch.tree.get_children()[0]
     batch.tree.selection_set(first)
     batch._double_click()
-    assert app.notebook.select() == str(app.diagnose)
-    pump(app.root, lambda: app.diagnose.prediction is not None and app.diagnose.busy_path is None)
-    assert app.diagnose.prediction.file == batch._items[first].file
+    assert app.notebook.select() == str(app.analyse)
+    pump(app.root, lambda: app.analyse.prediction is not None and app.analyse.busy_path is None)
+    assert app.analyse.prediction.file == batch._items[first].file
     assert not app.errors
     assert "MainThread" not in real_classifier.model_threads
+
+
+def test_the_service_and_the_fakes_implement_the_gui_protocol(small_bundle) -> None:
+    from retina_desktop.gui.service_api import ClassifierService
+    from retina_desktop.service import Classifier
+
+    for classifier in (Classifier(small_bundle), FakeClassifier(), BrokenClassifier(), ScriptedClassifier()):
+        assert isinstance(classifier, ClassifierService), type(classifier).__name__
 
 
 def test_gui_modules_import_no_tensorflow() -> None:
@@ -360,20 +383,19 @@ def test_an_image_that_fails_its_checks_is_not_judged(make_app, real_classifier,
     Image.new("RGB", (300, 300), (4, 4, 4)).save(dark)
     monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **kw: str(dark))
     pump(app.root, lambda: app.model_ready)
-    app.diagnose.browse_button.invoke()
-    pump(app.root, lambda: app.diagnose.prediction is not None)
-    assert app.diagnose.result_var.get() == "Not judged: the image is not fit for this model"
-    warning = app.diagnose.warning_var.get()
+    app.analyse.browse_button.invoke()
+    pump(app.root, lambda: app.analyse.prediction is not None)
+    assert app.analyse.result_var.get() == "Not judged: the image is not fit for this model"
+    warning = app.analyse.warning_var.get()
     assert "too dark to judge" in warning and "for reference only" in warning
-    assert set(app.diagnose.chart.values) == set(CLASSES)  # the probabilities stay visible
+    assert set(app.analyse.chart.values) == set(CLASSES)  # the probabilities stay visible
     assert "MainThread" not in real_classifier.model_threads
 
 
 def test_settings_dialog_saves_overrides_and_applies_them(make_app, tmp_path, monkeypatch) -> None:
-    from retina_desktop.settings import Settings, load_settings
+    from retina_desktop.settings import load_settings
 
     fake = FakeClassifier()
-    fake.settings = Settings()
     app = make_app(fake)
     pump(app.root, lambda: app.model_ready)
     app.open_settings()
@@ -435,23 +457,27 @@ class ScriptedClassifier(FakeClassifier):
                           dict(zip(self.metadata.classes, self.probs)), fitted, self.metadata.name, "fake.h5",
                           checks=self.checks, operating_point=self.metadata.operating_point())
 
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
+        self.bundle()
+        return np.tile(self.probs, (len(images), 1))
+
 
 def test_a_thresholded_answer_names_its_threshold_and_marks_it_on_the_chart(make_app, tmp_path) -> None:
     app = make_app(ScriptedClassifier())
-    pump(app.root, lambda: app.model_ready and app.diagnose.chart.canvas is not None)
+    pump(app.root, lambda: app.model_ready and app.analyse.chart.canvas is not None)
     assert "model version 1" in app.model_var.get() and "threshold 0.15 for DME" in app.model_var.get()
-    app.diagnose.open_image(picture(tmp_path))
-    pump(app.root, lambda: app.diagnose.prediction is not None)
-    diagnose = app.diagnose
+    app.analyse.open_image(picture(tmp_path))
+    pump(app.root, lambda: app.analyse.prediction is not None)
+    analyse = app.analyse
     # The label is the model's decision, DME, though NO DME has the longer bar: the threshold says why.
-    assert diagnose.result_var.get() == "Unsure: DME (p(DME) 0.45, threshold 0.15)"
-    assert diagnose.explanation_var.get() == (
+    assert analyse.result_var.get() == "Unsure: DME (p(DME) 0.45, threshold 0.15)"
+    assert analyse.explanation_var.get() == (
         "Reported as DME because p(DME) = 0.45 is above the operating threshold 0.15 "
         "(chosen on val split, specificity >= 0.9), although NO DME has the longer bar."
     )
-    assert diagnose.explanation_label.winfo_ismapped()
-    assert "below the unsure level 0.60" in diagnose.warning_var.get()
-    chart = diagnose.chart
+    assert analyse.explanation_label.winfo_ismapped()
+    assert "below the unsure level 0.60" in analyse.warning_var.get()
+    chart = analyse.chart
     assert chart.operating_point.threshold == 0.150849 and not chart.greyed
     [marker] = chart.figure.axes[0].lines
     assert marker.get_xdata()[0] == pytest.approx(0.150849)
@@ -479,23 +505,23 @@ def test_a_not_judged_image_greys_the_chart_and_offers_the_model_that_reads_it(m
     opened = []
     app = make_app(ScriptedClassifier(metadata=fundus, probs=(0.0, 0.0, 1.0, 0.0), checks=checks),
                    classifier_factory=lambda path, labels, **kw: opened.append(path) or ScriptedClassifier(path))
-    pump(app.root, lambda: app.model_ready and app.diagnose.chart.canvas is not None)
-    app.diagnose.open_image(picture(tmp_path))
-    pump(app.root, lambda: app.diagnose.prediction is not None)
-    diagnose = app.diagnose
-    assert diagnose.result_var.get() == "Not judged: the image is not fit for this model"
-    assert "glaucoma" not in diagnose.result_var.get() + diagnose.warning_var.get()
-    assert diagnose.chart.greyed
-    bars = diagnose.chart.figure.axes[0].patches
+    pump(app.root, lambda: app.model_ready and app.analyse.chart.canvas is not None)
+    app.analyse.open_image(picture(tmp_path))
+    pump(app.root, lambda: app.analyse.prediction is not None)
+    analyse = app.analyse
+    assert analyse.result_var.get() == "Not judged: the image is not fit for this model"
+    assert "glaucoma" not in analyse.result_var.get() + analyse.warning_var.get()
+    assert analyse.chart.greyed
+    bars = analyse.chart.figure.axes[0].patches
     assert {to_hex(bar.get_facecolor()) for bar in bars} == {GREY_COLOUR}  # no bold 100% bar
-    assert diagnose.hint_var.get() == (
+    assert analyse.hint_var.get() == (
         "This looks like an OCT B-scan: open models/oct/keras_model.h5 (File > Open model)."
     )
-    assert diagnose.hint.winfo_ismapped() and diagnose.hint_button.cget("text") == "Open the OCT model"
-    diagnose.hint_button.invoke()
+    assert analyse.hint.winfo_ismapped() and analyse.hint_button.cget("text") == "Open the OCT model"
+    analyse.hint_button.invoke()
     assert opened == [bundle_root() / "models" / "oct" / "keras_model.h5"]
-    pump(app.root, lambda: app._opening_model is None and app.diagnose.prediction is not None)
-    assert not app.diagnose.hint.winfo_ismapped()
+    pump(app.root, lambda: app._opening_model is None and app.analyse.prediction is not None)
+    assert not app.analyse.hint.winfo_ismapped()
 
 
 def test_the_status_bar_elides_long_messages_and_the_notice_stays_at_900x600(make_app) -> None:
@@ -549,13 +575,13 @@ def test_an_unfamiliar_image_keeps_its_answer_with_a_warning_line(make_app, tmp_
     fundus = ModelMetadata(classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"), modality="fundus",
                            name="fake model", version="2")
     app = make_app(Unfamiliar(metadata=fundus, probs=(0.05, 0.05, 0.85, 0.05)))
-    pump(app.root, lambda: app.model_ready and app.diagnose.chart.canvas is not None)
-    app.diagnose.open_image(picture(tmp_path))
-    pump(app.root, lambda: app.diagnose.prediction is not None)
-    diagnose = app.diagnose
-    assert diagnose.result_var.get() == "Model output: glaucoma (85% confidence)"  # the answer stays
-    assert diagnose.warning_var.get() == (
+    pump(app.root, lambda: app.model_ready and app.analyse.chart.canvas is not None)
+    app.analyse.open_image(picture(tmp_path))
+    pump(app.root, lambda: app.analyse.prediction is not None)
+    analyse = app.analyse
+    assert analyse.result_var.get() == "Model output: glaucoma (85% confidence)"  # the answer stays
+    assert analyse.warning_var.get() == (
         "Unfamiliar image: unlike the images this model learned from (distance 2.30, flagged above 1.66); "
         "its output may be unreliable."
     )
-    assert diagnose.warning_label.winfo_ismapped() and not diagnose.chart.greyed
+    assert analyse.warning_label.winfo_ismapped() and not analyse.chart.greyed

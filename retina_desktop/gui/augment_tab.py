@@ -2,7 +2,7 @@
 fundus photographs drawn from vessel masks (pix2pix).
 
 Its pages share one worker thread of their own ("retina-augment"), so generating a grid never
-waits behind a model load or an analysis in the Diagnose tab, and their messages ("augment.*")
+waits behind a model load or an analysis in the Analyse tab, and their messages ("augment.*")
 come back through the main window's queue to `handle`.
 """
 
@@ -12,12 +12,15 @@ from pathlib import Path
 from tkinter import ttk
 from typing import Any
 
+from . import dialogs
 from .augmentation_panel import AugmentationPanel
 from .synthetic_panel import SyntheticPanel
 from .vessel_panel import VesselPanel
 
 
 class AugmentTab(ttk.Frame):
+    message_prefixes = ("augment",)  # its worker messages, routed here by the main window
+
     def __init__(self, parent, app) -> None:
         super().__init__(parent, padding=(4, 4))
         self.app = app
@@ -55,6 +58,7 @@ class AugmentTab(ttk.Frame):
         elif kind.startswith("augment.vessel"):
             self.vessels.request_finished()
         self.app.set_status("The Augment tab could not finish that; see the message.")
+        dialogs.show_error(self.app.root, "Augment", message)
 
     def model_changed(self) -> None:
         """The classifier changed: its modality sets the augmentation defaults."""

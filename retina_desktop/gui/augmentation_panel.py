@@ -91,7 +91,7 @@ class AugmentationPanel(ttk.Frame):
         ttk.Label(controls, text="Image").pack(anchor="w")
         row = ttk.Frame(controls)
         row.pack(fill="x")
-        ttk.Button(row, text="Use the Diagnose image", command=self.use_diagnose_image).pack(side="left")
+        ttk.Button(row, text="Use the Analyse image", command=self.use_analyse_image).pack(side="left")
         ttk.Button(row, text="Open…", width=7, command=self.browse).pack(side="left", padx=(4, 0))
         self.source_label = ttk.Label(controls, text="No image yet", style="Status.TLabel", wraplength=300)
         self.source_label.pack(anchor="w", pady=(2, 8))
@@ -127,7 +127,7 @@ class AugmentationPanel(ttk.Frame):
         right = ttk.Frame(self)
         right.pack(side="left", fill="both", expand=True)
         ttk.Label(right, text="First: the image as the model sees it. Then random augmentations, as training draws them.").pack(anchor="w")
-        self.grid_view = ImageGrid(right, "Open an image in the Diagnose tab (or with Open… here) to see "
+        self.grid_view = ImageGrid(right, "Open an image in the Analyse tab (or with Open… here) to see "
                                           "what training's augmentation does to it.", on_open=self.open_large)
         self.grid_view.pack(fill="both", expand=True)
 
@@ -169,12 +169,12 @@ class AugmentationPanel(ttk.Frame):
         self.render()
 
     # the image
-    def use_diagnose_image(self) -> None:
-        diagnose = self.tab.app.diagnose
-        if getattr(diagnose, "picture", None) is None or diagnose.prediction is None:
-            self.source_label.configure(text="No image is open in the Diagnose tab; use Open… here instead.")
+    def use_analyse_image(self) -> None:
+        analyse = self.tab.app.analyse
+        if analyse.picture is None or analyse.prediction is None:
+            self.source_label.configure(text="No image is open in the Analyse tab; use Open… here instead.")
             return
-        self.set_picture(diagnose.picture, Path(diagnose.prediction.file).name)
+        self.set_picture(analyse.picture, Path(analyse.prediction.file).name)
 
     def browse(self) -> None:
         path = dialogs.ask_image(self)

@@ -1,6 +1,6 @@
 """The Batch tab: classify every image in a folder, show the results in a sortable table.
 
-The run is a job on the app's batch worker (so the Diagnose tab stays usable meanwhile); each
+The run is a job on the app's batch worker (so the Analyse tab stays usable meanwhile); each
 file's row comes back as a "batch.row" message. Cancel sets an event the job checks between
 files. A file that cannot be read becomes a row with its error; it never stops the run.
 """
@@ -18,6 +18,7 @@ from ..batch import BatchRow, classify_folder, write_csv
 from ..imaging import list_images
 from ..report import display_name
 from . import dialogs
+from .service_api import ClassifierService
 
 COLUMNS = (
     ("file", "File", 360, "w"),
@@ -38,7 +39,7 @@ class BatchSummary:
 # ---- jobs: these run on the batch worker thread -----------------------------------------
 
 
-def batch_job(classifier, folder: Path, cancel: threading.Event, token: int, post) -> BatchSummary:
+def batch_job(classifier: ClassifierService, folder: Path, cancel: threading.Event, token: int, post) -> BatchSummary:
     """Classify `folder`, posting ("batch.started", (token, n)) and ("batch.row", (token, row))."""
     classifier.bundle()  # a bad model fails once, before any file
     total = len(list_images(folder))
@@ -59,6 +60,8 @@ def csv_job(path: Path, rows: list[BatchRow], classes: list[str]) -> Path:
 
 
 class BatchTab(ttk.Frame):
+    message_prefixes = ("batch",)  # its worker messages, routed here by the main window
+
     def __init__(self, parent, app) -> None:
         super().__init__(parent, padding=(10, 8))
         self.app = app
@@ -111,7 +114,7 @@ class BatchTab(ttk.Frame):
         self.tree.bind("<Double-1>", self._double_click)
         self.tree.bind("<Return>", self._double_click)
         self.tree.bind("<<TreeviewSelect>>", self._selected)
-        ttk.Label(self, text="Double-click a row to open it in the Diagnose tab. Click a column title to sort.",
+        ttk.Label(self, text="Double-click a row to open it in the Analyse tab. Click a column title to sort.",
                   foreground="#555555").grid(row=3, column=0, sticky="w", pady=(6, 0))
         self._update_headings()
 
@@ -218,7 +221,7 @@ class BatchTab(ttk.Frame):
             values = (self._display_file(row), "", "", error[:1].upper() + error[1:])
             tags = ("error",)
         else:
-            # Worded by records.Answer, as in the CLI, the CSV and the Diagnose tab.
+            # Worded by records.Answer, as in the CLI, the CSV and the Analyse tab.
             answer = row.prediction.answer()
             if answer.not_judged:
                 values = (self._display_file(row), "not judged", "", "; ".join(answer.reasons))
@@ -240,7 +243,7 @@ class BatchTab(ttk.Frame):
         selection = self.tree.selection() or (self.tree.focus(),)
         row = self._items.get(selection[0]) if selection and selection[0] else None
         if row is not None:
-            self.app.open_in_diagnose(Path(row.file))
+            self.app.open_in_analyse(Path(row.file))
 
     # results from the worker
     def handle(self, kind: str, payload: Any) -> None:
@@ -272,7 +275,7 @@ class BatchTab(ttk.Frame):
                 self.summary_var.set("The batch did not run.")
 
     def job_failed(self, kind: str, message: str) -> None:
-        pass
+        dialogs.show_error(self.app.root, "Batch", message)
 
     def _finish(self, summary: BatchSummary) -> None:
         self._refill()

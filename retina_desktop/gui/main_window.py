@@ -1,10 +1,11 @@
-"""The main window: menu, notebook (Diagnose, Batch, Augment), notice, status bar, and the
+"""The main window: menu, notebook (Analyse, Batch, Augment), notice, status bar, and the
 message loop between the Tk thread and the worker threads.
 
 The window is built at once; the model loads on a worker thread started by `after(1, ...)`
 once Tk is running. Workers put `(kind, payload)` messages on one queue; `_drain`, rescheduled
-every 50 ms, hands them to the tab that owns the kind ("diagnose.*", "batch.*", "augment.*"). Widgets are
-touched on the Tk thread only.
+every 50 ms, hands them to a `MessageRouter`, which passes each to the owner of its prefix: a
+tab ("analyse.*", "batch.*", "augment.*", as each tab declares) or this window ("app.*",
+"model.*"). Widgets are touched on the Tk thread only.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ from ..logs import log_unexpected
 from ..model_files import labels_path_for, sidecar_path_for
 from ..records import ModelMetadata
 from ..report import NOTICE, display_name
-from ..settings import Settings, load_settings, save_settings, settings_path
+from ..settings import Settings, save_settings, settings_path
 from . import dialogs
+from .analyse_tab import AnalyseTab
 from .augment_tab import AugmentTab
 from .batch_tab import BatchTab
-from .diagnose_tab import DiagnoseTab
 from .dnd import enable_file_drop
+from .messages import MessageRouter
+from .service_api import ClassifierService
 from .settings_dialog import SettingsDialog
 from .status_bar import StatusBar
-from .worker import DONE, ERROR, UNEXPECTED, JobFailure, Worker
+from .worker import JobFailure, Worker
 
 POLL_MS = 50
 
@@ -45,7 +48,7 @@ def import_chart_job() -> None:
     import matplotlib.figure  # noqa: F401
 
 
-def load_model_job(classifier) -> tuple[Any, ModelMetadata]:
+def load_model_job(classifier: ClassifierService) -> tuple[ClassifierService, ModelMetadata]:
     """Load (TensorFlow and) the model; returns (classifier, metadata)."""
     return classifier, classifier.bundle().metadata
 
@@ -58,13 +61,16 @@ QUIT_WAIT_S = 15.0
 
 
 class MainWindow:
+    # The kinds of the jobs this window runs itself (a MessageOwner, like the tabs).
+    message_prefixes = ("app", "model")
+
     def __init__(
         self,
         root: tk.Tk,
-        classifier,
+        classifier: ClassifierService,
         *,
         image: str | Path | None = None,
-        classifier_factory: Callable[..., Any] | None = None,
+        classifier_factory: Callable[..., ClassifierService] | None = None,
         trust_model: bool = False,
     ) -> None:
         self.root = root
@@ -80,6 +86,7 @@ class MainWindow:
         self.batch_worker = Worker(self.messages, "retina-batch")
         self.augment_worker = Worker(self.messages, "retina-augment")
         self._closed = False
+        self.router = MessageRouter(self._unowned_failure)
 
         root.title("Retina Desktop")
         root.report_callback_exception = self.report_exception
@@ -90,7 +97,7 @@ class MainWindow:
         self._shortcuts()
         root.protocol("WM_DELETE_WINDOW", self.quit)
         self.drop_enabled = enable_file_drop(
-            root, [self.diagnose.panel.canvas, self.batch.tree], self._dropped
+            root, [self.analyse.panel.canvas, self.batch.tree], self._dropped
         )
         self._poll_id = root.after(POLL_MS, self._drain)
         root.after(1, self._start)
@@ -128,7 +135,7 @@ class MainWindow:
         self.root.minsize(min(900, width), min(600, height))
 
     def _menu(self) -> None:
-        self.diagnose_heatmap_var = self.diagnose.heatmap_var
+        self.analyse_heatmap_var = self.analyse.heatmap_var
         bar = tk.Menu(self.root)
         file_menu = tk.Menu(bar, tearoff=False)
         file_menu.add_command(label="Open image…", accelerator="Ctrl+O", command=self.open_image)
@@ -140,7 +147,7 @@ class MainWindow:
         file_menu.add_command(label="Quit", accelerator="Ctrl+Q", command=self.quit)
         bar.add_cascade(label="File", menu=file_menu, underline=0)
         view_menu = tk.Menu(bar, tearoff=False)
-        view_menu.add_checkbutton(label="Show heatmap", accelerator="Ctrl+H", variable=self.diagnose_heatmap_var,
+        view_menu.add_checkbutton(label="Show heatmap", accelerator="Ctrl+H", variable=self.analyse_heatmap_var,
                                   command=self._heatmap_toggled)
         bar.add_cascade(label="View", menu=view_menu, underline=0)
         help_menu = tk.Menu(bar, tearoff=False)
@@ -153,12 +160,14 @@ class MainWindow:
         outer = ttk.Frame(self.root)
         outer.pack(fill="both", expand=True)
         self.notebook = ttk.Notebook(outer)
-        self.diagnose = DiagnoseTab(self.notebook, self)
+        self.analyse = AnalyseTab(self.notebook, self)
         self.batch = BatchTab(self.notebook, self)
         self.augment = AugmentTab(self.notebook, self)
-        self.notebook.add(self.diagnose, text="Diagnose")
+        self.notebook.add(self.analyse, text="Analyse")
         self.notebook.add(self.batch, text="Batch")
         self.notebook.add(self.augment, text="Augment")
+        for owner in (self, self.analyse, self.batch, self.augment):
+            self.router.register(owner)
 
         # The status bar and the notice are packed at the bottom before the notebook is given the
         # rest: a small window then squeezes the notebook, never the not-a-medical-device notice.
@@ -184,7 +193,7 @@ class MainWindow:
         self._loading(f"Loading model {Path(self.classifier.model_path).name}…")
         self.worker.submit("model.loaded", load_model_job, self.classifier, context=self.classifier.model_path)
         if self._initial_image is not None:
-            self.diagnose.open_image(self._initial_image)
+            self.analyse.open_image(self._initial_image)
 
     # status
     def set_status(self, text: str) -> None:
@@ -215,33 +224,33 @@ class MainWindow:
 
     # menu actions
     def open_image(self) -> None:
-        self.notebook.select(self.diagnose)
-        self.diagnose.browse()
+        self.notebook.select(self.analyse)
+        self.analyse.browse()
 
     def classify_folder(self) -> None:
         self.notebook.select(self.batch)
         self.batch.choose_folder()
 
     def toggle_heatmap(self) -> None:
-        if "disabled" in self.diagnose.heatmap_check.state():
+        if "disabled" in self.analyse.heatmap_check.state():
             self.set_status("No heatmap to show yet.")
             return
-        self.notebook.select(self.diagnose)
-        self.diagnose.heatmap_var.set(not self.diagnose.heatmap_var.get())
+        self.notebook.select(self.analyse)
+        self.analyse.heatmap_var.set(not self.analyse.heatmap_var.get())
         self._heatmap_toggled()
 
     def _heatmap_toggled(self) -> None:
-        if "disabled" in self.diagnose.heatmap_check.state():
-            self.diagnose.heatmap_var.set(False)
-        self.diagnose.refresh_image()
+        if "disabled" in self.analyse.heatmap_check.state():
+            self.analyse.heatmap_var.set(False)
+        self.analyse.refresh_image()
 
-    def open_in_diagnose(self, path: Path) -> None:
-        self.notebook.select(self.diagnose)
-        self.diagnose.open_image(path)
+    def open_in_analyse(self, path: Path) -> None:
+        self.notebook.select(self.analyse)
+        self.analyse.open_image(path)
 
     def export_report(self) -> None:
-        self.notebook.select(self.diagnose)
-        self.diagnose.export_report()
+        self.notebook.select(self.analyse)
+        self.analyse.export_report()
 
     def open_model(self, path: str | Path | None = None) -> None:
         """Switch to the model at `path` (asked for when None), loading it on the worker."""
@@ -264,12 +273,10 @@ class MainWindow:
 
     @property
     def unsure_below(self) -> float:
-        settings = getattr(self.classifier, "settings", None)
-        return settings.unsure_below if settings is not None else 0.6
+        return self.classifier.settings.unsure_below
 
     def open_settings(self) -> None:
-        settings = getattr(self.classifier, "settings", None) or load_settings()
-        self.settings_dialog = SettingsDialog(self.root, settings, self.metadata, self.apply_settings)
+        self.settings_dialog = SettingsDialog(self.root, self.classifier.settings, self.metadata, self.apply_settings)
 
     def apply_settings(self, settings: Settings) -> None:
         """Save the settings and use them from the next image on. Tk thread only."""
@@ -281,7 +288,7 @@ class MainWindow:
         self.set_status("Settings saved; they apply to the next image analysed.")
 
     def about(self) -> None:
-        path = str(getattr(self.classifier, "model_path", "")) if self.model_ready else None
+        path = str(self.classifier.model_path) if self.model_ready else None
         dialogs.AboutDialog(self.root, dialogs.about_text(self.metadata, path))
 
     def quit(self) -> None:
@@ -307,7 +314,7 @@ class MainWindow:
             self.notebook.select(self.batch)
             self.batch.run(first)
         else:
-            self.open_in_diagnose(first)
+            self.open_in_analyse(first)
 
     # errors
     def report_exception(self, exc_type, value, tb) -> None:
@@ -338,35 +345,24 @@ class MainWindow:
 
     def dispatch(self, kind: str, payload: Any) -> None:
         """Handle one worker message. Tk thread only."""
-        if kind == DONE:
-            self._job_done(payload)
-        elif kind in (ERROR, UNEXPECTED):
-            self._job_failed(kind, payload)
-        elif kind == "app.chart":
-            self.diagnose.chart.attach()
+        self.router.dispatch(kind, payload)
+
+    # this window's own messages ("app.*", "model.*")
+    def handle(self, kind: str, payload: Any) -> None:
+        """A worker message of this window's kinds. Tk thread only."""
+        if kind == "app.chart":
+            self.analyse.chart.attach()
         elif kind in ("model.loaded", "model.open"):
             self._model_loaded(kind, *payload)
-        elif kind.startswith("diagnose."):
-            self.diagnose.handle(kind, payload)
-        elif kind.startswith("batch."):
-            self.batch.handle(kind, payload)
-        elif kind.startswith("augment."):
-            self.augment.handle(kind, payload)
 
-    def _job_done(self, kind: str) -> None:
-        if kind.startswith("diagnose."):
-            self.diagnose.job_done(kind)
-        elif kind.startswith("batch."):
-            self.batch.job_done(kind)
-        elif kind.startswith("augment."):
-            self.augment.job_done(kind)
-        elif kind in ("model.loaded", "model.open"):
+    def job_done(self, kind: str) -> None:
+        if kind in ("model.loaded", "model.open"):
             if kind == "model.open":
                 self._opening_model = None
             self._loaded()
 
-    def _model_loaded(self, kind: str, classifier, metadata: ModelMetadata) -> None:
-        previous = self.diagnose.prediction
+    def _model_loaded(self, kind: str, classifier: ClassifierService, metadata: ModelMetadata) -> None:
+        previous = self.analyse.prediction
         self.classifier = classifier
         self.metadata = metadata
         self.model_ready = True
@@ -374,17 +370,16 @@ class MainWindow:
         self.set_status("Ready. Open an image (Ctrl+O) or choose a folder in the Batch tab.")
         self.augment.model_changed()
         if kind == "model.open":
-            self.diagnose.clear()
+            self.analyse.clear()
             self.set_status(f"Model {metadata.name} loaded.")
-            if previous is not None and self.diagnose.busy_path is None:
-                self.diagnose.open_image(previous.file)  # the same image, judged by the new model
+            if previous is not None and self.analyse.busy_path is None:
+                self.analyse.open_image(previous.file)  # the same image, judged by the new model
 
-    def _job_failed(self, kind: str, failure: JobFailure) -> None:
-        job = failure.job
+    def job_failed(self, job: str, message: str) -> None:
         if job == "model.loaded":
             self.model_var.set("No model loaded")
             self.set_status("The model could not be loaded; use File > Open model.")
-            dialogs.show_error(self.root, "Model not loaded", failure.message)
+            dialogs.show_error(self.root, "Model not loaded", message)
         elif job == "model.open":
             kept = f"\n\nStill using {self.metadata.name}." if self.model_ready and self.metadata else ""
             if self.model_ready and self.metadata:
@@ -392,16 +387,9 @@ class MainWindow:
             else:
                 self.model_var.set("No model loaded")
             self.set_status("The model was not changed.")
-            dialogs.show_error(self.root, "Cannot open the model", failure.message + kept)
-        elif job.startswith("diagnose."):
-            self.diagnose.job_failed(job, failure.message)
-            dialogs.show_error(self.root, "Cannot analyse the image" if job == "diagnose.analysis" else "Retina Desktop",
-                               failure.message)
-        elif job.startswith("batch."):
-            self.batch.job_failed(job, failure.message)
-            dialogs.show_error(self.root, "Batch", failure.message)
-        elif job.startswith("augment."):
-            self.augment.job_failed(job, failure.message)
-            dialogs.show_error(self.root, "Augment", failure.message)
+            dialogs.show_error(self.root, "Cannot open the model", message + kept)
         else:
-            dialogs.show_error(self.root, "Retina Desktop", failure.message)
+            dialogs.show_error(self.root, "Retina Desktop", message)
+
+    def _unowned_failure(self, failure: JobFailure) -> None:
+        dialogs.show_error(self.root, "Retina Desktop", failure.message)

@@ -2,7 +2,7 @@
 
 For each screen size it starts a virtual display (Xvfb), runs `python -m retina_desktop IMAGE`
 as a user would, waits until the window title names the analysed image, turns the heatmap on
-(Ctrl+H), captures the Diagnose tab, then runs a small folder through the Batch tab (Ctrl+B and
+(Ctrl+H), captures the Analyse tab, then runs a small folder through the Batch tab (Ctrl+B and
 the folder typed into Tk's own folder dialog) and captures that. Tools: Xvfb, xdotool and
 ImageMagick's `import`. Also provides `virtual_display`, which the GUI tests use.
 """
@@ -123,7 +123,7 @@ def shoot(
             time.sleep(6)  # the heatmap follows the result
             _xdotool(env, "key", "--window", window, "ctrl+h")
             time.sleep(2)
-            path = out / f"diagnose{name}-{width}x{height}.png"
+            path = out / f"analyse{name}-{width}x{height}.png"
             _capture(env, path)
             written.append(path)
 
@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--wait", type=float, default=180, help="seconds to wait for the first result")
     parser.add_argument("--augment-only", action="store_true", help="only the Augment tab's pages")
-    parser.add_argument("--tag", default="", help="only the Diagnose and Batch shots at the first size, "
-                        "named diagnose-TAG-WxH.png and batch-TAG-WxH.png (e.g. an unfamiliar image)")
+    parser.add_argument("--tag", default="", help="only the Analyse and Batch shots at the first size, "
+                        "named analyse-TAG-WxH.png and batch-TAG-WxH.png (e.g. an unfamiliar image)")
     args = parser.parse_args(argv)
     for tool in ("Xvfb", "xdotool", "import"):
         if shutil.which(tool) is None:

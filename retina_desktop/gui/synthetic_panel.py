@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..errors import UserError
 from ..preprocessing import fit_image
-from ..records import UNSURE_BELOW, Prediction
+from ..records import Prediction
 from ..report import display_name
 from ..synthesis import (
     CONDITIONAL,
@@ -86,14 +86,14 @@ def interpolate_job(generator, start, end, steps: int, token: int) -> Batch:
                  f"interpolation {display_name(start[0])} → {display_name(end[0])}", generator.info)
 
 
-def judge_job(classifier, images: list[SyntheticImage], token: int) -> Judged:
+def judge_job(classifier: ClassifierService, images: list[SyntheticImage], token: int) -> Judged:
     """The open classifier's answer for each image, fitted to its input like any photo."""
     bundle = classifier.bundle()
     metadata = bundle.metadata
     fitted = np.stack([fit_image(Image.fromarray(i.pixels), metadata.input) for i in images])
     probabilities = classifier.predict_arrays(fitted)
     labels, answers = [], []
-    unsure_below = getattr(getattr(classifier, "settings", None), "unsure_below", UNSURE_BELOW)
+    unsure_below = classifier.settings.unsure_below
     for image, fitted_image, probs in zip(images, fitted, probabilities):
         index = metadata.label_for(list(probs))
         labels.append((metadata.classes[index], float(probs[index])))

@@ -1,4 +1,4 @@
-"""The Diagnose tab: one image, the model's output for it, the heatmap, and the report.
+"""The Analyse tab: one image, the model's output for it, the heatmap, and the report.
 
 The tab keeps what is on screen; the model runs in jobs on the app's worker thread (the
 module-level functions below), and their results come back through `handle()` on the Tk thread.
@@ -23,6 +23,7 @@ from ..records import InputSpec, Prediction
 from . import dialogs
 from .image_panel import ImagePanel
 from .prob_chart import ProbabilityChart
+from .service_api import ClassifierService
 
 # Largest side of the picture kept for display: more than any panel, far less than a photo.
 DISPLAY_SIZE = 1600
@@ -31,7 +32,7 @@ SIDE_WIDTH = 360
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the worker found for one image (payload of "diagnose.prediction")."""
+    """What the worker found for one image (payload of "analyse.prediction")."""
 
     token: int
     prediction: Prediction
@@ -41,7 +42,7 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Heatmap:
-    """Payload of "diagnose.analysis" / "diagnose.heatmap": Grad-CAM for one class, or why not."""
+    """Payload of "analyse.analysis" / "analyse.heatmap": Grad-CAM for one class, or why not."""
 
     token: int
     class_name: str
@@ -52,16 +53,16 @@ class Heatmap:
 # ---- jobs: these run on the worker thread ------------------------------------------------
 
 
-def analyse_job(classifier, path: Path, token: int, post) -> Heatmap:
+def analyse_job(classifier: ClassifierService, path: Path, token: int, post) -> Heatmap:
     """Classify `path`, post the prediction at once, then compute the heatmap (worker thread)."""
     prediction = classifier.predict_file(path)
     picture = load_image(path).rgb
     picture.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
-    post("diagnose.prediction", Analysis(token, prediction, picture, classifier.bundle().metadata.input))
+    post("analyse.prediction", Analysis(token, prediction, picture, classifier.bundle().metadata.input))
     return heatmap_job(classifier, prediction, prediction.label, token)
 
 
-def heatmap_job(classifier, prediction: Prediction, class_name: str, token: int) -> Heatmap:
+def heatmap_job(classifier: ClassifierService, prediction: Prediction, class_name: str, token: int) -> Heatmap:
     """Grad-CAM for one class (worker thread); a model it cannot explain is not an error."""
     try:
         values = heatmaps.heatmap_for(classifier, prediction, class_name)
@@ -73,7 +74,7 @@ def heatmap_job(classifier, prediction: Prediction, class_name: str, token: int)
     return Heatmap(token, class_name, values)
 
 
-def report_job(classifier, path: Path, prediction: Prediction, picture: Image.Image, heat, opacity: float,
+def report_job(classifier: ClassifierService, path: Path, prediction: Prediction, picture: Image.Image, heat, opacity: float,
                heatmap_class: str | None = None) -> Path:
     """Write the report, with the heatmap of `heatmap_class` (worker thread)."""
     metadata = classifier.bundle().metadata
@@ -86,7 +87,9 @@ def report_job(classifier, path: Path, prediction: Prediction, picture: Image.Im
 # ---- the tab: Tk thread only -------------------------------------------------------------
 
 
-class DiagnoseTab(ttk.Frame):
+class AnalyseTab(ttk.Frame):
+    message_prefixes = ("analyse",)  # its worker messages, routed here by the main window
+
     def __init__(self, parent, app) -> None:
         super().__init__(parent, padding=(10, 8))
         self.app = app
@@ -203,7 +206,7 @@ class DiagnoseTab(ttk.Frame):
         self.app.set_status(f"Analysing {path.name}…")
         classifier = self.app.classifier
         worker = self.app.worker
-        worker.submit("diagnose.analysis", analyse_job, classifier, path, self._token, worker.post, context=path)
+        worker.submit("analyse.analysis", analyse_job, classifier, path, self._token, worker.post, context=path)
         return True
 
     def _refuse_if_busy(self) -> bool:
@@ -230,7 +233,7 @@ class DiagnoseTab(ttk.Frame):
             chosen = self.prediction.label
         heat = self.heatmaps.get(chosen)
         self.app.set_status(f"Writing {path.name}…")
-        self.app.worker.submit("diagnose.report", report_job, self.app.classifier, path, self.prediction,
+        self.app.worker.submit("analyse.report", report_job, self.app.classifier, path, self.prediction,
                                self.picture, heat, float(self.opacity_var.get()), chosen, context=path)
 
     def _class_chosen(self) -> None:
@@ -243,7 +246,7 @@ class DiagnoseTab(ttk.Frame):
             return
         self._heatmap_status = f"Computing the heatmap for {report.display_name(name)}…"
         self.app.set_status(self._heatmap_status)
-        self.app.worker.submit("diagnose.heatmap", heatmap_job, self.app.classifier, self.prediction, name, self._token)
+        self.app.worker.submit("analyse.heatmap", heatmap_job, self.app.classifier, self.prediction, name, self._token)
 
     def _class_from_display(self, text: str) -> str | None:
         if self.prediction is None:
@@ -261,20 +264,20 @@ class DiagnoseTab(ttk.Frame):
     # results from the worker
     def handle(self, kind: str, payload: Any) -> None:
         """A message for this tab from the worker queue. Tk thread only."""
-        if kind == "diagnose.prediction":
+        if kind == "analyse.prediction":
             self._show_prediction(payload)
-        elif kind in ("diagnose.analysis", "diagnose.heatmap"):
+        elif kind in ("analyse.analysis", "analyse.heatmap"):
             self._add_heatmap(payload)
-        elif kind == "diagnose.report":
+        elif kind == "analyse.report":
             self.app.set_status(f"Report saved to {payload}")
 
     def job_done(self, kind: str) -> None:
-        if kind == "diagnose.analysis":
+        if kind == "analyse.analysis":
             self.busy_path = None
             self.browse_button.state(["!disabled"])
 
     def job_failed(self, kind: str, message: str) -> None:
-        if kind == "diagnose.analysis":
+        if kind == "analyse.analysis":
             # The previous result (if any) stays; the failed file is named in the dialog.
             if self.prediction is not None:
                 self.result_var.set(report.result_text(self.prediction))
@@ -283,6 +286,8 @@ class DiagnoseTab(ttk.Frame):
                 self.result_var.set("No result yet.")
                 self.file_label.configure(text="No image open")
             self.app.set_status("Could not analyse the image.")
+        title = "Cannot analyse the image" if kind == "analyse.analysis" else "Retina Desktop"
+        dialogs.show_error(self.app.root, title, message)
 
     def _show_prediction(self, analysis: Analysis) -> None:
         if analysis.token != self._token:

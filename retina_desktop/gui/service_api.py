@@ -1,0 +1,50 @@
+"""What the GUI needs from the service layer's classifier, as a `typing.Protocol`.
+
+`service.Classifier` is the implementation; the GUI tests' fakes implement the same protocol,
+so the GUI code calls these members without fallbacks. The jobs call them on worker threads
+(every member may be called from any thread); the window reads `model_path` and `settings` and
+sets `settings` on the Tk thread. Nothing here imports TensorFlow or the service itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import UserError
+from ..records import ModelMetadata, Prediction
+from ..settings import Settings
+
+
+class LoadedModel(Protocol):
+    """The part of a loaded model bundle the GUI reads."""
+
+    @property
+    def metadata(self) -> ModelMetadata: ...
+
+
+@runtime_checkable
+class ClassifierService(Protocol):
+    """One model, loaded on first use; what the window and its jobs call."""
+
+    model_path: Path
+    settings: Settings  # read by the next analysis; the Settings dialog replaces it
+
+    def bundle(self) -> LoadedModel:
+        """Load the model (once) and return it; raises `ModelError` when it cannot be used."""
+        ...
+
+    def predict_file(self, image_path: str | Path) -> Prediction:
+        """Read, check, fit and classify one file; raises `ImageError` for a bad file."""
+        ...
+
+    def predict_files(self, paths: Iterable[str | Path]) -> Iterator[tuple[Path, Prediction | UserError]]:
+        """Classify many files in order: (path, Prediction or the file's UserError)."""
+        ...
+
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities for fitted uint8 images (n, h, w, 3)."""
+        ...
