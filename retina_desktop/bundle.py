@@ -5,8 +5,9 @@ user trusts it) and after (its output size matches its labels, its input is an R
 A model without a sidecar, such as a Teachable Machine export, gets that tool's conventions:
 centre-crop to the model's input size and x/127.5 - 1 scaling.
 
-What runs the model is chosen here too: a compiled LiteRT copy up to date with the file (found
-by content hash, see `litert_backend`) needs no TensorFlow; otherwise Keras loads the file.
+What runs the model is chosen here too, once, as the bundle's `runtime` (see `runtime`): a
+compiled LiteRT copy up to date with the file (found by content hash, see `litert_backend`)
+needs no TensorFlow; otherwise Keras loads the file. Nothing after this asks which it got.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .model_files import (
 )
 from .quiet import import_keras
 from .records import InputSpec, ModelMetadata
+from .runtime import KerasRuntime, LiteRTRuntime, ModelRuntime
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,10 @@ BACKENDS = ("keras", "auto", "litert")
 class ModelBundle:
     """A validated model: its file, its metadata, and what runs it.
 
-    `compiled` is the LiteRT model when one up to date with the file was found (or made);
-    `model` is the Keras model, loaded on first access when only the compiled one was needed,
-    so a bundle served by LiteRT never imports TensorFlow unless someone asks for Keras.
+    `runtime` runs the model (`runtime.ModelRuntime`): the compiled LiteRT model when one up to
+    date with the file was found (or made, `compiled`), else the Keras model. `model` is the
+    Keras model, loaded on first access when only the compiled one was needed, so a bundle
+    served by LiteRT never imports TensorFlow unless someone asks for Keras.
     `familiarity` is the unfamiliar-image record fitted for this model file (None when it has
     none, or when its file could not be used: `familiarity_problem` then says why, in a line).
     """
@@ -68,7 +71,13 @@ class ModelBundle:
         self.familiarity = familiarity
         self.familiarity_problem = familiarity_problem
         self._model = model
-        self._model_lock = threading.Lock()
+        self._model_lock = threading.RLock()
+        self._keras_runtime: KerasRuntime | None = None
+        # The choice, made once: the compiled model when there is one (it falls back to Keras
+        # only for a heatmap its copy cannot make), else Keras.
+        self._runtime: ModelRuntime | None = (
+            LiteRTRuntime(compiled, keras_fallback=self.keras_runtime) if compiled is not None else None
+        )
 
     @property
     def model(self) -> Any:
@@ -79,13 +88,25 @@ class ModelBundle:
             return self._model
 
     @property
+    def runtime(self) -> ModelRuntime:
+        """What runs the model (see the class docstring)."""
+        return self._runtime if self._runtime is not None else self.keras_runtime()
+
+    def keras_runtime(self) -> KerasRuntime:
+        """The Keras model as a runtime (loads it on first use if needed)."""
+        with self._model_lock:
+            if self._keras_runtime is None:
+                self._keras_runtime = KerasRuntime(self.model, self.path)
+            return self._keras_runtime
+
+    @property
     def keras_loaded(self) -> bool:
         return self._model is not None
 
     @property
     def backend(self) -> str:
         """"litert" when predictions run on the compiled model, else "keras"."""
-        return "litert" if self.compiled is not None else "keras"
+        return self.runtime.name
 
     @property
     def classes(self) -> list[str]:
@@ -138,12 +159,12 @@ def load_bundle(
             + f": run python -m training export --model {path}"
         )
     if compiled is not None:
-        outputs = compiled.num_classes
-        height, width, _ = compiled.input_shape
+        opened: ModelRuntime = LiteRTRuntime(compiled)
     else:
         model = _load_keras(path, trust_model)
-        outputs = _output_units(model)
-        height, width, _ = _input_shape(path, model)
+        opened = KerasRuntime(model, path)
+    outputs = opened.num_classes
+    height, width, _ = opened.input_shape
     if outputs != len(classes):
         raise ModelError(
             f'"{path}" outputs {outputs} class probabilities but "{labels_file}" lists '
@@ -214,19 +235,3 @@ def _load_keras(path: Path, trust_model: bool):
         raise
     except Exception as err:  # Keras raises many types for foreign or broken files
         raise ModelError(f'"{path}" could not be loaded as a Keras model: {err}') from err
-
-
-def _output_units(model) -> int:
-    shape = model.outputs[0].shape if getattr(model, "outputs", None) else model.output_shape
-    if len(shape) != 2:
-        raise ModelError(f"The model's output has shape {tuple(shape)}; expected (batch, classes)")
-    return int(shape[-1])
-
-
-def _input_shape(path: Path, model) -> tuple[int, int, int]:
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[2] is None:
-        raise ModelError(
-            f'"{path}" takes input of shape {shape}; expected (batch, height, width, 3) images'
-        )
-    return int(shape[1]), int(shape[2]), int(shape[3])

@@ -1,11 +1,11 @@
 """Compiling a Keras model to LiteRT (TensorFlow Lite), for `litert_backend` to run without TF.
 
 `compile_model` traces the model once with the heatmap layer's output captured (the same
-wrapping of the layer's `call` that `heatmaps.gradcam` uses, so it works for models nested in
-Sequentials such as Teachable Machine exports), freezes the weights into constants, converts
-with the default float32 kernels (no quantisation: outputs must equal Keras's), writes the
-`.tflite` and its manifest, and then checks that the compiled model answers like Keras on a
-seeded batch. The manifest records the SHA-256 of the source model file, so the service can
+wrapping of the layer's `call` that the Keras runtime's Grad-CAM uses, so it works for models
+nested in Sequentials such as Teachable Machine exports), freezes the weights into constants,
+converts with the default float32 kernels (no quantisation: outputs must equal Keras's),
+writes the `.tflite` and its manifest, and then checks that the compiled model answers like
+Keras on a seeded batch. The manifest records the SHA-256 of the source model file, so the service can
 tell a compiled model that is out of date with its `.h5`.
 
 This module imports TensorFlow (inside functions): it runs at export time, or on first open of
@@ -24,7 +24,7 @@ import numpy as np
 
 from .atomic import atomic_save, atomic_write
 from .errors import ModelError
-from .heatmaps import output_layer, find_target_layer, iter_layers
+from .layers import find_target_layer, iter_layers, output_layer
 from .litert_backend import (
     FORMAT,
     CompiledModel,
@@ -185,7 +185,7 @@ def _head_spec(model: Any, target: Any) -> tuple[dict[str, Any] | None, str]:
     reducers = [i for i, op in enumerate(ops) if op["op"] in ("global_average_pool", "flatten")]
     if len(reducers) != 1 or any(op["op"] == "dense" for op in ops[: reducers[0]]):
         return None, f"the layers after {target.name!r} do not pool its feature maps once before the dense layers"
-    # Mirror heatmaps.gradcam: a final softmax is dropped so the score is the class logit.
+    # Mirror the Keras runtime's Grad-CAM: a final softmax is dropped, the score is the logit.
     last = output_layer(model)
     softmax = _activation_name(getattr(last, "activation", None)) == "softmax" or type(last).__name__ == "Softmax"
     if softmax and ops[-1].get("activation") == "softmax":

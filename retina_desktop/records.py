@@ -252,6 +252,10 @@ class Prediction:
     # model has no familiarity record.
     familiarity_distance: float | None = None
     familiarity_threshold: float | None = None
+    # The whole picture as decoded and turned upright (uint8 height x width x 3), so a view
+    # shows it without decoding the file again; kept by `Classifier.predict_file`, None from a
+    # batch run (which would otherwise hold every photograph in memory).
+    picture: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def unfamiliar(self) -> bool | None:

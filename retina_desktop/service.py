@@ -3,12 +3,11 @@
 The model is loaded once, lazily, on first use, and reused. Loading and predicting are safe to
 call from a worker thread (and from several: a lock serialises them).
 
-Prediction runs on the LiteRT interpreter when the model has a compiled copy up to date with
-its file (see `litert_backend`): then TensorFlow is never imported, which is how the packaged
-app runs. Otherwise the Keras model runs through a `tf.function` rather than `model.predict`
-(which rebuilds a data pipeline on every call and costs an order of magnitude more per image),
-and, with the default backend "auto", is compiled into the user's cache on first open so that
-every later open is fast.
+What runs the model is the bundle's runtime (`runtime.ModelRuntime`, chosen by
+`bundle.load_bundle`): the LiteRT interpreter when the model has a compiled copy up to date with
+its file (see `litert_backend`), and then TensorFlow is never imported, which is how the
+packaged app runs; otherwise Keras, and with the default backend "auto" the model is compiled
+into the user's cache on first open so that every later open is fast.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from .bundle import ModelBundle, load_bundle
 from .calibration import apply_temperature
 from .checks import CheckThresholds, judge, measure
 from .errors import UserError
-from .familiarity import pooled_features
+from .heatmaps import gradcam
 from .imaging import LoadedImage, load_image
 from .paths import bundle_root, default_model_path, modality_model_path, models_dir
 from .preprocessing import fit_image, prepare_batch
@@ -61,8 +60,6 @@ class Classifier:
         self._modality_path = Path(modality_model) if modality_model else modality_model_path()
         self._modality: Classifier | None = None
         self._bundle: ModelBundle | None = None
-        self._infer = None
-        self._infer_features = None
         self._lock = threading.RLock()
         # Which threads ran model code: the GUI's tests assert the Tk thread never does.
         self.model_threads: set[str] = set()
@@ -72,11 +69,9 @@ class Classifier:
         with self._lock:
             if self._bundle is None:
                 self.model_threads.add(threading.current_thread().name)
-                bundle = load_bundle(
+                self._bundle = load_bundle(
                     self.model_path, self.labels_path, trust_model=self.trust_model, backend=self.backend
                 )
-                self._infer = bundle.compiled.predict if bundle.compiled is not None else _compile(bundle.model)
-                self._bundle = bundle
             return self._bundle
 
     @property
@@ -91,7 +86,7 @@ class Classifier:
             outputs = []
             for start in range(0, len(images), batch_size):
                 batch = prepare_batch(list(images[start : start + batch_size]), bundle.metadata.input)
-                outputs.append(np.asarray(self._infer(batch), dtype=np.float64))
+                outputs.append(np.asarray(bundle.runtime.predict(batch), dtype=np.float64))
         probs = np.concatenate(outputs) if outputs else np.zeros((0, len(bundle.classes)))
         temperature = bundle.metadata.temperature
         if calibrated and temperature and abs(temperature - 1.0) > 1e-9:
@@ -104,22 +99,16 @@ class Classifier:
         """Class probabilities for fitted uint8 images (n, h, w, 3) and, from the same model
         call, each image's features for the unfamiliar-image flag: the global average of the
         feature maps heatmaps read (familiarity.py), (n, k); None when the model has no such
-        layer. Either backend gives the same features."""
+        layer. Either runtime gives the same features."""
         bundle = self.bundle()
         with self._lock:
             self.model_threads.add(threading.current_thread().name)
-            if bundle.compiled is not None:
-                run = bundle.compiled.run
-            else:
-                if self._infer_features is None:
-                    self._infer_features = _compile_with_features(bundle.model)
-                run = self._infer_features
             outputs, features = [], []
             for start in range(0, len(images), batch_size):
                 batch = prepare_batch(list(images[start : start + batch_size]), bundle.metadata.input)
-                probs, maps = run(batch)
+                probs, pooled = bundle.runtime.predict_with_features(batch)
                 outputs.append(np.asarray(probs, dtype=np.float64))
-                features.append(None if maps is None else pooled_features(maps))
+                features.append(pooled)
         probs = np.concatenate(outputs) if outputs else np.zeros((0, len(bundle.classes)))
         temperature = bundle.metadata.temperature
         if calibrated and temperature and abs(temperature - 1.0) > 1e-9:
@@ -127,6 +116,19 @@ class Classifier:
         if not features or any(f is None for f in features):
             return probs, None
         return probs, np.concatenate(features)
+
+    def heatmap(self, prediction: Prediction, class_name: str | None = None) -> np.ndarray:
+        """Grad-CAM (`heatmaps.gradcam`) over the image the model saw for `prediction`, for
+        `class_name` (default: the predicted class); raises `ValueError` for a class the model
+        does not have or a model it cannot explain. Any thread: serialised with the other
+        model calls."""
+        bundle = self.bundle()
+        name = class_name or prediction.label
+        if name not in bundle.classes:
+            raise ValueError(f"{name!r} is not one of the model's classes {bundle.classes}")
+        with self._lock:
+            self.model_threads.add(threading.current_thread().name)
+            return gradcam(bundle, prediction.processed_image, bundle.classes.index(name))
 
     def thresholds(self) -> CheckThresholds:
         """The model's fitted check thresholds with the user's overrides on top."""
@@ -179,7 +181,8 @@ class Classifier:
     def predict_file(self, image_path: str | Path) -> Prediction:
         """Read, check, fit, scale and classify one image file. Raises `ImageError` for bad files."""
         plan = self._plan()
-        [(_, prediction)] = self._classify([(image_path, self._read(image_path, plan))], plan)
+        read = self._read(image_path, plan, keep_picture=True)
+        [(_, prediction)] = self._classify([(image_path, read)], plan)
         return prediction
 
     def predict_files(
@@ -229,14 +232,16 @@ class Classifier:
             modality_spec=modality.bundle().metadata.input if modality else None,
         )
 
-    def _read(self, path: str | Path, plan: _RunPlan) -> _ReadImage:
-        """Everything for one file but the model calls (any thread: no model code runs here)."""
+    def _read(self, path: str | Path, plan: _RunPlan, *, keep_picture: bool = False) -> _ReadImage:
+        """Everything for one file but the model calls (any thread: no model code runs here).
+        `keep_picture` keeps the decoded picture for the prediction (`Prediction.picture`)."""
         loaded = load_image(path)
         return _ReadImage(
             fitted=fit_image(loaded.rgb, plan.model_spec),
             source_size=loaded.source_size,
             stats=measure(loaded.rgb, plan.model_spec.fit) if plan.thresholds is not None else None,
             modality_input=fit_image(loaded.rgb, plan.modality_spec) if plan.modality else None,
+            picture=np.asarray(loaded.rgb) if keep_picture else None,
         )
 
     def _classify(
@@ -268,7 +273,7 @@ class Classifier:
             if plan.thresholds is not None:
                 belief = modality.beliefs(next(beliefs)) if modality else None
                 checks = self._verdict(read.stats, read.source_size, belief, plan.thresholds)
-            yield path, self._prediction(path, read.fitted, next(probs), checks, next(distances))
+            yield path, self._prediction(path, read.fitted, next(probs), checks, next(distances), read.picture)
 
     @staticmethod
     def _distances(bundle: ModelBundle, features: np.ndarray) -> list[float | None]:
@@ -291,6 +296,7 @@ class Classifier:
         probs: np.ndarray,
         checks: CheckResult | None,
         distance: float | None = None,
+        picture: np.ndarray | None = None,
     ) -> Prediction:
         bundle = self.bundle()
         familiarity = getattr(bundle, "familiarity", None)
@@ -310,6 +316,7 @@ class Classifier:
             unsure_below=self.settings.unsure_below,
             familiarity_distance=distance,
             familiarity_threshold=familiarity.threshold if familiarity is not None and distance is not None else None,
+            picture=picture,
         )
 
 
@@ -331,46 +338,7 @@ class _ReadImage:
     source_size: tuple[int, int]
     stats: dict[str, float] | None
     modality_input: np.ndarray | None
-
-
-def _compile(model):
-    from .quiet import import_keras
-
-    import_keras()
-    import tensorflow as tf
-
-    # One traced graph per batch size; reduce_retracing keeps it to a generic shape after that.
-    @tf.function(reduce_retracing=True)
-    def infer(batch):
-        return model(batch, training=False)
-
-    return infer
-
-
-def _compile_with_features(model):
-    """(probabilities, feature maps or None) for a scaled batch, from one traced call of the
-    Keras model: the serving function the LiteRT compiler converts, so both backends share
-    one definition of the features."""
-    from .heatmaps import find_target_layer
-    from .litert_export import serving_function
-    from .quiet import import_keras
-
-    import_keras()
-    import tensorflow as tf
-
-    try:
-        target = find_target_layer(model)
-    except ValueError:
-        target = None
-    height, width = (int(v) for v in model.inputs[0].shape[1:3])
-    serve = serving_function(tf, model, target, height, width)
-
-    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = serve(tf.convert_to_tensor(batch, tf.float32))
-        features = out.get("features")
-        return out["probabilities"].numpy(), None if features is None else features.numpy()
-
-    return run
+    picture: np.ndarray | None = None  # the decoded picture, when the prediction keeps it
 
 
 # The shipped classifier for each modality, so that an image given to the wrong one can name

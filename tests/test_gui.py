@@ -91,9 +91,11 @@ class FakeClassifier:
     def predict_file(self, path) -> Prediction:
         bundle = self.bundle()
         self.model_threads.add(threading.current_thread().name)
-        fitted = fit_image(load_image(path).rgb, bundle.metadata.input)
+        loaded = load_image(path).rgb
+        fitted = fit_image(loaded, bundle.metadata.input)
         probs = np.array([0.1, 0.15, 0.7, 0.05])
-        return Prediction(str(path), "glaucoma", 0.7, dict(zip(CLASSES, probs.tolist())), fitted, "fake model", "fake.h5")
+        return Prediction(str(path), "glaucoma", 0.7, dict(zip(CLASSES, probs.tolist())), fitted, "fake model", "fake.h5",
+                          picture=np.asarray(loaded))
 
     def predict_files(self, paths):
         for path in paths:
@@ -106,6 +108,11 @@ class FakeClassifier:
         self.bundle()
         self.model_threads.add(threading.current_thread().name)
         return np.tile([0.1, 0.15, 0.7, 0.05], (len(images), 1))
+
+    def heatmap(self, prediction: Prediction, class_name: str | None = None) -> np.ndarray:
+        self.bundle()
+        self.model_threads.add(threading.current_thread().name)
+        raise ValueError("the fake model has no convolutional (4-D) layer for a heatmap")
 
 
 def pump(root, until, timeout: float = 60.0) -> None:
@@ -451,11 +458,13 @@ class ScriptedClassifier(FakeClassifier):
 
     def predict_file(self, path) -> Prediction:
         bundle = self.bundle()
-        fitted = fit_image(load_image(path).rgb, bundle.metadata.input)
+        loaded = load_image(path).rgb
+        fitted = fit_image(loaded, bundle.metadata.input)
         best = self.metadata.label_for(self.probs)
         return Prediction(str(path), self.metadata.classes[best], self.probs[best],
                           dict(zip(self.metadata.classes, self.probs)), fitted, self.metadata.name, "fake.h5",
-                          checks=self.checks, operating_point=self.metadata.operating_point())
+                          checks=self.checks, operating_point=self.metadata.operating_point(),
+                          picture=np.asarray(loaded))
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         self.bundle()

@@ -17,8 +17,9 @@ import pytest
 from retina_desktop.errors import UserError
 from retina_desktop.records import InputSpec
 from training import pipeline
+from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset
-from training.pipeline import CONDITIONS, RunKey, add_arguments, samples_fingerprint, scarce_cut
+from training.pipeline import CONDITIONS, RunKey, samples_fingerprint, scarce_cut
 from training.pipeline_report import _differences_table, judge_target, metric_names, summarise
 from tests.conftest import class_folders
 
@@ -77,7 +78,7 @@ def finished(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training.gan, "train_gan", gan_spy)
         patch.setattr(training.classifier, "train_classifier", classifier_spy)
-        code, log = _quietly(lambda: pipeline.run(_args(root, out)))
+        code, log = _quietly(lambda: pipeline.run_pipeline(_args(root, out)))
     assert code == 0, log
     return {"root": root, "out": out, "gan": gan_calls, "classifier": classifier_calls, "log": log}
 
@@ -209,7 +210,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
     stamps = [p.stat().st_mtime_ns for p in results]
     with pytest.MonkeyPatch.context() as patch:
         _forbid_training(patch)
-        code, log = _quietly(lambda: pipeline.run(_args(finished["root"], out, "--resume")))
+        code, log = _quietly(lambda: pipeline.run_pipeline(_args(finished["root"], out, "--resume")))
     assert code == 0 and "8 already finished" in log
     assert [p.stat().st_mtime_ns for p in results] == stamps
 
@@ -221,7 +222,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
         _forbid_training(patch)  # the GAN and its images are cached: only the classifier runs
         patch.setattr(training.classifier, "train_classifier",
                       lambda config, *a, **k: trained.append((config.augment, a[3])) or real(config, *a, **k))
-        code, log = _quietly(lambda: pipeline.run(_args(finished["root"], out)))
+        code, log = _quietly(lambda: pipeline.run_pipeline(_args(finished["root"], out)))
     assert code == 0 and trained == [(False, missing.parent)] and missing.exists()
     others = [(p.stat().st_mtime_ns, s) for p, s in zip(results, stamps) if p != missing]
     assert len(others) == 7 and all(now == before for now, before in others)
@@ -231,9 +232,9 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
 def test_other_options_are_refused_but_the_selection_may_change(finished, tmp_path):
     out = shutil.copytree(finished["out"], tmp_path / "run")
     with pytest.raises(UserError, match=r"--epochs 1 \(now 2\).*--gan-width 4 \(now 8\)"):
-        pipeline.run(_args(finished["root"], out, "--epochs", "2", "--gan-width", "8"))
+        pipeline.run_pipeline(_args(finished["root"], out, "--epochs", "2", "--gan-width", "8"))
     with pytest.raises(UserError, match="--scarce-n 4 \\(now 3\\)"):
-        pipeline.run(_args(finished["root"], out, "--scarce-n", "3"))
+        pipeline.run_pipeline(_args(finished["root"], out, "--scarce-n", "3"))
     dataset = load_dataset(finished["root"])
     config = pipeline.config_from_args(_args(finished["root"], out, "--seeds", "0,1", "--settings", "cut"))
     stored = pipeline.start_or_check(out, config, dataset)
@@ -263,7 +264,7 @@ def test_the_report_has_every_row_the_verdict_and_rebuilds_alone(finished, tmp_p
         _forbid_training(patch)
         parser = argparse.ArgumentParser()
         add_arguments(parser)
-        code, _ = _quietly(lambda: pipeline.run(parser.parse_args(
+        code, _ = _quietly(lambda: pipeline.run_pipeline(parser.parse_args(
             ["--out", str(out), "--report-only", "--docs", str(docs)])))
     assert code == 0 and (out / "report" / "report.md").read_text() == report
     copied = (docs / "report.md").read_text()

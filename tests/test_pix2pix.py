@@ -65,7 +65,7 @@ def _pairs_folder(root: Path, n: int, *, fov: bool = True, seed: int = 0, tint=(
 
 
 def _verb(module, argv: list[str]) -> int:
-    """A verb module run as `training/cli.py` runs it: its own parser, UserError -> 1."""
+    """A command module (training/commands/) run as `training/cli.py` runs it: its own parser, UserError -> 1."""
     parser = argparse.ArgumentParser()
     module.add_arguments(parser)
     try:
@@ -372,7 +372,7 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
 # --- the verbs -----------------------------------------------------------------------------
 
 def test_verbs_train_judge_and_generate(tmp_path, capsys):
-    from training import pix2pix_eval, pix2pix_generate, train_pix2pix as train_verb
+    from training.commands import pix2pix as train_verb, pix2pix_eval, pix2pix_generate
 
     drive = _pairs_folder(tmp_path / "data" / "drive" / "training", 4)
     chase = _pairs_folder(tmp_path / "data" / "chase", 4, fov=False, seed=20, tint=(120, 50, 10))

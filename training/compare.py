@@ -8,7 +8,6 @@ issue notes quote, so it is made by a command rather than by hand.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,7 @@ HEALTHY = "normal"
 DISEASE = "diabetic_retinopathy"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--row", action="append", required=True, nargs="+", metavar="ITEM",
-                        help="NAME TEST_METRICS.json[,EXTERNAL_METRICS.json] [more seeds ...] (repeatable)")
-    parser.add_argument("--out", help="markdown file to write (default: print)")
-
-
-def run(args) -> int:
+def run_compare(args) -> int:
     rows = []
     for item in args.row:
         name, files = item[0], item[1:]

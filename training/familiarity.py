@@ -19,7 +19,6 @@ stay as they are. `classify` calls `fit_for_model` at the end of training.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -32,26 +31,7 @@ from retina_desktop.errors import UserError
 PERCENTILE = 97.5
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="the model file (keras_model.h5)")
-    parser.add_argument("--data", required=True,
-                        help="the model's data set (splits.csv): train fits, val sets the threshold, test reports")
-    parser.add_argument("--external", action="append", default=[], metavar="DIR",
-                        help="a labelled data set the model never trained on (repeatable; e.g. "
-                        "../shared/data/fundus-external): error rate of flagged vs unflagged images")
-    parser.add_argument("--wrong", action="append", default=[], metavar="DIR",
-                        help="a folder of images the model should not read (repeatable; e.g. "
-                        "../shared/data/wrong-inputs): the share flagged, per sub-folder")
-    parser.add_argument("--percentile", type=float, default=PERCENTILE,
-                        help="flag above this percentile of the validation distances (default 97.5)")
-    parser.add_argument("--components", type=int, default=128,
-                        help="principal components of the unit-length features kept (the stored file's size)")
-    parser.add_argument("--neighbours", type=int, default=10,
-                        help="the distance is to this nearest training image (default: the 10th)")
-    parser.add_argument("--trust-model", action="store_true")
-
-
-def run(args) -> int:
+def run_familiarity(args) -> int:
     if not 50 <= args.percentile < 100:
         raise UserError(f"--percentile must be from 50 to below 100, not {args.percentile:g}")
     from .datasets import load_dataset
@@ -159,12 +139,7 @@ def _features(classifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _layer_name(classifier) -> str:
-    compiled = classifier.bundle().compiled
-    if compiled is not None:
-        return str((compiled.manifest.get("heatmap") or {}).get("layer", "?"))
-    from retina_desktop.heatmaps import find_target_layer
-
-    return find_target_layer(classifier.bundle().model).name
+    return classifier.bundle().runtime.feature_layer or "?"
 
 
 def _flagged_share(record, distances: np.ndarray) -> dict[str, Any]:

@@ -7,7 +7,6 @@ models see whatever the camera.
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -22,15 +21,7 @@ from retina_desktop.imaging import load_image
 CELL = 220
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", required=True,
-                        help="data set folder with splits.csv (repeatable); one image per source (or per set)")
-    parser.add_argument("--per-source", type=int, default=2, help="images per source")
-    parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args) -> int:
+def run_fov_figure(args) -> int:
     rng = np.random.default_rng(args.seed)
     picked: list[tuple[str, Path]] = []
     for folder in map(Path, args.data):

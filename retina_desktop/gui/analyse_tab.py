@@ -6,6 +6,7 @@ module-level functions below), and their results come back through `handle()` on
 
 from __future__ import annotations
 
+import dataclasses
 import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from .. import heatmaps, report
-from ..imaging import load_image
 from ..logs import log_unexpected
 from ..paths import bundle_root
 from ..records import InputSpec, Prediction
@@ -56,8 +56,11 @@ class Heatmap:
 def analyse_job(classifier: ClassifierService, path: Path, token: int, post) -> Heatmap:
     """Classify `path`, post the prediction at once, then compute the heatmap (worker thread)."""
     prediction = classifier.predict_file(path)
-    picture = load_image(path).rgb
+    # The picture the service decoded, not a second decoding of the file; the tab keeps only
+    # this display copy.
+    picture = Image.fromarray(prediction.picture)
     picture.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
+    prediction = dataclasses.replace(prediction, picture=None)
     post("analyse.prediction", Analysis(token, prediction, picture, classifier.bundle().metadata.input))
     return heatmap_job(classifier, prediction, prediction.label, token)
 
@@ -65,7 +68,7 @@ def analyse_job(classifier: ClassifierService, path: Path, token: int, post) -> 
 def heatmap_job(classifier: ClassifierService, prediction: Prediction, class_name: str, token: int) -> Heatmap:
     """Grad-CAM for one class (worker thread); a model it cannot explain is not an error."""
     try:
-        values = heatmaps.heatmap_for(classifier, prediction, class_name)
+        values = classifier.heatmap(prediction, class_name)
     except ValueError as err:
         return Heatmap(token, class_name, None, f"No heatmap for this model: {err}")
     except Exception as err:  # a heatmap must never cost the user the result itself

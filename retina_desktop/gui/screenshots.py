@@ -77,7 +77,11 @@ def _capture(env: dict, path: Path) -> None:
 
 
 def default_image() -> Path:
-    """A real fundus photograph from the shared data, else a sample in assets/."""
+    """A real fundus photograph from the shared data (the README's: an external camera's
+    retinopathy photograph, gradable), else a sample in assets/."""
+    readme_image = SHARED_DATA / "fundus-external" / "diabetic_retinopathy" / "1225_OI_f_1.jpg"
+    if readme_image.is_file():
+        return readme_image
     for folder in (SHARED_DATA / "fundus4" / "glaucoma", assets_dir() / "samples", assets_dir()):
         if folder.is_dir():
             images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

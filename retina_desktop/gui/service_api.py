@@ -38,7 +38,8 @@ class ClassifierService(Protocol):
         ...
 
     def predict_file(self, image_path: str | Path) -> Prediction:
-        """Read, check, fit and classify one file; raises `ImageError` for a bad file."""
+        """Read, check, fit and classify one file, keeping the decoded picture in the
+        prediction (`Prediction.picture`); raises `ImageError` for a bad file."""
         ...
 
     def predict_files(self, paths: Iterable[str | Path]) -> Iterator[tuple[Path, Prediction | UserError]]:
@@ -47,4 +48,9 @@ class ClassifierService(Protocol):
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for fitted uint8 images (n, h, w, 3)."""
+        ...
+
+    def heatmap(self, prediction: Prediction, class_name: str | None = None) -> np.ndarray:
+        """Grad-CAM over the image the model saw for `prediction`, for `class_name` (default:
+        the predicted class); raises `ValueError` when the model cannot be explained."""
         ...
