@@ -7,7 +7,7 @@ import json
 import pytest
 
 from retina_desktop.errors import UserError
-from training.compare import render_table, row_figures, run
+from training.compare import render_table, row_figures, run_compare
 
 
 def metrics(macro: float, dr_external: float | None = None) -> dict:
@@ -47,7 +47,7 @@ def test_a_file_that_is_not_evaluate_output_is_named(tmp_path):
         out = None
 
     with pytest.raises(UserError, match="metrics.json"):
-        run(Args())
+        run_compare(Args())
     Args.row = [["x", str(tmp_path / "missing.json")]]
     with pytest.raises(UserError, match="not found"):
-        run(Args())
+        run_compare(Args())
