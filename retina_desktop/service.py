@@ -80,17 +80,7 @@ class Classifier:
 
     def predict_arrays(self, images: np.ndarray, *, calibrated: bool = True, batch_size: int = 32) -> np.ndarray:
         """Class probabilities for fitted uint8 images (n, h, w, 3)."""
-        bundle = self.bundle()
-        with self._lock:
-            self.model_threads.add(threading.current_thread().name)
-            outputs = []
-            for start in range(0, len(images), batch_size):
-                batch = prepare_batch(list(images[start : start + batch_size]), bundle.metadata.input)
-                outputs.append(np.asarray(bundle.runtime.predict(batch), dtype=np.float64))
-        probs = np.concatenate(outputs) if outputs else np.zeros((0, len(bundle.classes)))
-        temperature = bundle.metadata.temperature
-        if calibrated and temperature and abs(temperature - 1.0) > 1e-9:
-            probs = apply_temperature(probs, temperature)
+        probs, _ = self._run_model(images, calibrated, batch_size, with_features=False)
         return probs
 
     def predict_features(
@@ -100,15 +90,24 @@ class Classifier:
         call, each image's features for the unfamiliar-image flag: the global average of the
         feature maps heatmaps read (familiarity.py), (n, k); None when the model has no such
         layer. Either runtime gives the same features."""
+        return self._run_model(images, calibrated, batch_size, with_features=True)
+
+    def _run_model(
+        self, images: np.ndarray, calibrated: bool, batch_size: int, *, with_features: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The one batched model loop behind `predict_arrays` and `predict_features`."""
         bundle = self.bundle()
         with self._lock:
             self.model_threads.add(threading.current_thread().name)
             outputs, features = [], []
             for start in range(0, len(images), batch_size):
                 batch = prepare_batch(list(images[start : start + batch_size]), bundle.metadata.input)
-                probs, pooled = bundle.runtime.predict_with_features(batch)
+                if with_features:
+                    probs, pooled = bundle.runtime.predict_with_features(batch)
+                    features.append(pooled)
+                else:
+                    probs = bundle.runtime.predict(batch)
                 outputs.append(np.asarray(probs, dtype=np.float64))
-                features.append(pooled)
         probs = np.concatenate(outputs) if outputs else np.zeros((0, len(bundle.classes)))
         temperature = bundle.metadata.temperature
         if calibrated and temperature and abs(temperature - 1.0) > 1e-9:
@@ -252,13 +251,14 @@ class Classifier:
         good = [read for _, read in outcomes if isinstance(read, _ReadImage)]
         bundle = self.bundle()
         distances: Iterator[float | None] = iter([None] * len(good))
-        if good and getattr(bundle, "familiarity", None) is not None:
-            found, features = self.predict_features(np.stack([r.fitted for r in good]))
+        probs: Iterator[np.ndarray] = iter([])
+        if good:
+            # Features come from the same model call, and only when the model has a flag to feed.
+            found, features = self._run_model(np.stack([r.fitted for r in good]), True, 32,
+                                              with_features=bundle.familiarity is not None)
             probs = iter(found)
             if features is not None:
                 distances = iter(self._distances(bundle, features))
-        else:
-            probs = iter(self.predict_arrays(np.stack([r.fitted for r in good])) if good else [])
         modality = plan.modality
         beliefs = iter(
             modality.predict_arrays(np.stack([r.modality_input for r in good]), calibrated=False)
