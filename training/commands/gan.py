@@ -16,9 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="comma-separated classes to learn (default: all)")
     parser.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
     parser.add_argument("--size", type=int, default=128, help="image height and width (a power of two)")
-    parser.add_argument("--fit", choices=("crop", "pad", "stretch"), default="crop",
-                        help="how images become squares: crop (fundus photographs) or stretch (OCT B-scans, "
-                             "shown at their own proportions again in the app)")
+    parser.add_argument("--fit", choices=("crop", "pad", "stretch", "fov"), default="crop",
+                        help="how images become squares: fov (fundus photographs: the circle of the eye "
+                             "centred, black outside, as the classifier sees them), crop, or stretch (OCT "
+                             "B-scans, shown at their own proportions again in the app)")
     parser.add_argument("--latent-dim", type=int, default=128)
     parser.add_argument("--width", type=int, default=16, help="channels at full resolution")
     parser.add_argument("--epochs", type=int, default=100)

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="comma-separated classes to judge (default: all the generator's)")
     parser.add_argument("--classifier", help="feature extractor (default: the app's models/keras_model.h5)")
     parser.add_argument("--split", default="test", choices=("val", "test"))
-    parser.add_argument("--fit", choices=("crop", "pad", "stretch"),
+    parser.add_argument("--fit", choices=("crop", "pad", "stretch", "fov"),
                         help="how real images are fitted to the generator's square (default: its sidecar's, else crop)")
     parser.add_argument("--n", type=int, default=200, help="synthetic images per class")
     parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
