@@ -19,7 +19,7 @@ from retina_desktop.records import InputSpec
 from training import pipeline
 from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset
-from training.pipeline import CONDITIONS, RunKey, samples_fingerprint, scarce_cut
+from training.pipeline import CORE_CONDITIONS, RunKey, samples_fingerprint, scarce_cut
 from training.pipeline_report import _differences_table, judge_target, metric_names, summarise
 from tests.conftest import class_folders
 
@@ -169,7 +169,7 @@ def test_gan_images_top_the_scarce_class_up_to_the_largest(finished):
     for setting, expected in (("cut", 20 - 4), ("full", 20 - 10)):
         rows = list(csv.DictReader(open(out / "synthetic" / setting / "glaucoma" / "manifest.csv")))
         assert len(rows) == expected and len(list((out / "synthetic" / setting / "glaucoma").glob("*.png"))) == expected
-        for condition in CONDITIONS:
+        for condition in CORE_CONDITIONS:
             counts = pipeline.read_result(out, RunKey(setting, condition, 0))["train_counts"]
             total = {c: counts["real"][c] + counts["synthetic"][c] for c in ("glaucoma", "normal")}
             assert counts["real"] == {"glaucoma": 4 if setting == "cut" else 10, "normal": 20}
@@ -254,7 +254,7 @@ def test_the_report_has_every_row_the_verdict_and_rebuilds_alone(finished, tmp_p
     report = (out / "report" / "report.md").read_text()
     for setting in ("cut", "full"):
         assert f"## Results: {setting}" in report
-    for condition in CONDITIONS:
+    for condition in CORE_CONDITIONS:
         assert report.count(f"| {condition} | 1/1 | ") == 2, condition
     assert "Target met." in report or "Target not met" in report
     assert "--scarce glaucoma --scarce-n 4" in report and "1 of 8" not in report and "8 of 8" in report

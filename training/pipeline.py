@@ -49,7 +49,10 @@ from retina_desktop.errors import UserError
 
 from .pipeline_report import write_report
 from .pipeline_runs import (
+    CLASSIFIERS,
     CONDITIONS,
+    CORE_CONDITIONS,
+    FILTERED_CONDITIONS,
     CONFIG_FILE,
     RESULT_FILE,
     SELECTION,
@@ -90,6 +93,12 @@ def config_from_args(args) -> PipelineConfig:
         seeds = tuple(sorted({int(s) for s in _split_list(args.seeds, "--seeds")}))
     except ValueError as err:
         raise UserError(f"--seeds {args.seeds}: expected comma-separated integers") from err
+    classifier = args.classifier
+    filtered = [c for c in conditions if c in FILTERED_CONDITIONS]
+    if filtered and classifier != "frozen-lite0":
+        raise UserError(f"--conditions {','.join(filtered)}: only with --classifier frozen-lite0")
+    if args.views < 1:
+        raise UserError(f"--views {args.views}: must be at least 1")
     if args.gan_size < 8 or args.gan_size & (args.gan_size - 1):
         raise UserError(f"--gan-size {args.gan_size}: must be a power of two, 8 or more")
     for option, value in (("--scarce-n", args.scarce_n), ("--size", args.size), ("--epochs", args.epochs),
@@ -105,6 +114,8 @@ def config_from_args(args) -> PipelineConfig:
         conditions=tuple(c for c in CONDITIONS if c in conditions),
         seeds=seeds,
         modality=args.modality,
+        classifier=classifier,
+        views=args.views,
         size=args.size,
         fit=args.fit,
         width_multiplier=args.width_multiplier,
@@ -122,6 +133,7 @@ def config_from_args(args) -> PipelineConfig:
         gan_r1_gamma=args.gan_r1_gamma,
         gan_classes=args.gan_classes,
         gan_target=args.gan_target,
+        gan_full=args.gan_full or "",
         bootstrap=args.bootstrap,
     )
 
@@ -222,7 +234,8 @@ class Experiment:
             c for c in self.classes if c in config.scarce]
         self.cut = scarce_cut(dataset, config.scarce, config.scarce_n, config.cut_seed)
         self._arrays: dict = {}
-        self._synthetic: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._synthetic: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._features = None
 
     # Samples and arrays -----------------------------------------------------------------
 
@@ -283,6 +296,8 @@ class Experiment:
         path = folder / "generator.keras"
         if path.exists():
             return path
+        if setting == "full" and self.config.gan_full:
+            return self.adopt_generator(Path(self.config.gan_full), path)
         from .datasets import display_aspect, load_arrays
         from .gan import GanConfig, train_gan
 
@@ -341,10 +356,46 @@ class Experiment:
         self.log(f"GAN for the {setting} setting: {state.seconds / 60:.1f} min ({per_epoch:.1f} s/epoch)")
         return path
 
-    def ensure_synthetic(self, setting: str) -> dict[str, list[Path]]:
-        """This setting's GAN images per scarce class (PNG + manifest.csv), made once."""
-        folder = self.out / "synthetic" / setting
-        needed = self.synthetic_counts(setting)
+    def adopt_generator(self, source: Path, path: Path) -> Path:
+        """Copy a generator trained elsewhere on this setting's exact training images into `path`.
+
+        Refused unless its sidecar says it learnt the same classes from the same number of
+        training images per class, at the GAN size and with the fit this experiment uses.
+        """
+        sidecar_file = source.with_suffix(".json")
+        if not source.is_file() or not sidecar_file.is_file():
+            raise UserError(f"--gan-full {source}: needs the generator and its sidecar {sidecar_file.name}")
+        sidecar = json.loads(sidecar_file.read_text())
+        trained = sidecar.get("provenance", {}).get("train_images", {})
+        counts = {c: n for c, n in self.counts(self.gan_samples("full")).items() if c in self.gan_labels}
+        problems = [
+            f"{what} {theirs} (this experiment: {ours})"
+            for what, theirs, ours in (
+                ("classes", sidecar.get("classes"), self.gan_labels),
+                ("training images", trained, counts),
+                ("size", sidecar.get("size"), self.config.gan_size),
+                ("fit", sidecar.get("fit", "crop"), self.config.fit),
+            )
+            if theirs != ours
+        ]
+        if problems:
+            raise UserError(f"--gan-full {source}: not this experiment's full-setting GAN: {'; '.join(problems)}")
+        _write_samples(path.parent / "trained_on.csv", self.gan_samples("full"))
+        adopted = dict(sidecar, provenance=dict(sidecar.get("provenance", {}), pipeline_setting="full",
+                                                adopted_from=str(source)))
+        with atomic_write(path.with_suffix(".json")) as handle:
+            json.dump(adopted, handle, indent=2)
+        atomic_save(path, lambda p: shutil.copyfile(source, p))
+        self.log(f"GAN for the full setting: {source} (trained on the same images)")
+        return path
+
+    def ensure_synthetic(self, setting: str, pool: int = 1) -> dict[str, list[Path]]:
+        """This setting's GAN images per scarce class (PNG + manifest.csv), made once.
+
+        `pool` > 1 makes that many times the images needed, for the confidence filter to choose
+        from; the first images of a pool are those of the plain GAN conditions (same latents)."""
+        folder = self.out / ("synthetic" if pool == 1 else f"synthetic-x{pool}") / setting
+        needed = {label: n * pool for label, n in self.synthetic_counts(setting).items()}
         paths: dict[str, list[Path]] = {}
         generator = None
         for label, n in needed.items():
@@ -369,24 +420,24 @@ class Experiment:
             self._write_grid(setting, paths, folder / "grid.png")
         return paths
 
-    def synthetic(self, setting: str) -> tuple[np.ndarray, np.ndarray]:
+    def synthetic(self, setting: str, pool: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The GAN images at the classifier's size, fitted as real images are."""
-        if setting not in self._synthetic:
+        if (setting, pool) not in self._synthetic:
             from retina_desktop.imaging import load_image
             from retina_desktop.preprocessing import fit_image
 
-            paths = self.ensure_synthetic(setting)
+            paths = self.ensure_synthetic(setting, pool)
             spec = self.spec()
             images, labels = [], []
             for label, files in paths.items():
                 images += [fit_image(load_image(p).rgb, spec) for p in files]
                 labels += [self.classes.index(label)] * len(files)
             shape = (0, spec.height, spec.width, 3)
-            self._synthetic[setting] = (
+            self._synthetic[(setting, pool)] = (
                 np.stack(images) if images else np.zeros(shape, np.uint8),
                 np.array(labels, dtype=np.int32),
             )
-        return self._synthetic[setting]
+        return self._synthetic[(setting, pool)]
 
     def _write_grid(self, setting: str, paths: dict[str, list[Path]], target: Path, columns: int = 8) -> None:
         """Rows per scarce class: its real training images (of this setting), then GAN images."""
@@ -442,30 +493,18 @@ class Experiment:
 
     def run_one(self, key: RunKey, prefix: str = "") -> dict:
         """Train one (setting, condition, seed), judge it on the test split, write result.json."""
-        from retina_desktop.augmentation import default_config
-        from retina_desktop.quiet import import_keras
-
-        from . import classifier as classifier_module
         from .evaluate import compute_metrics
 
         folder = key.folder(self.out)
-        x, y, counts = self.training_set(key)
-        self.log(f"{prefix}{key}: {len(y)} training images "
-                 f"({sum(counts['real'].values())} real + {sum(counts['synthetic'].values())} GAN)")
-        val = self.arrays("val")
-        config = self.classifier_config(key)
         started = time.perf_counter()
-        model, state = classifier_module.train_classifier(
-            config, (x, y), val, len(self.classes), folder, default_config(self.config.modality),
-            resume=True, log=lambda message: self.log(f"{prefix}{message}"),
-        )
-        test_x, test_y = self.arrays("test")
-        probs = model.predict(test_x.astype("float32"), batch_size=64, verbose=0)
+        train = self.train_frozen if self.config.classifier == "frozen-lite0" else self.train_small
+        probs, counts, trained = train(key, folder, prefix)
+        test_y = self.arrays("test")[1]
         metrics = compute_metrics(probs, test_y, self.classes, n_bootstrap=self.config.bootstrap, seed=0)
         sensitivity = {c: metrics["per_class"][c]["sensitivity"] for c in self.config.scarce}
         atomic_save(folder / "test_probs.npz", lambda p: np.savez(p, probs=probs, labels=test_y))
         with atomic_write(folder / "history.json") as handle:
-            json.dump(state.history, handle, indent=1)
+            json.dump(trained.pop("history"), handle, indent=1)
         result = {
             "setting": key.setting,
             "condition": key.condition,
@@ -475,27 +514,146 @@ class Experiment:
             "macro_f1": metrics["macro_f1"],
             "macro_auc": metrics["macro_auc"],
             "metrics": metrics,
+            "per_source": self.per_source(probs, test_y),
             "train_counts": counts,
-            "val_n": int(len(val[1])),
+            "val_n": int(len(self.arrays("val")[1])),
             "test_n": int(len(test_y)),
             "test_fingerprint": samples_fingerprint(self.dataset.subset("test")),
-            "classifier": config.to_dict(),
-            "epochs_trained": state.epoch,
-            "best_epoch": state.best_epoch,
-            "best_val_macro_auc": state.best_score,
-            "training_seconds": round(state.seconds, 1),
+            **trained,
             "wall_seconds": round(time.perf_counter() - started, 1),
             "finished_at": utc_now(),
         }
         with atomic_write(folder / RESULT_FILE) as handle:
             json.dump(result, handle, indent=1)
+        return result
+
+    def per_source(self, probs: np.ndarray, labels: np.ndarray) -> dict:
+        """Scarce-class sensitivity and macro AUC on each source's test images (fundus4's
+        `source` column); empty when the split has no sources."""
+        from .linear_probe import macro_auc
+
+        sources = np.array([s.source for s in self.dataset.subset("test")])
+        figures = {}
+        for source in sorted(set(sources) - {""}):
+            mask = sources == source
+            entry = {"n": int(mask.sum()), "macro_auc": macro_auc(labels[mask], probs[mask])}
+            for c in self.config.scarce:
+                index = self.classes.index(c)
+                of_class = mask & (labels == index)
+                if of_class.any():
+                    entry[f"{c}_sensitivity"] = float(np.mean(probs[of_class].argmax(axis=1) == index))
+                    entry[f"{c}_n"] = int(of_class.sum())
+            figures[source] = entry
+        return figures
+
+    def train_small(self, key: RunKey, folder: Path, prefix: str):
+        """The `small` CNN trained end to end on images; (test probabilities, counts, facts)."""
+        from retina_desktop.augmentation import default_config
+        from retina_desktop.quiet import import_keras
+
+        from . import classifier as classifier_module
+
+        x, y, counts = self.training_set(key)
+        self.log(f"{prefix}{key}: {len(y)} training images "
+                 f"({sum(counts['real'].values())} real + {sum(counts['synthetic'].values())} GAN)")
+        config = self.classifier_config(key)
+        model, state = classifier_module.train_classifier(
+            config, (x, y), self.arrays("val"), len(self.classes), folder, default_config(self.config.modality),
+            resume=True, log=lambda message: self.log(f"{prefix}{message}"),
+        )
+        probs = model.predict(self.arrays("test")[0].astype("float32"), batch_size=64, verbose=0)
         # Only the best weights are kept: the trainer checkpoint is of no use once judged.
         best = folder / "checkpoint" / "best.weights.h5"
         if best.exists():
             os.replace(best, folder / "best.weights.h5")
         shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         import_keras().backend.clear_session()  # 24+ models in one process: free the old graphs
-        return result
+        return probs, counts, {
+            "classifier": config.to_dict(),
+            "epochs_trained": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_val_macro_auc": state.best_score,
+            "training_seconds": round(state.seconds, 1),
+            "history": state.history,
+        }
+
+    # The frozen classifier -----------------------------------------------------------------
+
+    def feature_store(self):
+        if self._features is None:
+            from .pipeline_features import FeatureStore
+
+            self._features = FeatureStore(self.out / "features", self.config.size, self.config.modality,
+                                          camera=self.config.modality == "fundus", log=self.log)
+        return self._features
+
+    def view_features(self, images: np.ndarray, views: int, desc: str) -> list[np.ndarray]:
+        """Features of `images` as themselves (view 0) and as augmented views 1..views-1."""
+        store = self.feature_store()
+        return [store.features(images, view, desc=desc) for view in range(views)]
+
+    def filtered_synthetic(self, key: RunKey, views: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """GAN images chosen by confidence: of twice the images needed per scarce class, the half
+        that a head trained on this setting's real images (traditional views, this seed) gives
+        the highest probability of the class they were drawn for."""
+        from .pipeline_features import train_head
+
+        pool_x, pool_y = self.synthetic(key.setting, pool=2)
+        real_x, real_y = self.real_train(key.setting)
+        val_x, val_y = self.arrays("val")
+        store = self.feature_store()
+        pool_features = store.features(pool_x, 0, desc=f"{key.setting} GAN pool")
+        judge = train_head(self.view_features(real_x, 1 + self.config.views, f"{key.setting} train"), real_y,
+                           (store.features(val_x, 0, desc="val"), val_y), pool_features, len(self.classes),
+                           seed=key.seed)
+        kept = []
+        for label, n in self.synthetic_counts(key.setting).items():
+            index = self.classes.index(label)
+            rows = np.flatnonzero(pool_y == index)
+            kept += rows[np.argsort(-judge.probs[rows, index], kind="stable")[:n]].tolist()
+        kept = np.sort(np.array(kept, dtype=int))
+        return self.view_features(pool_x[kept], views, f"{key.setting} filtered GAN"), pool_y[kept]
+
+    def train_frozen(self, key: RunKey, folder: Path, prefix: str):
+        """The frozen Lite0 features and a softmax head; (test probabilities, counts, facts)."""
+        from .pipeline_features import HeadConfig, train_head
+
+        views = 1 + (self.config.views if "traditional" in key.condition else 0)
+        real_x, real_y = self.real_train(key.setting)
+        train_views = self.view_features(real_x, views, f"{key.setting} train")
+        y = real_y
+        counts = {"real": self.counts(self.train_samples(key.setting)), "synthetic": dict.fromkeys(self.classes, 0)}
+        if "gan" in key.condition:
+            if key.condition.startswith("filtered-"):
+                gan_views, sy = self.filtered_synthetic(key, views)
+            else:
+                sx, sy = self.synthetic(key.setting)
+                gan_views = self.view_features(sx, views, f"{key.setting} GAN")
+            train_views = [np.concatenate([r, g]) for r, g in zip(train_views, gan_views)]
+            y = np.concatenate([real_y, sy])
+            for c in sy:
+                counts["synthetic"][self.classes[c]] += 1
+        self.log(f"{prefix}{key}: {len(y)} training images "
+                 f"({sum(counts['real'].values())} real + {sum(counts['synthetic'].values())} GAN), "
+                 f"{views} view(s) each")
+        store = self.feature_store()
+        val_x, val_y = self.arrays("val")
+        test_x, _ = self.arrays("test")
+        head_config = HeadConfig(class_weighting=self.config.class_weighting)
+        started = time.perf_counter()
+        head = train_head(train_views, y, (store.features(val_x, 0, desc="val"), val_y),
+                          store.features(test_x, 0, desc="test"), len(self.classes), seed=key.seed,
+                          config=head_config)
+        folder.mkdir(parents=True, exist_ok=True)
+        return head.probs, counts, {
+            "classifier": {"kind": "frozen-lite0", "size": self.config.size, "fit": self.config.fit,
+                           "views": views, "head": dataclasses.asdict(head_config), "seed": key.seed},
+            "epochs_trained": head.epochs_trained,
+            "best_epoch": head.best_epoch,
+            "best_val_macro_auc": head.best_score,
+            "training_seconds": round(time.perf_counter() - started, 1),
+            "history": head.history,
+        }
 
 
 def _duration(seconds: float) -> str:

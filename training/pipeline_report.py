@@ -189,7 +189,7 @@ def plot_summary(summary: dict, results: list[dict], config: PipelineConfig, pat
     settings = list(summary)
     conditions = [c for c in CONDITIONS if c in config.conditions]
     width = 0.8 / max(1, len(conditions))
-    colours = ["#9e9e9e", "#4c72b0", "#dd8452", "#55a868"]
+    colours = ["#9e9e9e", "#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
     for n, (key, heading) in enumerate(names):
         axes = figure.add_subplot(rows, columns, n + 1)
         for j, condition in enumerate(conditions):
@@ -363,7 +363,8 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
 
 
 # Each GAN condition against the condition it adds GAN images to.
-BASELINES = {"gan": "none", "gan+traditional": "traditional"}
+BASELINES = {"gan": "none", "gan+traditional": "traditional", "filtered-gan": "none",
+             "filtered-gan+traditional": "traditional"}
 
 
 def _differences_table(conditions: dict, names: list[tuple[str, str]]) -> list[str]:

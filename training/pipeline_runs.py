@@ -16,7 +16,13 @@ from pathlib import Path
 
 from retina_desktop.errors import UserError
 
-CONDITIONS = ("none", "traditional", "gan", "gan+traditional")
+# The four conditions of the experiment, and the confidence-filtered GAN conditions (the lever of
+# issue #21: GAN images that a classifier trained on real images does not take for their own
+# class are dropped before use). Only the frozen classifier runs the filtered ones.
+CORE_CONDITIONS = ("none", "traditional", "gan", "gan+traditional")
+FILTERED_CONDITIONS = ("filtered-gan", "filtered-gan+traditional")
+CONDITIONS = CORE_CONDITIONS + FILTERED_CONDITIONS
+CLASSIFIERS = ("small", "frozen-lite0")
 SETTINGS = ("cut", "full")
 # Options that only choose which runs to do; they may change between invocations on one folder.
 SELECTION = ("settings", "conditions", "seeds")
@@ -33,10 +39,14 @@ class PipelineConfig:
     scarce_n: int = 50
     cut_seed: int = 0
     settings: tuple[str, ...] = SETTINGS
-    conditions: tuple[str, ...] = CONDITIONS
+    conditions: tuple[str, ...] = CORE_CONDITIONS
     seeds: tuple[int, ...] = (0, 1, 2)
     modality: str = "fundus"
-    # The classifier: `small` from training.classifier, square input.
+    # The classifier: `small` (training.classifier, trained end to end) or `frozen-lite0`
+    # (ImageNet EfficientNet-Lite0 features and a softmax head, training.pipeline_features);
+    # square input either way.
+    classifier: str = "small"
+    views: int = 3  # frozen-lite0: augmented views per training image in the traditional conditions
     size: int = 64
     fit: str = "crop"
     width_multiplier: float = 1.0
@@ -55,6 +65,9 @@ class PipelineConfig:
     gan_r1_gamma: float = 0.0
     gan_classes: str = "all"  # "all": scarce classes borrow from plentiful ones; or "scarce"
     gan_target: int = 0  # images per scarce class after topping up; 0: the largest class's count
+    # A generator already trained on the whole train split (same data, fit and size), used as the
+    # full setting's GAN instead of training one: the shipped generator is exactly that GAN.
+    gan_full: str = ""
     bootstrap: int = 1000
 
     def to_dict(self) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline_runs import CONDITIONS, PipelineConfig
+from ..pipeline_runs import CLASSIFIERS, CONDITIONS, CORE_CONDITIONS, PipelineConfig
 
 HELP = "the GAN-augmentation experiment: train classifiers under four conditions, report"
 
@@ -22,12 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--scarce-n", type=int, default=d.scarce_n, help="training images kept per scarce class in the cut setting")
     add("--cut-seed", type=int, default=d.cut_seed, help="seed of the draw of the cut setting's images")
     add("--settings", default=",".join(d.settings), help="which of cut,full to run")
-    add("--conditions", default=",".join(d.conditions), help="which of " + ",".join(CONDITIONS) + " to run")
+    add("--conditions", default=",".join(d.conditions),
+        help="which of " + ",".join(CONDITIONS) + " to run (default: " + ",".join(CORE_CONDITIONS) + "; "
+             "the filtered ones keep the GAN images a classifier of real images finds most like their class)")
     add("--seeds", default=",".join(map(str, d.seeds)), help="classifier seeds, comma-separated")
     add("--modality", choices=("fundus", "oct", "unknown"), default=d.modality,
         help="chooses the traditional augmentation's settings")
+    add("--classifier", choices=CLASSIFIERS, default=d.classifier,
+        help="small: the project's CNN trained end to end; frozen-lite0: ImageNet EfficientNet-Lite0 features "
+             "and a softmax head (minutes per run instead of an hour)")
+    add("--views", type=int, default=d.views,
+        help="frozen-lite0: augmented views of each training image in the traditional conditions")
     add("--size", type=int, default=d.size, help="classifier input height and width")
-    add("--fit", choices=("crop", "pad", "stretch"), default=d.fit, help="how images are fitted (GAN too)")
+    add("--fit", choices=("crop", "pad", "stretch", "fov"), default=d.fit, help="how images are fitted (GAN too)")
     add("--width-multiplier", type=float, default=d.width_multiplier, help="channels of the small classifier")
     add("--epochs", type=int, default=d.epochs, help="classifier epochs (early stopping on val macro AUC)")
     add("--batch-size", type=int, default=d.batch_size)
@@ -47,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="classes the GAN learns (all: scarce classes borrow from the others)")
     add("--gan-target", type=int, default=d.gan_target,
         help="images per scarce class after topping up (default: the largest class's count)")
+    add("--gan-full", default=d.gan_full,
+        help="a generator already trained on the whole train split (same classes, size and fit) to use as the "
+             "full setting's GAN, e.g. the shipped models/generator.keras")
     add("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples of the test split per run")
     add("--report-only", action="store_true", help="rebuild the report from finished runs; train nothing")
     add("--docs", help="also copy report.md and its figures to this folder (e.g. docs/experiments/fundus4)")
