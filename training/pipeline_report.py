@@ -29,7 +29,7 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 
-from .pipeline_runs import CONDITIONS, SETTINGS, PipelineConfig, planned_runs, read_result
+from .pipeline_runs import CONDITIONS, FILTERED_CONDITIONS, SETTINGS, PipelineConfig, planned_runs, read_result
 
 TARGET_POINTS = 5.0
 CHANCE_P = 0.05  # Welch's t-test over seeds: a difference with p at or above this may be chance
@@ -278,6 +278,7 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
     scarce = ", ".join(config.scarce)
     target = f"{config.gan_target} images" if config.gan_target else "the largest class count"
     learns = "all classes" if config.gan_classes == "all" else "the scarce classes only"
+    frozen = config.classifier == "frozen-lite0"
     lines = [
         f"# Does GAN augmentation help the scarce classes? {Path(config.data).name}",
         "",
@@ -296,14 +297,15 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
             f"{config.cut_seed}, from the train split only; other classes whole)" if s == "cut"
             else "**full** (the whole train split)" for s in config.settings) + ".",
         "- Conditions: **none** (no augmentation); **traditional** (the app's augmentation layers for "
-        f"`{config.modality}`: flips, rotation, zoom, brightness, contrast, gamma); **gan** (each scarce class "
-        f"topped up with GAN images to {target}); "
-        "**gan+traditional** (both).",
-        f"- Classifier: the project's `small` residual CNN (training.classifier), {config.size} x {config.size} px "
-        f"({config.fit}), width multiplier {config.width_multiplier}, up to {config.epochs} epochs, batch "
-        f"{config.batch_size}, AdamW lr {config.learning_rate} (cosine), early stopping on val macro AUC "
-        f"(patience {config.patience}), {'balanced class weights' if config.class_weighting else 'no class weights'} "
-        f"in every condition; seeds {', '.join(map(str, config.seeds))}.",
+        f"`{config.modality}`: flips, rotation, zoom, brightness, contrast, gamma"
+        + (", and the camera changes of `--camera-augment`" if frozen and config.modality == "fundus" else "")
+        + f"); **gan** (each scarce class topped up with GAN images to {target}); "
+        "**gan+traditional** (both)"
+        + ("; **filtered-gan** and **filtered-gan+traditional** (the same number of GAN images, chosen from twice "
+           "as many: those a head trained on the setting's real images, with traditional views and the run's "
+           "seed, gives the highest probability of the class they were drawn for)"
+           if any(c in config.conditions for c in FILTERED_CONDITIONS) else "") + ".",
+        _classifier_line(config),
         f"- GAN: the project's class-conditional GAN (training.gan), {config.gan_size} x {config.gan_size} px, "
         f"width {config.gan_width}, latent {config.gan_latent_dim}, {config.gan_epochs} epochs in the cut setting "
         "and as many optimiser steps in the full one (fewer epochs over more images), batch "
@@ -327,6 +329,11 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         "```",
         "",
     ]
+    if config.gan_full:
+        lines.insert(lines.index("- Validation (early stopping) and test splits: real and untouched; the test split "
+                                 "is used only for the figures below."),
+                     f"- The full setting's GAN is `{config.gan_full}`, trained on the same training images "
+                     "beforehand (its sidecar's provenance is in gan/full/generator.json); its epochs are its own.")
     lines += _counts_table(out, config, results)
     for setting, conditions in summary.items():
         title = config.cut_label() if setting == "cut" else "full training set"
@@ -338,6 +345,7 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
                          + " | ".join(_cell(entry[k]) for k, _ in names) + " |")
         lines.append("")
         lines += _differences_table(conditions, names)
+        lines += _per_source_table(setting, config, results)
     if figures:
         lines += ["## Figures", "", "Bars: seed means; error bars: one std over seeds; dots: single seeds.", "",
                   "![scarce sensitivity, macro F1 and macro AUC per condition](metrics.png)", ""]
@@ -360,6 +368,54 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _classifier_line(config: PipelineConfig) -> str:
+    seeds = ", ".join(map(str, config.seeds))
+    weights = "balanced class weights" if config.class_weighting else "no class weights"
+    if config.classifier == "frozen-lite0":
+        from .pipeline_features import HeadConfig
+
+        head = HeadConfig()
+        return (f"- Classifier: ImageNet EfficientNet-Lite0, frozen, at {config.size} x {config.size} px "
+                f"({config.fit}); its pooled features (computed once per image and augmented view) feed a "
+                f"dropout {head.dropout} + softmax head, AdamW lr {head.learning_rate}, batch {head.batch_size}, up "
+                f"to {head.epochs} epochs, early stopping on val macro AUC (patience {head.patience}), {weights}; "
+                f"the traditional conditions give each training image {config.views} augmented views besides "
+                f"itself, one drawn per epoch; seeds {seeds} (head initialisation, dropout, order, view draws).")
+    return (f"- Classifier: the project's `small` residual CNN (training.classifier), {config.size} x {config.size} px "
+            f"({config.fit}), width multiplier {config.width_multiplier}, up to {config.epochs} epochs, batch "
+            f"{config.batch_size}, AdamW lr {config.learning_rate} (cosine), early stopping on val macro AUC "
+            f"(patience {config.patience}), {weights} in every condition; seeds {seeds}.")
+
+
+def _per_source_table(setting: str, config: PipelineConfig, results: list[dict]) -> list[str]:
+    """Seed means per source of the test split: macro AUC and each scarce class's sensitivity."""
+    mine = [r for r in results if r["setting"] == setting and r.get("per_source")]
+    sources = sorted({s for r in mine for s in r["per_source"]})
+    if not sources:
+        return []
+    columns = [("macro_auc", "macro AUC")] + [(f"{c}_sensitivity", f"{c} sensitivity") for c in config.scarce]
+    first = mine[0]["per_source"]
+    sizes = ", ".join(
+        f"{s} {first[s]['n']}" + "".join(f", {c} {first[s].get(f'{c}_n', 0)}" for c in config.scarce)
+        for s in sources if s in first)
+    lines = [f"Per source of the test images (seed means; images per source and scarce class: {sizes}; "
+             "– where a source has none of a class):", "",
+             "| condition | " + " | ".join(f"{s}: {h}" for s in sources for _, h in columns) + " |",
+             "|---|" + "---|" * (len(sources) * len(columns))]
+    for condition in (c for c in CONDITIONS if c in config.conditions):
+        runs = [r for r in mine if r["condition"] == condition]
+        if not runs:
+            continue
+        cells = []
+        for source in sources:
+            for key, _ in columns:
+                values = [r["per_source"].get(source, {}).get(key) for r in runs]
+                values = [v for v in values if v is not None and not math.isnan(v)]
+                cells.append(f"{np.mean(values):.3f}" if values else "–")
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 # Each GAN condition against the condition it adds GAN images to.
