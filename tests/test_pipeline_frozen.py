@@ -47,8 +47,14 @@ def _with_sources(root):
 @pytest.mark.slow
 def test_a_frozen_experiment_runs_every_condition_and_reports_per_source(tmp_path):
     root = _with_sources(_toy_data(tmp_path / "data"))
+    external = _toy_data(tmp_path / "external")  # judged on all 56 of its images, its "other camera"
+    rows = list(csv.DictReader(open(external / "splits.csv")))
+    with open(external / "splits.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["file", "label", "group", "split"])
+        writer.writeheader()
+        writer.writerows(dict(row, split="test") for row in rows)
     out = tmp_path / "run"
-    code, log = _quietly(lambda: pipeline.run_pipeline(_args(root, out, *FROZEN)))
+    code, log = _quietly(lambda: pipeline.run_pipeline(_args(root, out, *FROZEN, "--external", str(external))))
     assert code == 0, log
     counts = {}
     for setting in ("cut", "full"):
@@ -62,10 +68,13 @@ def test_a_frozen_experiment_runs_every_condition_and_reports_per_source(tmp_pat
             assert set(result["per_source"]) == {"a", "b"}
             assert result["per_source"]["a"]["n"] + result["per_source"]["b"]["n"] == sum(p[2] for p in PLAN.values())
             counts[(setting, condition)] = synthetic
+            assert result["external"]["n"] == 56
+            assert set(result["external"]["versus_normal"]["diseases"]) == {"glaucoma"}
     # The filter chose from twice as many GAN images as it kept.
     pool = list(csv.DictReader(open(out / "synthetic-x2" / "cut" / "glaucoma" / "manifest.csv")))
     assert len(pool) == 2 * counts[("cut", "filtered-gan")]
-    assert "filtered-gan+traditional" in (out / "report" / "report.md").read_text()
+    report = (out / "report" / "report.md").read_text()
+    assert "filtered-gan+traditional" in report and "glaucoma vs normal AUC" in report
 
 
 def test_features_are_computed_once_per_image_and_view(tmp_path, monkeypatch):

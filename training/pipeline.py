@@ -134,6 +134,7 @@ def config_from_args(args) -> PipelineConfig:
         gan_classes=args.gan_classes,
         gan_target=args.gan_target,
         gan_full=args.gan_full or "",
+        external=args.external or "",
         bootstrap=args.bootstrap,
     )
 
@@ -499,6 +500,10 @@ class Experiment:
         started = time.perf_counter()
         train = self.train_frozen if self.config.classifier == "frozen-lite0" else self.train_small
         probs, counts, trained = train(key, folder, prefix)
+        external = None
+        if self.config.external:  # the classifiers return test and external rows together
+            probs, external_probs = probs[: len(self.arrays("test")[1])], probs[len(self.arrays("test")[1]):]
+            external = self.external_figures(external_probs)
         test_y = self.arrays("test")[1]
         metrics = compute_metrics(probs, test_y, self.classes, n_bootstrap=self.config.bootstrap, seed=0)
         sensitivity = {c: metrics["per_class"][c]["sensitivity"] for c in self.config.scarce}
@@ -515,6 +520,7 @@ class Experiment:
             "macro_auc": metrics["macro_auc"],
             "metrics": metrics,
             "per_source": self.per_source(probs, test_y),
+            "external": external,
             "train_counts": counts,
             "val_n": int(len(self.arrays("val")[1])),
             "test_n": int(len(test_y)),
@@ -526,6 +532,37 @@ class Experiment:
         with atomic_write(folder / RESULT_FILE) as handle:
             json.dump(result, handle, indent=1)
         return result
+
+    def judged_images(self) -> np.ndarray:
+        """The images each classifier predicts: the test split, then the external set's."""
+        test_x = self.arrays("test")[0]
+        return np.concatenate([test_x, self.external_arrays()[0]]) if self.config.external else test_x
+
+    def external_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The external set's test images at the classifier's size, labels as this data's indices."""
+        if "external" not in self._arrays:
+            from .datasets import class_indices, load_arrays, load_dataset
+
+            external = load_dataset(self.config.external)
+            index_of = class_indices(external, list(self.classes), self.config.data)
+            self._arrays["external"] = load_arrays(external, external.subset("test"), self.spec(), index_of=index_of)
+        return self._arrays["external"]
+
+    def external_figures(self, probs: np.ndarray) -> dict:
+        """On the other camera: each disease against the healthy class (AUC, sensitivity,
+        healthy eyes called healthy) and each present class's sensitivity."""
+        from .evaluate import versus_healthy
+
+        labels = self.external_arrays()[1]
+        versus = versus_healthy(probs, labels, probs.argmax(axis=1), list(self.classes),
+                                n_bootstrap=self.config.bootstrap)
+        present = sorted(int(c) for c in np.unique(labels))
+        return {
+            "data": self.config.external,
+            "n": int(len(labels)),
+            "sensitivity": {self.classes[c]: float(np.mean(probs[labels == c].argmax(axis=1) == c)) for c in present},
+            "versus_normal": versus,
+        }
 
     def per_source(self, probs: np.ndarray, labels: np.ndarray) -> dict:
         """Scarce-class sensitivity and macro AUC on each source's test images (fundus4's
@@ -561,7 +598,7 @@ class Experiment:
             config, (x, y), self.arrays("val"), len(self.classes), folder, default_config(self.config.modality),
             resume=True, log=lambda message: self.log(f"{prefix}{message}"),
         )
-        probs = model.predict(self.arrays("test")[0].astype("float32"), batch_size=64, verbose=0)
+        probs = model.predict(self.judged_images().astype("float32"), batch_size=64, verbose=0)
         # Only the best weights are kept: the trainer checkpoint is of no use once judged.
         best = folder / "checkpoint" / "best.weights.h5"
         if best.exists():
@@ -638,11 +675,10 @@ class Experiment:
                  f"{views} view(s) each")
         store = self.feature_store()
         val_x, val_y = self.arrays("val")
-        test_x, _ = self.arrays("test")
         head_config = HeadConfig(class_weighting=self.config.class_weighting)
         started = time.perf_counter()
         head = train_head(train_views, y, (store.features(val_x, 0, desc="val"), val_y),
-                          store.features(test_x, 0, desc="test"), len(self.classes), seed=key.seed,
+                          store.features(self.judged_images(), 0, desc="test"), len(self.classes), seed=key.seed,
                           config=head_config)
         folder.mkdir(parents=True, exist_ok=True)
         return head.probs, counts, {

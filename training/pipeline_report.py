@@ -346,6 +346,7 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         lines.append("")
         lines += _differences_table(conditions, names)
         lines += _per_source_table(setting, config, results)
+        lines += _external_table(setting, config, results)
     if figures:
         lines += ["## Figures", "", "Bars: seed means; error bars: one std over seeds; dots: single seeds.", "",
                   "![scarce sensitivity, macro F1 and macro AUC per condition](metrics.png)", ""]
@@ -414,6 +415,32 @@ def _per_source_table(setting: str, config: PipelineConfig, results: list[dict])
                 values = [r["per_source"].get(source, {}).get(key) for r in runs]
                 values = [v for v in values if v is not None and not math.isnan(v)]
                 cells.append(f"{np.mean(values):.3f}" if values else "–")
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _external_table(setting: str, config: PipelineConfig, results: list[dict]) -> list[str]:
+    """Seed means on the other camera: each disease against healthy eyes (AUC, sensitivity) and
+    the share of healthy eyes called healthy."""
+    mine = [r for r in results if r["setting"] == setting and r.get("external")]
+    if not mine:
+        return []
+    first = mine[0]["external"]
+    diseases = list(((first.get("versus_normal") or {}).get("diseases") or {}))
+    columns = [(d, "auc", f"{d} vs normal AUC") for d in diseases] + [
+        (d, "sensitivity", f"{d} sensitivity") for d in diseases]
+    columns += [(diseases[0], "specificity", "healthy called normal")] if diseases else []
+    lines = [f"On another camera (`{config.external}`, {first['n']} images, never trained or tuned on; seed means "
+             "± std):", "",
+             "| condition | " + " | ".join(h for _, _, h in columns) + " |", "|---|" + "---|" * len(columns)]
+    for condition in (c for c in CONDITIONS if c in config.conditions):
+        runs = [r for r in mine if r["condition"] == condition]
+        if not runs:
+            continue
+        cells = []
+        for disease, key, _ in columns:
+            values = [r["external"]["versus_normal"]["diseases"][disease][key] for r in runs]
+            cells.append(_cell(stats(values)).split(" [")[0])
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -68,6 +68,9 @@ class PipelineConfig:
     # A generator already trained on the whole train split (same data, fit and size), used as the
     # full setting's GAN instead of training one: the shipped generator is exactly that GAN.
     gan_full: str = ""
+    # A data set from another camera, judged by every run beside the test split (its test split,
+    # classes a subset of the data's); never trained or tuned on.
+    external: str = ""
     bootstrap: int = 1000
 
     def to_dict(self) -> dict:

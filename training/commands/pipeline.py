@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--gan-full", default=d.gan_full,
         help="a generator already trained on the whole train split (same classes, size and fit) to use as the "
              "full setting's GAN, e.g. the shipped models/generator.keras")
+    add("--external", default=d.external,
+        help="another camera's data set (e.g. ../shared/data/fundus-external) that every run is also judged on; "
+             "never trained or tuned on")
     add("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples of the test split per run")
     add("--report-only", action="store_true", help="rebuild the report from finished runs; train nothing")
     add("--docs", help="also copy report.md and its figures to this folder (e.g. docs/experiments/fundus4)")
