@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from training.cli import main
 from training.diffaugment import diff_augment, parse_policy
+from training.epochs import TrainState
 from training.gan import GanConfig, build_discriminator, build_generator, grid_spread, latents, train_gan
 from training.gan_metrics import fid, kid, memorisation, precision_recall
 from training.synthesize import load_generator, synthesize
@@ -164,7 +166,9 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     straight, state = train_gan(TINY, images, labels, tmp_path / "a", **quiet)
     assert state.epoch == 3 and len(state.history) == 3
     train_gan(TINY, images, labels, tmp_path / "b", stop_after_epochs=1, **quiet)
-    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    saved = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
+    assert saved["epoch"] == 1
+    assert set(saved) == {f.name for f in dataclasses.fields(TrainState)}  # the format every trainer writes
     resumed, state = train_gan(TINY, images, labels, tmp_path / "b", resume=True, **quiet)
     assert state.epoch == 3
     for name in ("generator", "discriminator", "ema_generator"):

@@ -160,10 +160,11 @@ def picture(tmp_path: Path, name: str = "eye.png", seed: int = 0) -> Path:
 
 def test_window_shows_before_the_model_loads_and_queues_browse(make_app, tmp_path, monkeypatch) -> None:
     slow = FakeClassifier(slow=True)
-    started = time.monotonic()
     app = make_app(slow)
+    # The window is up while the model is still loading (it loads only once released below);
+    # how fast it appears is measured by benchmarks, not asserted here.
     pump(app.root, lambda: app.root.winfo_viewable(), timeout=5)
-    assert time.monotonic() - started < 1.0
+    assert not slow.loaded
     pump(app.root, lambda: True, timeout=1)
     assert app.model_var.get() == "Loading model…"
     assert not slow.loaded and not app.model_ready

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from retina_desktop.vessel_synthesis import (
     resize_mask,
     to_uint8,
 )
+from training.epochs import TrainState
 from training.pix2pix import Pix2PixConfig, build_patch_discriminator, build_unet_generator, train_pix2pix
 from training.pix2pix_data import even_out_colour, find_pairs, load_pairs, style_of
 from training.pix2pix_eval import coarse_only_figures, exposure_matched_figures, image_figures, mse, psnr, ssim
@@ -355,7 +357,9 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     straight, state = train_pix2pix(TINY, sources, targets, tmp_path / "a", **quiet)
     assert state.epoch == 3 and len(state.history) == 3
     train_pix2pix(TINY, sources, targets, tmp_path / "b", stop_after_epochs=1, **quiet)
-    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    saved = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
+    assert saved["epoch"] == 1
+    assert set(saved) == {f.name for f in dataclasses.fields(TrainState)}  # the format every trainer writes
     resumed, state = train_pix2pix(TINY, sources, targets, tmp_path / "b", resume=True, **quiet)
     assert state.epoch == 3 and int(resumed.step_counter.numpy()) == 6
     for name in ("generator", "discriminator"):

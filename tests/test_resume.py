@@ -1,8 +1,10 @@
 """Classifier resume: an interrupted run, resumed, ends with exactly the weights of one that
-was not interrupted, and a crash between checkpoint writes leaves a checkpoint that resumes."""
+was not interrupted, a crash between checkpoint writes leaves a checkpoint that resumes, and so
+does a checkpoint in the format written before every trainer shared one (a whole saved trainer)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import numpy as np
 import pytest
 
 from retina_desktop.augmentation import default_config
-from training import classifier as classifier_module
-from training.classifier import ClassifierConfig, train_classifier
+from training import epochs as epochs_module
+from training.classifier import ClassifierConfig, build_trainer, train_classifier
+from training.epochs import TrainState
 
 # Everything that draws random numbers is on: augmentation layers, dropout, camera
 # augmentation and class-balanced epochs, as the fundus runs use them.
@@ -50,12 +53,10 @@ def straight(tmp_path_factory):
 
 def _checkpoint_weights(out: Path) -> list[np.ndarray]:
     """Every variable of the last checkpoint's trainer: network, optimizer slots, step count."""
-    from retina_desktop.quiet import import_keras
-
-    keras = import_keras()
     folder = out / "checkpoint"
     state = json.loads((folder / "state.json").read_text())
-    trainer = keras.saving.load_model(folder / state.get("trainer", "trainer.keras"), compile=True)
+    trainer, _ = build_trainer(CONFIG, 2, default_config("fundus"))
+    trainer.load_weights(folder / state["weights"])
     return [np.asarray(v) for v in trainer.weights + trainer.optimizer.variables]
 
 
@@ -81,7 +82,7 @@ def test_a_crash_between_the_checkpoint_writes_resumes_consistently(tmp_path, mo
     checkpoint on disk is still epoch 1's, whole, and resuming from it ends as an
     uninterrupted run does."""
     straight_weights, _, straight_checkpoint = straight
-    real_atomic_write = classifier_module.atomic_write
+    real_atomic_write = epochs_module.atomic_write
     written = []
 
     def crash_on_second_state(path, *args, **kwargs):
@@ -91,10 +92,10 @@ def test_a_crash_between_the_checkpoint_writes_resumes_consistently(tmp_path, mo
                 raise KeyboardInterrupt  # as SIGKILL would, between the weights and the state
         return real_atomic_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(classifier_module, "atomic_write", crash_on_second_state)
+    monkeypatch.setattr(epochs_module, "atomic_write", crash_on_second_state)
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "resumed")
-    monkeypatch.setattr(classifier_module, "atomic_write", real_atomic_write)
+    monkeypatch.setattr(epochs_module, "atomic_write", real_atomic_write)
     folder = tmp_path / "resumed" / "checkpoint"
     state = json.loads((folder / "state.json").read_text())
     assert state["epoch"] == 1
@@ -105,4 +106,25 @@ def test_a_crash_between_the_checkpoint_writes_resumes_consistently(tmp_path, mo
     # Only the files the state names are left behind.
     names = {p.name for p in folder.iterdir()}
     final = json.loads((folder / "state.json").read_text())
-    assert names == {"state.json", final["trainer"], final["best"]}
+    assert names == {"state.json", final["weights"], final["best"]}
+    assert set(final) == {f.name for f in dataclasses.fields(TrainState)}  # the format every trainer writes
+
+
+def test_a_checkpoint_in_the_format_before_the_shared_loop_resumes(tmp_path, straight):
+    """States that named a whole saved trainer (`trainer`, a .keras file), from before the
+    classifier shared the other trainers' checkpoint format, resume to the same weights."""
+    straight_weights, _, straight_checkpoint = straight
+    _train(tmp_path / "old", stop_after_epochs=2)
+    folder = tmp_path / "old" / "checkpoint"
+    state = json.loads((folder / "state.json").read_text())
+    trainer, _ = build_trainer(CONFIG, 2, default_config("fundus"))
+    trainer.load_weights(folder / state.pop("weights"))
+    trainer.save(folder / "trainer-epoch-0002.keras")
+    (folder / "epoch-0002.weights.h5").unlink()
+    state["trainer"] = "trainer-epoch-0002.keras"
+    (folder / "state.json").write_text(json.dumps(state))
+    resumed, resumed_state = _train(tmp_path / "old", resume=True)
+    assert resumed_state.epoch == 4
+    _assert_identical(straight_weights, resumed.get_weights())
+    _assert_identical(straight_checkpoint, _checkpoint_weights(tmp_path / "old"))
+    assert not list(folder.glob("*.keras"))  # the old trainer file went with its epoch

@@ -1,32 +1,31 @@
-"""Classifier builders and the resumable training loop.
+"""Classifier builders and its training run.
 
 `build_classifier` returns the inference model the app ships: 0..255 RGB in, class
 probabilities out, pixel scaling inside the network (so the app and training cannot disagree),
 and a named last convolution (`last_conv`) that heatmaps read. Training wraps it in an
-augmentation front end, runs one seeded epoch at a time, and checkpoints after every epoch so
-that `--resume` continues an interrupted run to the same weights, bit for bit: everything random
-in an epoch (order, camera draws, augmentation layers, dropout) is drawn from (seed, epoch), and
-a checkpoint is the trainer (optimizer included) in a file of its epoch plus the state naming it.
+augmentation front end (`build_trainer`) and runs the resumable loop every trainer shares
+(epochs.py): one `fit()`, checkpointed after every epoch, so that `--resume` continues an
+interrupted run to the same weights, bit for bit. What is the classifier's own rides on that
+loop as callbacks: each epoch's cosine learning rate and random state, its judgement on the
+validation set (macro AUC), early stopping and the best epoch's weights. Everything random in an
+epoch (order, camera draws, augmentation layers, dropout) is drawn from (seed, epoch).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
 from retina_desktop.camera_augment import CameraAugmentConfig, camera_augment_batch
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
 
-from .epochs import refuse_changed_config
+from .epochs import CheckpointFolder, TrainState, epoch_callbacks
 
 ARCHITECTURES = (
     "small", "vgg16", "mobilenetv2", "efficientnetb0", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
@@ -184,24 +183,6 @@ def _transfer_backbone(keras, inputs, config: ClassifierConfig):
     return layers.Activation("linear", name=LAST_CONV)(features)
 
 
-@dataclass
-class TrainState:
-    """What a checkpoint must remember, beyond the weights, to resume exactly."""
-
-    epoch: int = 0  # epochs completed
-    best_score: float = -math.inf
-    best_epoch: int = -1
-    wait: int = 0
-    history: list[dict] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-    # The checkpoint's files, relative to the checkpoint folder. Each epoch writes new ones and
-    # then this state naming them, so a crash at any point leaves a state and files of one
-    # epoch. Empty in checkpoints written before files were named per epoch.
-    trainer: str = ""
-    best: str = ""
-    config: dict = dataclasses.field(default_factory=dict)  # the run's ClassifierConfig
-
-
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     """Balanced weights (n / (k * n_c)), so each class counts equally in the loss."""
     counts = np.bincount(labels, minlength=num_classes).astype(float)
@@ -229,112 +210,138 @@ def train_classifier(
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    random_gamma_layer()  # registered before a checkpoint that contains it is loaded
-    ckpt = out_dir / "checkpoint"
-    state_file = ckpt / "state.json"
-
-    if resume and state_file.exists():
-        state = TrainState(**json.loads(state_file.read_text()))
-        # Checkpoints from before per-epoch names used these two fixed ones.
-        state.trainer = state.trainer or "trainer.keras"
-        state.best = state.best or ("best.weights.h5" if (ckpt / "best.weights.h5").exists() else "")
-        if state.config:  # callers other than the classify verb (modality, pipeline) resume too
-            refuse_changed_config(state_file, ClassifierConfig.from_dict(state.config), config, RESUMABLE_FIELDS)
-        state.config = config.to_dict()  # the new epochs or patience, from here on
-        trainer = keras.saving.load_model(ckpt / state.trainer, compile=True)
-        classifier = trainer.get_layer("retina_classifier")
+    trainer, classifier = build_trainer(config, num_classes, augment)
+    checkpoint = CheckpointFolder(out_dir / "checkpoint")
+    state = checkpoint.open(trainer, config, resume=resume, may_change=RESUMABLE_FIELDS)
+    if state.epoch:
         log(f"resuming after epoch {state.epoch} (best val AUC {state.best_score:.4f})")
-    else:
-        state = TrainState(config=config.to_dict())
-        classifier = build_classifier(config, num_classes)
-        if config.architecture != "small":
-            freeze_pretrained(classifier, config)
-        layers = [keras.Input((config.height, config.width, 3))]
-        if config.augment:
-            layers.append(build_augmenter(augment, seed=config.seed))
-        trainer = keras.Sequential([*layers, classifier], name="trainer")
-        trainer.compile(
-            optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=["accuracy"],
-        )
-    balanced = config.epoch_size > 0
-    weights = class_weights(train[1], num_classes) if config.class_weighting and not balanced else None
-    x_train, y_train = train
-    y_onehot = np.eye(num_classes, dtype="float32")[y_train]
-    from sklearn.metrics import roc_auc_score
-
     last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
-    while state.epoch < last_epoch and state.wait < config.patience:
-        epoch = state.epoch
-        started = time.perf_counter()
-        # The order, the camera draws and the learning rate depend only on (seed, epoch): a
-        # resumed run replays them.
-        rng = np.random.default_rng([config.seed, epoch])
-        order = balanced_draw(y_train, config.epoch_size, rng) if balanced else rng.permutation(len(x_train))
-        trainer.optimizer.learning_rate.assign(_cosine_lr(config, epoch))
-        reseed(trainer, config.seed, epoch)
-        x_epoch = x_train[order]
-        if config.camera_augment:
-            x_epoch = camera_augment_batch(x_epoch, CameraAugmentConfig(), np.random.default_rng([config.seed, epoch, 2]))
-        fit = trainer.fit(
-            x_epoch.astype("float32"),
-            y_onehot[order],
-            batch_size=config.batch_size,
-            # One epoch per call (the loop owns validation and checkpoints), told as
-            # "Epoch 22/30" rather than "Epoch 22/22" by stopping after it.
+    if state.epoch < last_epoch and state.wait < config.patience:
+        batches, steps = epoch_batches(config, train, num_classes, state.epoch, last_epoch)
+
+        def describe(seconds: float, logs: dict) -> str:
+            return (f"val AUC {logs['val_macro_auc']:.4f}, val acc {logs['val_accuracy']:.3f}, "
+                    f"val loss {logs['val_loss']:.4f} ({seconds:.0f} s)")
+
+        trainer.fit(
+            batches,
+            steps_per_epoch=steps,
+            # Told as "Epoch 22/30" whether or not the run stops early.
             epochs=config.epochs,
-            initial_epoch=epoch,
-            callbacks=[_one_epoch_only(keras)],
-            class_weight=weights,
-            shuffle=False,
+            initial_epoch=state.epoch,
+            shuffle=False,  # the batches are already in their (seed, epoch) order
             verbose=1,
+            callbacks=[
+                keras.callbacks.ProgbarLogger(),  # first, so each epoch's bar ends before its line
+                *_classifier_callbacks(keras, config, classifier, val, num_classes, state, checkpoint, last_epoch),
+                *epoch_callbacks(state, checkpoint, config.epochs, log, describe),
+            ],
         )
-        val_probs = classifier.predict(val[0].astype("float32"), batch_size=64, verbose=0)
-        score = _macro_auc(roc_auc_score, val[1], val_probs, num_classes)
-        val_loss = float(-np.mean(np.log(np.clip(val_probs[np.arange(len(val[1])), val[1]], 1e-7, 1))))
-        val_acc = float(np.mean(val_probs.argmax(1) == val[1]))
-        state.seconds += time.perf_counter() - started
-        state.epoch = epoch + 1
-        state.history.append(
-            {
-                "epoch": state.epoch,
-                "loss": float(fit.history["loss"][-1]),
-                "accuracy": float(fit.history["accuracy"][-1]),
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "val_macro_auc": score,
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-        )
-        if score > state.best_score:
-            state.best_score, state.best_epoch, state.wait = score, state.epoch, 0
-            state.best = f"best-epoch-{state.epoch:04d}.weights.h5"
-            atomic_save(ckpt / state.best, classifier.save_weights)
-        else:
-            state.wait += 1
-        log(
-            f"epoch {state.epoch}/{config.epochs}: val AUC {score:.4f}, val acc {val_acc:.3f}, "
-            f"val loss {val_loss:.4f} ({state.history[-1]['seconds']:.0f} s)"
-        )
-        _write_checkpoint(ckpt, trainer, state)
     if state.best:
-        classifier.load_weights(ckpt / state.best)
+        classifier.load_weights(checkpoint.folder / state.best)
     return classifier, state
 
 
-def _write_checkpoint(folder: Path, trainer, state: TrainState) -> None:
-    """This epoch's trainer to a file of its own, then the state naming it (one rename: the
-    moment the checkpoint changes epoch), then the files no state names any more (and the
-    temporaries of writes that a kill cut short)."""
-    state.trainer = f"trainer-epoch-{state.epoch:04d}.keras"
-    atomic_save(folder / state.trainer, trainer.save)
-    with atomic_write(folder / "state.json") as handle:
-        json.dump(dataclasses.asdict(state), handle, indent=1)
-    for pattern in ("trainer*.keras", "best*.weights.h5", ".trainer*", ".best*"):
-        for old in folder.glob(pattern):
-            if old.name not in (state.trainer, state.best):
-                old.unlink(missing_ok=True)
+def build_trainer(config: ClassifierConfig, num_classes: int, augment: AugmentConfig):
+    """(the compiled trainer, the inference model inside it): the augmentation front end, when
+    `config.augment`, before the classifier, with the optimiser built so that a checkpoint's
+    slots have variables to load into."""
+    keras = import_keras()
+    random_gamma_layer()  # registered before a checkpoint that contains it is loaded
+    classifier = build_classifier(config, num_classes)
+    if config.architecture != "small":
+        freeze_pretrained(classifier, config)
+    layers = [keras.Input((config.height, config.width, 3))]
+    if config.augment:
+        layers.append(build_augmenter(augment, seed=config.seed))
+    trainer = keras.Sequential([*layers, classifier], name="trainer")
+    trainer.compile(
+        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    trainer.optimizer.build(trainer.trainable_variables)
+    return trainer, classifier
+
+
+def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray], num_classes: int,
+                  first_epoch: int, last_epoch: int):
+    """(a tf.data stream of the training batches of epochs `first_epoch` to `last_epoch`, steps
+    per epoch): (float32 images, one-hot labels), and each image's class weight with
+    `config.class_weighting`.
+
+    The rows, their order and the camera draws of an epoch depend only on (seed, epoch), so a
+    resumed run replays them. Each epoch is every training image, or with `config.epoch_size`
+    that many drawn with every class equally often (then without class weights).
+    """
+    import tensorflow as tf
+
+    x_train, y_train = train
+    balanced = config.epoch_size > 0
+    weights = class_weights(y_train, num_classes) if config.class_weighting and not balanced else None
+    rows = config.epoch_size if balanced else len(x_train)
+    one_hot = np.eye(num_classes, dtype="float32")
+
+    def batches():
+        for epoch in range(first_epoch, last_epoch):
+            rng = np.random.default_rng([config.seed, epoch])
+            order = balanced_draw(y_train, config.epoch_size, rng) if balanced else rng.permutation(len(x_train))
+            x_epoch, y_epoch = x_train[order], y_train[order]
+            if config.camera_augment:
+                x_epoch = camera_augment_batch(x_epoch, CameraAugmentConfig(),
+                                               np.random.default_rng([config.seed, epoch, 2]))
+            for start in range(0, len(order), config.batch_size):
+                labels = y_epoch[start : start + config.batch_size]
+                batch = (x_epoch[start : start + config.batch_size].astype("float32"), one_hot[labels])
+                if weights is not None:  # as fit's class_weight would weigh them
+                    batch += (np.array([weights[int(c)] for c in labels], dtype="float32"),)
+                yield batch
+
+    # The batch size is part of the stream's shape when every batch is full, as it is when fit()
+    # slices arrays: TensorFlow's CPU kernels round differently when they know it, so without it
+    # the same seed would no longer give the weights it gave when epochs were fitted from arrays.
+    known = config.batch_size if rows % config.batch_size == 0 else None
+    signature = (tf.TensorSpec((known, config.height, config.width, 3), tf.float32),
+                 tf.TensorSpec((known, num_classes), tf.float32))
+    if weights is not None:
+        signature += (tf.TensorSpec((known,), tf.float32),)
+    return tf.data.Dataset.from_generator(batches, output_signature=signature), -(-rows // config.batch_size)
+
+
+def _classifier_callbacks(keras, config: ClassifierConfig, classifier, val, num_classes: int, state: TrainState,
+                          checkpoint: CheckpointFolder, last_epoch: int) -> list:
+    """The classifier's own per-epoch work, around the shared clock and checkpoint: the
+    learning rate and random state of each epoch, and its judgement on the validation set."""
+    from sklearn.metrics import roc_auc_score
+
+    class EpochStart(keras.callbacks.Callback):
+        """The learning rate and every random generator in the trainer from (seed, epoch)
+        alone: a resumed run replays them."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(_cosine_lr(config, epoch))
+            reseed(self.model, config.seed, epoch)
+
+    class Validation(keras.callbacks.Callback):
+        """Val loss, accuracy and macro AUC into the epoch's logs; the best epoch's weights
+        kept; training stopped when the AUC has not improved for `patience` epochs, or at
+        `last_epoch`."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            probs = classifier.predict(val[0].astype("float32"), batch_size=64, verbose=0)
+            score = _macro_auc(roc_auc_score, val[1], probs, num_classes)
+            logs["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(val[1])), val[1]], 1e-7, 1))))
+            logs["val_accuracy"] = float(np.mean(probs.argmax(1) == val[1]))
+            logs["val_macro_auc"] = score
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.wait = score, epoch + 1, 0
+                checkpoint.save_best(classifier, state, epoch + 1)
+            else:
+                state.wait += 1
+            if state.wait >= config.patience or epoch + 1 >= last_epoch:
+                self.model.stop_training = True
+
+    return [EpochStart(), Validation()]
 
 
 def reseed(model, seed: int, epoch: int) -> None:
@@ -373,14 +380,6 @@ def balanced_draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np
         members = np.flatnonzero(labels == c)
         rows.append(rng.choice(members, per_class, replace=len(members) < per_class))
     return rng.permutation(np.concatenate(rows))[:size]
-
-
-def _one_epoch_only(keras):
-    class StopAfterOneEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = True
-
-    return StopAfterOneEpoch()
 
 
 def _cosine_lr(config: ClassifierConfig, epoch: int) -> float:

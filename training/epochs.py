@@ -1,16 +1,29 @@
-"""Resumable epoch-by-epoch training for the adversarial trainers (`gan`, `pix2pix`).
+"""Resumable epoch-by-epoch training: the one loop every trainer (classifier, GAN, pix2pix) runs.
 
-What both need to stop at any epoch and resume to the same weights: the state a checkpoint
-keeps beyond the weights (`TrainState`), a data stream whose order depends only on (seed,
-epoch), a checkpoint folder that is resumed or cleared (`open_checkpoint`), a callback that
-writes each epoch's checkpoint atomically, and one that times epochs. A trainer adds its own
-callbacks (sample grids, the CSV log) around these.
+Every trainer is one `fit()` over a data stream whose order depends only on (seed, epoch), with
+callbacks doing the per-epoch work, so that a run can stop after any epoch and resume to the same
+weights, bit for bit. This module owns what they share:
+
+- `TrainState`: what a checkpoint keeps beyond the weights, in one state.json format for all;
+- `CheckpointFolder`: resumes a checkpoint folder (refusing changed settings) or clears it, and
+  writes each epoch's checkpoint atomically;
+- `epoch_callbacks`: the epoch clock (its time in the logs, its line in the log) and the
+  checkpoint writer, which a trainer puts around callbacks of its own (the classifier's
+  validation and early stopping, the GANs' sample grids and CSV logs);
+- `epoch_stream`, `balanced_order`: the (seed, epoch)-ordered batches of the adversarial trainers.
+
+Why callbacks of one `fit()` rather than a loop of our own around one-epoch fits: Keras's fit
+already is an epoch loop with hooks, so each trainer's own work sits in the same callback list as
+the shared clock and checkpoint, in the order it must run (validation before the line that
+reports it, everything before the checkpoint that records it), and there is one loop to trust
+instead of one per trainer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +35,94 @@ from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
 
 
+# The best weights' name in the classifier's checkpoints from before files were named per epoch.
+LEGACY_BEST = "best.weights.h5"
+
+
 @dataclass
 class TrainState:
-    """What a checkpoint must remember, beyond the weights, to resume exactly."""
+    """What a checkpoint must remember, beyond the weights, to resume exactly; one format for
+    every trainer."""
 
     epoch: int = 0  # epochs completed
     seconds: float = 0.0
-    history: list[dict] = dataclasses.field(default_factory=list)
-    weights: str = ""  # the checkpoint's weights file, relative to the checkpoint folder
+    history: list[dict] = dataclasses.field(default_factory=list)  # each epoch's logs
+    # The checkpoint's weights file, relative to the checkpoint folder. Each epoch writes a new
+    # one and then this state naming it, so a crash at any point leaves a state and files of
+    # one epoch.
+    weights: str = ""
+    config: dict = dataclasses.field(default_factory=dict)  # the run's hyperparameters
+    # Early stopping, for trainers that judge each epoch (the classifier, by val macro AUC);
+    # the others leave these as they are.
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    wait: int = 0  # epochs since the best one
+    best: str = ""  # the best epoch's weights file
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainState:
+        """A saved state. The classifier's states from before this format named a whole saved
+        trainer (`trainer`, a .keras file that load_weights reads too) instead of `weights`,
+        and the oldest ones fixed names for both files."""
+        data = dict(data)
+        if "weights" not in data and "best_score" in data:
+            data["weights"] = data.pop("trainer", "") or "trainer.keras"
+            data["best"] = data.get("best") or LEGACY_BEST
+        return cls(**data)
+
+
+class CheckpointFolder:
+    """One run's checkpoint folder: state.json naming the weights of one epoch (and of the
+    best epoch, where a trainer keeps one), beside them."""
+
+    # Files of ours in the folder: weights (whole saved trainers in older classifier
+    # checkpoints) and what a kill left of an atomic write (".state.json.XXXX.tmp").
+    OWN_FILES = ("*.weights.h5", "*.keras", ".state.json.*")
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.state_file = folder / "state.json"
+
+    def open(self, model, config, *, resume: bool, may_change: tuple[str, ...] = ("epochs",)) -> TrainState:
+        """With `resume` and a checkpoint here: its state, its weights loaded into `model` (all
+        of them: optimiser slots and step counters too). `config` must equal the run's own but
+        for the fields in `may_change`, and is recorded from here on. Otherwise a fresh state
+        for `config`, and any older checkpoint here removed."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if resume and self.state_file.exists():
+            state = TrainState.from_dict(json.loads(self.state_file.read_text()))
+            if not (self.folder / state.best).is_file():
+                state.best = ""  # an older classifier checkpoint that had no best file yet
+            if state.config:  # states from before the config was kept in them cannot say
+                refuse_changed_config(self.state_file, type(config).from_dict(state.config), config, may_change)
+            state.config = config.to_dict()  # the new epochs (or patience), from here on
+            model.load_weights(self.folder / state.weights)
+            return state
+        self.state_file.unlink(missing_ok=True)  # first: no state may name a file removed below
+        self._remove_files_except(())
+        return TrainState(config=config.to_dict())
+
+    def save_best(self, model, state: TrainState, epoch: int) -> None:
+        """`model`'s weights as those of the best epoch so far (`epoch`, counted from 1). The
+        previous best stays until the next checkpoint's state no longer names it."""
+        state.best = f"best-epoch-{epoch:04d}.weights.h5"
+        atomic_save(self.folder / state.best, model.save_weights)
+
+    def write(self, model, state: TrainState) -> None:
+        """The checkpoint after epoch `state.epoch`: `model`'s weights (optimiser slots and step
+        counters included) to a file of that epoch, then the state naming it (one rename: the
+        moment the checkpoint changes epoch), then the files no state names any more."""
+        state.weights = f"epoch-{state.epoch:04d}.weights.h5"
+        atomic_save(self.folder / state.weights, model.save_weights)
+        with atomic_write(self.state_file) as handle:
+            json.dump(dataclasses.asdict(state), handle, indent=1)
+        self._remove_files_except({state.weights, state.best})
+
+    def _remove_files_except(self, keep) -> None:
+        for pattern in self.OWN_FILES:
+            for old in self.folder.glob(pattern):
+                if old.name not in keep:
+                    old.unlink(missing_ok=True)
 
 
 def refuse_changed_config(config_file: Path, saved, config, may_change: tuple[str, ...] = ("epochs",)) -> None:
@@ -44,6 +137,45 @@ def refuse_changed_config(config_file: Path, saved, config, may_change: tuple[st
             f'"{config_file}" was trained with other settings than these ({details}); resume with the same '
             f"options (only {allowed} may change) or start a new --out folder"
         )
+
+
+def epoch_callbacks(state: TrainState, checkpoint: CheckpointFolder, epochs: int, log, describe=None) -> list:
+    """[the epoch clock, the checkpoint writer] for `fit()`; a trainer's callbacks whose logs
+    the line or the checkpoint should have go before them.
+
+    Each epoch's line is "epoch N/`epochs`: " and then `describe(seconds, logs)`, or by
+    default the epoch's time and an estimate of the time left.
+    """
+    keras = import_keras()
+
+    class EpochClock(keras.callbacks.Callback):
+        """Times each epoch, adds it to the logs (so the CSV log and the history have it) and
+        logs the epoch's line."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.started
+            state.seconds += seconds
+            if logs is not None:
+                logs["seconds"] = round(seconds, 2)
+            if describe is not None:
+                told = describe(seconds, logs or {})
+            else:
+                left = (epochs - epoch - 1) * state.seconds / max(1, epoch + 1)
+                told = f"{seconds:.1f} s (total {state.seconds / 60:.1f} min, about {left / 60:.0f} min to go)"
+            log(f"epoch {epoch + 1}/{epochs}: {told}")
+
+    class Checkpoint(keras.callbacks.Callback):
+        """After every epoch: its logs to the history, and the checkpoint (`CheckpointFolder.write`)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            state.epoch = epoch + 1
+            state.history.append({k: float(v) for k, v in (logs or {}).items()} | {"epoch": epoch + 1})
+            checkpoint.write(self.model, state)
+
+    return [EpochClock(), Checkpoint()]
 
 
 def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, first_epoch: int, epochs: int,
@@ -86,56 +218,3 @@ def balanced_order(labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     per_class = -(-len(labels) // len(classes))  # ceil, then trimmed to the epoch's length
     rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class) for c in classes])
     return rng.permutation(rows)[: len(labels)].astype(np.int64)
-
-
-def open_checkpoint(model, folder: Path, resume: bool, epochs: int, log) -> TrainState:
-    """Load the last checkpoint in `folder` into `model` when resuming; else clear old ones."""
-    folder.mkdir(parents=True, exist_ok=True)
-    state_file = folder / "state.json"
-    if resume and state_file.exists():
-        state = TrainState(**json.loads(state_file.read_text()))
-        model.load_weights(folder / state.weights)
-        log(f"resuming after epoch {state.epoch} of {epochs}")
-        return state
-    for old in folder.glob("epoch-*.weights.h5"):
-        old.unlink()
-    return TrainState()
-
-
-def epoch_callbacks(state: TrainState, folder: Path, epochs: int, log) -> list:
-    """[the epoch clock, the checkpoint writer] for `fit()`."""
-    keras = import_keras()
-
-    class EpochClock(keras.callbacks.Callback):
-        """Times each epoch, adds it to the logs (so the CSV log has it) and prints it."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - self.started
-            state.seconds += seconds
-            if logs is not None:
-                logs["seconds"] = round(seconds, 2)
-            left = (epochs - epoch - 1) * state.seconds / max(1, epoch + 1)
-            log(f"epoch {epoch + 1}/{epochs}: {seconds:.1f} s "
-                f"(total {state.seconds / 60:.1f} min, about {left / 60:.0f} min to go)")
-
-    class Checkpoint(keras.callbacks.Callback):
-        """After every epoch: all of the model's weights (optimiser slots and step counters
-        included) to a new file, then state.json naming it, then the older file is removed; a
-        crash at any point leaves a state.json that names a complete file of the same epoch."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            previous = state.weights
-            name = f"epoch-{epoch + 1:04d}.weights.h5"
-            atomic_save(folder / name, self.model.save_weights)
-            state.epoch = epoch + 1
-            state.weights = name
-            state.history.append({k: float(v) for k, v in (logs or {}).items()} | {"epoch": epoch + 1})
-            with atomic_write(folder / "state.json") as handle:
-                json.dump(dataclasses.asdict(state), handle, indent=1)
-            if previous and previous != name:
-                (folder / previous).unlink(missing_ok=True)
-
-    return [EpochClock(), Checkpoint()]

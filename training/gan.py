@@ -32,7 +32,7 @@ from retina_desktop.generator_runtime import latents, to_uint8
 from retina_desktop.quiet import import_keras
 
 from .diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
-from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
+from .epochs import CheckpointFolder, epoch_callbacks, epoch_stream
 
 # The trainer, its layer and its callback below subclass Keras classes, so this module loads
 # Keras (quietly) when imported; the verbs that only parse options import it when they run.
@@ -414,16 +414,18 @@ def train_gan(
         raise ValueError(f"images have shape {images.shape[1:]}, expected {(config.size, config.size, 3)}")
     num_classes = len(config.labels) if config.labels else int(labels.max()) + 1
     tf.config.experimental.enable_op_determinism()
-    ckpt = out_dir / "checkpoint"
+    checkpoint = CheckpointFolder(out_dir / "checkpoint")
     gan = make_gan(config, num_classes)
-    state = open_checkpoint(gan, ckpt, resume, config.epochs, log)
+    state = checkpoint.open(gan, config, resume=resume)
+    if state.epoch:
+        log(f"resuming after epoch {state.epoch} of {config.epochs}")
     last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     if state.epoch >= last_epoch:
         return gan, state
     labels = labels.astype(np.int32)
     stream, steps = epoch_stream((images, labels), config.batch_size, config.seed, state.epoch, config.epochs,
                                  balance_by=labels if config.balance_classes else None)
-    clock, checkpoint = epoch_callbacks(state, ckpt, last_epoch, log)
+    clock, write_checkpoint = epoch_callbacks(state, checkpoint, last_epoch, log)
     gan.fit(
         stream,
         epochs=last_epoch,
@@ -436,7 +438,7 @@ def train_gan(
             # Before the logger: the grid adds its spreads to the epoch's logs.
             SampleGrid(out_dir / "samples", num_classes, config.grid_columns, config.seed),
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
-            checkpoint,
+            write_checkpoint,
         ],
     )
     return gan, state

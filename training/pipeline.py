@@ -600,8 +600,8 @@ class Experiment:
         )
         probs = model.predict(self.judged_images().astype("float32"), batch_size=64, verbose=0)
         # Only the best weights are kept: the trainer checkpoint is of no use once judged.
-        best = folder / "checkpoint" / "best.weights.h5"
-        if best.exists():
+        best = folder / "checkpoint" / state.best
+        if state.best and best.is_file():
             os.replace(best, folder / "best.weights.h5")
         shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         import_keras().backend.clear_session()  # 24+ models in one process: free the old graphs

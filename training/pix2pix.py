@@ -28,7 +28,7 @@ from retina_desktop.atomic import atomic_save
 from retina_desktop.quiet import import_keras
 from retina_desktop.vessel_synthesis import to_uint8
 
-from .epochs import epoch_callbacks, epoch_stream, open_checkpoint
+from .epochs import CheckpointFolder, epoch_callbacks, epoch_stream
 from .pix2pix_config import Pix2PixConfig
 from .pix2pix_data import augment, style_indices
 
@@ -296,16 +296,18 @@ def train_pix2pix(
     if targets.shape != sources.shape[:3] + (3,):
         raise ValueError(f"photographs have shape {targets.shape}, expected {sources.shape[:3] + (3,)}")
     tf.config.experimental.enable_op_determinism()
-    ckpt = out_dir / "checkpoint"
+    checkpoint = CheckpointFolder(out_dir / "checkpoint")
     _, steps = epoch_stream((sources, targets), config.batch_size, config.seed, 0, config.epochs)
     model = make_pix2pix(config, steps)
-    state = open_checkpoint(model, ckpt, resume, config.epochs, log)
+    state = checkpoint.open(model, config, resume=resume)
+    if state.epoch:
+        log(f"resuming after epoch {state.epoch} of {config.epochs}")
     last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     if state.epoch >= last_epoch:
         return model, state
     stream, steps = epoch_stream((sources, targets), config.batch_size, config.seed, state.epoch, config.epochs)
     shown = grid_indices(style_indices(sources), config.grid_rows)
-    clock, checkpoint = epoch_callbacks(state, ckpt, last_epoch, log)
+    clock, write_checkpoint = epoch_callbacks(state, checkpoint, last_epoch, log)
     model.fit(
         stream,
         epochs=last_epoch,
@@ -318,7 +320,7 @@ def train_pix2pix(
             clock,
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
             SampleGrid(out_dir / "samples", sources[shown], targets[shown]),
-            checkpoint,
+            write_checkpoint,
         ],
     )
     return model, state
