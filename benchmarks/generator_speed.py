@@ -26,8 +26,8 @@ from timing import summary, timed  # noqa: E402  (benchmarks/, beside this scrip
 
 def main() -> int:
     from retina_desktop.quiet import import_keras
-    from retina_desktop.synthesis import CONDITIONAL, latents, open_generator, sample
-    from retina_desktop.vessel_synthesis import generator_input, random_vessel_tree
+    from retina_desktop.synthesis.samples import CONDITIONAL, latents, open_generator, sample
+    from retina_desktop.synthesis.vessel_synthesis import generator_input, random_vessel_tree
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", default=str(ROOT / "models" / "generator.keras"))

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from timing import timed  # noqa: E402  (benchmarks/, beside this script)
+
 PATHS = ("plain", "keras", "litert")
 
 
@@ -47,20 +48,20 @@ def _child(args) -> None:
     """Runs in the fresh process for one path; prints one JSON line."""
     import numpy as np
 
-    from retina_desktop.imaging import list_images, load_image
-    from retina_desktop.preprocessing import fit_image, prepare_batch
+    from retina_desktop.imaging.decode import list_images, load_image
+    from retina_desktop.imaging.preprocessing import fit_image, prepare_batch
 
     files = list_images(args.folder)[: args.images] if args.folder else []
     image = Path(args.image)
     if args.path == "plain":
-        from retina_desktop.bundle import load_bundle
+        from retina_desktop.models.bundle import load_bundle
 
         # Only to read the input spec without TensorFlow's help; the model is loaded below.
-        from retina_desktop.model_files import read_sidecar, sidecar_path_for
+        from retina_desktop.models.model_files import read_sidecar, sidecar_path_for
         from retina_desktop.quiet import import_keras
 
         import_keras()
-        from retina_desktop.legacy_h5 import load_h5_model
+        from retina_desktop.models.legacy_h5 import load_h5_model
 
         model = load_h5_model(Path(args.model))
         sidecar = read_sidecar(sidecar_path_for(Path(args.model)))
@@ -195,7 +196,7 @@ def main() -> int:
     args.model = args.model or _default_model()
     args.folder = args.folder or _default_folder(args.model)
     if not args.image:
-        from retina_desktop.imaging import list_images
+        from retina_desktop.imaging.decode import list_images
 
         if not args.folder:
             raise SystemExit("pass --image or --folder")

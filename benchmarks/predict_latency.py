@@ -38,8 +38,8 @@ def main() -> int:
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     cold = time.perf_counter() - start
 
-    from retina_desktop.imaging import load_image
-    from retina_desktop.preprocessing import fit_image, scale_pixels
+    from retina_desktop.imaging.decode import load_image
+    from retina_desktop.imaging.preprocessing import fit_image, scale_pixels
     from retina_desktop.service import Classifier
 
     classifier = Classifier(args.model)

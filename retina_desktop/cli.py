@@ -11,7 +11,7 @@ import json
 import sys
 from collections import Counter
 
-from .errors import UserError
+from retina_desktop.errors import UserError
 
 NOTICE = (
     "Model output with calibrated confidence, not a diagnosis. "
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--self-test"]:
-        from .selftest import run_self_test
+        from retina_desktop.selftest import run_self_test
 
         return run_self_test()
     # No command, or an image path first, means the GUI (`retina-desktop scan.png`).
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     if args.command == "gui":
-        from .gui.app import run_app
+        from retina_desktop.gui.app import run_app
 
         return run_app(image=args.image, model=args.model, labels=args.labels, trust_model=args.trust_model)
     try:
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _classifier(args):
-    from .service import Classifier
-    from .settings import load_settings
+    from retina_desktop.service import Classifier
+    from retina_desktop.settings import load_settings
 
     settings = load_settings(warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     if args.no_checks:
@@ -137,8 +137,8 @@ def _predict(classifier, args) -> int:
 def _batch(classifier, args) -> int:
     from tqdm import tqdm
 
-    from . import batch
-    from .imaging import list_images
+    from retina_desktop.imaging.decode import list_images
+    from retina_desktop.outputs import batch
 
     total = len(list_images(args.folder))
     out = batch.BatchCsv(args.out)

@@ -10,7 +10,7 @@ import logging
 import logging.handlers
 from pathlib import Path
 
-from .paths import user_log_dir
+from retina_desktop.paths import user_log_dir
 
 _LOG_NAME = "retina-desktop.log"
 _configured: Path | None = None

@@ -19,8 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .paths import assets_dir, bundle_root, default_model_path, modality_model_path, models_dir, user_log_dir
+from retina_desktop import __version__
+from retina_desktop.paths import (
+    assets_dir,
+    bundle_root,
+    default_model_path,
+    modality_model_path,
+    models_dir,
+    user_log_dir,
+)
 
 
 def _synthetic(kind: str) -> np.ndarray:
@@ -64,11 +71,11 @@ class _Report:
 def _check_model(path: Path, kind: str) -> str:
     from PIL import Image
 
-    from .heatmaps import heatmap_for
-    from .litert_backend import find_compiled
-    from .model_files import labels_path_for, read_labels, sidecar_path_for
-    from .service import Classifier
-    from .settings import Settings
+    from retina_desktop.models.model_files import labels_path_for, read_labels, sidecar_path_for
+    from retina_desktop.runtime.heatmaps import heatmap_for
+    from retina_desktop.runtime.litert_backend import find_compiled
+    from retina_desktop.service import Classifier
+    from retina_desktop.settings import Settings
 
     if not path.is_file():
         raise FileNotFoundError(f'"{path}" is missing')
@@ -95,8 +102,8 @@ def _check_model(path: Path, kind: str) -> str:
 
 def _prediction(classifier, image):
     """A `Prediction` for an in-memory image, as `predict_file` would make it (no checks)."""
-    from .preprocessing import fit_image
-    from .records import Prediction
+    from retina_desktop.imaging.preprocessing import fit_image
+    from retina_desktop.outputs.records import Prediction
 
     bundle = classifier.bundle()
     fitted = fit_image(image, bundle.metadata.input)
@@ -129,9 +136,8 @@ def _check_assets() -> str:
 def _check_tk() -> str:
     # The Tcl interpreter that tkinter would start, without tkinter (this is not GUI code) and
     # without Tk's window (no display needed): proves the bundled Tcl library loads.
-    import importlib.util
-
     import _tkinter
+    import importlib.util
 
     interp = _tkinter.create(None, "retina-self-test", "Tk", False, False, False, False, None)
     version = interp.call("info", "patchlevel")
@@ -149,10 +155,10 @@ def _check_no_tensorflow() -> str:
 
 def _check_generator(path: Path) -> str:
     """A shipped generator: sidecar, a compiled copy up to date, and it draws an image."""
-    from .litert_backend import find_compiled
-    from .generator_runtime import CONDITIONAL, Generator, read_generator_info
-    from .synthesis import sample
-    from .vessel_synthesis import generator_input, random_vessel_tree
+    from retina_desktop.runtime.litert_backend import find_compiled
+    from retina_desktop.synthesis.generator_runtime import CONDITIONAL, Generator, read_generator_info
+    from retina_desktop.synthesis.samples import sample
+    from retina_desktop.synthesis.vessel_synthesis import generator_input, random_vessel_tree
 
     info = read_generator_info(path)
     compiled = find_compiled(info.path)

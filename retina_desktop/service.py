@@ -24,16 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import ModelBundle, load_bundle
-from .calibration import apply_temperature
-from .checks import CheckThresholds, judge, measure
-from .errors import UserError
-from .heatmaps import gradcam
-from .imaging import LoadedImage, load_image
-from .paths import bundle_root, default_model_path, modality_model_path, models_dir
-from .preprocessing import fit_image, prepare_batch
-from .records import CheckResult, InputSpec, Prediction
-from .settings import Settings, load_settings
+from retina_desktop.errors import UserError
+from retina_desktop.imaging.checks import CheckThresholds, judge, measure
+from retina_desktop.imaging.decode import LoadedImage, load_image
+from retina_desktop.imaging.preprocessing import fit_image, prepare_batch
+from retina_desktop.models.bundle import ModelBundle, load_bundle
+from retina_desktop.models.calibration import apply_temperature
+from retina_desktop.outputs.records import CheckResult, InputSpec, Prediction
+from retina_desktop.paths import bundle_root, default_model_path, modality_model_path, models_dir
+from retina_desktop.runtime.heatmaps import gradcam
+from retina_desktop.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

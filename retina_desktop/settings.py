@@ -19,8 +19,8 @@ from typing import Any
 
 import platformdirs
 
-from .atomic import atomic_write
-from .paths import APP_NAME
+from retina_desktop.atomic import atomic_write
+from retina_desktop.paths import APP_NAME
 
 log = logging.getLogger(__name__)
 

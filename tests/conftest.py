@@ -83,10 +83,10 @@ def image_file(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory) -> Path:
     """A real (untrained, seeded) classifier saved as the app's bundle: h5, labels, sidecar."""
-    from retina_desktop.model_files import write_labels, write_sidecar
+    from retina_desktop.models.model_files import write_labels, write_sidecar
+    from retina_desktop.outputs.records import InputSpec, ModelMetadata
     from retina_desktop.quiet import import_keras
-    from retina_desktop.records import InputSpec, ModelMetadata
-    from training.classifier import ClassifierConfig, build_classifier
+    from training.classifier.trainer import ClassifierConfig, build_classifier
 
     keras = import_keras()
     keras.utils.set_random_seed(1)
@@ -115,7 +115,7 @@ def tiny_generator(tmp_path_factory) -> Path:
     import json
 
     from retina_desktop.quiet import import_keras
-    from training.gan import GanConfig, build_generator
+    from training.gan.trainer import GanConfig, build_generator
 
     keras = import_keras()
     keras.utils.set_random_seed(2)
@@ -146,8 +146,8 @@ def tiny_vessel_generator(tmp_path_factory) -> Path:
     import json
 
     from retina_desktop.quiet import import_keras
-    from retina_desktop.vessel_synthesis import KIND
-    from training.pix2pix import build_unet_generator
+    from retina_desktop.synthesis.vessel_synthesis import KIND
+    from training.pix2pix.trainer import build_unet_generator
 
     keras = import_keras()
     keras.utils.set_random_seed(3)

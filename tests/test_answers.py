@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from retina_desktop.cli import main
-from retina_desktop.records import CheckResult, InputSpec, ModelMetadata, Prediction
+from retina_desktop.outputs.records import CheckResult, InputSpec, ModelMetadata, Prediction
 from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, fundus_like
 
@@ -146,7 +146,7 @@ class ScriptedClassifier:
         return self.real.bundle()
 
     def thresholds(self):
-        from retina_desktop.checks import CheckThresholds
+        from retina_desktop.imaging.checks import CheckThresholds
 
         return CheckThresholds()
 
@@ -230,7 +230,7 @@ def _figure_texts(fig) -> str:
 def test_pdf_wording_threshold_marker_grey_bars_and_the_chosen_heatmap() -> None:
     from matplotlib.colors import to_hex
 
-    from retina_desktop.report import GREY_COLOUR, build_report_figure
+    from retina_desktop.outputs.report import GREY_COLOUR, build_report_figure
 
     image = np.asarray(fundus_like(64))
     heat = np.ones((32, 32), np.float32)

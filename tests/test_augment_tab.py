@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from retina_desktop import synthesis
+from retina_desktop.synthesis import samples as synthesis
 from tests.conftest import fundus_like
 from tests.test_gui import FakeClassifier, display, make_app, pump, real_classifier  # noqa: F401
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from retina_desktop.augmentation import AugmentConfig, build_augmenter, default_config, preview, random_gamma_layer
+from retina_desktop.imaging.augmentation import (
+    AugmentConfig,
+    build_augmenter,
+    default_config,
+    preview,
+    random_gamma_layer,
+)
 from retina_desktop.quiet import import_keras
 from tests.conftest import fundus_like
 
@@ -63,7 +69,7 @@ def _mean_abs(a, b):
 
 
 def test_fixed_transforms_match_the_keras_layers_they_preview():
-    from retina_desktop.augmentation import Transform, apply_transform
+    from retina_desktop.imaging.augmentation import Transform, apply_transform
 
     keras = import_keras()
     image = np.asarray(fundus_like(64, seed=5))
@@ -87,7 +93,7 @@ def test_fixed_transforms_match_the_keras_layers_they_preview():
 
 
 def test_fixed_gamma_and_flips_are_exact():
-    from retina_desktop.augmentation import Transform, apply_transform
+    from retina_desktop.imaging.augmentation import Transform, apply_transform
 
     image = np.asarray(fundus_like(32, seed=6))
     assert np.array_equal(apply_transform(image, Transform(flip_horizontal=True)), image[:, ::-1])
@@ -98,7 +104,7 @@ def test_fixed_gamma_and_flips_are_exact():
 
 
 def test_random_previews_draw_within_the_training_ranges_and_are_seeded():
-    from retina_desktop.augmentation import random_previews
+    from retina_desktop.imaging.augmentation import random_previews
 
     image = np.asarray(fundus_like(32, seed=7))
     config = default_config("oct")

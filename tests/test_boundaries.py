@@ -3,7 +3,7 @@
 - retina_desktop/ never imports training/ (the app is inference only);
 - retina_desktop/gui/ never imports tensorflow or keras (it talks to the service layer);
 - the service layer and training/ never import tkinter;
-- records.py (shared by both sides) imports neither tkinter nor tensorflow;
+- outputs/records.py (shared by both sides) imports neither tkinter nor tensorflow;
 - no module imports tensorflow or keras at its top level in retina_desktop/, so the window can
   appear before TensorFlow loads.
 """
@@ -55,7 +55,7 @@ def test_training_modules(path):
 
 
 def test_records_import_neither_side():
-    names = _imports(ROOT / "retina_desktop" / "records.py")
+    names = _imports(ROOT / "retina_desktop" / "outputs" / "records.py")
     assert not names & (HEAVY | {"tkinter"})
 
 

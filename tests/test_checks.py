@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from retina_desktop.checks import CheckThresholds, judge, measure
-from retina_desktop.imaging import load_image
+from retina_desktop.imaging.checks import CheckThresholds, judge, measure
+from retina_desktop.imaging.decode import load_image
 from retina_desktop.paths import default_model_path, modality_model_path, models_dir
 from retina_desktop.service import Classifier
 from retina_desktop.settings import Settings
@@ -122,7 +122,7 @@ def test_a_natural_photo_is_not_a_fundus():
 
     classifier = Classifier()
     photo = Image.fromarray(load_sample_image("china.jpg"))
-    from retina_desktop.imaging import LoadedImage
+    from retina_desktop.imaging.decode import LoadedImage
 
     result = classifier.check(LoadedImage(photo, "RGB", photo.size))
     assert not result.passed
@@ -173,7 +173,7 @@ def test_real_test_images_mostly_pass(shared_data):
     ],
 )
 def test_a_refusal_never_prints_the_value_equal_to_its_limit(stats, needle):
-    from retina_desktop.checks import CheckThresholds, judge
+    from retina_desktop.imaging.checks import CheckThresholds, judge
 
     thresholds = CheckThresholds(min_brightness=34.63, max_saturated=0.0459, min_sharpness=13.253,
                                  min_field_of_view=0.454)

@@ -11,10 +11,10 @@ import pytest
 
 from retina_desktop.errors import UserError
 from retina_desktop.service import Classifier
-from training.classifier import ClassifierConfig, build_classifier, class_weights
-from training.cli import build_parser, main
-from training.classify import run_classify
 from tests.conftest import class_folders
+from training.classifier.classify import run_classify
+from training.classifier.trainer import ClassifierConfig, build_classifier, class_weights
+from training.cli import build_parser, main
 
 TINY = ClassifierConfig(height=24, width=24, width_multiplier=0.25, epochs=3, batch_size=8, patience=5)
 
@@ -61,8 +61,8 @@ def test_classify_writes_a_bundle_the_app_loads(tmp_path, monkeypatch):
     # The app, loading the files, gives the trained network's own predictions.
     classifier = Classifier(out / "keras_model.h5")
     image = root / "dme" / "000_a.png"
-    from retina_desktop.imaging import load_image
-    from retina_desktop.preprocessing import fit_image
+    from retina_desktop.imaging.decode import load_image
+    from retina_desktop.imaging.preprocessing import fit_image
 
     fitted = fit_image(load_image(image).rgb, classifier.bundle().metadata.input)
     ours = classifier.predict_arrays(fitted[None], calibrated=False)
@@ -83,7 +83,7 @@ class _ReachedTheData(Exception):
 
 @pytest.mark.parametrize("changed", [["--learning-rate", "5e-4"], ["--size", "32"], ["--no-augment"]])
 def test_resume_with_other_options_is_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys, changed):
-    import training.classify
+    import training.classifier.classify
 
     root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=2, size=24)
     out = tmp_path / "model"
@@ -95,7 +95,7 @@ def test_resume_with_other_options_is_refused_before_the_data_is_read(tmp_path, 
     def reached(*args, **kwargs):
         raise _ReachedTheData
 
-    monkeypatch.setattr(training.classify, "load_dataset", reached)
+    monkeypatch.setattr(training.classifier.classify, "load_dataset", reached)
     options = ["classify", "--data", str(root), "--out", str(out), "--size", "24", "--epochs", "2", "--resume"]
     assert main(options + changed) == 1
     error = capsys.readouterr().err

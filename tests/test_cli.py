@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
-import json
 import subprocess
 import sys
 
@@ -187,7 +187,7 @@ def test_predict_text_with_a_file_name_that_is_not_utf8(small_bundle, tmp_path):
 
 
 def test_batch_rows_are_kept_when_a_later_file_fails_unexpectedly(small_bundle, tmp_path, monkeypatch):
-    from retina_desktop import batch
+    from retina_desktop.outputs import batch
 
     folder = tmp_path / "images"
     folder.mkdir()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from retina_desktop.errors import UserError
-from training.compare import render_table, row_figures, run_compare
+from training.experiments.compare import render_table, row_figures, run_compare
 
 
 def metrics(macro: float, dr_external: float | None = None) -> dict:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from retina_desktop.errors import UserError
-from retina_desktop.records import InputSpec
-from training.datasets import display_aspect, load_arrays, load_dataset, make_group_split
+from retina_desktop.outputs.records import InputSpec
 from tests.conftest import fundus_like
+from training.datasets import display_aspect, load_arrays, load_dataset, make_group_split
 
 
 def _folder(tmp_path, per_class=30):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.calibration import apply_temperature
-from training.evaluate import (
+from retina_desktop.models.calibration import apply_temperature
+from training.classifier.evaluate import (
     binary_operating_point,
     compute_metrics,
     expected_calibration_error,
@@ -68,7 +68,7 @@ def test_operating_point_at_specificity():
 
 
 def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
-    from training.evaluate import parse_sources, sensitivity_by_source
+    from training.classifier.evaluate import parse_sources, sensitivity_by_source
 
     files = ["g/1_left.jpg", "g/2_right.jpg", "g/Glaucoma_3.png", "g/Glaucoma_4.png", "n/5_left.jpg", "n/x.bmp"]
     labels = np.array([0, 0, 0, 0, 1, 1])
@@ -85,7 +85,7 @@ def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
 @pytest.mark.parametrize("bad", ["no-equals-sign", "=pattern", "x=("])
 def test_a_bad_source_option_is_a_clear_error(bad):
     from retina_desktop.errors import UserError
-    from training.evaluate import parse_sources
+    from training.classifier.evaluate import parse_sources
 
     with pytest.raises(UserError, match="--source"):
         parse_sources([bad])
@@ -97,7 +97,7 @@ CLASSES4 = ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]
 
 
 def test_disease_against_healthy_by_hand():
-    from training.evaluate import disease_versus_healthy
+    from training.classifier.evaluate import disease_versus_healthy
 
     # Three disease images (p = .9, .8, .3) and three healthy ones (p = .6, .2, .1): 8 of the 9
     # (disease, healthy) pairs are ordered right, so AUC = 8/9. The app called the disease images
@@ -119,7 +119,7 @@ def test_disease_against_healthy_by_hand():
 def test_the_rank_auc_equals_scikit_learns():
     from sklearn.metrics import roc_auc_score
 
-    from training.evaluate import rank_auc
+    from training.classifier.evaluate import rank_auc
 
     rng = np.random.default_rng(3)
     positive = rng.uniform(size=200) < 0.3
@@ -140,7 +140,7 @@ def _subset_case():
 
 
 def test_a_data_set_with_two_of_four_classes():
-    from training.evaluate import versus_healthy
+    from training.classifier.evaluate import versus_healthy
 
     probs, labels = _subset_case()
     metrics = compute_metrics(probs, labels, CLASSES4, n_bootstrap=50)
@@ -178,8 +178,8 @@ def _source_folder(tmp_path):
 
 
 def test_per_source_figures_come_from_the_source_column(tmp_path):
+    from training.classifier.evaluate import per_source, sample_origins
     from training.datasets import class_indices, load_dataset
-    from training.evaluate import per_source, sample_origins
 
     dataset = load_dataset(_source_folder(tmp_path))
     samples = dataset.subset("test")
@@ -208,8 +208,8 @@ def test_per_source_figures_come_from_the_source_column(tmp_path):
 
 
 def test_without_a_source_column_the_source_patterns_name_the_sources(tmp_path):
+    from training.classifier.evaluate import sample_origins
     from training.datasets import Sample
-    from training.evaluate import sample_origins
 
     samples = [Sample("a/odir_1.png", "a", "1", "test"), Sample("a/x.png", "a", "2", "test")]
     assert sample_origins(samples) is None
@@ -217,7 +217,7 @@ def test_without_a_source_column_the_source_patterns_name_the_sources(tmp_path):
 
 
 def test_heatmap_mass_inside():
-    from training.evaluate import heatmap_mass_inside, summarise_shares
+    from training.classifier.evaluate import heatmap_mass_inside, summarise_shares
 
     heat = np.zeros((4, 4))
     heat[:, :2] = 1.0
@@ -249,12 +249,12 @@ def _own_copy(small_bundle, tmp_path):
 
 
 def _fake_fov(monkeypatch):
-    """Stands in for retina_desktop.fov: a centred circle, except on every third image."""
+    """Stands in for retina_desktop.imaging.fov: a centred circle, except on every third image."""
     import sys
     import types
 
     calls = []
-    module = types.ModuleType("retina_desktop.fov")
+    module = types.ModuleType("retina_desktop.imaging.fov")
 
     def retina_mask(rgb):
         calls.append(1)
@@ -265,15 +265,15 @@ def _fake_fov(monkeypatch):
         return (xx + 0.5 - w / 2) ** 2 + (yy + 0.5 - h / 2) ** 2 <= (min(h, w) * 0.45) ** 2
 
     module.retina_mask = retina_mask
-    monkeypatch.setitem(sys.modules, "retina_desktop.fov", module)
+    monkeypatch.setitem(sys.modules, "retina_desktop.imaging.fov", module)
 
 
 def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bundle, tmp_path, monkeypatch, capsys):
-    from retina_desktop.model_files import read_sidecar
+    from retina_desktop.models.model_files import read_sidecar
     from retina_desktop.service import Classifier
+    from training.classifier.evaluate import evaluate_bundle, load_split
+    from training.classifier.model_card import render_card
     from training.datasets import load_dataset
-    from training.evaluate import evaluate_bundle, load_split
-    from training.model_card import render_card
 
     _fake_fov(monkeypatch)
     model = _own_copy(small_bundle, tmp_path)
@@ -306,8 +306,8 @@ def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bu
 
 def test_a_data_set_class_the_model_does_not_know_is_refused(small_bundle, tmp_path):
     from retina_desktop.errors import UserError
+    from training.classifier.evaluate import evaluate_bundle
     from training.datasets import load_dataset
-    from training.evaluate import evaluate_bundle
 
     dataset = load_dataset(_external_folder(tmp_path, ("normal", "unicorn")))
     with pytest.raises(UserError, match="unicorn"):

@@ -19,22 +19,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.bundle import load_bundle
 from retina_desktop.errors import ModelError
-from retina_desktop.heatmaps import gradcam
-from retina_desktop.litert_backend import (
+from retina_desktop.models.bundle import load_bundle
+from retina_desktop.paths import models_dir
+from retina_desktop.runtime.heatmaps import gradcam
+from retina_desktop.runtime.litert_backend import (
     compiled_path_for,
     file_sha256,
     find_compiled,
     manifest_path_for,
     read_manifest,
 )
-from retina_desktop.paths import models_dir
 from retina_desktop.service import Classifier
 from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, ROOT, fundus_like
 from tests.keras2_scripts import REWRITE_AS_KERAS24
-from training.export import export_model
+from training.classifier.export import export_model
 
 pytestmark = pytest.mark.skipif(
     __import__("importlib").util.find_spec("ai_edge_litert") is None, reason="ai-edge-litert is not installed"
@@ -135,7 +135,7 @@ def test_a_stale_compiled_model_is_not_used(small_bundle, tmp_path):
 NO_TF_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from retina_desktop.heatmaps import heatmap_for
+    from retina_desktop.runtime.heatmaps import heatmap_for
     from retina_desktop.service import Classifier
 
     classifier = Classifier(sys.argv[1], modality_model=sys.argv[2])
@@ -165,9 +165,9 @@ def _run_clean(args: list[str], cache: Path) -> dict:
 @pytest.fixture(scope="module")
 def modality_bundle(tmp_path_factory) -> Path:
     """A tiny fundus / oct / other model standing in for the image checks' modality model."""
-    from retina_desktop.model_files import write_labels
+    from retina_desktop.models.model_files import write_labels
     from retina_desktop.quiet import import_keras
-    from training.classifier import ClassifierConfig, build_classifier
+    from training.classifier.trainer import ClassifierConfig, build_classifier
 
     keras = import_keras()
     keras.utils.set_random_seed(2)
@@ -283,8 +283,8 @@ def test_shipped_models_agree_on_both_paths(name, tmp_path, shared_data):
     if find_compiled(path) is None:  # not exported yet: compile a copy here
         path = _copy_bundle(path, tmp_path / name)
         export_model(path)
-    from retina_desktop.imaging import load_image
-    from retina_desktop.preprocessing import fit_image
+    from retina_desktop.imaging.decode import load_image
+    from retina_desktop.imaging.preprocessing import fit_image
 
     spec = load_bundle(path, backend="litert").metadata.input
     files = sorted((shared_data / data).rglob("*.jpg"))[::97][:6]

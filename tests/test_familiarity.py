@@ -1,4 +1,4 @@
-"""The unfamiliar-image flag (retina_desktop/familiarity.py, training/familiarity.py): fitting,
+"""The unfamiliar-image flag (retina_desktop/models/familiarity.py, training/classifier/familiarity.py): fitting,
 the threshold, storage and its refusal of foreign or malformed files, the same distance on both
 backends, and the warning in every output (CLI text and JSON, batch CSV, PDF report)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.familiarity import (
+from retina_desktop.models.familiarity import (
     FORMAT,
     Familiarity,
     FamiliarityError,
@@ -21,7 +21,7 @@ from retina_desktop.familiarity import (
     path_for,
     pooled_features,
 )
-from retina_desktop.records import ModelMetadata
+from retina_desktop.outputs.records import ModelMetadata
 from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, fundus_like
 
@@ -183,8 +183,8 @@ def test_the_sidecar_entry_is_validated() -> None:
 def flagged_bundle(small_bundle, tmp_path_factory) -> Path:
     """The small bundle with a familiarity record fitted by the training code on a toy data
     set, and a foreign key in its sidecar (another tool's) that must survive the update."""
+    from training.classifier.familiarity import fit_for_model
     from training.datasets import load_dataset
-    from training.familiarity import fit_for_model
 
     folder = tmp_path_factory.mktemp("flagged")
     for name in (small_bundle.name, "labels.txt", "keras_model.json"):
@@ -216,8 +216,8 @@ def flagged_bundle(small_bundle, tmp_path_factory) -> Path:
 
 
 def test_the_verb_stores_the_record_and_its_sidecar_entry(flagged_bundle) -> None:
-    from retina_desktop.bundle import load_bundle
-    from retina_desktop.litert_backend import file_sha256
+    from retina_desktop.models.bundle import load_bundle
+    from retina_desktop.runtime.litert_backend import file_sha256
 
     record = Familiarity.load(path_for(flagged_bundle))
     assert record.model_sha256 == file_sha256(flagged_bundle)
@@ -256,7 +256,7 @@ def test_a_malformed_record_leaves_the_model_working_without_the_flag(flagged_bu
                     reason="ai-edge-litert is not installed")
 def test_both_backends_give_the_same_distance(flagged_bundle, tmp_path, monkeypatch) -> None:
     from retina_desktop.service import Classifier
-    from training.export import export_model
+    from training.classifier.export import export_model
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = tmp_path / "model"
@@ -290,8 +290,9 @@ def _unfamiliar_classifier(flagged_bundle, threshold: float):
 
 
 def test_the_flag_is_a_warning_beside_the_answer_in_every_output(flagged_bundle, tmp_path, capsys, monkeypatch) -> None:
-    from retina_desktop import cli, report
-    from retina_desktop.batch import BatchRow, csv_fields, csv_header
+    from retina_desktop import cli
+    from retina_desktop.outputs import report
+    from retina_desktop.outputs.batch import BatchRow, csv_fields, csv_header
 
     image = tmp_path / "eye.png"
     fundus_like(96).save(image)
@@ -330,7 +331,7 @@ def test_the_flag_is_a_warning_beside_the_answer_in_every_output(flagged_bundle,
 
 
 def test_no_record_means_no_flag_and_empty_fields(small_bundle, image_file) -> None:
-    from retina_desktop.batch import BatchRow, csv_fields, csv_header
+    from retina_desktop.outputs.batch import BatchRow, csv_fields, csv_header
     from retina_desktop.service import Classifier
 
     prediction = Classifier(small_bundle, backend="keras", settings=NO_CHECKS).predict_file(image_file)

@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.fov import Circle, field_of_view_mask, find_field_of_view, retina_mask, standardise_field_of_view
-from retina_desktop.preprocessing import fit_image
-from retina_desktop.records import InputSpec
+from retina_desktop.imaging.fov import (
+    Circle,
+    field_of_view_mask,
+    find_field_of_view,
+    retina_mask,
+    standardise_field_of_view,
+)
+from retina_desktop.imaging.preprocessing import fit_image
+from retina_desktop.outputs.records import InputSpec
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -70,7 +76,7 @@ def test_an_ellipse_wilder_than_any_camera_makes_is_no_rim():
 def test_a_disc_that_fills_the_frame_is_not_squeezed_into_a_strip(name):
     """Only the four corners are dark: an ellipse fitted to them was 2-22 times taller than
     wide and squeezed the photograph into a strip; now it is passed through whole."""
-    from retina_desktop.imaging import load_image
+    from retina_desktop.imaging.decode import load_image
 
     image = load_image(DATA / "fundus4" / name).rgb
     assert find_field_of_view(np.asarray(image)) is None

@@ -9,13 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from training.cli import main
-from training.diffaugment import diff_augment, parse_policy
-from training.epochs import TrainState
-from training.gan import GanConfig, build_discriminator, build_generator, grid_spread, latents, train_gan
-from training.gan_metrics import fid, kid, memorisation, precision_recall
-from training.synthesize import load_generator, synthesize
 from tests.conftest import class_folders
+from training.cli import main
+from training.epochs import TrainState
+from training.gan.diffaugment import diff_augment, parse_policy
+from training.gan.metrics import fid, kid, memorisation, precision_recall
+from training.gan.synthesize import load_generator, synthesize
+from training.gan.trainer import GanConfig, build_discriminator, build_generator, grid_spread, latents, train_gan
 
 TINY = GanConfig(size=16, latent_dim=16, width=8, max_channels=32, batch_size=8, epochs=3,
                  labels=("a", "b"), grid_columns=3)
@@ -98,6 +98,7 @@ def test_the_discriminator_can_reach_the_hinge_margin():
     by that margin within 60 steps (averaging instead of summing the last features fails this:
     a gap of 0.75)."""
     import tensorflow as tf
+
     from retina_desktop.quiet import import_keras
 
     keras = import_keras()

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from retina_desktop.errors import ImageError, ModelError, UserError
-from retina_desktop.imaging import load_image
-from retina_desktop.preprocessing import fit_image
-from retina_desktop.records import InputSpec, ModelMetadata, Prediction
+from retina_desktop.imaging.decode import load_image
+from retina_desktop.imaging.preprocessing import fit_image
+from retina_desktop.outputs.records import InputSpec, ModelMetadata, Prediction
 from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, SHARED_DATA, fundus_like
 
@@ -219,7 +219,7 @@ def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, 
     assert app.status_var.get() == "Heatmap for normal."
 
     # Export report, to a path the (patched) dialog returns: with the heatmap of the class chosen.
-    from retina_desktop import report
+    from retina_desktop.outputs import report
 
     out = tmp_path / "report.pdf"
     monkeypatch.setattr("tkinter.filedialog.asksaveasfilename", lambda **kw: str(out))
@@ -504,9 +504,9 @@ def test_a_thresholded_answer_names_its_threshold_and_marks_it_on_the_chart(make
 def test_a_not_judged_image_greys_the_chart_and_offers_the_model_that_reads_it(make_app, tmp_path) -> None:
     from matplotlib.colors import to_hex
 
+    from retina_desktop.outputs.records import CheckResult
+    from retina_desktop.outputs.report import GREY_COLOUR
     from retina_desktop.paths import bundle_root
-    from retina_desktop.records import CheckResult
-    from retina_desktop.report import GREY_COLOUR
 
     checks = CheckResult(False, ["looks like an OCT B-scan (97%), but this model reads colour fundus photographs"],
                          looks_like="oct", suggested_model="models/oct/keras_model.h5")
@@ -535,7 +535,7 @@ def test_a_not_judged_image_greys_the_chart_and_offers_the_model_that_reads_it(m
 
 
 def test_the_status_bar_elides_long_messages_and_the_notice_stays_at_900x600(make_app) -> None:
-    from retina_desktop.report import NOTICE
+    from retina_desktop.outputs.report import NOTICE
 
     app = make_app(FakeClassifier())
     pump(app.root, lambda: app.model_ready)

@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.heatmaps: Grad-CAM finds the evidence, works for our models and
+"""Tests for retina_desktop.runtime.heatmaps: Grad-CAM finds the evidence, works for our models and
 Teachable-Machine-shaped nested models, runs under the classifier's lock, and the overlay and
 placement onto the whole photograph are right."""
 
@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from retina_desktop.heatmaps import find_target_layer, gradcam, heatmap_for, overlay, place_heatmap
-from retina_desktop.records import InputSpec
+from retina_desktop.outputs.records import InputSpec
+from retina_desktop.runtime.heatmaps import find_target_layer, gradcam, heatmap_for, overlay, place_heatmap
 from tests.conftest import CLASSES, fundus_like
 
 
@@ -98,8 +98,8 @@ def test_unknown_class_is_refused(small_bundle) -> None:
 def test_teachable_machine_shaped_model(tmp_path) -> None:
     """Sequential > Sequential > Functional MobileNetV2: no `last_conv`, the block is nested;
     saved as .h5 without a sidecar and loaded the way the app loads a TM export."""
-    from retina_desktop.bundle import load_bundle
-    from retina_desktop.model_files import write_labels
+    from retina_desktop.models.bundle import load_bundle
+    from retina_desktop.models.model_files import write_labels
     from retina_desktop.quiet import import_keras
 
     keras = import_keras()

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from retina_desktop.errors import ImageError
-from retina_desktop.imaging import MAX_PIXELS, list_images, load_image
+from retina_desktop.imaging.decode import MAX_PIXELS, list_images, load_image
 from tests.conftest import fundus_like
 
 

@@ -134,7 +134,7 @@ def test_no_private_imports_across_modules():
 
 
 def test_the_training_command_line_builds_its_options_without_keras():
-    """`training.gan` and `training.pix2pix` load Keras when imported (their trainers subclass
+    """`training.gan.trainer` and `training.pix2pix.trainer` load Keras when imported (their trainers subclass
     keras.Model at module level); `python -m training --help` must not pay for that."""
     code = ("import sys; from training.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")

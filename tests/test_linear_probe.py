@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import fundus_like
 from training.cli import build_parser
-from training.linear_probe import ProbeConfig, dense_weights, pooled_features, run_probe
+from training.experiments.linear_probe import ProbeConfig, dense_weights, pooled_features, run_probe
 
 TINTS = {"cataract": (60, 160, 200), "glaucoma": (200, 90, 40), "normal": (150, 150, 60)}
 
@@ -110,7 +110,7 @@ def test_probe_bundle_is_the_regression_and_loads_in_the_app(tmp_path):
 @pytest.mark.slow
 def test_probe_on_imagenet_efficientnet_lite0(tmp_path):
     from retina_desktop.errors import UserError
-    from training.import_weights import imagenet_weights
+    from training.classifier.import_weights import imagenet_weights
 
     try:
         imagenet_weights("efficientnet-lite0")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from retina_desktop.quiet import import_keras
-from training.local_contrast import gaussian_kernel, local_contrast
+from training.classifier.local_contrast import gaussian_kernel, local_contrast
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def test_a_camera_wide_colour_shift_falls_away(front_end):
 
 
 def test_a_pretrained_classifier_can_have_it_in_front():
-    from training.classifier import ClassifierConfig, build_classifier
-    from training.import_weights import imagenet_weights
+    from training.classifier.import_weights import imagenet_weights
+    from training.classifier.trainer import ClassifierConfig, build_classifier
 
     try:
         imagenet_weights("efficientnet-lite0")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from retina_desktop.errors import UserError
-from retina_desktop.model_files import write_sidecar
-from retina_desktop.records import InputSpec, ModelMetadata
-from training.model_card import render_card
+from retina_desktop.models.model_files import write_sidecar
+from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from training.classifier.model_card import render_card
 
 
 def test_card_carries_the_sidecar_figures(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.negatives import GENERATORS, _side, negatives, packaged_files, random_crops
+from training.classifier.negatives import GENERATORS, _side, negatives, packaged_files, random_crops
 
 
 def test_each_source_file_is_on_one_side_only():

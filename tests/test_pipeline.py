@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from retina_desktop.errors import UserError
-from retina_desktop.records import InputSpec
-from training import pipeline
+from retina_desktop.outputs.records import InputSpec
+from tests.conftest import class_folders
 from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset
-from training.pipeline import CORE_CONDITIONS, RunKey, samples_fingerprint, scarce_cut
-from training.pipeline_report import _differences_table, judge_target, metric_names, summarise
-from tests.conftest import class_folders
+from training.experiments import pipeline
+from training.experiments.pipeline import CORE_CONDITIONS, RunKey, samples_fingerprint, scarce_cut
+from training.experiments.report import _differences_table, judge_target, metric_names, summarise
 
 TOY = ["--scarce", "glaucoma", "--scarce-n", "4", "--seeds", "0", "--size", "16", "--width-multiplier", "0.25",
        "--epochs", "1", "--batch-size", "8", "--gan-size", "16", "--gan-width", "4", "--gan-latent-dim", "8",
@@ -59,13 +59,13 @@ def finished(tmp_path_factory):
     """One complete toy experiment (2 settings x 4 conditions x 1 seed), recording what the GAN
     trainer and the classifier trainer were given. Two minutes of training on a quiet 2-core
     machine, done once for the module; the tests that read it are marked slow (CI runs them)."""
-    import training.classifier
-    import training.gan
+    import training.classifier.trainer
+    import training.gan.trainer
 
     root = _toy_data(tmp_path_factory.mktemp("toy") / "data")
     out = root.parent / "run"
     gan_calls, classifier_calls = [], []
-    real_gan, real_classifier = training.gan.train_gan, training.classifier.train_classifier
+    real_gan, real_classifier = training.gan.trainer.train_gan, training.classifier.trainer.train_classifier
 
     def gan_spy(config, images, labels, out_dir, **kwargs):
         gan_calls.append({"images": images.copy(), "labels": labels.copy(), "out": out_dir})
@@ -76,23 +76,23 @@ def finished(tmp_path_factory):
         return real_classifier(config, train, val, num_classes, out_dir, augment, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training.gan, "train_gan", gan_spy)
-        patch.setattr(training.classifier, "train_classifier", classifier_spy)
+        patch.setattr(training.gan.trainer, "train_gan", gan_spy)
+        patch.setattr(training.classifier.trainer, "train_classifier", classifier_spy)
         code, log = _quietly(lambda: pipeline.run_pipeline(_args(root, out)))
     assert code == 0, log
     return {"root": root, "out": out, "gan": gan_calls, "classifier": classifier_calls, "log": log}
 
 
 def _forbid_training(patch):
-    import training.classifier
-    import training.gan
-    import training.synthesize
+    import training.classifier.trainer
+    import training.gan.synthesize
+    import training.gan.trainer
 
     def refuse(*args, **kwargs):
         raise AssertionError("trained or synthesised again")
 
-    for module, name in ((training.gan, "train_gan"), (training.classifier, "train_classifier"),
-                         (training.synthesize, "synthesize")):
+    for module, name in ((training.gan.trainer, "train_gan"), (training.classifier.trainer, "train_classifier"),
+                         (training.gan.synthesize, "synthesize")):
         patch.setattr(module, name, refuse)
 
 
@@ -138,7 +138,7 @@ def test_the_full_settings_gan_takes_as_many_steps_as_the_cut_settings(tmp_path)
 
 
 def test_the_gan_gets_the_loss_options_and_an_interrupted_one_keeps_its_architecture(tmp_path, monkeypatch):
-    import training.gan
+    import training.gan.trainer
 
     dataset = load_dataset(_toy_data(tmp_path / "data"))
     config = pipeline.PipelineConfig(data=str(tmp_path / "data"), scarce=("glaucoma",), scarce_n=4, gan_size=16,
@@ -149,7 +149,7 @@ def test_the_gan_gets_the_loss_options_and_an_interrupted_one_keeps_its_architec
         seen.append(gan_config)
         raise KeyboardInterrupt  # as if the session ended here
 
-    monkeypatch.setattr(training.gan, "train_gan", stop)
+    monkeypatch.setattr(training.gan.trainer, "train_gan", stop)
     experiment = pipeline.Experiment(tmp_path / "run", config, dataset, log=lambda *_: None)
     with pytest.raises(KeyboardInterrupt):
         experiment.ensure_generator("cut")
@@ -202,7 +202,7 @@ def test_classifiers_stop_on_real_val_and_are_judged_on_the_real_test_split(fini
 
 @pytest.mark.slow
 def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp_path, monkeypatch):
-    import training.classifier
+    import training.classifier.trainer
 
     out = shutil.copytree(finished["out"], tmp_path / "run")
     results = sorted(out.glob("runs/*/*/seed0/result.json"))
@@ -217,10 +217,10 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
     missing = RunKey("cut", "gan", 0).folder(out) / "result.json"
     missing.unlink()
     trained = []
-    real = training.classifier.train_classifier
+    real = training.classifier.trainer.train_classifier
     with pytest.MonkeyPatch.context() as patch:
         _forbid_training(patch)  # the GAN and its images are cached: only the classifier runs
-        patch.setattr(training.classifier, "train_classifier",
+        patch.setattr(training.classifier.trainer, "train_classifier",
                       lambda config, *a, **k: trained.append((config.augment, a[3])) or real(config, *a, **k))
         code, log = _quietly(lambda: pipeline.run_pipeline(_args(finished["root"], out)))
     assert code == 0 and trained == [(False, missing.parent)] and missing.exists()

@@ -14,9 +14,9 @@ import pytest
 
 from retina_desktop.errors import UserError
 from tests.test_pipeline import PLAN, _args, _quietly, _toy_data
-from training import pipeline
-from training.pipeline_features import FeatureStore, HeadConfig, augmented_view, image_key, train_head
-from training.pipeline_runs import RunKey
+from training.experiments import pipeline
+from training.experiments.features import FeatureStore, HeadConfig, augmented_view, image_key, train_head
+from training.experiments.runs import RunKey
 
 FROZEN = ["--classifier", "frozen-lite0", "--views", "2", "--size", "32",
           "--conditions", "none,traditional,gan,gan+traditional,filtered-gan,filtered-gan+traditional"]
@@ -25,7 +25,7 @@ FROZEN = ["--classifier", "frozen-lite0", "--views", "2", "--size", "32",
 @pytest.fixture(autouse=True)
 def imagenet_wheel():
     from retina_desktop.errors import UserError
-    from training.import_weights import imagenet_weights
+    from training.classifier.import_weights import imagenet_weights
 
     try:
         imagenet_weights("efficientnet-lite0")
@@ -78,7 +78,7 @@ def test_a_frozen_experiment_runs_every_condition_and_reports_per_source(tmp_pat
 
 
 def test_features_are_computed_once_per_image_and_view(tmp_path, monkeypatch):
-    import training.linear_probe as linear_probe
+    import training.experiments.linear_probe as linear_probe
 
     calls = []
     real = linear_probe.pooled_features

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from retina_desktop.errors import ImageError, ModelError, UserError
-from retina_desktop.vessel_synthesis import (
+from retina_desktop.synthesis.vessel_synthesis import (
     SynthesisSpec,
     check_input,
     default_fov,
@@ -25,9 +25,9 @@ from retina_desktop.vessel_synthesis import (
     to_uint8,
 )
 from training.epochs import TrainState
-from training.pix2pix import Pix2PixConfig, build_patch_discriminator, build_unet_generator, train_pix2pix
-from training.pix2pix_data import even_out_colour, find_pairs, load_pairs, style_of
-from training.pix2pix_eval import coarse_only_figures, exposure_matched_figures, image_figures, mse, psnr, ssim
+from training.pix2pix.data import even_out_colour, find_pairs, load_pairs, style_of
+from training.pix2pix.evaluate import coarse_only_figures, exposure_matched_figures, image_figures, mse, psnr, ssim
+from training.pix2pix.trainer import Pix2PixConfig, build_patch_discriminator, build_unet_generator, train_pix2pix
 
 TINY = Pix2PixConfig(size=32, styles=("drive", "chase"), width=4, levels=3, max_channels=16, d_width=4,
                      d_layers=2, batch_size=4, epochs=3, grid_rows=2)
@@ -318,7 +318,7 @@ def test_builders_give_the_documented_shapes():
 def test_augmentation_moves_mask_and_photo_together():
     import tensorflow as tf
 
-    from training.pix2pix_data import augment
+    from training.pix2pix.data import augment
 
     rng = np.random.default_rng(2)
     sources = np.zeros((6, 32, 32, 3), np.float32)
@@ -376,7 +376,8 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
 # --- the verbs -----------------------------------------------------------------------------
 
 def test_verbs_train_judge_and_generate(tmp_path, capsys):
-    from training.commands import pix2pix as train_verb, pix2pix_eval, pix2pix_generate
+    from training.commands import pix2pix as train_verb
+    from training.commands import pix2pix_eval, pix2pix_generate
 
     drive = _pairs_folder(tmp_path / "data" / "drive" / "training", 4)
     chase = _pairs_folder(tmp_path / "data" / "chase", 4, fov=False, seed=20, tint=(120, 50, 10))
@@ -433,7 +434,7 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
 
 
 def test_random_vessel_trees_are_seeded_vessel_like_and_inside_the_field_of_view():
-    from retina_desktop.vessel_synthesis import random_vessel_tree
+    from retina_desktop.synthesis.vessel_synthesis import random_vessel_tree
 
     first, fov = random_vessel_tree(256, seed=4)
     again, _ = random_vessel_tree(256, seed=4)

@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.report: the wording of results and the exported report."""
+"""Tests for retina_desktop.outputs.report: the wording of results and the exported report."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from retina_desktop.errors import UserError
-from retina_desktop.records import InputSpec, ModelMetadata, Prediction
-from retina_desktop.report import (
+from retina_desktop.outputs.records import InputSpec, ModelMetadata, Prediction
+from retina_desktop.outputs.report import (
     NOTICE,
     build_report_figure,
     export_report,

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.augmentation import default_config
+from retina_desktop.imaging.augmentation import default_config
 from training import epochs as epochs_module
-from training.classifier import ClassifierConfig, build_trainer, train_classifier
+from training.classifier.trainer import ClassifierConfig, build_trainer, train_classifier
 from training.epochs import TrainState
 
 # Everything that draws random numbers is on: augmentation layers, dropout, camera

@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.runtime (and retina_desktop.layers): the Keras and LiteRT runtimes
+"""Tests for retina_desktop.runtime.model_runtime (and retina_desktop.models.layers): the Keras and LiteRT runtimes
 both implement `ModelRuntime`, the bundle chooses one when it opens a model, and they give the
 same probabilities, features and Grad-CAM."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.bundle import load_bundle
-from retina_desktop.layers import find_target_layer, iter_layers, output_layer
-from retina_desktop.preprocessing import prepare_batch
-from retina_desktop.runtime import KerasRuntime, LiteRTRuntime, ModelRuntime
+from retina_desktop.imaging.preprocessing import prepare_batch
+from retina_desktop.models.bundle import load_bundle
+from retina_desktop.models.layers import find_target_layer, iter_layers, output_layer
+from retina_desktop.runtime.model_runtime import KerasRuntime, LiteRTRuntime, ModelRuntime
 from tests.conftest import CLASSES
 
 
@@ -47,7 +47,7 @@ def test_a_keras_bundle_runs_on_the_keras_runtime(small_bundle) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="ai-edge-litert is not installed")
 def test_the_litert_runtime_answers_like_keras(small_bundle, tmp_path) -> None:
-    from training.export import export_model
+    from training.classifier.export import export_model
 
     folder = tmp_path / "bundle"
     folder.mkdir()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from retina_desktop import service
-from retina_desktop.calibration import apply_temperature
 from retina_desktop.errors import ImageError
-from retina_desktop.preprocessing import fit_image, scale_pixels
-from retina_desktop.records import InputSpec
+from retina_desktop.imaging.preprocessing import fit_image, scale_pixels
+from retina_desktop.models.calibration import apply_temperature
+from retina_desktop.outputs.records import InputSpec
 from retina_desktop.service import Classifier
 from tests.conftest import CLASSES, fundus_like
 
@@ -34,7 +34,7 @@ def test_predict_file_returns_the_full_record(small_bundle, image_file):
 def test_probabilities_match_the_keras_model_with_temperature(small_bundle, image_file):
     classifier = Classifier(small_bundle)
     bundle = classifier.bundle()
-    from retina_desktop.imaging import load_image
+    from retina_desktop.imaging.decode import load_image
 
     fitted = fit_image(load_image(image_file).rgb, bundle.metadata.input)
     raw = bundle.model.predict(scale_pixels(fitted[None], "none"), verbose=0)
@@ -176,7 +176,7 @@ def test_predict_files_keeps_the_settings_it_started_with(small_bundle, tmp_path
 
 
 def test_a_cancelled_batch_reads_no_more_files(small_bundle, tmp_path, monkeypatch):
-    from retina_desktop.batch import classify_folder
+    from retina_desktop.outputs.batch import classify_folder
 
     folder = tmp_path / "images"
     _image_files(folder, 12)
@@ -220,7 +220,7 @@ def test_temperature_keeps_ranking_and_softens():
 
 
 def test_a_two_class_model_reports_by_its_operating_threshold():
-    from retina_desktop.records import ModelMetadata
+    from retina_desktop.outputs.records import ModelMetadata
 
     plain = ModelMetadata(classes=["DME", "NO_DME"])
     screening = ModelMetadata(classes=["DME", "NO_DME"],

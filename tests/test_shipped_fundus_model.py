@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.model_files import read_sidecar
+from retina_desktop.models.model_files import read_sidecar
 from retina_desktop.paths import models_dir
 from retina_desktop.service import Classifier
 from retina_desktop.settings import Settings

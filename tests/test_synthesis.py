@@ -10,7 +10,7 @@ import pytest
 
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
-from retina_desktop.synthesis import (
+from retina_desktop.synthesis.samples import (
     SyntheticImage,
     as_seen,
     export_images,
@@ -154,7 +154,7 @@ def test_every_export_is_named_and_marked_synthetic(generator, tiny_generator, t
 
 
 def test_the_default_export_folder_is_its_own(monkeypatch, tmp_path):
-    from retina_desktop.synthesis import default_export_folder
+    from retina_desktop.synthesis.samples import default_export_folder
 
     monkeypatch.setattr("platformdirs.user_documents_dir", lambda: str(tmp_path / "Documents"))
     assert default_export_folder() == tmp_path / "Documents" / "Retina Desktop synthetic"

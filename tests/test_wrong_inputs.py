@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.checks import CheckThresholds
-from retina_desktop.imaging import load_image
+from retina_desktop.imaging.checks import CheckThresholds
+from retina_desktop.imaging.decode import load_image
 from retina_desktop.paths import default_model_path, modality_model_path, models_dir
-from training.wrong_inputs import FUNDUS_KINDS, SIDES, folder_files, fundus_files, make_kind, side_of
+from training.classifier.wrong_inputs import FUNDUS_KINDS, SIDES, folder_files, fundus_files, make_kind, side_of
 
 
 def _folder(tmp_path, n=60):
@@ -61,8 +61,8 @@ class _FakeClassifier:
 
 
 def test_the_fit_checks_report_gives_each_wrong_input_kind(tmp_path):
-    from training.fit_checks import fit_modality_probability, wrong_input_report
-    from training.model_card import _checks_section
+    from training.classifier.fit_checks import fit_modality_probability, wrong_input_report
+    from training.classifier.model_card import _checks_section
 
     args = argparse.Namespace(wrong_inputs=str(_folder(tmp_path, 20)), data=None, other_modality=None)
     report = wrong_input_report(_FakeClassifier(), args, CheckThresholds(), "fundus", "test")

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.errors import UserError
-from retina_desktop.imaging import IMAGE_EXTENSIONS, load_image
+from retina_desktop.imaging.decode import IMAGE_EXTENSIONS, load_image
+from retina_desktop.imaging.preprocessing import fit_image
+from retina_desktop.outputs.records import InputSpec
 from retina_desktop.paths import user_cache_dir
-from retina_desktop.preprocessing import fit_image
-from retina_desktop.records import InputSpec
 
 SPLITS = ("train", "val", "test")
 # ODIR-style "123_left.jpg" / "123_right.jpg", OCT "1887_OI_o_1.jpg": the leading number is
@@ -271,7 +271,7 @@ def load_arrays(
 def _cache_key(root: Path, samples: list[Sample], spec: InputSpec) -> str:
     digest = hashlib.sha256(repr(spec).encode())
     if spec.fit == "fov":  # a better rim finder frames the same files differently
-        from retina_desktop.fov import FOV_VERSION
+        from retina_desktop.imaging.fov import FOV_VERSION
 
         digest.update(f"fov {FOV_VERSION}".encode())
     for s in samples:

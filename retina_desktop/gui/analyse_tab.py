@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import heatmaps, report
-from ..logs import log_unexpected
-from ..paths import bundle_root
-from ..records import InputSpec, Prediction
-from . import dialogs
-from .image_panel import ImagePanel
-from .prob_chart import ProbabilityChart
-from .service_api import ClassifierService
+from retina_desktop.gui import dialogs
+from retina_desktop.gui.image_panel import ImagePanel
+from retina_desktop.gui.prob_chart import ProbabilityChart
+from retina_desktop.gui.service_api import ClassifierService
+from retina_desktop.logs import log_unexpected
+from retina_desktop.outputs import report
+from retina_desktop.outputs.records import InputSpec, Prediction
+from retina_desktop.paths import bundle_root
+from retina_desktop.runtime import heatmaps
 
 # Largest side of the picture kept for display: more than any panel, far less than a photo.
 DISPLAY_SIZE = 1600

@@ -10,9 +10,9 @@ import sys
 import tkinter as tk
 from pathlib import Path
 
-from ..paths import assets_dir
-from ..service import Classifier
-from .main_window import MainWindow
+from retina_desktop.gui.main_window import MainWindow
+from retina_desktop.paths import assets_dir
+from retina_desktop.service import Classifier
 
 
 def run_app(

@@ -12,10 +12,10 @@ from pathlib import Path
 from tkinter import ttk
 from typing import Any
 
-from . import dialogs
-from .augmentation_panel import AugmentationPanel
-from .synthetic_panel import SyntheticPanel
-from .vessel_panel import VesselPanel
+from retina_desktop.gui import dialogs
+from retina_desktop.gui.augmentation_panel import AugmentationPanel
+from retina_desktop.gui.synthetic_panel import SyntheticPanel
+from retina_desktop.gui.vessel_panel import VesselPanel
 
 
 class AugmentTab(ttk.Frame):

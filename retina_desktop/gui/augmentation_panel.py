@@ -1,6 +1,6 @@
 """The Augment tab's "Augmentation" page: what training's augmentation does to an image.
 
-The controls are the strengths of `retina_desktop.augmentation.AugmentConfig`, starting at the
+The controls are the strengths of `retina_desktop.imaging.augmentation.AugmentConfig`, starting at the
 values training uses for the open model's modality; the grid shows the image as the model sees
 it (fitted to its input) and random draws at those strengths, each captioned with its values.
 The same seed gives the same draws, so moving one control shows what that control changes.
@@ -17,12 +17,12 @@ from typing import Any
 
 from PIL import Image
 
-from ..augmentation import AugmentConfig, default_config, random_previews
-from ..imaging import load_image
-from ..preprocessing import fit_image
-from ..records import InputSpec
-from . import dialogs
-from .image_grid import ImageGrid, LargeView
+from retina_desktop.gui import dialogs
+from retina_desktop.gui.image_grid import ImageGrid, LargeView
+from retina_desktop.imaging.augmentation import AugmentConfig, default_config, random_previews
+from retina_desktop.imaging.decode import load_image
+from retina_desktop.imaging.preprocessing import fit_image
+from retina_desktop.outputs.records import InputSpec
 
 PREVIEWS = 15  # plus the original: a 4 x 4 grid
 DEBOUNCE_MS = 150

@@ -14,11 +14,11 @@ from pathlib import Path
 from tkinter import ttk
 from typing import Any
 
-from ..batch import BatchRow, classify_folder, write_csv
-from ..imaging import list_images
-from ..report import display_name
-from . import dialogs
-from .service_api import ClassifierService
+from retina_desktop.gui import dialogs
+from retina_desktop.gui.service_api import ClassifierService
+from retina_desktop.imaging.decode import list_images
+from retina_desktop.outputs.batch import BatchRow, classify_folder, write_csv
+from retina_desktop.outputs.report import display_name
 
 COLUMNS = (
     ("file", "File", 360, "w"),

@@ -10,10 +10,10 @@ import tkinter as tk
 from pathlib import Path
 from tkinter import filedialog, messagebox, ttk
 
-from ..imaging import IMAGE_EXTENSIONS
-from ..records import ModelMetadata
-from ..report import NOTICE, display_name, metrics_text
-from ..synthesis import default_export_folder, export_conflicts, export_images
+from retina_desktop.imaging.decode import IMAGE_EXTENSIONS
+from retina_desktop.outputs.records import ModelMetadata
+from retina_desktop.outputs.report import NOTICE, display_name, metrics_text
+from retina_desktop.synthesis.samples import default_export_folder, export_conflicts, export_images
 
 
 def _patterns(extensions) -> str:
@@ -119,7 +119,7 @@ def show_info(parent, title: str, message: str) -> None:
 
 def about_text(metadata: ModelMetadata | None, model_path: str | None) -> str:
     """What the About box says: the model's provenance and the notice."""
-    from .. import __version__
+    from retina_desktop import __version__
 
     lines = [f"Retina Desktop {__version__}", "", NOTICE, ""]
     if metadata is None:

@@ -19,22 +19,22 @@ from tkinter import font as tkfont
 from tkinter import ttk
 from typing import Any
 
-from ..errors import UserError
-from ..logs import log_unexpected
-from ..model_files import labels_path_for, sidecar_path_for
-from ..records import ModelMetadata
-from ..report import NOTICE, display_name
-from ..settings import Settings, save_settings, settings_path
-from . import dialogs
-from .analyse_tab import AnalyseTab
-from .augment_tab import AugmentTab
-from .batch_tab import BatchTab
-from .dnd import enable_file_drop
-from .messages import MessageRouter
-from .service_api import ClassifierService
-from .settings_dialog import SettingsDialog
-from .status_bar import StatusBar
-from .worker import JobFailure, Worker
+from retina_desktop.errors import UserError
+from retina_desktop.gui import dialogs
+from retina_desktop.gui.analyse_tab import AnalyseTab
+from retina_desktop.gui.augment_tab import AugmentTab
+from retina_desktop.gui.batch_tab import BatchTab
+from retina_desktop.gui.dnd import enable_file_drop
+from retina_desktop.gui.messages import MessageRouter
+from retina_desktop.gui.service_api import ClassifierService
+from retina_desktop.gui.settings_dialog import SettingsDialog
+from retina_desktop.gui.status_bar import StatusBar
+from retina_desktop.gui.worker import JobFailure, Worker
+from retina_desktop.logs import log_unexpected
+from retina_desktop.models.model_files import labels_path_for, sidecar_path_for
+from retina_desktop.outputs.records import ModelMetadata
+from retina_desktop.outputs.report import NOTICE, display_name
+from retina_desktop.settings import Settings, save_settings, settings_path
 
 POLL_MS = 50
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from .worker import DONE, ERROR, UNEXPECTED, JobFailure
+from retina_desktop.gui.worker import DONE, ERROR, UNEXPECTED, JobFailure
 
 
 class MessageOwner(Protocol):

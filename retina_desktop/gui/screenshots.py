@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..paths import assets_dir, bundle_root
+from retina_desktop.paths import assets_dir, bundle_root
 
 SIZES = ((1280, 800), (1024, 700))
 SHARED_DATA = bundle_root().parent / "shared" / "data"
@@ -170,10 +170,10 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
     """
     import tkinter as tk
 
-    from ..imaging import load_image
-    from ..report import display_name
-    from ..service import default_classifier
-    from .main_window import MainWindow
+    from retina_desktop.gui.main_window import MainWindow
+    from retina_desktop.imaging.decode import load_image
+    from retina_desktop.outputs.report import display_name
+    from retina_desktop.service import default_classifier
 
     width, height = size
     written = []

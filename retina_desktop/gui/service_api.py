@@ -14,9 +14,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import UserError
-from ..records import ModelMetadata, Prediction
-from ..settings import Settings
+from retina_desktop.errors import UserError
+from retina_desktop.outputs.records import ModelMetadata, Prediction
+from retina_desktop.settings import Settings
 
 
 class LoadedModel(Protocol):

@@ -12,9 +12,9 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
-from ..checks import CheckThresholds
-from ..records import ModelMetadata
-from ..settings import Settings
+from retina_desktop.imaging.checks import CheckThresholds
+from retina_desktop.outputs.records import ModelMetadata
+from retina_desktop.settings import Settings
 
 LABELS = {
     "min_side": "Smallest image side (pixels)",

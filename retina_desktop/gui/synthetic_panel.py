@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
-from ..preprocessing import fit_image
-from ..records import Prediction
-from ..report import display_name
-from ..synthesis import (
+from retina_desktop.errors import UserError
+from retina_desktop.gui import dialogs
+from retina_desktop.gui.image_grid import ImageGrid, LargeView
+from retina_desktop.imaging.preprocessing import fit_image
+from retina_desktop.outputs.records import Prediction
+from retina_desktop.outputs.report import display_name
+from retina_desktop.synthesis.samples import (
     CONDITIONAL,
     GeneratorInfo,
     SyntheticImage,
@@ -32,8 +34,6 @@ from ..synthesis import (
     shipped_generators,
     vary,
 )
-from . import dialogs
-from .image_grid import ImageGrid, LargeView
 
 COUNTS = (4, 8, 16, 32, 64)
 CHUNK = 8  # images per generator call, so progress moves and a 64-grid still feels quick

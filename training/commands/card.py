@@ -1,6 +1,6 @@
 """The `card` verb: render a markdown model card from a model's sidecar.
 
-Its options; `run` hands them to `training.model_card.run_card`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.model_card.run_card`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -18,6 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..model_card import run_card
+    from training.classifier.model_card import run_card
 
     return run_card(args)

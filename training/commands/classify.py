@@ -1,13 +1,13 @@
 """The `classify` verb: train a classifier and write its bundle.
 
-Its options; `run` hands them to `training.classify.run_classify`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.classify.run_classify`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from retina_desktop.records import FIT_MODES
+from retina_desktop.outputs.records import FIT_MODES
 
 HELP = "train a classifier and write its bundle"
 
@@ -53,6 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..classify import run_classify
+    from training.classifier.classify import run_classify
 
     return run_classify(args)

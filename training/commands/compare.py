@@ -1,6 +1,6 @@
 """The `compare` verb: one markdown table of several models: test split, per source, external set.
 
-Its options; `run` hands them to `training.compare.run_compare`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.experiments.compare.run_compare`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -17,6 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..compare import run_compare
+    from training.experiments.compare import run_compare
 
     return run_compare(args)

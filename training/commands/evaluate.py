@@ -1,6 +1,6 @@
 """The `evaluate` verb: metrics, calibration and plots on a split.
 
-Its options; `run` hands them to `training.evaluate.run_evaluate`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.evaluate.run_evaluate`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -38,6 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import run_evaluate
+    from training.classifier.evaluate import run_evaluate
 
     return run_evaluate(args)

@@ -1,6 +1,6 @@
 """The `export` verb: compile models to LiteRT for the app's TensorFlow-free path.
 
-Its options; `run` hands them to `training.export.run_export`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.export.run_export`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -17,6 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..export import run_export
+    from training.classifier.export import run_export
 
     return run_export(args)

@@ -1,13 +1,13 @@
 """The `familiarity` verb: fit a model's unfamiliar-image flag on its training split; measure it.
 
-Its options; `run` hands them to `training.familiarity.run_familiarity`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.familiarity.run_familiarity`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..familiarity import PERCENTILE
+from training.classifier.familiarity import PERCENTILE
 
 HELP = "fit a model's unfamiliar-image flag on its training split; measure it"
 
@@ -32,6 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..familiarity import run_familiarity
+    from training.classifier.familiarity import run_familiarity
 
     return run_familiarity(args)

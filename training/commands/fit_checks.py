@@ -1,6 +1,6 @@
 """The `fit-checks` verb: fit image-check thresholds on validation images.
 
-Its options; `run` hands them to `training.fit_checks.run_fit_checks`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.fit_checks.run_fit_checks`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..fit_checks import run_fit_checks
+    from training.classifier.fit_checks import run_fit_checks
 
     return run_fit_checks(args)

@@ -1,6 +1,6 @@
 """The `fov-figure` verb: photographs before and after field-of-view standardisation, side by side.
 
-Its options; `run` hands them to `training.fov_figure.run_fov_figure`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.experiments.fov_figure.run_fov_figure`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..fov_figure import run_fov_figure
+    from training.experiments.fov_figure import run_fov_figure
 
     return run_fov_figure(args)

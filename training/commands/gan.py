@@ -1,6 +1,6 @@
 """The `gan` verb: train the class-conditional GAN on a data set's training split.
 
-Its options; `run` hands them to `training.train_gan.run_gan`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.gan.train.run_gan`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -39,6 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..train_gan import run_gan
+    from training.gan.train import run_gan
 
     return run_gan(args)

@@ -1,6 +1,6 @@
 """The `gan-eval` verb: KID, FID, precision/recall and memorisation of a generator.
 
-Its options; `run` hands them to `training.gan_metrics.run_gan_eval`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.gan.metrics.run_gan_eval`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -26,6 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..gan_metrics import run_gan_eval
+    from training.gan.metrics import run_gan_eval
 
     return run_gan_eval(args)

@@ -1,6 +1,6 @@
 """The `import-weights` verb: convert EfficientNet-Lite ImageNet weights (PyTorch .pth) to Keras.
 
-Its options; `run` hands them to `training.import_weights.run_import_weights`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.import_weights.run_import_weights`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..import_weights import run_import_weights
+    from training.classifier.import_weights import run_import_weights
 
     return run_import_weights(args)

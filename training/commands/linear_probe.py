@@ -1,15 +1,14 @@
 """The `linear-probe` verb: logistic regression on frozen ImageNet features (the floor), as a bundle.
 
-Its options; `run` hands them to `training.linear_probe.run_linear_probe`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.experiments.linear_probe.run_linear_probe`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from retina_desktop.records import FIT_MODES
-
-from ..linear_probe import C_GRID
+from retina_desktop.outputs.records import FIT_MODES
+from training.experiments.linear_probe import C_GRID
 
 HELP = "logistic regression on frozen ImageNet features (the floor), as a bundle"
 
@@ -35,6 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..linear_probe import run_linear_probe
+    from training.experiments.linear_probe import run_linear_probe
 
     return run_linear_probe(args)

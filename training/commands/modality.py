@@ -1,6 +1,6 @@
 """The `modality` verb: train the fundus / OCT / other check model.
 
-Its options; `run` hands them to `training.modality.run_modality`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.modality.run_modality`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..modality import run_modality
+    from training.classifier.modality import run_modality
 
     return run_modality(args)

@@ -1,13 +1,13 @@
 """The `pipeline` verb: the GAN-augmentation experiment: train classifiers under four conditions, report.
 
-Its options; `run` hands them to `training.pipeline.run_pipeline`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.experiments.pipeline.run_pipeline`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..pipeline_runs import CLASSIFIERS, CONDITIONS, CORE_CONDITIONS, PipelineConfig
+from training.experiments.runs import CLASSIFIERS, CONDITIONS, CORE_CONDITIONS, PipelineConfig
 
 HELP = "the GAN-augmentation experiment: train classifiers under four conditions, report"
 
@@ -67,6 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..pipeline import run_pipeline
+    from training.experiments.pipeline import run_pipeline
 
     return run_pipeline(args)

@@ -1,13 +1,13 @@
 """The `pix2pix` verb: train the vessel-mask -> fundus-photograph generator (pix2pix).
 
-Its options; `run` hands them to `training.train_pix2pix.run_pix2pix`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.pix2pix.train.run_pix2pix`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..pix2pix_config import Pix2PixConfig
+from training.pix2pix.config import Pix2PixConfig
 
 HELP = "train the vessel-mask -> fundus-photograph generator (pix2pix)"
 
@@ -46,6 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..train_pix2pix import run_pix2pix
+    from training.pix2pix.train import run_pix2pix
 
     return run_pix2pix(args)

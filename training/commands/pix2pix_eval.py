@@ -1,6 +1,6 @@
 """The `pix2pix-eval` verb: MSE, SSIM and PSNR of a pix2pix generator on pairs it never trained on.
 
-Its options; `run` hands them to `training.pix2pix_eval.run_pix2pix_eval`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.pix2pix.evaluate.run_pix2pix_eval`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -21,6 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..pix2pix_eval import run_pix2pix_eval
+    from training.pix2pix.evaluate import run_pix2pix_eval
 
     return run_pix2pix_eval(args)

@@ -1,6 +1,6 @@
 """The `pix2pix-generate` verb: fundus photographs from vessel masks, in a chosen colour style.
 
-Its options; `run` hands them to `training.pix2pix_generate.run_pix2pix_generate`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.pix2pix.generate.run_pix2pix_generate`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..pix2pix_generate import run_pix2pix_generate
+    from training.pix2pix.generate import run_pix2pix_generate
 
     return run_pix2pix_generate(args)

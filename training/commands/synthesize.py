@@ -1,6 +1,6 @@
 """The `synthesize` verb: write N images of one class from a generator.
 
-Its options; `run` hands them to `training.synthesize.run_synthesize`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.gan.synthesize.run_synthesize`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..synthesize import run_synthesize
+    from training.gan.synthesize import run_synthesize
 
     return run_synthesize(args)

@@ -1,0 +1,1 @@
+"""Images in: decoding files, the model's input, field-of-view framing, the image checks and augmentation."""

@@ -1,0 +1,170 @@
+"""Knowing when not to answer: is this image of the model's kind, and is it fit to be judged?
+
+Two kinds of evidence, each with a plain reason when it fails:
+
+- measured statistics of the image (size, brightness of the field of view, overexposure,
+  sharpness, how much of the frame the field of view fills), with thresholds fitted on the
+  model's validation images and stored in its sidecar (`checks`);
+- a learned check: a small modality classifier (fundus / OCT / other) trained on our data
+  against non-retinal images, shipped in models/modality/.
+
+`measure` is pure numpy on a small copy of the image, so the statistics cost a few
+milliseconds; the modality classifier is one small compiled call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from retina_desktop.outputs.records import MODALITY_NAMES, CheckResult
+
+# The working size for statistics: small enough to be fast, fixed so figures are comparable.
+WORK_SIZE = 160
+# A pixel whose brightest channel is below this (0-255) is background, outside the fundus
+# camera's circle. The brightest channel, not luminance: a dark fundus is still red.
+BACKGROUND_LEVEL = 10
+# Mean spread between the brightest and darkest channel inside the field of view below which an
+# image is greyscale (0 exactly for a greyscale source; the palest colour photograph among 400
+# of fundus4's measured 6.4). A fundus model read a 16-bit greyscale copy of a "normal 0.992"
+# photograph as diabetic retinopathy at 0.959: colour is evidence it cannot do without.
+GREYSCALE_BELOW = 2.0
+
+
+@dataclass(frozen=True)
+class CheckThresholds:
+    """Limits for one modality. Defaults are generous; fitted values come from the sidecar."""
+
+    min_side: int = 128
+    min_brightness: float = 25.0  # mean luminance inside the field of view
+    max_saturated: float = 0.25  # fraction of field-of-view pixels at 250 or more
+    min_sharpness: float = 2.0  # variance of the Laplacian of the luminance, per pixel
+    min_field_of_view: float = 0.25  # fraction of the frame that is not background (fundus)
+    min_modality_probability: float = 0.5  # the modality classifier's belief in our modality
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CheckThresholds:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def measure(image: Image.Image, fit: str = "") -> dict[str, float]:
+    """Colour, brightness, saturation, sharpness and field of view of an RGB image, at
+    WORK_SIZE, as the model sees it: a model that standardises the field of view (`fit` "fov")
+    is judged on the standardised picture, so a complete oval from a stretched photograph or a
+    raw camera frame wider than its disc is measured like any other camera's circle."""
+    small = None
+    if fit == "fov":
+        from retina_desktop.imaging.fov import standardise_field_of_view
+
+        small = standardise_field_of_view(image, (WORK_SIZE, WORK_SIZE), resample=Image.Resampling.BILINEAR)
+    if small is None:
+        small = np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR))
+    luminance = small.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    # Pairwise maxima: numpy's max over a length-3 last axis is a hundred times slower.
+    brightest = np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2])
+    fov = brightest > BACKGROUND_LEVEL
+    fov_fraction = float(fov.mean())
+    inside = luminance[fov] if fov.any() else luminance.ravel()
+    # The 5-point Laplacian, kept off the field-of-view border where the circle's edge would
+    # count as detail.
+    lap = (
+        -4 * luminance[1:-1, 1:-1]
+        + luminance[:-2, 1:-1]
+        + luminance[2:, 1:-1]
+        + luminance[1:-1, :-2]
+        + luminance[1:-1, 2:]
+    )
+    interior = fov[1:-1, 1:-1] & fov[:-2, 1:-1] & fov[2:, 1:-1] & fov[1:-1, :-2] & fov[1:-1, 2:]
+    lap_inside = lap[interior] if interior.sum() > 100 else lap.ravel()
+    darkest = np.minimum(np.minimum(small[..., 0], small[..., 1]), small[..., 2])
+    spread = (brightest - darkest)[fov] if fov.any() else (brightest - darkest).ravel()
+    return {
+        "colour": float(spread.mean()),
+        "brightness": float(inside.mean()),
+        "saturated": float((inside >= 250).mean()),
+        "sharpness": float(lap_inside.var()),
+        "field_of_view": fov_fraction,
+    }
+
+
+def distinct(value: float, limit: float, decimals: int, *, percent: bool = False) -> tuple[str, str]:
+    """`value` and `limit` printed with as many decimals as it takes for them to differ (up to
+    four more than asked), so a refusal never reads "34; needs 34"."""
+    scale, suffix = (100.0, "%") if percent else (1.0, "")
+    for places in range(decimals, decimals + 5):
+        shown = f"{value * scale:.{places}f}", f"{limit * scale:.{places}f}"
+        if shown[0] != shown[1]:
+            break
+    return shown[0] + suffix, shown[1] + suffix
+
+
+def judge(
+    stats: dict[str, float],
+    source_size: tuple[int, int],
+    thresholds: CheckThresholds,
+    modality: str,
+    modality_probs: dict[str, float] | None,
+) -> CheckResult:
+    """Turn measurements into a verdict with one plain reason per failed check."""
+    t = thresholds
+    reasons: list[str] = []
+    scores = dict(stats)
+    width, height = source_size
+    if min(width, height) < t.min_side:
+        reasons.append(
+            f"image too small to judge ({width} x {height} pixels; needs at least {t.min_side} on the short side)"
+        )
+    looks_like = ""
+    if modality_probs:
+        scores.update({f"p_{k}": v for k, v in modality_probs.items()})
+        modality_reasons = _modality_reasons(modality, modality_probs, t.min_modality_probability)
+        reasons += modality_reasons
+        looks_like = _other_modality(modality, modality_probs) if modality_reasons else ""
+    if stats["brightness"] < t.min_brightness:
+        value, limit = distinct(stats["brightness"], t.min_brightness, 0)
+        reasons.append(f"too dark to judge (mean brightness {value}; needs {limit} or more)")
+    if stats["saturated"] > t.max_saturated:
+        value, limit = distinct(stats["saturated"], t.max_saturated, 0, percent=True)
+        reasons.append(f"overexposed ({value} of the image is saturated; at most {limit})")
+    if stats["sharpness"] < t.min_sharpness:
+        value, limit = distinct(stats["sharpness"], t.min_sharpness, 1)
+        reasons.append(f"out of focus (sharpness {value}; needs {limit} or more)")
+    if modality == "fundus" and stats.get("colour", GREYSCALE_BELOW) < GREYSCALE_BELOW:
+        reasons.append("greyscale image: the fundus model needs a colour photograph")
+    if modality == "fundus" and stats["field_of_view"] < t.min_field_of_view:
+        value, limit = distinct(stats["field_of_view"], t.min_field_of_view, 0, percent=True)
+        reasons.append(f"most of the field of view is missing (it fills {value} of the frame; needs {limit})")
+    return CheckResult(passed=not reasons, reasons=reasons, scores=scores, looks_like=looks_like)
+
+
+_NAMES = MODALITY_NAMES
+_PLURALS = {"fundus": "colour fundus photographs", "oct": "OCT B-scans"}
+
+
+def _other_modality(modality: str, probs: dict[str, float]) -> str:
+    """The other retinal modality when the image most looks like it (an OCT scan given to the
+    fundus model): then a model that reads it can be named. Else ""."""
+    best = max(probs, key=probs.get)
+    return best if modality in ("fundus", "oct") and best in ("fundus", "oct") and best != modality else ""
+
+
+def _modality_reasons(modality: str, probs: dict[str, float], minimum: float) -> list[str]:
+    best = max(probs, key=probs.get)
+    if modality in ("fundus", "oct"):
+        if probs.get(modality, 0.0) >= minimum:
+            return []
+        if best in ("fundus", "oct"):
+            return [f"looks like {_NAMES[best]} ({probs[best]:.0%}), but this model reads {_PLURALS[modality]}"]
+        return [f"does not look like {_NAMES[modality]} (the image check rates it {probs.get('other', 0):.0%} non-retinal)"]
+    # A model of unknown modality (a Teachable Machine export): only "is it retinal at all".
+    if probs.get("other", 0.0) > 1 - minimum:
+        return [f"does not look like a retinal image (the image check rates it {probs['other']:.0%} non-retinal)"]
+    return []

@@ -1,0 +1,1 @@
+"""What runs a model: the `ModelRuntime` interface, its Keras and LiteRT sides, heatmaps, LiteRT export."""

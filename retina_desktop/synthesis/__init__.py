@@ -1,0 +1,1 @@
+"""Synthetic images for the Augment tab: the generators' runtime, their export, and their samples."""

@@ -1,0 +1,1 @@
+"""The classifier: its networks and training run, ImageNet weights, evaluation, checks, cards, export."""

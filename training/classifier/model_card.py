@@ -1,0 +1,317 @@
+"""The `card` verb: a markdown model card rendered from a model's sidecar.
+
+Figures are copied from the sidecar that `classify`/`evaluate` wrote, never typed by hand, so a
+card always says what was measured and by which command: the test split's figures, each disease
+against normal, per source, the heatmap mass inside the field of view, and the figures on
+external data sets that `evaluate --store-external` stored under `metrics["external"]`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from retina_desktop.atomic import atomic_write
+from retina_desktop.errors import UserError
+from retina_desktop.models.model_files import read_sidecar, sidecar_path_for
+
+NOTICE = (
+    "**Not a medical device.** This model's output is not a diagnosis. It was trained on public "
+    "research images (several data sets are licensed for research use only) and has not been "
+    "clinically validated; it must not be used to make or replace clinical decisions."
+)
+
+
+def _ci(entry: dict, name: str) -> str:
+    value = entry.get(name)
+    if value is None:
+        return "n/a"
+    low, high = entry.get(f"{name}_ci", [None, None])
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{value:.3f}"
+
+
+def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> str:
+    metadata = read_sidecar(sidecar_path_for(model_path))
+    if metadata is None:
+        raise UserError(f'"{model_path}" has no sidecar with metrics: run `python -m training evaluate --store-temperature` first')
+    m, p = metadata.metrics, metadata.provenance
+    config = p.get("config", {})
+    spec = metadata.input
+    lines = [
+        f"# Model card: {metadata.name}",
+        "",
+        NOTICE,
+        "",
+        "## Intended use",
+        "",
+        intended_use,
+        "",
+        "## Model",
+        "",
+        f"- File: `{model_path}` (+ `labels.txt`, sidecar `{sidecar_path_for(model_path).name}`), version {metadata.version}",
+        f"- Modality: {metadata.modality}; classes: {', '.join(metadata.classes)}",
+        f"- Input: {spec.width} x {spec.height} RGB, fitted by `{spec.fit}`, pixel scaling inside the network",
+        f"- Architecture: `{config.get('architecture', '?')}` ({_origin(config)}); seed {config.get('seed', '?')}",
+        f"- Training: {p.get('epochs_trained', '?')} epochs (best epoch {p.get('best_epoch', '?')}), "
+        f"{p.get('training_seconds', 0) / 60:.1f} min on {p.get('trained_on', '?')} (2-core CPU)",
+        f"- Calibration: temperature {metadata.temperature:g}, fitted on the validation split",
+        "",
+        "## Data",
+        "",
+        f"- `{p.get('data', '?')}`, patient-grouped `splits.csv` (sha256 `{p.get('splits_sha256', '?')[:16]}...`):",
+        "  train for fitting, val for early stopping and temperature, test untouched until evaluation.",
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        p.get("command", "?"),
+        f"python -m training evaluate --model {model_path} --data {p.get('data', 'DATA')} --split test",
+        "```",
+        "",
+        f"## Metrics on the untouched {m.get('split', 'test')} split (n = {m.get('n', '?')}, 95% bootstrap CIs)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy | {_ci(m, 'accuracy')} |",
+        f"| balanced accuracy | {_ci(m, 'balanced_accuracy')} |",
+        f"| macro ROC AUC | {_ci(m, 'macro_auc')} |",
+        f"| macro F1 | {_ci(m, 'macro_f1')} |",
+        f"| expected calibration error | {m.get('ece', float('nan')):.3f} after temperature scaling ({m.get('ece_uncalibrated', float('nan')):.3f} before) |",
+        "",
+        "| class | n | sensitivity | specificity | precision | F1 | ROC AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in m.get("per_class", {}).items():
+        lines.append(
+            f"| {name} | {entry.get('n', '?')} | {_ci(entry, 'sensitivity')} | {_ci(entry, 'specificity')} | "
+            f"{_ci(entry, 'precision')} | {_ci(entry, 'f1')} | {_ci(entry, 'auc')} |"
+        )
+    if "operating_point" in m:
+        op = m["operating_point"]
+        lines += [
+            "",
+            f"Operating point for {op['positive_class']}, chosen on the {op.get('chosen_on', 'val split')} and "
+            f"measured here: sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} "
+            f"(probability threshold {op['threshold']:.3f}). The app reports {op['positive_class']} when its "
+            "calibrated probability reaches this threshold; the table above uses the larger probability.",
+        ]
+    matrix = m.get("confusion_matrix")
+    if matrix:
+        lines += ["", "Confusion matrix (rows: reference label, columns: model output):", "",
+                  "| | " + " | ".join(metadata.classes) + " |", "|---|" + "---|" * len(metadata.classes)]
+        lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)]
+    lines += _heatmap_lines(m.get("heatmap_in_fov"))
+    lines += _versus_section(
+        f"Each disease against {m.get('versus_normal', {}).get('healthy_class', 'normal')} on the test split", m)
+    lines += _per_source_section(m.get("per_source"))
+    lines += _external_section(m.get("external"))
+    lines += _checks_section(metadata.checks, str(model_path), p.get("data", "DATA"))
+    lines += _familiarity_section(metadata.familiarity)
+    lines += ["", "## Known limitations", ""] + [f"- {item}" for item in limitations] + [""]
+    return "\n".join(lines)
+
+
+def _heatmap_lines(figure: dict | None) -> list[str]:
+    if not figure or figure.get("median") is None:
+        return []
+    return [
+        "",
+        f"Heatmap mass inside the fundus field of view (Grad-CAM of the reported class): median "
+        f"{figure['median']:.3f}, 10th percentile {figure['p10']:.3f}, over {figure['measured']} of "
+        f"{figure['images']} test images ({figure.get('skipped_no_fov', 0)} skipped: no field of view found). "
+        "Mass outside it is evidence taken from the frame or the border, a shortcut.",
+    ]
+
+
+def _versus_rows(name: str, versus: dict) -> list[str]:
+    return [
+        f"| {name} | {disease} vs {versus['healthy_class']} | {e['n_disease']} / {e['n_healthy']} | "
+        f"{_ci(e, 'auc')} | {_ci(e, 'sensitivity')} | {_ci(e, 'referred')} | {_ci(e, 'specificity')} |"
+        for disease, e in versus.get("diseases", {}).items()
+    ]
+
+
+VERSUS_HEADER = [
+    "| data | comparison | n (disease / healthy) | ROC AUC | sensitivity | referred | specificity |",
+    "|---|---|---|---|---|---|---|",
+]
+VERSUS_NOTE = (
+    "On the images of the two classes only. Sensitivity: disease images the app calls that disease; "
+    "referred: called anything but healthy; specificity: healthy eyes called healthy."
+)
+
+
+def _versus_section(title: str, m: dict) -> list[str]:
+    versus = m.get("versus_normal")
+    if not versus:
+        return []
+    return ["", f"## {title} (95% bootstrap CIs)", "", VERSUS_NOTE, "", *VERSUS_HEADER,
+            *_versus_rows(f"{m.get('split', 'test')} split", versus)]
+
+
+def _per_source_section(table: dict | None) -> list[str]:
+    """Test-split figures per source (camera or public data set), from the splits.csv column."""
+    if not table:
+        return []
+    lines = [
+        "",
+        "## Per source (test split, 95% bootstrap CIs)",
+        "",
+        "ROC AUC is one-vs-rest within the source, for classes the source holds together with others; "
+        "the macro AUC averages those. A class that scores well on one source only is partly told by its camera.",
+        "",
+        "| source | class | n | sensitivity | ROC AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for source, entry in table.items():
+        for name, e in entry.get("classes", {}).items():
+            lines.append(f"| {source} | {name} | {e['n']} | {_ci(e, 'sensitivity')} | {_ci(e, 'auc')} |")
+        over = ", ".join(entry.get("macro_auc_over", [])) or "none"
+        lines.append(f"| {source} | macro (over {over}) | {entry['n']} | | {_ci(entry, 'macro_auc')} |")
+    return lines
+
+
+def _external_section(external: dict | None) -> list[str]:
+    """Figures on data sets the model never trained on (other cameras), as `evaluate` stored them."""
+    if not external:
+        return []
+    lines = [
+        "",
+        "## External data (other cameras, never trained on; 95% bootstrap CIs)",
+        "",
+        "| data set | n | classes present | balanced accuracy | macro ROC AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in external.items():
+        present = ", ".join(m.get("classes_present", m.get("per_class", {})))
+        lines.append(
+            f"| {name} | {m.get('n', '?')} | {present} | {_ci(m, 'balanced_accuracy')} | {_ci(m, 'macro_auc')} |"
+        )
+    rows = [row for name, m in external.items() for row in _versus_rows(name, m.get("versus_normal") or {})]
+    if rows:
+        lines += ["", VERSUS_NOTE, "", *VERSUS_HEADER, *rows]
+    lines += ["", "```bash", *(m.get("command", "?") for m in external.values()), "```"]
+    return lines
+
+
+def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
+    report = checks.get("report")
+    if not report:
+        return []
+    t = checks.get("thresholds", {})
+    lines = [
+        "",
+        "## Image checks (when the model does not answer)",
+        "",
+        f"Thresholds fitted on the {report['fitted_on']}: "
+        + ", ".join(f"{k} {v:g}" for k, v in t.items()) + ".",
+        "",
+        "| images | n | flagged |",
+        "|---|---|---|",
+        f"| real test images of this model's data (should pass) | {report['real_test_n']} | {report['real_test_flagged']:.1%} |",
+        f"| non-retinal images from unseen sources (should be flagged) | {report['non_retinal_n']} | {report['non_retinal_flagged']:.1%} |",
+    ]
+    if "other_modality_n" in report:
+        lines.append(
+            f"| test images of the other modality (should be flagged) | {report['other_modality_n']} | "
+            f"{report['other_modality_flagged']:.1%} |"
+        )
+    for kind, entry in report.get("wrong_inputs_test", {}).items():
+        lines.append(f"| wrong input, test part: {kind} (should be refused) | {entry['n']} | {entry['refused']:.1%} |")
+    reasons = ", ".join(f"{k} {v}" for k, v in report.get("real_test_reasons", {}).items()) or "none"
+    other = f" --other-modality {report['other_modality_data']}" if "other_modality_data" in report else ""
+    command = report.get("command") or f"python -m training fit-checks --model {model_path} --data {data}{other}"
+    lines += [
+        "",
+        f"Reasons among flagged real test images: {reasons}. Checks add {report.get('ms_per_image', float('nan')):.1f} ms "
+        "per image (median, on the Keras path, by the command below; `benchmarks/predict_latency.py` "
+        "measures the app's compiled path).",
+    ]
+    if report.get("wrong_inputs_test"):
+        lines += [
+            "",
+            "Wrong inputs are images a clinic could feed by mistake: real fluorescein angiograms and OCT "
+            "angiography (a fixed test part by a hash of the file name, never trained on), and red-free "
+            "(green channel, grey or green) and greyscale copies of the fundus set's test photographs. "
+            "Reasons among refused wrong inputs: "
+            + "; ".join(
+                f"{kind}: " + (", ".join(f"{k} {v}" for k, v in entry["reasons"].items()) or "none")
+                for kind, entry in report["wrong_inputs_test"].items()
+            )
+            + ". An image may fail several checks."
+            + ("" if any(w in kind for kind in report["wrong_inputs_test"] for w in ("anterior", "lens", "slit"))
+               else " Anterior-segment and slit-lamp lens photographs are not measured: none were available offline."),
+        ]
+    lines += [
+        "",
+        "```bash",
+        command,
+        "```",
+    ]
+    return lines
+
+
+def _familiarity_section(entry: dict) -> list[str]:
+    """The unfamiliar-image flag (training/classifier/familiarity.py): how often it fires in distribution,
+    and whether flagged images are wrong more often than the others (a flag that does not
+    predict error is noise)."""
+    figures = entry.get("figures") if entry else None
+    if not figures:
+        return []
+
+    def rate(row: dict, kind: str) -> str:
+        value = row.get(f"error_rate_{kind}")
+        count = row["flagged"] if kind == "flagged" else row["n"] - row["flagged"]
+        return "–" if value is None else f"{value:.1%} ({row[f'errors_{kind}']}/{count})"
+
+    def line(name: str, row: dict) -> str:
+        auc = f"{row['error_auc']:.3f}" if "error_auc" in row else "–"
+        errors = (f"{rate(row, 'flagged')} | {rate(row, 'unflagged')} | {row.get('error_ratio', '–')} | {auc}"
+                  if "errors_flagged" in row else "– | – | – | –")
+        return f"| {name} | {row['n']} | {row['flagged_share']:.1%} ({row['flagged']}) | {errors} |"
+
+    lines = [
+        "",
+        "## Unfamiliar-image flag (a warning beside the answer)",
+        "",
+        f"{entry.get('method', '')}. Flagged above {entry['threshold']:g}, the {entry.get('chosen_on', '?')}. "
+        "A flagged image keeps its answer; the GUI, the CLI, JSON, CSV and the PDF report add "
+        "\"Unfamiliar image: unlike the images this model learned from; its output may be unreliable\". "
+        "An error is the app's answer differing from the reference label.",
+        "",
+        "| images | n | flagged | error rate, flagged | error rate, unflagged | ratio | ROC AUC of the distance for an error |",
+        "|---|---|---|---|---|---|---|",
+        line("validation split (threshold chosen here)", figures["val"]),
+    ]
+    if "test" in figures:
+        lines.append(line("test split (in distribution; target: at most 5% flagged)", figures["test"]))
+    for name, row in figures.get("external", {}).items():
+        lines.append(line(f"external: {name} (never fitted nor tuned on; target ratio at least 2)", row))
+    for name, row in figures.get("wrong_inputs", {}).items():
+        for kind, part in row.get("by_folder", {}).items():
+            lines.append(f"| wrong input ({name}): {kind} (every answer is wrong) | {part['n']} | "
+                         f"{part['flagged_share']:.1%} | – | – | – | – |")
+        for kind, part in row.get("test_part", {}).items():
+            lines.append(f"| wrong input ({name}), the image checks' test part: {kind} | {part['n']} | "
+                         f"{part['flagged_share']:.1%} | – | – | – | – |")
+    lines += ["", "```bash", entry.get("command", "?"), "```"]
+    return lines
+
+
+def run_card(args) -> int:
+    limitations = [line.strip() for line in (args.limitation or [])]
+    text = render_card(Path(args.model), args.intended_use, limitations)
+    with atomic_write(args.out, encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _origin(config: dict) -> str:
+    """How the network's weights started: from scratch, or from ImageNet (and what was kept)."""
+    if not config.get("weights"):
+        return f"width multiplier {config.get('width_multiplier', 1)}, trained from scratch"
+    kept = [f"stem and first {config['frozen_blocks']} blocks frozen"] if config.get("frozen_blocks") else []
+    if config.get("freeze_batchnorm", True):
+        kept.append("batch norm frozen")
+    start = "ImageNet weights" if config["weights"] == "imagenet" else f"weights from `{config['weights']}`"
+    return f"fine-tuned from {start}" + (f", {', '.join(kept)}" if kept else "")

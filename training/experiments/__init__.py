@@ -1,0 +1,1 @@
+"""Experiments: the GAN augmentation pipeline, model comparisons, figures and the linear probe."""

@@ -1,0 +1,1 @@
+"""The class-conditional GAN: its trainer, training run, metrics, DiffAugment and synthesis."""

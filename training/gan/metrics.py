@@ -1,0 +1,283 @@
+"""Judging synthetic images: KID, FID, precision/recall, and a memorisation check.
+
+Features come from the shipped classifier's penultimate layer (`pool`, the global average
+pooling before the softmax), not from Inception: no ImageNet network can be downloaded here,
+and a retinal classifier's features are at least about retinas. Figures computed with it are
+comparable with each other, not with published Inception FID/KID, and are reported as such.
+
+- KID: the unbiased estimate of the squared MMD with the cubic polynomial kernel
+  k(x, y) = (x.y / d + 1)^3, averaged over random subsets (Binkowski et al. 2018); unbiased, so
+  usable with the few dozen test images of a scarce class.
+- FID: the Frechet distance between Gaussians fitted to the two feature sets (biased upwards
+  for small n; compare only at equal n).
+- Precision / recall: the fraction of synthetic images inside the real images' k-NN manifold,
+  and of real images inside the synthetic one (Kynkaanniemi et al. 2019).
+- Memorisation: each synthetic image's nearest real training image by feature distance and by
+  pixel RMSE. A synthetic image closer to a training image than any real test image is to the
+  training set is flagged as a possible copy, and the closest pairs are drawn side by side.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+from retina_desktop.outputs.records import InputSpec
+from retina_desktop.quiet import import_keras
+
+FEATURE_LAYER = "pool"
+
+
+@functools.lru_cache(maxsize=2)
+def _feature_model(model_path: str):
+    """(sub-model to the feature layer, the classifier's input spec), loaded once per path."""
+    from retina_desktop.models.bundle import load_bundle
+
+    keras = import_keras()
+    bundle = load_bundle(model_path, backend="keras")
+    model = bundle.model
+    try:
+        layer = model.get_layer(FEATURE_LAYER)
+    except ValueError as err:
+        raise UserError(f'"{model_path}" has no layer named "{FEATURE_LAYER}" to take features from') from err
+    return keras.Model(model.inputs[0], layer.output), bundle.metadata.input
+
+
+def default_classifier() -> Path:
+    from retina_desktop.paths import default_model_path
+
+    return default_model_path()
+
+
+def features(images: np.ndarray, model_path: str | Path | None = None, batch_size: int = 64) -> np.ndarray:
+    """(n, d) float64 features of uint8 RGB images (any size; fitted to the classifier's input)."""
+    from PIL import Image
+
+    from retina_desktop.imaging.preprocessing import fit_image, scale_pixels
+
+    extractor, spec = _feature_model(str(model_path or default_classifier()))
+    out = []
+    for begin in range(0, len(images), batch_size):
+        chunk = [fit_image(Image.fromarray(np.asarray(im, np.uint8)), spec) for im in images[begin : begin + batch_size]]
+        out.append(np.asarray(extractor(scale_pixels(np.stack(chunk), spec.scaling), training=False)))
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
+
+
+def kid(x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """(mean, std over subsets) of the unbiased MMD^2 with the cubic polynomial kernel.
+
+    Two independent samples of one distribution score 0 within noise; a set against itself
+    scores slightly below 0 (by O(1/m)), because the cross term then pairs points with themselves.
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    m = min(len(x), len(y), subset_size)
+    if m < 2:
+        raise ValueError("KID needs at least 2 samples in each set")
+    d = x.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), m, replace=False)]
+        b = y[rng.choice(len(y), m, replace=False)]
+        k_aa = (a @ a.T / d + 1) ** 3
+        k_bb = (b @ b.T / d + 1) ** 3
+        k_ab = (a @ b.T / d + 1) ** 3
+        # Diagonals dropped: a sample's similarity with itself is what biases the plain MMD.
+        within = (k_aa.sum() - np.trace(k_aa) + k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
+        values.append(within - 2 * k_ab.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def fid(x: np.ndarray, y: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets."""
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    cov_x, cov_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
+    # tr sqrt(Cx Cy) = sum of sqrt(eigenvalues of Cx^1/2 Cy Cx^1/2), a symmetric matrix: stable
+    # where scipy's sqrtm warns and drifts, i.e. whenever n < d makes the covariances singular.
+    values, vectors = np.linalg.eigh(cov_x)
+    root_x = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_x @ cov_y @ root_x), 0, None)).sum()
+    return float(max(0.0, np.sum((mu_x - mu_y) ** 2) + np.trace(cov_x) + np.trace(cov_y) - 2 * cross))
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (k-NN manifolds, Kynkaanniemi et al. 2019)."""
+
+    def radii(points):  # distance to the k-th nearest other point (column 0 is the point itself)
+        return np.sort(pairwise_distances(points, points), axis=1)[:, min(k, len(points) - 1)]
+
+    real_to_fake = pairwise_distances(real, fake)
+    precision = np.mean((real_to_fake <= radii(real)[:, None]).any(axis=0))
+    recall = np.mean((real_to_fake <= radii(fake)[None, :]).any(axis=1))
+    return float(precision), float(recall)
+
+
+def nearest(query: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, distance) of each query row's nearest reference row."""
+    index = pairwise_distances(query, reference).argmin(1)
+    # The distance again, directly: scikit-learn's fast form (|x|^2 - 2xy + |y|^2) leaves a
+    # residue of rounding for identical rows (1e-7 and more), and a verbatim copy must read as 0.
+    difference = query.astype(np.float64) - reference[index].astype(np.float64)
+    return index, np.sqrt((difference**2).sum(1))
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def memorisation(
+    synth_feats: np.ndarray,
+    train_feats: np.ndarray,
+    synth_images: np.ndarray,
+    train_images: np.ndarray,
+    test_feats: np.ndarray | None = None,
+) -> dict:
+    """Nearest training image of every synthetic one, by features and by pixel RMSE.
+
+    The yardstick is real: how close real test images (new photos of new patients) come to the
+    training set. A synthetic image nearer than the nearest of them is flagged.
+    """
+    feat_index, feat_dist = nearest(synth_feats, train_feats)
+    pix_index, pix_dist = nearest(_pixels(synth_images), _pixels(train_images))
+    pix_rmse = pix_dist / np.sqrt(synth_images[0].size)
+    result = {
+        "feature_nn_index": feat_index.tolist(),
+        "feature_nn_distance": feat_dist.tolist(),
+        "pixel_nn_index": pix_index.tolist(),
+        "pixel_nn_rmse": pix_rmse.tolist(),
+        "feature_distance_min": float(feat_dist.min()),
+        "feature_distance_median": float(np.median(feat_dist)),
+        "pixel_rmse_min": float(pix_rmse.min()),
+        "pixel_rmse_median": float(np.median(pix_rmse)),
+    }
+    if test_feats is not None and len(test_feats):
+        _, real_dist = nearest(test_feats, train_feats)
+        threshold = float(real_dist.min())
+        result |= {
+            "real_test_distance_min": threshold,
+            "real_test_distance_median": float(np.median(real_dist)),
+            "possible_copies": int(np.sum(feat_dist < threshold)),
+        }
+    return result
+
+
+def save_closest_pairs(
+    synth_images: np.ndarray, train_images: np.ndarray, report: dict, path: Path, rows: int = 8
+) -> None:
+    """Rows of [synthetic | nearest training image by features | by pixels], closest first."""
+    from PIL import Image
+
+    order = np.argsort(report["feature_nn_distance"])[:rows]
+    strips = [
+        np.concatenate(
+            [synth_images[i], train_images[report["feature_nn_index"][i]], train_images[report["pixel_nn_index"][i]]],
+            axis=1,
+        )
+        for i in order
+    ]
+    atomic_save(path, Image.fromarray(np.concatenate(strips, axis=0)).save)
+
+
+def evaluate_label(
+    generator, label_index: int, train: np.ndarray, test: np.ndarray, *, n: int, seed: int,
+    classifier: str | Path | None, k: int = 3,
+) -> tuple[dict, np.ndarray]:
+    """All figures for one class: synthetic vs real test, with real train vs test as a yardstick."""
+    from training.gan.trainer import sample
+
+    synthetic = sample(generator, np.full(n, label_index, np.int32), seed)
+    f_syn, f_train, f_test = (features(x, classifier) for x in (synthetic, train, test))
+    kid_mean, kid_std = kid(f_syn, f_test, seed=seed)
+    base_mean, base_std = kid(f_train, f_test, seed=seed)
+    precision, recall = precision_recall(f_test, f_syn, k=k)
+    report = {
+        "n_synthetic": n,
+        "n_real_train": len(train),
+        "n_real_test": len(test),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "fid": fid(f_syn, f_test),
+        "precision": precision,
+        "recall": recall,
+        "real_train_vs_test": {"kid": base_mean, "kid_std": base_std, "fid": fid(f_train, f_test)},
+        "memorisation": memorisation(f_syn, f_train, synthetic, train, f_test),
+    }
+    return report, synthetic
+
+
+def run_gan_eval(args) -> int:
+    from training.datasets import load_arrays, load_dataset
+    from training.gan.synthesize import load_generator
+    from training.gan.train import choose_labels
+
+    generator, sidecar = load_generator(args.generator)
+    classes = list(sidecar["classes"])
+    size = int(sidecar["size"])
+    dataset = load_dataset(args.data)
+    labels = choose_labels(classes, args.labels)
+    missing = [c for c in labels if c not in dataset.classes]
+    if missing:
+        raise UserError(f"{args.data} has no class folder for {missing}")
+    classifier = Path(args.classifier) if args.classifier else default_classifier()
+    out = Path(args.out) if args.out else Path(args.generator).parent / "gan_eval"
+    # Real images fitted as the generator's training images were (older sidecars: a crop).
+    fit = args.fit or sidecar.get("fit", "crop")
+    spec = InputSpec(size, size, fit, "none")
+    results = {
+        "feature_extractor": f'penultimate layer "{FEATURE_LAYER}" of {classifier} (not Inception)',
+        "generator": str(args.generator),
+        "data": str(args.data),
+        "split": args.split,
+        "fit": fit,
+        "labels": {},
+    }
+    for label in labels:
+        train_samples = [s for s in dataset.subset("train") if s.label == label]
+        test_samples = [s for s in dataset.subset(args.split) if s.label == label]
+        if len(test_samples) < 2 or len(train_samples) < 2:
+            raise UserError(f"{label}: need at least 2 train and 2 {args.split} images in {args.data}")
+        train, _ = load_arrays(dataset, train_samples, spec, progress=not args.json)
+        test, _ = load_arrays(dataset, test_samples, spec, progress=not args.json)
+        report, synthetic = evaluate_label(
+            generator, classes.index(label), train, test, n=args.n, seed=args.seed, classifier=classifier, k=args.k
+        )
+        save_closest_pairs(synthetic, train, report["memorisation"], out / f"closest_pairs_{label}.png")
+        results["labels"][label] = report
+    with atomic_write(out / "gan_eval.json") as handle:
+        json.dump(results, handle, indent=1)
+    if args.json:
+        print(json.dumps(_summary(results), indent=1))
+        return 0
+    print(f"features: {results['feature_extractor']}")
+    for label, r in results["labels"].items():
+        mem = r["memorisation"]
+        base = r["real_train_vs_test"]
+        print(
+            f"{label}: KID {r['kid']:.4f} +- {r['kid_std']:.4f} (real train vs test {base['kid']:.4f}), "
+            f"FID {r['fid']:.1f} (real {base['fid']:.1f}), precision {r['precision']:.2f}, recall {r['recall']:.2f}; "
+            f"nearest training image: feature distance min {mem['feature_distance_min']:.3g} "
+            f"(real test images: min {mem.get('real_test_distance_min', float('nan')):.3g}), "
+            f"pixel RMSE min {mem['pixel_rmse_min']:.3f}; possible copies {mem.get('possible_copies', 'n/a')} of {r['n_synthetic']}"
+        )
+    print(f"wrote gan_eval.json and closest_pairs_*.png to {out}")
+    return 0
+
+
+def _summary(results: dict) -> dict:
+    """The printed JSON: everything but the per-image lists (those stay in gan_eval.json)."""
+    per_image = ("feature_nn_index", "feature_nn_distance", "pixel_nn_index", "pixel_nn_rmse")
+    summary = dict(results, labels={})
+    for label, r in results["labels"].items():
+        mem = {k: v for k, v in r["memorisation"].items() if k not in per_image}
+        summary["labels"][label] = dict(r, memorisation=mem)
+    return summary

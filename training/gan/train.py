@@ -1,0 +1,124 @@
+"""The `gan` verb: train the class-conditional GAN on a data set's training split.
+
+Outputs in `--out`: `generator.keras` (the EMA generator: latent + label in, image in [-1, 1]
+out), `generator.json` (its sidecar: classes, size, latent size, modality, the command, data,
+time per epoch and in total, the hyperparameters), `config.json` (the hyperparameters),
+`samples/epoch_NNNN.png` (one grid per epoch, a row per class), `losses.csv`, and
+`checkpoint/` for `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+from retina_desktop.outputs.records import InputSpec
+from training.datasets import display_aspect, load_arrays, load_dataset
+from training.epochs import refuse_changed_config
+from training.gan.trainer import GanConfig, train_gan
+from training.provenance import this_run
+
+GENERATOR_FILE = "generator.keras"
+
+
+def choose_labels(classes: list[str], wanted: str | None) -> list[str]:
+    """The labels to train on, in the data set's order; all of them when `wanted` is empty."""
+    if not wanted:
+        return list(classes)
+    names = [w.strip() for w in wanted.split(",") if w.strip()]
+    missing = [n for n in names if n not in classes]
+    if missing:
+        raise UserError(f"--labels {', '.join(missing)}: not a class of the data set (classes: {', '.join(classes)})")
+    return [c for c in classes if c in names]
+
+
+FIT_FILE = "fit.json"  # how the training images were fitted: not a GanConfig field, yet a resume must keep it
+
+
+def refuse_changed_fit(out: Path, fit: str) -> None:
+    """`--resume` with another `--fit` would go on training on differently framed images."""
+    record = out / FIT_FILE
+    if not record.exists():  # a run started before fit.json was written: nothing to compare
+        return
+    saved = json.loads(record.read_text())["fit"]
+    if saved != fit:
+        raise UserError(f'"{out}" was trained on images fitted with --fit {saved}; resume with '
+                        f"--fit {saved} or start a new --out folder")
+
+
+def run_gan(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(args.data, seed=args.seed)
+    labels = choose_labels(dataset.classes, args.labels)
+    config = GanConfig(
+        size=args.size,
+        latent_dim=args.latent_dim,
+        width=args.width,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        g_learning_rate=args.learning_rate,
+        d_learning_rate=args.learning_rate,
+        loss=args.loss,
+        r1_gamma=args.r1_gamma,
+        ema_decay=args.ema_decay,
+        augment=args.augment,
+        ada_target=args.ada_target,
+        balance_classes=not args.data_mix,
+        seed=args.seed,
+        labels=tuple(labels),
+    )
+    config_file = out / "config.json"
+    if args.resume and config_file.exists():
+        refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
+        refuse_changed_fit(out, args.fit)
+    samples = [s for s in dataset.subset("train") if s.label in labels]
+    images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, args.fit, "none"))
+    # The data set's class indices -> positions in `labels`, the generator's label indices.
+    remap = np.array([labels.index(c) if c in labels else -1 for c in dataset.classes])
+    targets = remap[indices].astype(np.int32)
+    counts = {label: int(np.sum(targets == i)) for i, label in enumerate(labels)}
+    print(f"data: {dataset.root}, train split: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if min(counts.values()) == 0:
+        raise UserError(f"No training images for {[k for k, v in counts.items() if not v]} in {dataset.root}")
+    with atomic_write(config_file) as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+    with atomic_write(out / FIT_FILE) as handle:
+        json.dump({"fit": args.fit}, handle)
+
+    gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
+    if state.epoch < config.epochs:
+        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return 0
+    per_epoch = state.seconds / max(1, state.epoch)
+    print(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
+    atomic_save(out / GENERATOR_FILE, gan.ema_generator.save)
+    sidecar = {
+        "kind": "conditional generator (EMA weights)",
+        "classes": labels,
+        "size": config.size,
+        "latent_dim": config.latent_dim,
+        "modality": args.modality,
+        "fit": args.fit,
+        "display_aspect": display_aspect(dataset, samples, args.fit),
+        "inputs": {"latent": "standard normal (n, latent_dim) float32", "label": "(n,) int32 index into classes"},
+        "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
+        "note": "synthetic images: model output for augmentation and demonstration, not patient data",
+        "provenance": this_run(
+            data=str(Path(args.data)),
+            train_images=counts,
+            config=config.to_dict(),
+            epochs_trained=state.epoch,
+            seconds_per_epoch=round(per_epoch, 2),
+            training_seconds=round(state.seconds, 1),
+        ),
+    }
+    with atomic_write(out / "generator.json") as handle:
+        json.dump(sidecar, handle, indent=2)
+    print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
+    return 0
+

@@ -1,0 +1,443 @@
+"""The class-conditional GAN: builders, the `ConditionalGAN` trainer, its callbacks and loop.
+
+One generator serves every class: the label's embedding is concatenated with the latent and sets
+a per-class gain and bias after every batch norm, so a scarce class borrows what all fundus
+photos share (a bright disc on black, vessels) from the plentiful ones. The discriminator is a
+projection discriminator (Miyato & Koyama 2018) with spectral normalisation on every
+convolution and dense layer, the stabiliser that lets it be trained at the generator's pace
+without a gradient penalty, and a minibatch-spread feature against mode collapse; an optional
+R1 penalty is there for the non-saturating loss. DiffAugment on both of its inputs
+(`diffaugment`) is what keeps it from memorising a few hundred images. Sampling uses an
+exponential moving average (EMA) of the generator's weights, which gives visibly smoother images
+than the raw generator at any step.
+
+`ConditionalGAN` is a `keras.Model` subclass with its own `compile`, metric trackers and
+`train_step` (keras-io's `conditional_gan.py`). Training is `fit()` over a `tf.data` stream
+whose order depends only on (seed, epoch), and every random draw in `train_step` is stateless,
+keyed by (seed, step counter). The counter, the EMA copy, ADA's probability and both
+optimisers' slots are variables of the model, saved in each epoch's checkpoint, so `--resume`
+after an interruption reaches the same weights as a run straight through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save
+from retina_desktop.quiet import import_keras
+from retina_desktop.synthesis.generator_runtime import latents, to_uint8
+from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream
+from training.gan.diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
+
+# The trainer, its layer and its callback below subclass Keras classes, so this module loads
+# Keras (quietly) when imported; the verbs that only parse options import it when they run.
+keras = import_keras()
+import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
+
+LOSSES = ("hinge", "nonsaturating")
+# Purposes of the stateless random streams in a step: one seed each, folded with the step.
+_LATENT_D, _LATENT_G, _AUG_REAL, _AUG_FAKE_D, _AUG_FAKE_G, _FLIP = range(6)
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Every hyperparameter of one GAN run; saved beside its outputs."""
+
+    size: int = 128  # square images, a power of two >= 8
+    latent_dim: int = 128
+    width: int = 16  # channels at full resolution; doubled at each halving up to max_channels
+    max_channels: int = 256
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    beta_1: float = 0.0  # Adam betas of BigGAN / StyleGAN2: no first-moment lag in the duel
+    beta_2: float = 0.99
+    batch_size: int = 16
+    epochs: int = 100
+    loss: str = "hinge"
+    r1_gamma: float = 0.0  # 0 turns the R1 penalty off (spectral norm already bounds D)
+    ema_decay: float = 0.999
+    augment: str = "color,translation,cutout"
+    augment_p: float = 1.0  # probability per image and transform, when not adaptive
+    # > 0 adapts p (from 0) towards E[sign(D(real))] = target, ADA's 0.6. With p fixed at 1 our
+    # small spectrally normalised discriminator could not keep up: its hinge loss drifted to
+    # 1.9-2.0 (chance) within 5 epochs; adaptive, it holds at about 1.5 and the samples of the
+    # same step show discs, optic discs and vessels instead of blotches.
+    ada_target: float = 0.6
+    ada_images: float = 10_000  # images over which an adaptive p can move from 0 to 1
+    xflip: bool = True  # mirror reals: a mirrored left eye is a plausible right eye
+    # Every class equally often in each epoch (scarce classes drawn repeatedly). Drawn in the
+    # data's own mix, a class with 50 of 1,679 images was 3% of the steps and the generator
+    # ignored its label: the same latent made the same normal-looking fundus for any class.
+    balance_classes: bool = True
+    # A per-class gain and bias after every batch norm of the generator (conditional batch norm,
+    # as in SN-GAN's projection paper and BigGAN), on top of the label at the input. With the
+    # label at the input only, the 128 px fundus GAN drew the same image for cataract, diabetic
+    # retinopathy and glaucoma after 5,360 steps (only "normal" differed).
+    conditional_norm: bool = True
+    # The discriminator also sees how much the batch varies (ProGAN's minibatch standard
+    # deviation), so a generator that draws one image for every latent is easy to tell from
+    # real data. Without it, the OCT GAN collapsed to one B-scan per class within 50 epochs
+    # while its discriminator won (ADA's p climbing past 0.8). It was not enough alone: with the
+    # hinge loss the OCT GAN still collapsed; the non-saturating loss with R1 trained.
+    minibatch_std: bool = True
+    seed: int = 0
+    labels: tuple[str, ...] = ()  # the classes trained on, in label-index order
+    grid_columns: int = 8  # samples per class in each epoch's grid
+
+    def __post_init__(self) -> None:
+        if self.size < 8 or self.size & (self.size - 1):
+            raise ValueError(f"size must be a power of two >= 8, not {self.size}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        parse_policy(self.augment)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GanConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["labels"] = tuple(values.get("labels", ()))
+        values.setdefault("balance_classes", False)  # configs from before the option: the data's mix
+        values.setdefault("conditional_norm", False)  # ... and the label at the input only
+        values.setdefault("minibatch_std", False)
+        return cls(**values)
+
+
+def _channels(config: GanConfig, resolution: int) -> int:
+    return min(config.max_channels, config.width * (config.size // resolution))
+
+
+def _resolutions(config: GanConfig) -> list[int]:
+    """8, 16, ..., size: the resolutions the generator upsamples to."""
+    return [2**i for i in range(3, int(np.log2(config.size)) + 1)]
+
+
+def build_generator(config: GanConfig, num_classes: int, name: str = "generator"):
+    """(latent (n, latent_dim) floats, label (n,) ints) -> (n, size, size, 3) images in [-1, 1]."""
+    layers = keras.layers
+    latent = keras.Input((config.latent_dim,), name="latent")
+    label = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(num_classes, config.latent_dim, name="label_embedding")(label)
+    x = layers.Concatenate(name="latent_and_label")([latent, embedded])
+    base = _channels(config, 4)
+    x = layers.Dense(4 * 4 * base, use_bias=False, name="project")(x)
+    x = layers.Reshape((4, 4, base), name="to_4x4")(x)
+    x = _batch_norm(layers, config, num_classes, x, label, base, "4")
+    x = layers.ReLU(name="relu_4")(x)
+    for res in _resolutions(config):
+        # Nearest upsampling + convolution, not transposed convolution: no checkerboard.
+        x = layers.UpSampling2D(2, name=f"up_{res}")(x)
+        x = layers.Conv2D(_channels(config, res), 3, padding="same", use_bias=False, name=f"conv_{res}")(x)
+        x = _batch_norm(layers, config, num_classes, x, label, _channels(config, res), str(res))
+        x = layers.ReLU(name=f"relu_{res}")(x)
+    x = layers.Conv2D(3, 3, padding="same", name="to_rgb")(x)
+    image = layers.Activation("tanh", dtype="float32", name="image")(x)
+    return keras.Model([latent, label], image, name=name)
+
+
+def _batch_norm(layers, config: GanConfig, num_classes: int, x, label, channels: int, suffix: str):
+    """Batch norm; with `conditional_norm`, its gain and bias looked up by class (from 1 and 0)."""
+    if not config.conditional_norm:
+        return layers.BatchNormalization(name=f"bn_{suffix}")(x)
+    x = layers.BatchNormalization(center=False, scale=False, name=f"bn_{suffix}")(x)
+    per_class = {}
+    for part, start in (("gain", "ones"), ("bias", "zeros")):
+        values = layers.Embedding(num_classes, channels, embeddings_initializer=start,
+                                  name=f"{part}_{suffix}")(label)
+        per_class[part] = layers.Reshape((1, 1, channels), name=f"map_{part}_{suffix}")(values)
+    x = layers.Multiply(name=f"scale_{suffix}")([x, per_class["gain"]])
+    return layers.Add(name=f"shift_{suffix}")([x, per_class["bias"]])
+
+
+def build_discriminator(config: GanConfig, num_classes: int, name: str = "discriminator"):
+    """(image (n, size, size, 3) in [-1, 1], label (n,)) -> (n, 1) realness logits.
+
+    Projection: logit = w . phi(x) + embed(y) . phi(x), so the label is judged against the
+    image's features rather than merely appended to them.
+    """
+    layers = keras.layers
+    sn = layers.SpectralNormalization
+    image = keras.Input((config.size, config.size, 3), name="image")
+    label = keras.Input((), dtype="int32", name="label")
+    x = sn(layers.Conv2D(_channels(config, config.size), 3, padding="same"), name="conv_in")(image)
+    x = layers.LeakyReLU(0.2, name="lrelu_in")(x)
+    for res in reversed(_resolutions(config)):  # size -> size/2 ... 8 -> 4
+        x = sn(layers.Conv2D(_channels(config, res // 2), 4, strides=2, padding="same"), name=f"down_{res}")(x)
+        x = layers.LeakyReLU(0.2, name=f"lrelu_{res}")(x)
+    if config.minibatch_std:
+        x = MinibatchStddev(name="batch_spread")(x)
+    x = sn(layers.Conv2D(_channels(config, 4), 3, padding="same"), name="conv_4")(x)
+    x = layers.LeakyReLU(0.2, name="lrelu_4")(x)
+    # Sum, not mean, over the 4 x 4 positions (SN-GAN's global sum pooling). Spectral norm caps
+    # every layer's gain at 1, and averaging divides by 16 more: with the mean, the logits of
+    # real and generated images stayed within +-0.2 of each other for whole runs (hinge loss
+    # at 2.0, a discriminator at chance), so the generator learned from noise.
+    features = layers.GlobalAveragePooling2D(name="pool")(x)
+    features = layers.Rescaling(4 * 4, name="sum_pool")(features)
+    unconditional = sn(layers.Dense(1), name="realness")(features)
+    embedded = layers.Embedding(num_classes, _channels(config, 4), name="label_embedding")(label)
+    projection = layers.Dot(axes=1, name="projection")([embedded, features])
+    logits = layers.Add(name="logits")([unconditional, projection])
+    return keras.Model([image, label], logits, name=name)
+
+
+class MinibatchStddev(keras.layers.Layer):
+    """Appends one feature map holding the batch's spread: the standard deviation of each
+    feature over the batch, averaged over features and positions (Karras et al. 2018)."""
+
+    def call(self, x):
+        spread = keras.ops.mean(keras.ops.sqrt(keras.ops.var(x, axis=0) + 1e-8))
+        return keras.ops.concatenate([x, keras.ops.ones_like(x[..., :1]) * spread], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
+class ConditionalGAN(keras.Model):
+    """Generator, discriminator and the EMA generator, trained together by `fit()`.
+
+    `fit` takes batches of (uint8 images, int labels); fakes are drawn for the same labels,
+    so each class is generated as often as it appears in the data.
+    """
+
+    def __init__(self, config: GanConfig, num_classes: int, **kwargs):
+        super().__init__(name="conditional_gan", **kwargs)
+        self.config = config
+        self.num_classes = num_classes
+        self.generator = build_generator(config, num_classes)
+        self.discriminator = build_discriminator(config, num_classes)
+        self.ema_generator = build_generator(config, num_classes, name="ema_generator")
+        self.ema_generator.set_weights(self.generator.get_weights())
+        self.ema_generator.trainable = False
+        self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        start_p = 0.0 if config.ada_target > 0 else config.augment_p
+        self.augment_p = keras.Variable(start_p, dtype="float32", trainable=False, name="augment_p")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.real_score_tracker = keras.metrics.Mean(name="real_score")
+        self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
+        self.policy = parse_policy(config.augment)
+        self.built = True
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Built now, so that a checkpoint's optimiser slots have variables to load into.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+
+    def call(self, inputs, training=False):
+        return self.ema_generator(inputs, training=training)
+
+    def _seed(self, purpose: int):
+        base = tf.constant([self.config.seed, purpose], dtype=tf.int64)
+        return tf.random.experimental.stateless_fold_in(base, self.step_counter.value)
+
+    def _augment(self, images, purpose: int):
+        if not self.policy:
+            return images
+        return diff_augment(images, self._seed(purpose), self.policy, self._probability())
+
+    def _probability(self):
+        if self.config.ada_target > 0:
+            return self.augment_p.value
+        return self.config.augment_p  # a Python float: skips the gate when it is 1
+
+    def train_step(self, data):
+        images, labels = data
+        config = self.config
+        real = tf.cast(images, tf.float32) / 127.5 - 1.0
+        if config.xflip:
+            real = random_flip(real, self._seed(_FLIP))
+        batch = tf.shape(real)[0]
+        z = tf.random.stateless_normal([batch, config.latent_dim], self._seed(_LATENT_D))
+        fake = self.generator([z, labels], training=True)
+
+        with tf.GradientTape() as tape:
+            real_in = self._augment(real, _AUG_REAL)
+            if config.r1_gamma > 0:
+                with tf.GradientTape() as r1_tape:
+                    r1_tape.watch(real_in)
+                    real_logits = self.discriminator([real_in, labels], training=True)
+                    total = tf.reduce_sum(real_logits)  # on the tape, or its gradient is None
+                grads = r1_tape.gradient(total, real_in)
+                r1 = 0.5 * config.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(grads), [1, 2, 3]))
+            else:
+                real_logits = self.discriminator([real_in, labels], training=True)
+                r1 = 0.0
+            fake_logits = self.discriminator([self._augment(fake, _AUG_FAKE_D), labels], training=True)
+            if config.loss == "hinge":
+                d_loss = tf.reduce_mean(tf.nn.relu(1 - real_logits)) + tf.reduce_mean(tf.nn.relu(1 + fake_logits))
+            else:
+                d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
+            d_total = d_loss + r1
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(tape.gradient(d_total, d_vars), d_vars)
+
+        z = tf.random.stateless_normal([batch, config.latent_dim], self._seed(_LATENT_G))
+        with tf.GradientTape() as tape:
+            generated = self.generator([z, labels], training=True)
+            logits = self.discriminator([self._augment(generated, _AUG_FAKE_G), labels], training=True)
+            if config.loss == "hinge":
+                g_loss = -tf.reduce_mean(logits)
+            else:
+                g_loss = tf.reduce_mean(tf.nn.softplus(-logits))
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+
+        self._update_ema()
+        if config.ada_target > 0:
+            self.augment_p.assign(
+                adapt_probability(self.augment_p.value, real_logits, config.ada_target,
+                                  config.batch_size, config.ada_images)
+            )
+        self.step_counter.assign_add(1)
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.real_score_tracker.update_state(tf.reduce_mean(real_logits))
+        self.fake_score_tracker.update_state(tf.reduce_mean(fake_logits))
+        logs = {m.name: m.result() for m in self.metrics}
+        logs["augment_p"] = self.augment_p.value
+        return logs
+
+    def _update_ema(self):
+        # Ramped decay: early on the EMA follows the generator closely instead of being
+        # dragged towards the random initial weights for thousands of steps.
+        step = tf.cast(self.step_counter.value, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        # All weights, moving batch-norm statistics included, in the builders' fixed order.
+        for ema, weight in zip(self.ema_generator.weights, self.generator.weights):
+            ema.assign(decay * ema.value + (1.0 - decay) * tf.cast(weight.value, ema.dtype))
+
+
+def make_gan(config: GanConfig, num_classes: int):
+    """A compiled `ConditionalGAN` with freshly initialised, seeded weights."""
+    keras.utils.set_random_seed(config.seed)
+    gan = ConditionalGAN(config, num_classes)
+    adam = keras.optimizers.Adam
+    gan.compile(
+        g_optimizer=adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
+        d_optimizer=adam(config.d_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
+    )
+    return gan
+
+
+def sample(generator, labels, seed: int, start: int = 0, batch_size: int = 64) -> np.ndarray:
+    """uint8 images from `generator` for `labels`, latent i = latents(seed, start + i)."""
+    labels = np.asarray(labels, dtype=np.int32)
+    latent_dim = int(generator.inputs[0].shape[-1])
+    out = []
+    for begin in range(0, len(labels), batch_size):
+        chunk = labels[begin : begin + batch_size]
+        z = latents(seed, range(start + begin, start + begin + len(chunk)), latent_dim)
+        out.append(to_uint8(generator([z, chunk], training=False)))
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(generator.outputs[0].shape[1:]), np.uint8)
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+    """(rows * cols, h, w, 3) -> one (rows * h, cols * w, 3) image."""
+    n, h, w, c = images.shape
+    cols = n // rows
+    return images[: rows * cols].reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """A PNG per epoch from the EMA generator: one row per class, fixed latents, so the grids of
+    successive epochs can be compared image by image. It also logs (to losses.csv) how much the
+    grid varies along each axis: the two ways our GANs failed, put in numbers."""
+
+    def __init__(self, folder: Path, num_classes: int, columns: int, seed: int):
+        super().__init__()
+        self.folder, self.num_classes, self.columns, self.seed = folder, num_classes, columns, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        images = save_grid(self.model.ema_generator, self.num_classes, self.columns, self.seed,
+                           self.folder / f"epoch_{epoch + 1:04d}.png")
+        if logs is not None:
+            logs.update(grid_spread(images, self.num_classes))
+
+
+def grid_spread(images: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Pixel standard deviation (on [0, 1]) of a (classes x columns) grid, averaged:
+
+    - `latent_spread`, across the latents of one class: near 0 when the generator draws one
+      image whatever the latent (mode collapse);
+    - `label_spread`, across the classes of one latent: near 0 when it ignores the label.
+    """
+    rows = images.reshape(num_classes, -1, *images.shape[1:]).astype(np.float64) / 255.0
+    spread = {"latent_spread": float(rows.std(axis=1).mean())}
+    spread["label_spread"] = float(rows.std(axis=0).mean()) if num_classes > 1 else float("nan")
+    return spread
+
+
+def save_grid(generator, num_classes: int, columns: int, seed: int, path: Path) -> np.ndarray:
+    """Write a (classes x columns) grid of samples, latent j shared by every row; return them."""
+    from PIL import Image
+
+    labels = np.repeat(np.arange(num_classes), columns)
+    latent_dim = int(generator.inputs[0].shape[-1])
+    z = np.tile(latents(seed, range(columns), latent_dim), (num_classes, 1))
+    images = to_uint8(generator([z, labels.astype(np.int32)], training=False))
+    atomic_save(path, Image.fromarray(image_grid(images, num_classes)).save)
+    return images
+
+
+def train_gan(
+    config: GanConfig,
+    images: np.ndarray,
+    labels: np.ndarray,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after_epochs: int | None = None,
+    verbose: int | str = "auto",
+    log=print,
+):
+    """Train on uint8 `images` (n, size, size, 3) with int `labels`; return (gan, TrainState).
+
+    Writes out_dir/checkpoint/ (resumable state), out_dir/samples/epoch_NNNN.png and
+    out_dir/losses.csv. `stop_after_epochs` ends early as if interrupted (tests of resume).
+    """
+    if images.shape[1:] != (config.size, config.size, 3):
+        raise ValueError(f"images have shape {images.shape[1:]}, expected {(config.size, config.size, 3)}")
+    num_classes = len(config.labels) if config.labels else int(labels.max()) + 1
+    tf.config.experimental.enable_op_determinism()
+    checkpoint = CheckpointFolder(out_dir / "checkpoint")
+    gan = make_gan(config, num_classes)
+    state = checkpoint.open(gan, config, resume=resume)
+    if state.epoch:
+        log(f"resuming after epoch {state.epoch} of {config.epochs}")
+    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    if state.epoch >= last_epoch:
+        return gan, state
+    labels = labels.astype(np.int32)
+    stream, steps = epoch_stream((images, labels), config.batch_size, config.seed, state.epoch, config.epochs,
+                                 balance_by=labels if config.balance_classes else None)
+    clock, write_checkpoint = epoch_callbacks(state, checkpoint, last_epoch, log)
+    gan.fit(
+        stream,
+        epochs=last_epoch,
+        initial_epoch=state.epoch,
+        steps_per_epoch=steps,
+        verbose=verbose,
+        shuffle=False,  # the stream is already in its (seed, epoch) order
+        callbacks=[
+            clock,
+            # Before the logger: the grid adds its spreads to the epoch's logs.
+            SampleGrid(out_dir / "samples", num_classes, config.grid_columns, config.seed),
+            keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
+            write_checkpoint,
+        ],
+    )
+    return gan, state
