@@ -7,6 +7,7 @@ weights, bit for bit. This module owns what they share:
 - `TrainState`: what a checkpoint keeps beyond the weights, in one state.json format for all;
 - `CheckpointFolder`: resumes a checkpoint folder (refusing changed settings) or clears it, and
   writes each epoch's checkpoint atomically;
+- `last_epoch_of_call`: where a resumed run picks up, and where this call stops;
 - `epoch_callbacks`: the epoch clock (its time in the logs, its line in the log) and the
   checkpoint writer, which a trainer puts around callbacks of its own (the classifier's
   validation and early stopping, the GANs' sample grids and CSV logs);
@@ -33,7 +34,6 @@ import numpy as np
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
-
 
 # The best weights' name in the classifier's checkpoints from before files were named per epoch.
 LEGACY_BEST = "best.weights.h5"
@@ -137,6 +137,15 @@ def refuse_changed_config(config_file: Path, saved, config, may_change: tuple[st
             f'"{config_file}" was trained with other settings than these ({details}); resume with the same '
             f"options (only {allowed} may change) or start a new --out folder"
         )
+
+
+def last_epoch_of_call(state: TrainState, epochs: int, stop_after_epochs: int | None, log, detail: str = "") -> int:
+    """The epoch this call trains up to, after telling `log` where a resumed run picks up
+    (`detail` adds what the trainer knows of it). `stop_after_epochs` ends the call early as if
+    it were interrupted, which is how the tests of resume interrupt a run."""
+    if state.epoch:
+        log(f"resuming after epoch {state.epoch} of {epochs}{detail}")
+    return epochs if stop_after_epochs is None else min(epochs, stop_after_epochs)
 
 
 def epoch_callbacks(state: TrainState, checkpoint: CheckpointFolder, epochs: int, log, describe=None) -> list:

@@ -24,7 +24,7 @@ from retina_desktop.errors import UserError
 from retina_desktop.imaging.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch
 from retina_desktop.quiet import import_keras
-from training.epochs import CheckpointFolder, TrainState, epoch_callbacks
+from training.epochs import CheckpointFolder, TrainState, epoch_callbacks, last_epoch_of_call
 
 ARCHITECTURES = (
     "small", "vgg16", "mobilenetv2", "efficientnetb0", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
@@ -211,9 +211,8 @@ def train_classifier(
     trainer, classifier = build_trainer(config, num_classes, augment)
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
     state = checkpoint.open(trainer, config, resume=resume, may_change=RESUMABLE_FIELDS)
-    if state.epoch:
-        log(f"resuming after epoch {state.epoch} (best val AUC {state.best_score:.4f})")
-    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    last_epoch = last_epoch_of_call(state, config.epochs, stop_after_epochs, log,
+                                    f" (best val AUC {state.best_score:.4f})")
     if state.epoch < last_epoch and state.wait < config.patience:
         batches, steps = epoch_batches(config, train, num_classes, state.epoch, last_epoch)
 

@@ -30,13 +30,13 @@ import numpy as np
 from retina_desktop.atomic import atomic_save
 from retina_desktop.quiet import import_keras
 from retina_desktop.synthesis.generator_runtime import latents, to_uint8
-from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream
+from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
 from training.gan.diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
 
 # The trainer, its layer and its callback below subclass Keras classes, so this module loads
 # Keras (quietly) when imported; the verbs that only parse options import it when they run.
 keras = import_keras()
-import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
+import tensorflow as tf
 
 LOSSES = ("hinge", "nonsaturating")
 # Purposes of the stateless random streams in a step: one seed each, folded with the step.
@@ -416,9 +416,7 @@ def train_gan(
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
     gan = make_gan(config, num_classes)
     state = checkpoint.open(gan, config, resume=resume)
-    if state.epoch:
-        log(f"resuming after epoch {state.epoch} of {config.epochs}")
-    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    last_epoch = last_epoch_of_call(state, config.epochs, stop_after_epochs, log)
     if state.epoch >= last_epoch:
         return gan, state
     labels = labels.astype(np.int32)

@@ -27,14 +27,14 @@ import numpy as np
 from retina_desktop.atomic import atomic_save
 from retina_desktop.quiet import import_keras
 from retina_desktop.synthesis.vessel_synthesis import to_uint8
-from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream
+from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
 from training.pix2pix.config import Pix2PixConfig
 from training.pix2pix.data import augment, style_indices
 
 # The trainer, its learning-rate schedule and its callback below subclass Keras classes, so this
 # module loads Keras (quietly) when imported; the verbs that only parse options do not import it.
 keras = import_keras()
-import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
+import tensorflow as tf
 
 # Purposes of the stateless random streams in a step.
 _AUGMENT, _DROPOUT = range(2)
@@ -299,9 +299,7 @@ def train_pix2pix(
     _, steps = epoch_stream((sources, targets), config.batch_size, config.seed, 0, config.epochs)
     model = make_pix2pix(config, steps)
     state = checkpoint.open(model, config, resume=resume)
-    if state.epoch:
-        log(f"resuming after epoch {state.epoch} of {config.epochs}")
-    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    last_epoch = last_epoch_of_call(state, config.epochs, stop_after_epochs, log)
     if state.epoch >= last_epoch:
         return model, state
     stream, steps = epoch_stream((sources, targets), config.batch_size, config.seed, state.epoch, config.epochs)
