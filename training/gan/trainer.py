@@ -36,7 +36,7 @@ from training.gan.diffaugment import adapt_probability, diff_augment, parse_poli
 # The trainer, its layer and its callback below subclass Keras classes, so this module loads
 # Keras (quietly) when imported; the verbs that only parse options import it when they run.
 keras = import_keras()
-import tensorflow as tf
+import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
 
 LOSSES = ("hinge", "nonsaturating")
 # Purposes of the stateless random streams in a step: one seed each, folded with the step.

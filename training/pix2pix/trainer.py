@@ -34,7 +34,7 @@ from training.pix2pix.data import augment, style_indices
 # The trainer, its learning-rate schedule and its callback below subclass Keras classes, so this
 # module loads Keras (quietly) when imported; the verbs that only parse options do not import it.
 keras = import_keras()
-import tensorflow as tf
+import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
 
 # Purposes of the stateless random streams in a step.
 _AUGMENT, _DROPOUT = range(2)
