@@ -20,8 +20,9 @@ from tests.conftest import class_folders
 from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset
 from training.experiments import pipeline
-from training.experiments.pipeline import CORE_CONDITIONS, RunKey, samples_fingerprint, scarce_cut
+from training.experiments.pipeline import RunKey, samples_fingerprint, scarce_cut
 from training.experiments.report import _differences_table, judge_target, metric_names, summarise
+from training.experiments.runs import CORE_CONDITIONS
 
 TOY = ["--scarce", "glaucoma", "--scarce-n", "4", "--seeds", "0", "--size", "16", "--width-multiplier", "0.25",
        "--epochs", "1", "--batch-size", "8", "--gan-size", "16", "--gan-width", "4", "--gan-latent-dim", "8",

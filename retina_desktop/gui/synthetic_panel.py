@@ -12,7 +12,7 @@ import tkinter as tk
 from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,9 @@ from retina_desktop.synthesis.samples import (
     shipped_generators,
     vary,
 )
+
+if TYPE_CHECKING:  # only the annotation needs it
+    from retina_desktop.gui.service_api import ClassifierService
 
 COUNTS = (4, 8, 16, 32, 64)
 CHUNK = 8  # images per generator call, so progress moves and a 64-grid still feels quick

@@ -48,10 +48,8 @@ from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from training.experiments.report import write_report
 from training.experiments.runs import (
-    CLASSIFIERS,
     CONDITIONS,
     CONFIG_FILE,
-    CORE_CONDITIONS,
     FILTERED_CONDITIONS,
     RESULT_FILE,
     SELECTION,
