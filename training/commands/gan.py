@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adapt the augment probability towards this E[sign(D(real))] (ADA); 0: always augment")
     parser.add_argument("--data-mix", action="store_true",
                         help="draw classes in the data's own proportions, not equally often")
+    parser.add_argument("--init-generator",
+                        help="start the generator from this trained generator (.keras, same classes, size and "
+                             "--width) instead of random weights: fine-tuning it on --data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)

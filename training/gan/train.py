@@ -69,6 +69,7 @@ def run_gan(args) -> int:
         augment=args.augment,
         ada_target=args.ada_target,
         balance_classes=not args.data_mix,
+        init_generator=args.init_generator or "",
         seed=args.seed,
         labels=tuple(labels),
     )

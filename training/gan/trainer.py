@@ -84,6 +84,9 @@ class GanConfig:
     # while its discriminator won (ADA's p climbing past 0.8). It was not enough alone: with the
     # hinge loss the OCT GAN still collapsed; the non-saturating loss with R1 trained.
     minibatch_std: bool = True
+    # A trained generator (.keras) whose weights the generator starts from, instead of random
+    # ones (`warm_start`); "" for none. The discriminator always starts from random weights.
+    init_generator: str = ""
     seed: int = 0
     labels: tuple[str, ...] = ()  # the classes trained on, in label-index order
     grid_columns: int = 8  # samples per class in each epoch's grid
@@ -416,6 +419,11 @@ def train_gan(
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
     gan = make_gan(config, num_classes)
     state = checkpoint.open(gan, config, resume=resume)
+    if state.epoch == 0 and config.init_generator:  # a resumed run has its own weights already
+        from training.gan.warm_start import warm_start
+
+        warm_start(gan, config.init_generator)
+        log(f"generator started from {config.init_generator}")
     last_epoch = last_epoch_of_call(state, config.epochs, stop_after_epochs, log)
     if state.epoch >= last_epoch:
         return gan, state
