@@ -294,3 +294,68 @@ def test_resume_refuses_another_fit(tmp_path, monkeypatch):
     assert main(options + ["--epochs", "2", "--fit", "crop", "--resume"]) == 1
     assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
     assert main(options + ["--epochs", "2", "--fit", "stretch", "--resume"]) == 0
+
+
+def _saved_generator(folder, config, classes=("a", "b")):
+    """A generator of `config` saved as a .keras file with the sidecar `gan` would write."""
+    from retina_desktop.quiet import import_keras
+
+    import_keras().utils.set_random_seed(1)
+    generator = build_generator(config, len(classes))
+    for layer in generator.layers:  # non-trivial gains and biases, so a copy that drops them shows
+        if layer.name.startswith("bn_") and not config.conditional_norm:
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * 1.5, beta + 0.2, mean + 0.1, var * 2.0])
+    folder.mkdir(parents=True, exist_ok=True)
+    generator.save(folder / "generator.keras")
+    (folder / "generator.json").write_text(json.dumps({
+        "kind": "conditional generator (EMA weights)", "classes": list(classes),
+        "size": config.size, "latent_dim": config.latent_dim}))
+    return generator, folder / "generator.keras"
+
+
+def test_a_plain_batch_norm_generator_starts_a_conditional_one_drawing_the_same_images(tmp_path):
+    from training.gan.trainer import make_gan
+    from training.gan.warm_start import warm_start
+
+    plain = dataclasses.replace(TINY, conditional_norm=False)
+    source, path = _saved_generator(tmp_path / "old", plain)
+    gan = make_gan(dataclasses.replace(TINY, init_generator=str(path)), 2)
+    z = latents(5, range(4), TINY.latent_dim)
+    labels = np.array([0, 1, 0, 1], np.int32)
+    fresh = np.asarray(gan.ema_generator([z, labels], training=False))
+    warm_start(gan, path)
+    want = np.asarray(source([z, labels], training=False))
+    for generator in (gan.generator, gan.ema_generator):
+        assert np.allclose(np.asarray(generator([z, labels], training=False)), want, atol=1e-5)
+    assert not np.allclose(fresh, want, atol=1e-3)  # random weights drew something else
+
+
+def test_init_generator_refuses_other_classes_or_widths_in_one_line(tmp_path):
+    from retina_desktop.errors import UserError
+    from training.gan.trainer import make_gan
+    from training.gan.warm_start import warm_start
+
+    _, other_classes = _saved_generator(tmp_path / "classes", TINY, classes=("a", "c"))
+    _, wider = _saved_generator(tmp_path / "wide", dataclasses.replace(TINY, width=16))
+    gan = make_gan(TINY, 2)
+    with pytest.raises(UserError, match="classes a, c are not the run's"):
+        warm_start(gan, other_classes)
+    with pytest.raises(UserError, match="other shapes; train with the same --width"):
+        warm_start(gan, wider)
+    with pytest.raises(UserError, match="no such file"):
+        warm_start(gan, tmp_path / "missing.keras")
+
+
+@pytest.mark.slow
+def test_a_warm_started_run_resumes_to_the_same_weights(tmp_path):
+    """The start is taken once: a resumed run keeps its checkpoint, not the source's weights."""
+    images, labels = _toy()
+    _, path = _saved_generator(tmp_path / "old", dataclasses.replace(TINY, conditional_norm=False))
+    config = dataclasses.replace(TINY, epochs=2, init_generator=str(path))
+    quiet = dict(verbose=0, log=lambda *_: None)
+    straight, _ = train_gan(config, images, labels, tmp_path / "a", **quiet)
+    train_gan(config, images, labels, tmp_path / "b", stop_after_epochs=1, **quiet)
+    resumed, _ = train_gan(config, images, labels, tmp_path / "b", resume=True, **quiet)
+    for a, b in zip(straight.ema_generator.get_weights(), resumed.ema_generator.get_weights()):
+        assert np.allclose(a, b, atol=1e-6)
