@@ -251,7 +251,7 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     out = tmp_path / "gan"
     assert main(["gan", "--data", str(root), "--out", str(out), "--labels", "glaucoma,cataract",
                  "--size", "16", "--width", "8", "--latent-dim", "16", "--epochs", "2",
-                 "--batch-size", "4"]) == 0
+                 "--batch-size", "4", "--d-learning-rate", "4e-4"]) == 0
     for name in ("generator.keras", "generator.json", "config.json", "losses.csv",
                  "samples/epoch_0001.png", "samples/epoch_0002.png", "checkpoint/state.json"):
         assert (out / name).exists(), name
@@ -260,6 +260,8 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     assert sidecar["latent_dim"] == 16 and sidecar["provenance"]["seconds_per_epoch"] > 0
     assert "command" in sidecar["provenance"] and sidecar["provenance"]["data"] == str(root)
     assert sidecar["fit"] == "crop" and sidecar["display_aspect"] == 1.0  # how gan-eval fits real images
+    config = sidecar["provenance"]["config"]
+    assert (config["g_learning_rate"], config["d_learning_rate"], config["init_generator"]) == (2e-4, 4e-4, "")
     logged = list(csv.DictReader(open(out / "losses.csv")))
     assert len(logged) == 2 and all(0 <= float(row["latent_spread"]) <= 1 for row in logged)
 

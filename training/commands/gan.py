@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--d-learning-rate", type=float,
+                        help="the discriminator's own learning rate (default: --learning-rate); a faster "
+                             "discriminator than generator is the two time-scale rule (TTUR)")
     parser.add_argument("--loss", choices=("hinge", "nonsaturating"), default="hinge")
     parser.add_argument("--r1-gamma", type=float, default=0.0)
     parser.add_argument("--ema-decay", type=float, default=0.999)

@@ -62,7 +62,7 @@ def run_gan(args) -> int:
         batch_size=args.batch_size,
         epochs=args.epochs,
         g_learning_rate=args.learning_rate,
-        d_learning_rate=args.learning_rate,
+        d_learning_rate=args.d_learning_rate or args.learning_rate,
         loss=args.loss,
         r1_gamma=args.r1_gamma,
         ema_decay=args.ema_decay,
