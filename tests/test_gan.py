@@ -361,3 +361,14 @@ def test_a_warm_started_run_resumes_to_the_same_weights(tmp_path):
     resumed, _ = train_gan(config, images, labels, tmp_path / "b", resume=True, **quiet)
     for a, b in zip(straight.ema_generator.get_weights(), resumed.ema_generator.get_weights()):
         assert np.allclose(a, b, atol=1e-6)
+
+
+def test_the_discriminator_can_be_wider_than_the_generator():
+    wide = dataclasses.replace(TINY, d_width=2 * TINY.width)
+    assert wide.to_dict()["d_width"] == 16 and GanConfig.from_dict(TINY.to_dict()).d_width == 0
+    narrow_d, wide_d = build_discriminator(TINY, 2), build_discriminator(wide, 2)
+    assert wide_d.get_layer("conv_in").layer.filters == 2 * narrow_d.get_layer("conv_in").layer.filters
+    assert wide_d.count_params() > narrow_d.count_params()
+    assert build_generator(wide, 2).count_params() == build_generator(TINY, 2).count_params()
+    images = np.zeros((2, 16, 16, 3), np.float32)
+    assert tuple(wide_d([images, np.array([0, 1], np.int32)]).shape) == (2, 1)

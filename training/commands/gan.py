@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "B-scans, shown at their own proportions again in the app)")
     parser.add_argument("--latent-dim", type=int, default=128)
     parser.add_argument("--width", type=int, default=16, help="channels at full resolution")
+    parser.add_argument("--d-width", type=int, default=0,
+                        help="the discriminator's channels at full resolution (default: --width)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-4)

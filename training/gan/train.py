@@ -59,6 +59,7 @@ def run_gan(args) -> int:
         size=args.size,
         latent_dim=args.latent_dim,
         width=args.width,
+        d_width=args.d_width,
         batch_size=args.batch_size,
         epochs=args.epochs,
         g_learning_rate=args.learning_rate,
