@@ -333,6 +333,23 @@ def test_a_plain_batch_norm_generator_starts_a_conditional_one_drawing_the_same_
     assert not np.allclose(fresh, want, atol=1e-3)  # random weights drew something else
 
 
+def test_a_conditional_generator_starts_another_by_straight_copy(tmp_path):
+    from training.gan.trainer import make_gan
+    from training.gan.warm_start import warm_start
+
+    source, path = _saved_generator(tmp_path / "old", TINY)
+    for layer in source.layers:  # per-class gains that differ, so a copy that skips them shows
+        if layer.name.startswith("gain_"):
+            (gains,) = layer.get_weights()
+            layer.set_weights([gains * np.array([[0.5], [2.0]], np.float32)])
+    source.save(path)
+    gan = make_gan(TINY, 2)
+    warm_start(gan, path)
+    z, labels = latents(2, range(2), TINY.latent_dim), np.array([0, 1], np.int32)
+    assert np.allclose(np.asarray(gan.ema_generator([z, labels], training=False)),
+                       np.asarray(source([z, labels], training=False)), atol=1e-5)
+
+
 def test_init_generator_refuses_other_classes_or_widths_in_one_line(tmp_path):
     from retina_desktop.errors import UserError
     from training.gan.trainer import make_gan
@@ -347,6 +364,14 @@ def test_init_generator_refuses_other_classes_or_widths_in_one_line(tmp_path):
         warm_start(gan, wider)
     with pytest.raises(UserError, match="no such file"):
         warm_start(gan, tmp_path / "missing.keras")
+
+
+def test_the_cli_refuses_a_missing_init_generator_before_training(tmp_path, capsys):
+    root = class_folders(tmp_path / "data", ["cataract", "glaucoma"], per_class=4, size=32)
+    assert main(["gan", "--data", str(root), "--out", str(tmp_path / "gan"), "--size", "16",
+                 "--init-generator", str(tmp_path / "nowhere.keras")]) == 1
+    assert "nowhere.keras: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "gan" / "checkpoint").exists()
 
 
 @pytest.mark.slow

@@ -78,6 +78,11 @@ def run_gan(args) -> int:
     if args.resume and config_file.exists():
         refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
         refuse_changed_fit(out, args.fit)
+    resuming = args.resume and (out / "checkpoint" / "state.json").exists()
+    if config.init_generator and not resuming:  # before minutes of decoding, not after
+        from training.gan.warm_start import check_source_generator
+
+        check_source_generator(config.init_generator, labels, config.size, config.latent_dim)
     samples = [s for s in dataset.subset("train") if s.label in labels]
     images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, args.fit, "none"))
     # The data set's class indices -> positions in `labels`, the generator's label indices.

@@ -23,10 +23,9 @@ from retina_desktop.errors import UserError
 from retina_desktop.synthesis.generator_runtime import read_generator_info
 
 
-def load_source_generator(path: str | Path, labels: tuple[str, ...], size: int, latent_dim: int):
-    """The Keras generator at `path`, after checking that its classes and shapes fit the run."""
-    from retina_desktop.quiet import import_keras
-
+def check_source_generator(path: str | Path, labels, size: int, latent_dim: int) -> Path:
+    """`path`, after checking from its sidecar alone that it can start this run: before the
+    training images are decoded, so that a wrong path costs seconds, not minutes."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--init-generator {path}: no such file")
@@ -37,6 +36,14 @@ def load_source_generator(path: str | Path, labels: tuple[str, ...], size: int, 
     if info.size != size or info.latent_dim != latent_dim:
         raise UserError(f"--init-generator {path}: {info.size} px with a latent of {info.latent_dim}, "
                         f"the run asks for {size} px and {latent_dim}")
+    return path
+
+
+def load_source_generator(path: str | Path, labels, size: int, latent_dim: int):
+    """The Keras generator at `path`, after `check_source_generator`."""
+    from retina_desktop.quiet import import_keras
+
+    path = check_source_generator(path, labels, size, latent_dim)
     keras = import_keras()
     try:
         return keras.models.load_model(path, compile=False)
@@ -45,27 +52,34 @@ def load_source_generator(path: str | Path, labels: tuple[str, ...], size: int, 
 
 
 def copy_generator_weights(source, target) -> None:
-    """Every layer of `target` takes `source`'s weights of the same name; plain batch norm's
-    gain and bias become every class's gain and bias. A layer of `target` with no counterpart
-    (or one of another shape) is an error: a half-copied generator is not what was asked for."""
+    """Every layer of `target` takes `source`'s weights of the same name and shapes; a plain
+    batch norm's gain and bias become every class's gain and bias. A layer left without weights
+    is an error: a half-copied generator is not what was asked for."""
     by_name = {layer.name: layer for layer in source.layers}
-    per_class = _per_class_norms(target)
-    filled_with_norms = {name for pair in per_class.values() for name in pair}
+    left = {}  # target layers not copied: name -> why
     for layer in target.layers:
-        if not layer.weights or layer.name in filled_with_norms:
+        if not layer.weights:
             continue
         old = by_name.get(layer.name)
         if old is None:
-            raise UserError(f"--init-generator: it has no layer {layer.name!r} to start that layer from")
-        if layer.name in per_class:  # conditional batch norm fed from plain batch norm
-            _split_batch_norm(old, layer, target.get_layer(per_class[layer.name][0]),
-                              target.get_layer(per_class[layer.name][1]))
-            continue
-        weights = old.get_weights()
-        if [w.shape for w in weights] != [tuple(v.shape) for v in layer.weights]:
-            raise UserError(f"--init-generator: its layer {layer.name!r} has other shapes; "
-                            "train with the same --width")
-        layer.set_weights(weights)
+            left[layer.name] = f"it has no layer {layer.name!r} to start that layer from"
+        elif [tuple(w.shape) for w in old.weights] != [tuple(v.shape) for v in layer.weights]:
+            left[layer.name] = f"its layer {layer.name!r} has other shapes; train with the same --width"
+        else:
+            layer.set_weights(old.get_weights())
+    for norm, (gain, bias) in _per_class_norms(target).items():
+        old = by_name.get(norm)
+        if norm in left and old is not None and _has_gain(old):
+            _split_batch_norm(old, target.get_layer(norm), target.get_layer(gain), target.get_layer(bias))
+            for name in (norm, gain, bias):
+                left.pop(name, None)
+    if left:
+        raise UserError(f"--init-generator: {next(iter(left.values()))}")
+
+
+def _has_gain(norm) -> bool:
+    """Whether batch-norm layer `norm` has its own gain (plain batch norm) or not (conditional)."""
+    return norm is not None and any(w.path.endswith("/gamma") for w in norm.weights)
 
 
 def _per_class_norms(target) -> dict[str, tuple[str, str]]:
@@ -83,13 +97,12 @@ def _per_class_norms(target) -> dict[str, tuple[str, str]]:
 def _split_batch_norm(old, norm, gain, bias) -> None:
     """Plain batch norm `old` (gamma, beta, moving mean, moving variance) -> a normalise-only
     `norm` with the moving statistics, and class embeddings `gain`, `bias` with gamma and beta
-    in every row. A source that is itself conditional copies straight across."""
+    in every row."""
     values = {w.path.split("/")[-1]: w.numpy() for w in old.weights}
     norm.set_weights([values["moving_mean"], values["moving_variance"]])
     classes = gain.get_weights()[0].shape[0]
-    if "gamma" in values:
-        gain.set_weights([np.tile(values["gamma"][None], (classes, 1))])
-        bias.set_weights([np.tile(values["beta"][None], (classes, 1))])
+    gain.set_weights([np.tile(values["gamma"][None], (classes, 1))])
+    bias.set_weights([np.tile(values["beta"][None], (classes, 1))])
 
 
 def warm_start(gan, path: str | Path) -> None:
