@@ -18,8 +18,8 @@ from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.outputs.records import InputSpec
 from training.datasets import display_aspect, load_arrays, load_dataset
-from training.epochs import refuse_changed_config
-from training.gan.trainer import GanConfig, train_gan
+from training.epochs import CheckpointFolder, refuse_changed_config
+from training.gan.trainer import CHECKPOINT_FOLDER, GanConfig, train_gan
 from training.provenance import this_run
 
 GENERATOR_FILE = "generator.keras"
@@ -78,7 +78,7 @@ def run_gan(args) -> int:
     if args.resume and config_file.exists():
         refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
         refuse_changed_fit(out, args.fit)
-    resuming = args.resume and (out / "checkpoint" / "state.json").exists()
+    resuming = args.resume and CheckpointFolder(out / CHECKPOINT_FOLDER).state_file.exists()
     if config.init_generator and not resuming:  # before minutes of decoding, not after
         from training.gan.warm_start import check_source_generator
 

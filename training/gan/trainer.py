@@ -39,6 +39,7 @@ keras = import_keras()
 import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
 
 LOSSES = ("hinge", "nonsaturating")
+CHECKPOINT_FOLDER = "checkpoint"  # in the run's folder: what `--resume` continues from
 # Purposes of the stateless random streams in a step: one seed each, folded with the step.
 _LATENT_D, _LATENT_G, _AUG_REAL, _AUG_FAKE_D, _AUG_FAKE_G, _FLIP = range(6)
 
@@ -421,7 +422,7 @@ def train_gan(
         raise ValueError(f"images have shape {images.shape[1:]}, expected {(config.size, config.size, 3)}")
     num_classes = len(config.labels) if config.labels else int(labels.max()) + 1
     tf.config.experimental.enable_op_determinism()
-    checkpoint = CheckpointFolder(out_dir / "checkpoint")
+    checkpoint = CheckpointFolder(out_dir / CHECKPOINT_FOLDER)
     gan = make_gan(config, num_classes)
     state = checkpoint.open(gan, config, resume=resume)
     if state.epoch == 0 and config.init_generator:  # a resumed run has its own weights already

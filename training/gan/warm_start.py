@@ -41,14 +41,10 @@ def check_source_generator(path: str | Path, labels, size: int, latent_dim: int)
 
 def load_source_generator(path: str | Path, labels, size: int, latent_dim: int):
     """The Keras generator at `path`, after `check_source_generator`."""
-    from retina_desktop.quiet import import_keras
+    from training.gan.synthesize import load_generator
 
-    path = check_source_generator(path, labels, size, latent_dim)
-    keras = import_keras()
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # a foreign or damaged .keras file: say which and why, in one line
-        raise UserError(f"--init-generator {path}: not a Keras generator ({type(error).__name__}: {error})") from None
+    generator, _ = load_generator(check_source_generator(path, labels, size, latent_dim))
+    return generator
 
 
 def copy_generator_weights(source, target) -> None:
@@ -68,9 +64,8 @@ def copy_generator_weights(source, target) -> None:
         else:
             layer.set_weights(old.get_weights())
     for norm, (gain, bias) in _per_class_norms(target).items():
-        old = by_name.get(norm)
-        if norm in left and old is not None and _has_gain(old):
-            _split_batch_norm(old, target.get_layer(norm), target.get_layer(gain), target.get_layer(bias))
+        if norm in left and norm in by_name and _has_gain(by_name[norm]):
+            _split_batch_norm(by_name[norm], *(target.get_layer(name) for name in (norm, gain, bias)))
             for name in (norm, gain, bias):
                 left.pop(name, None)
     if left:
@@ -79,7 +74,7 @@ def copy_generator_weights(source, target) -> None:
 
 def _has_gain(norm) -> bool:
     """Whether batch-norm layer `norm` has its own gain (plain batch norm) or not (conditional)."""
-    return norm is not None and any(w.path.endswith("/gamma") for w in norm.weights)
+    return any(w.path.endswith("/gamma") for w in norm.weights)
 
 
 def _per_class_norms(target) -> dict[str, tuple[str, str]]:
