@@ -407,7 +407,7 @@ class Experiment:
                     paths[label] = [folder / label / name for name, _ in rows]
                     continue
             if generator is None:
-                from training.gan.synthesize import load_generator
+                from training.gan.generator_file import load_generator
 
                 generator, _ = load_generator(self.ensure_generator(setting))
             from training.gan.synthesize import synthesize

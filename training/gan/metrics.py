@@ -217,7 +217,7 @@ def evaluate_label(
 
 def run_gan_eval(args) -> int:
     from training.datasets import load_arrays, load_dataset
-    from training.gan.synthesize import load_generator
+    from training.gan.generator_file import load_generator
     from training.gan.train import choose_labels
 
     generator, sidecar = load_generator(args.generator)

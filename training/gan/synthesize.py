@@ -8,32 +8,14 @@ label and seed always give the same files, and any single image can be remade fr
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras
+from training.gan.generator_file import load_generator
 from training.gan.trainer import sample
-
-
-def load_generator(path: str | Path):
-    """(Keras generator, its sidecar dict); the sidecar `<name>.json` is required for its classes."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f'Generator not found: "{path}"')
-    sidecar_file = path.with_suffix(".json")
-    if not sidecar_file.is_file():
-        raise UserError(f'"{path}" has no sidecar "{sidecar_file}" naming its classes; was it made by `python -m training gan`?')
-    sidecar = json.loads(sidecar_file.read_text())
-    keras = import_keras()
-    try:
-        generator = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types for foreign or broken files
-        raise UserError(f'"{path}" could not be loaded as a Keras generator: {err}') from err
-    return generator, sidecar
 
 
 def synthesize(generator, classes: list[str], label: str, n: int, out_dir: Path, seed: int) -> list[Path]:

@@ -41,7 +41,7 @@ def check_source_generator(path: str | Path, labels, size: int, latent_dim: int)
 
 def load_source_generator(path: str | Path, labels, size: int, latent_dim: int):
     """The Keras generator at `path`, after `check_source_generator`."""
-    from training.gan.synthesize import load_generator
+    from training.gan.generator_file import load_generator
 
     generator, _ = load_generator(check_source_generator(path, labels, size, latent_dim))
     return generator
