@@ -246,15 +246,16 @@ def test_precision_recall_and_memorisation_flag_copies():
     assert report["possible_copies"] == 4
 
 
-def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, small_bundle):
+def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, small_bundle, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = class_folders(tmp_path / "data", ["cataract", "glaucoma"], per_class=8, size=32)
     out = tmp_path / "gan"
     assert main(["gan", "--data", str(root), "--out", str(out), "--labels", "glaucoma,cataract",
                  "--size", "16", "--width", "8", "--latent-dim", "16", "--epochs", "2",
-                 "--batch-size", "4", "--d-learning-rate", "4e-4"]) == 0
+                 "--batch-size", "4", "--d-learning-rate", "4e-4", "--keep-generators"]) == 0
     for name in ("generator.keras", "generator.json", "config.json", "losses.csv",
-                 "samples/epoch_0001.png", "samples/epoch_0002.png", "checkpoint/state.json"):
+                 "samples/epoch_0001.png", "samples/epoch_0002.png", "checkpoint/state.json",
+                 "generators/epoch_0001.keras", "generators/epoch_0001.json", "generators/epoch_0002.keras"):
         assert (out / name).exists(), name
     sidecar = json.loads((out / "generator.json").read_text())
     assert sidecar["classes"] == ["cataract", "glaucoma"] and sidecar["size"] == 16
@@ -283,6 +284,22 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
         assert np.isfinite(figures["kid"]) and figures["fid"] >= 0
         assert len(figures["memorisation"]["feature_nn_index"]) == 6
         assert (judged / f"closest_pairs_{label}.png").exists()
+
+    # Several generators on one set of real features: each its own report, a table, the same
+    # figures as when judged alone (the last epoch's kept generator is the final one).
+    kept = json.loads((out / "generators" / "epoch_0001.json").read_text())
+    assert kept["classes"] == sidecar["classes"] and kept["provenance"]["epochs_trained"] == 1
+    compared = tmp_path / "compare"
+    several = ["gan-eval", "--data", str(root), "--classifier", str(small_bundle), "--n", "6", "--out", str(compared),
+               "--generator", str(out / "generators" / "epoch_0001.keras"), str(out / "generators" / "epoch_0002.keras")]
+    assert main(several) == 0
+    last = json.loads((compared / "generators-epoch_0002" / "gan_eval.json").read_text())
+    first = json.loads((compared / "generators-epoch_0001" / "gan_eval.json").read_text())
+    for label in ("cataract", "glaucoma"):
+        assert last["labels"][label]["kid"] == pytest.approx(report["labels"][label]["kid"], abs=1e-6)
+        assert first["labels"][label]["kid"] != pytest.approx(last["labels"][label]["kid"], abs=1e-9)
+    assert "KID / first's" in capsys.readouterr().out
+    assert main(several[:-1] + [several[-2]]) == 1  # the same generator twice
 
 
 @pytest.mark.slow

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start the generator from this trained generator (.keras, same classes, size and "
                              "--width) instead of random weights: fine-tuning it on --data")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-generators", action="store_true",
+                        help="also write each epoch's generator to generators/epoch_NNNN.keras, to choose one "
+                        "with gan-eval --split val")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
 

@@ -11,7 +11,9 @@ HELP = "KID, FID, precision/recall and memorisation of a generator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generator", required=True)
+    parser.add_argument("--generator", required=True, nargs="+",
+                        help="one generator, or several (say, a run's generators/epoch_*.keras) to compare on "
+                        "one set of real features; the first is the baseline of the table")
     parser.add_argument("--data", required=True, help="the data set it was trained on (train and test splits)")
     parser.add_argument("--labels", help="comma-separated classes to judge (default: all the generator's)")
     parser.add_argument("--classifier", help="feature extractor (default: the app's models/keras_model.h5)")
@@ -21,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=200, help="synthetic images per class")
     parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="folder for gan_eval.json and the closest pairs (default: beside the generator)")
+    parser.add_argument("--out", help="folder for gan_eval.json and the closest pairs (default: beside the generator; "
+                        "with several, a sub-folder each)")
     parser.add_argument("--json", action="store_true", help="print the metrics object only")
 
 

@@ -189,38 +189,75 @@ def save_closest_pairs(
 
 
 def evaluate_label(
-    generator, label_index: int, train: np.ndarray, test: np.ndarray, *, n: int, seed: int,
+    generator, label_index: int, train: np.ndarray, real: dict, *, n: int, seed: int,
     classifier: str | Path | None, k: int = 3,
 ) -> tuple[dict, np.ndarray]:
-    """All figures for one class: synthetic vs real test, with real train vs test as a yardstick."""
+    """All figures for one class: synthetic vs real test, with real train vs test as a yardstick.
+
+    `real` holds the class's real features, "train" and "test" (and "yardstick", the figures of
+    train vs test), computed once however many generators are judged against them.
+    """
     from training.gan.trainer import sample
 
     synthetic = sample(generator, np.full(n, label_index, np.int32), seed)
-    f_syn, f_train, f_test = (features(x, classifier) for x in (synthetic, train, test))
-    kid_mean, kid_std = kid(f_syn, f_test, seed=seed)
-    base_mean, base_std = kid(f_train, f_test, seed=seed)
-    precision, recall = precision_recall(f_test, f_syn, k=k)
+    f_syn = features(synthetic, classifier)
+    kid_mean, kid_std = kid(f_syn, real["test"], seed=seed)
+    precision, recall = precision_recall(real["test"], f_syn, k=k)
     report = {
         "n_synthetic": n,
-        "n_real_train": len(train),
-        "n_real_test": len(test),
+        "n_real_train": len(real["train"]),
+        "n_real_test": len(real["test"]),
         "kid": kid_mean,
         "kid_std": kid_std,
-        "fid": fid(f_syn, f_test),
+        "fid": fid(f_syn, real["test"]),
         "precision": precision,
         "recall": recall,
-        "real_train_vs_test": {"kid": base_mean, "kid_std": base_std, "fid": fid(f_train, f_test)},
-        "memorisation": memorisation(f_syn, f_train, synthetic, train, f_test),
+        "real_train_vs_test": real["yardstick"],
+        "memorisation": memorisation(f_syn, real["train"], synthetic, train, real["test"]),
     }
     return report, synthetic
 
 
+def real_features(train: np.ndarray, test: np.ndarray, classifier, seed: int) -> dict:
+    f_train, f_test = features(train, classifier), features(test, classifier)
+    base_mean, base_std = kid(f_train, f_test, seed=seed)
+    return {"train": f_train, "test": f_test,
+            "yardstick": {"kid": base_mean, "kid_std": base_std, "fid": fid(f_train, f_test)}}
+
+
+def load_generators(paths: list[str]) -> list[tuple]:
+    """[(path, generator, sidecar)], all loaded and checked to be comparable before any image is
+    decoded: one set of real images is fitted for them all."""
+    from training.gan.generator_file import load_generator
+
+    loaded = [(Path(p), *load_generator(p)) for p in paths]
+    first = loaded[0]
+    for path, _, sidecar in loaded[1:]:
+        for key in ("classes", "size", "fit"):
+            if sidecar.get(key) != first[2].get(key):
+                raise UserError(f'"{path}" has {key} {sidecar.get(key)!r}, "{first[0]}" has {first[2].get(key)!r}: '
+                                "judge generators of different kinds in separate runs")
+    if len({p.resolve() for p, _, _ in loaded}) < len(loaded):
+        raise UserError("a --generator is named twice")
+    return loaded
+
+
+def eval_folder(args, path: Path, several: bool) -> Path:
+    """Where one generator's gan_eval.json goes: `--out`, or beside the generator; with several
+    generators one sub-folder each, named after the generator's folder and file."""
+    if not several:
+        return Path(args.out) if args.out else path.parent / "gan_eval"
+    name = f"{path.parent.name}-{path.stem}"
+    return Path(args.out) / name if args.out else path.parent / f"gan_eval-{path.stem}"
+
+
 def run_gan_eval(args) -> int:
     from training.datasets import load_arrays, load_dataset
-    from training.gan.generator_file import load_generator
     from training.gan.train import choose_labels
 
-    generator, sidecar = load_generator(args.generator)
+    paths = args.generator if isinstance(args.generator, list) else [args.generator]
+    generators = load_generators(paths)
+    sidecar = generators[0][2]
     classes = list(sidecar["classes"])
     size = int(sidecar["size"])
     dataset = load_dataset(args.data)
@@ -229,17 +266,20 @@ def run_gan_eval(args) -> int:
     if missing:
         raise UserError(f"{args.data} has no class folder for {missing}")
     classifier = Path(args.classifier) if args.classifier else default_classifier()
-    out = Path(args.out) if args.out else Path(args.generator).parent / "gan_eval"
+    several = len(generators) > 1
     # Real images fitted as the generator's training images were (older sidecars: a crop).
     fit = args.fit or sidecar.get("fit", "crop")
     spec = InputSpec(size, size, fit, "none")
     results = {
-        "feature_extractor": f'penultimate layer "{FEATURE_LAYER}" of {classifier} (not Inception)',
-        "generator": str(args.generator),
-        "data": str(args.data),
-        "split": args.split,
-        "fit": fit,
-        "labels": {},
+        path: {
+            "feature_extractor": f'penultimate layer "{FEATURE_LAYER}" of {classifier} (not Inception)',
+            "generator": str(path),
+            "data": str(args.data),
+            "split": args.split,
+            "fit": fit,
+            "labels": {},
+        }
+        for path, _, _ in generators
     }
     for label in labels:
         train_samples = [s for s in dataset.subset("train") if s.label == label]
@@ -248,18 +288,34 @@ def run_gan_eval(args) -> int:
             raise UserError(f"{label}: need at least 2 train and 2 {args.split} images in {args.data}")
         train, _ = load_arrays(dataset, train_samples, spec, progress=not args.json)
         test, _ = load_arrays(dataset, test_samples, spec, progress=not args.json)
-        report, synthetic = evaluate_label(
-            generator, classes.index(label), train, test, n=args.n, seed=args.seed, classifier=classifier, k=args.k
-        )
-        save_closest_pairs(synthetic, train, report["memorisation"], out / f"closest_pairs_{label}.png")
-        results["labels"][label] = report
-    with atomic_write(out / "gan_eval.json") as handle:
-        json.dump(results, handle, indent=1)
+        real = real_features(train, test, classifier, args.seed)
+        for path, generator, _ in generators:
+            report, synthetic = evaluate_label(
+                generator, classes.index(label), train, real, n=args.n, seed=args.seed, classifier=classifier, k=args.k
+            )
+            out = eval_folder(args, path, several)
+            save_closest_pairs(synthetic, train, report["memorisation"], out / f"closest_pairs_{label}.png")
+            results[path]["labels"][label] = report
+    for path, result in results.items():
+        with atomic_write(eval_folder(args, path, several) / "gan_eval.json") as handle:
+            json.dump(result, handle, indent=1)
     if args.json:
-        print(json.dumps(_summary(results), indent=1))
+        summaries = [_summary(r) for r in results.values()]
+        print(json.dumps(summaries if several else summaries[0], indent=1))
         return 0
-    print(f"features: {results['feature_extractor']}")
-    for label, r in results["labels"].items():
+    print(f"features: {next(iter(results.values()))['feature_extractor']}, {args.split} split")
+    for path, result in results.items():
+        if several:
+            print(f"{path}:")
+        _print_result(result)
+        print(f"wrote gan_eval.json and closest_pairs_*.png to {eval_folder(args, path, several)}")
+    if several:
+        print(kid_table(results, labels))
+    return 0
+
+
+def _print_result(result: dict) -> None:
+    for label, r in result["labels"].items():
         mem = r["memorisation"]
         base = r["real_train_vs_test"]
         print(
@@ -269,8 +325,22 @@ def run_gan_eval(args) -> int:
             f"(real test images: min {mem.get('real_test_distance_min', float('nan')):.3g}), "
             f"pixel RMSE min {mem['pixel_rmse_min']:.3f}; possible copies {mem.get('possible_copies', 'n/a')} of {r['n_synthetic']}"
         )
-    print(f"wrote gan_eval.json and closest_pairs_*.png to {out}")
-    return 0
+
+
+def kid_table(results: dict, labels: list[str]) -> str:
+    """The generators side by side: KID per class (lower is closer to the real images), the
+    possible copies summed over classes, and each row's KIDs relative to the first row's,
+    averaged over classes (the first generator named is the baseline)."""
+    baseline = next(iter(results.values()))["labels"]
+    lines = ["generator | " + " | ".join(f"KID {label}" for label in labels) + " | copies | KID / first's (mean)"]
+    for path, result in results.items():
+        figures = result["labels"]
+        ratio = np.mean([figures[label]["kid"] / baseline[label]["kid"] if baseline[label]["kid"] > 0 else np.nan
+                         for label in labels])
+        copies = sum(figures[label]["memorisation"].get("possible_copies", 0) for label in labels)
+        lines.append(f"{path} | " + " | ".join(f"{figures[label]['kid']:.3f}" for label in labels)
+                     + f" | {copies} | {ratio:.2f}")
+    return "\n".join(lines)
 
 
 def _summary(results: dict) -> dict:

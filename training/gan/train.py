@@ -3,8 +3,8 @@
 Outputs in `--out`: `generator.keras` (the EMA generator: latent + label in, image in [-1, 1]
 out), `generator.json` (its sidecar: classes, size, latent size, modality, the command, data,
 time per epoch and in total, the hyperparameters), `config.json` (the hyperparameters),
-`samples/epoch_NNNN.png` (one grid per epoch, a row per class), `losses.csv`, and
-`checkpoint/` for `--resume`.
+`samples/epoch_NNNN.png` (one grid per epoch, a row per class), `losses.csv`,
+`checkpoint/` for `--resume`, and with `--keep-generators` `generators/epoch_NNNN.keras` (+ .json).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.outputs.records import InputSpec
+from retina_desktop.quiet import import_keras
 from training.datasets import display_aspect, load_arrays, load_dataset
 from training.epochs import CheckpointFolder, refuse_changed_config
 from training.gan.trainer import CHECKPOINT_FOLDER, GanConfig, train_gan
@@ -97,21 +98,39 @@ def run_gan(args) -> int:
     with atomic_write(out / FIT_FILE) as handle:
         json.dump({"fit": args.fit}, handle)
 
-    gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
+    def sidecar(epochs_trained: int, seconds: float) -> dict:
+        return generator_sidecar(args, config, counts, display_aspect(dataset, samples, args.fit),
+                                 epochs_trained, seconds)
+
+    kept = (KeepGenerators(out / KEPT_FOLDER, sidecar),) if args.keep_generators else ()
+    gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after,
+                           epoch_callbacks_before_checkpoint=kept)
     if state.epoch < config.epochs:
         print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
         return 0
     per_epoch = state.seconds / max(1, state.epoch)
     print(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
-    atomic_save(out / GENERATOR_FILE, gan.ema_generator.save)
-    sidecar = {
+    save_generator(gan.ema_generator, out / GENERATOR_FILE, sidecar(state.epoch, state.seconds))
+    print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
+    return 0
+
+
+def generator_sidecar(args, config: GanConfig, counts: dict, aspect: float, epochs_trained: int,
+                      seconds: float | None) -> dict:
+    """What a generator file needs beside it: its classes and geometry for `synthesize` and the
+    app, and how it was made (`seconds`, the training time, where known)."""
+    timing = {} if seconds is None else {
+        "seconds_per_epoch": round(seconds / max(1, epochs_trained), 2),
+        "training_seconds": round(seconds, 1),
+    }
+    return {
         "kind": "conditional generator (EMA weights)",
-        "classes": labels,
+        "classes": list(config.labels),
         "size": config.size,
         "latent_dim": config.latent_dim,
         "modality": args.modality,
         "fit": args.fit,
-        "display_aspect": display_aspect(dataset, samples, args.fit),
+        "display_aspect": aspect,
         "inputs": {"latent": "standard normal (n, latent_dim) float32", "label": "(n,) int32 index into classes"},
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
         "note": "synthetic images: model output for augmentation and demonstration, not patient data",
@@ -119,13 +138,35 @@ def run_gan(args) -> int:
             data=str(Path(args.data)),
             train_images=counts,
             config=config.to_dict(),
-            epochs_trained=state.epoch,
-            seconds_per_epoch=round(per_epoch, 2),
-            training_seconds=round(state.seconds, 1),
+            epochs_trained=epochs_trained,
+            **timing,
         ),
     }
-    with atomic_write(out / "generator.json") as handle:
+
+
+def save_generator(generator, path: Path, sidecar: dict) -> None:
+    """`path` and its sidecar `path.json`, each written atomically."""
+    atomic_save(path, generator.save)
+    with atomic_write(path.with_suffix(".json")) as handle:
         json.dump(sidecar, handle, indent=2)
-    print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
-    return 0
+
+
+KEPT_FOLDER = "generators"
+
+
+class KeepGenerators(import_keras().callbacks.Callback):
+    """`--keep-generators`: the EMA generator of every epoch, `generators/epoch_NNNN.keras` with
+    its sidecar. A GAN's quality wanders from epoch to epoch (KIDs moved threefold between
+    checkpoints 14 epochs apart), so the epoch to ship is chosen by `gan-eval --split val`
+    over these, not taken to be the last."""
+
+    def __init__(self, folder: Path, sidecar):
+        super().__init__()
+        self.folder, self.sidecar = folder, sidecar
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # No training time: a resumed run's clock is not this callback's to read.
+        sidecar = self.sidecar(epoch + 1, None)
+        save_generator(self.model.ema_generator, self.folder / f"epoch_{epoch + 1:04d}.keras", sidecar)
 

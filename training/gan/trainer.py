@@ -412,11 +412,14 @@ def train_gan(
     stop_after_epochs: int | None = None,
     verbose: int | str = "auto",
     log=print,
+    epoch_callbacks_before_checkpoint: tuple = (),
 ):
     """Train on uint8 `images` (n, size, size, 3) with int `labels`; return (gan, TrainState).
 
     Writes out_dir/checkpoint/ (resumable state), out_dir/samples/epoch_NNNN.png and
     out_dir/losses.csv. `stop_after_epochs` ends early as if interrupted (tests of resume).
+    `epoch_callbacks_before_checkpoint` run after each epoch before its checkpoint is written,
+    so that a run killed between the two redoes that epoch and them with it.
     """
     if images.shape[1:] != (config.size, config.size, 3):
         raise ValueError(f"images have shape {images.shape[1:]}, expected {(config.size, config.size, 3)}")
@@ -449,6 +452,7 @@ def train_gan(
             # Before the logger: the grid adds its spreads to the epoch's logs.
             SampleGrid(out_dir / "samples", num_classes, config.grid_columns, config.seed),
             keras.callbacks.CSVLogger(str(out_dir / "losses.csv"), append=state.epoch > 0),
+            *epoch_callbacks_before_checkpoint,
             write_checkpoint,
         ],
     )
