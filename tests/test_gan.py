@@ -300,6 +300,13 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
         assert first["labels"][label]["kid"] != pytest.approx(last["labels"][label]["kid"], abs=1e-9)
     assert "KID / first's" in capsys.readouterr().out
     assert main(several[:-1] + [several[-2]]) == 1  # the same generator twice
+    # Real images fitted one way for all: generators trained on other framings are refused.
+    other = tmp_path / "other.keras"
+    other.write_bytes((out / "generators" / "epoch_0001.keras").read_bytes())
+    other.with_suffix(".json").write_text(json.dumps(dict(kept, fit="stretch")))
+    capsys.readouterr()
+    assert main(several + [str(other)]) == 1
+    assert "fit 'stretch'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -225,17 +225,22 @@ def real_features(train: np.ndarray, test: np.ndarray, classifier, seed: int) ->
             "yardstick": {"kid": base_mean, "kid_std": base_std, "fid": fid(f_train, f_test)}}
 
 
-def load_generators(paths: list[str]) -> list[tuple]:
+def load_generators(paths: list[str], fit: str | None) -> list[tuple]:
     """[(path, generator, sidecar)], all loaded and checked to be comparable before any image is
-    decoded: one set of real images is fitted for them all."""
+    decoded: one set of real images is fitted for them all (with `fit`, or else the sidecars' own,
+    which must then agree; older sidecars name none and mean a crop)."""
     from training.gan.generator_file import load_generator
 
+    def kind(sidecar: dict) -> dict:
+        kind = {"classes": sidecar.get("classes"), "size": sidecar.get("size")}
+        return kind if fit else kind | {"fit": sidecar.get("fit", "crop")}
+
     loaded = [(Path(p), *load_generator(p)) for p in paths]
-    first = loaded[0]
+    first = kind(loaded[0][2])
     for path, _, sidecar in loaded[1:]:
-        for key in ("classes", "size", "fit"):
-            if sidecar.get(key) != first[2].get(key):
-                raise UserError(f'"{path}" has {key} {sidecar.get(key)!r}, "{first[0]}" has {first[2].get(key)!r}: '
+        for key, value in kind(sidecar).items():
+            if value != first[key]:
+                raise UserError(f'"{path}" has {key} {value!r}, "{loaded[0][0]}" has {first[key]!r}: '
                                 "judge generators of different kinds in separate runs")
     if len({p.resolve() for p, _, _ in loaded}) < len(loaded):
         raise UserError("a --generator is named twice")
@@ -256,7 +261,7 @@ def run_gan_eval(args) -> int:
     from training.gan.train import choose_labels
 
     paths = args.generator if isinstance(args.generator, list) else [args.generator]
-    generators = load_generators(paths)
+    generators = load_generators(paths, args.fit)
     sidecar = generators[0][2]
     classes = list(sidecar["classes"])
     size = int(sidecar["size"])
