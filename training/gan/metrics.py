@@ -272,6 +272,10 @@ def run_gan_eval(args) -> int:
         raise UserError(f"{args.data} has no class folder for {missing}")
     classifier = Path(args.classifier) if args.classifier else default_classifier()
     several = len(generators) > 1
+    folders = [eval_folder(args, path, several) for path, _, _ in generators]
+    if len(set(folders)) < len(folders):
+        raise UserError("two generators would write their reports to one folder; "
+                        "give each its own folder or file name")
     # Real images fitted as the generator's training images were (older sidecars: a crop).
     fit = args.fit or sidecar.get("fit", "crop")
     spec = InputSpec(size, size, fit, "none")

@@ -98,9 +98,10 @@ def run_gan(args) -> int:
     with atomic_write(out / FIT_FILE) as handle:
         json.dump({"fit": args.fit}, handle)
 
-    def sidecar(epochs_trained: int, seconds: float) -> dict:
-        return generator_sidecar(args, config, counts, display_aspect(dataset, samples, args.fit),
-                                 epochs_trained, seconds)
+    aspect = display_aspect(dataset, samples, args.fit)
+
+    def sidecar(epochs_trained: int, seconds: float | None) -> dict:
+        return generator_sidecar(args, config, counts, aspect, epochs_trained, seconds)
 
     kept = (KeepGenerators(out / KEPT_FOLDER, sidecar),) if args.keep_generators else ()
     gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after,
