@@ -260,8 +260,7 @@ def run_gan_eval(args) -> int:
     from training.datasets import load_arrays, load_dataset
     from training.gan.train import choose_labels
 
-    paths = args.generator if isinstance(args.generator, list) else [args.generator]
-    generators = load_generators(paths, args.fit)
+    generators = load_generators(args.generator, args.fit)
     sidecar = generators[0][2]
     classes = list(sidecar["classes"])
     size = int(sidecar["size"])
@@ -272,8 +271,8 @@ def run_gan_eval(args) -> int:
         raise UserError(f"{args.data} has no class folder for {missing}")
     classifier = Path(args.classifier) if args.classifier else default_classifier()
     several = len(generators) > 1
-    folders = [eval_folder(args, path, several) for path, _, _ in generators]
-    if len(set(folders)) < len(folders):
+    folders = {path: eval_folder(args, path, several) for path, _, _ in generators}
+    if len(set(folders.values())) < len(folders):
         raise UserError("two generators would write their reports to one folder; "
                         "give each its own folder or file name")
     # Real images fitted as the generator's training images were (older sidecars: a crop).
@@ -302,11 +301,10 @@ def run_gan_eval(args) -> int:
             report, synthetic = evaluate_label(
                 generator, classes.index(label), train, real, n=args.n, seed=args.seed, classifier=classifier, k=args.k
             )
-            out = eval_folder(args, path, several)
-            save_closest_pairs(synthetic, train, report["memorisation"], out / f"closest_pairs_{label}.png")
+            save_closest_pairs(synthetic, train, report["memorisation"], folders[path] / f"closest_pairs_{label}.png")
             results[path]["labels"][label] = report
     for path, result in results.items():
-        with atomic_write(eval_folder(args, path, several) / "gan_eval.json") as handle:
+        with atomic_write(folders[path] / "gan_eval.json") as handle:
             json.dump(result, handle, indent=1)
     if args.json:
         summaries = [_summary(r) for r in results.values()]
@@ -317,7 +315,7 @@ def run_gan_eval(args) -> int:
         if several:
             print(f"{path}:")
         _print_result(result)
-        print(f"wrote gan_eval.json and closest_pairs_*.png to {eval_folder(args, path, several)}")
+        print(f"wrote gan_eval.json and closest_pairs_*.png to {folders[path]}")
     if several:
         print(kid_table(results, labels))
     return 0
