@@ -290,8 +290,9 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     kept = json.loads((out / "generators" / "epoch_0001.json").read_text())
     assert kept["classes"] == sidecar["classes"] and kept["provenance"]["epochs_trained"] == 1
     compared = tmp_path / "compare"
+    kept = [str(out / "generators" / f"epoch_000{epoch}.keras") for epoch in (1, 2)]
     several = ["gan-eval", "--data", str(root), "--classifier", str(small_bundle), "--n", "6", "--out", str(compared),
-               "--generator", str(out / "generators" / "epoch_0001.keras"), str(out / "generators" / "epoch_0002.keras")]
+               "--generator", *kept]
     assert main(several) == 0
     last = json.loads((compared / "generators-epoch_0002" / "gan_eval.json").read_text())
     first = json.loads((compared / "generators-epoch_0001" / "gan_eval.json").read_text())
@@ -375,6 +376,28 @@ def test_a_conditional_generator_starts_another_by_straight_copy(tmp_path):
                        np.asarray(source([z, labels], training=False)), atol=1e-5)
 
 
+def test_a_run_of_one_class_starts_from_that_class_of_a_many_class_generator(tmp_path):
+    """`--labels b` from an (a, b) generator: the new one-class generator draws what the old one
+    drew for b, not for a; a scarce class's own generator starts where the shared one was."""
+    from training.gan.trainer import make_gan
+    from training.gan.warm_start import warm_start
+
+    source, path = _saved_generator(tmp_path / "old", TINY)
+    for layer in source.layers:  # classes that differ in every per-class table
+        if type(layer).__name__ == "Embedding":
+            (table,) = layer.get_weights()
+            layer.set_weights([table * np.array([[0.5], [2.0]], np.float32) + np.array([[0.0], [0.3]], np.float32)])
+    source.save(path)
+    gan = make_gan(dataclasses.replace(TINY, labels=("b",)), 1)
+    warm_start(gan, path)
+    z = latents(3, range(3), TINY.latent_dim)
+    drawn = np.asarray(gan.ema_generator([z, np.zeros(3, np.int32)], training=False))
+    as_b = np.asarray(source([z, np.ones(3, np.int32)], training=False))
+    as_a = np.asarray(source([z, np.zeros(3, np.int32)], training=False))
+    assert np.allclose(drawn, as_b, atol=1e-5)
+    assert not np.allclose(drawn, as_a, atol=1e-3)
+
+
 def test_init_generator_refuses_other_classes_or_widths_in_one_line(tmp_path):
     from retina_desktop.errors import UserError
     from training.gan.trainer import make_gan
@@ -383,7 +406,7 @@ def test_init_generator_refuses_other_classes_or_widths_in_one_line(tmp_path):
     _, other_classes = _saved_generator(tmp_path / "classes", TINY, classes=("a", "c"))
     _, wider = _saved_generator(tmp_path / "wide", dataclasses.replace(TINY, width=16))
     gan = make_gan(TINY, 2)
-    with pytest.raises(UserError, match="classes a, c are not the run's"):
+    with pytest.raises(UserError, match="its classes a, c do not include the run's b"):
         warm_start(gan, other_classes)
     with pytest.raises(UserError, match="other shapes; train with the same --width"):
         warm_start(gan, wider)

@@ -11,6 +11,12 @@ channel, as the version-1 generator has) can start one with conditional batch no
 class's gain and bias start as that one gain and bias, so the new generator begins by drawing
 exactly what the old one drew, and can then learn per-class differences. The discriminator
 is not transferred (a shipped generator carries none) and starts from random weights.
+
+A run may learn fewer classes than the source knows (`--labels glaucoma` from the four-class
+generator): every per-class table (the label embedding, the gains and biases) keeps only the
+rows of the run's classes, so the new generator starts by drawing exactly what the source drew
+for them. That is how one scarce class gets a generator of its own, one that no other class's
+progress can undo.
 """
 
 from __future__ import annotations
@@ -30,39 +36,54 @@ def check_source_generator(path: str | Path, labels, size: int, latent_dim: int)
     if not path.is_file():
         raise UserError(f"--init-generator {path}: no such file")
     info = read_generator_info(path)
-    if tuple(info.classes) != tuple(labels):
-        raise UserError(f"--init-generator {path}: its classes {', '.join(info.classes)} are not the run's "
-                        f"({', '.join(labels)}), in the same order")
+    source_rows(path, info.classes, labels)
     if info.size != size or info.latent_dim != latent_dim:
         raise UserError(f"--init-generator {path}: {info.size} px with a latent of {info.latent_dim}, "
                         f"the run asks for {size} px and {latent_dim}")
     return path
 
 
+def source_rows(path, source_classes, labels) -> list[int] | None:
+    """The rows of the source's per-class tables that the run's classes take, in the run's order;
+    None when the run learns exactly the source's classes (every table copied whole)."""
+    if tuple(source_classes) == tuple(labels):
+        return None
+    missing = [label for label in labels if label not in source_classes]
+    if missing:
+        raise UserError(f"--init-generator {path}: its classes {', '.join(source_classes)} do not include "
+                        f"the run's {', '.join(missing)}")
+    return [list(source_classes).index(label) for label in labels]
+
+
 def load_source_generator(path: str | Path, labels, size: int, latent_dim: int):
-    """The Keras generator at `path`, after `check_source_generator`."""
+    """(The Keras generator at `path`, the rows its per-class tables give the run's classes),
+    after `check_source_generator`."""
     from training.gan.generator_file import load_generator
 
-    generator, _ = load_generator(check_source_generator(path, labels, size, latent_dim))
-    return generator
+    generator, sidecar = load_generator(check_source_generator(path, labels, size, latent_dim))
+    return generator, source_rows(path, sidecar["classes"], labels)
 
 
-def copy_generator_weights(source, target) -> None:
+def copy_generator_weights(source, target, rows: list[int] | None = None) -> None:
     """Every layer of `target` takes `source`'s weights of the same name and shapes; a plain
-    batch norm's gain and bias become every class's gain and bias. A layer left without weights
-    is an error: a half-copied generator is not what was asked for."""
+    batch norm's gain and bias become every class's gain and bias; with `rows`, a per-class
+    table (an Embedding) takes those rows of the source's. A layer left without weights is an
+    error: a half-copied generator is not what was asked for."""
     by_name = {layer.name: layer for layer in source.layers}
     left = {}  # target layers not copied: name -> why
     for layer in target.layers:
         if not layer.weights:
             continue
         old = by_name.get(layer.name)
+        values = None if old is None else old.get_weights()
+        if values is not None and rows is not None and type(layer).__name__ == "Embedding":
+            values = [table[rows] for table in values]
         if old is None:
             left[layer.name] = f"it has no layer {layer.name!r} to start that layer from"
-        elif [tuple(w.shape) for w in old.weights] != [tuple(v.shape) for v in layer.weights]:
+        elif [tuple(w.shape) for w in values] != [tuple(v.shape) for v in layer.weights]:
             left[layer.name] = f"its layer {layer.name!r} has other shapes; train with the same --width"
         else:
-            layer.set_weights(old.get_weights())
+            layer.set_weights(values)
     for norm, (gain, bias) in _per_class_norms(target).items():
         if norm in left and norm in by_name and _has_gain(by_name[norm]):
             _split_batch_norm(by_name[norm], *(target.get_layer(name) for name in (norm, gain, bias)))
@@ -103,6 +124,6 @@ def _split_batch_norm(old, norm, gain, bias) -> None:
 def warm_start(gan, path: str | Path) -> None:
     """Load the generator at `path` into `gan`'s generator and its EMA copy."""
     config = gan.config
-    source = load_source_generator(path, config.labels, config.size, config.latent_dim)
-    copy_generator_weights(source, gan.generator)
+    source, rows = load_source_generator(path, config.labels, config.size, config.latent_dim)
+    copy_generator_weights(source, gan.generator, rows)
     gan.ema_generator.set_weights(gan.generator.get_weights())
