@@ -290,9 +290,9 @@ def test_cli_trains_synthesizes_and_judges_a_toy_dataset(tmp_path, monkeypatch, 
     kept = json.loads((out / "generators" / "epoch_0001.json").read_text())
     assert kept["classes"] == sidecar["classes"] and kept["provenance"]["epochs_trained"] == 1
     compared = tmp_path / "compare"
-    kept = [str(out / "generators" / f"epoch_000{epoch}.keras") for epoch in (1, 2)]
+    epochs_kept = [str(out / "generators" / f"epoch_000{epoch}.keras") for epoch in (1, 2)]
     several = ["gan-eval", "--data", str(root), "--classifier", str(small_bundle), "--n", "6", "--out", str(compared),
-               "--generator", *kept]
+               "--generator", *epochs_kept]
     assert main(several) == 0
     last = json.loads((compared / "generators-epoch_0002" / "gan_eval.json").read_text())
     first = json.loads((compared / "generators-epoch_0001" / "gan_eval.json").read_text())
@@ -324,11 +324,11 @@ def test_resume_refuses_another_fit(tmp_path, monkeypatch):
     assert main(options + ["--epochs", "2", "--fit", "stretch", "--resume"]) == 0
 
 
-def _saved_generator(folder, config, classes=("a", "b")):
+def _saved_generator(folder, config, classes=("a", "b"), seed=1):
     """A generator of `config` saved as a .keras file with the sidecar `gan` would write."""
     from retina_desktop.quiet import import_keras
 
-    import_keras().utils.set_random_seed(1)
+    import_keras().utils.set_random_seed(seed)
     generator = build_generator(config, len(classes))
     for layer in generator.layers:  # non-trivial gains and biases, so a copy that drops them shows
         if layer.name.startswith("bn_") and not config.conditional_norm:
@@ -338,7 +338,7 @@ def _saved_generator(folder, config, classes=("a", "b")):
     generator.save(folder / "generator.keras")
     (folder / "generator.json").write_text(json.dumps({
         "kind": "conditional generator (EMA weights)", "classes": list(classes),
-        "size": config.size, "latent_dim": config.latent_dim}))
+        "size": config.size, "latent_dim": config.latent_dim, "provenance": {"config": config.to_dict()}}))
     return generator, folder / "generator.keras"
 
 

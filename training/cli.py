@@ -26,6 +26,7 @@ VERBS = {
     "gan": "gan",
     "synthesize": "synthesize",
     "gan-eval": "gan_eval",
+    "gan-combine": "gan_combine",
     "pipeline": "pipeline",
     "pix2pix": "pix2pix",
     "pix2pix-eval": "pix2pix_eval",

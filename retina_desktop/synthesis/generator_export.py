@@ -50,6 +50,16 @@ def load_keras_generator(info: GeneratorInfo):
         raise UserError(f'"{info.path}" could not be loaded as a Keras generator: {err}') from err
 
 
+def _all_layers(model):
+    """Every layer of `model`, those of the models nested in it included (a combined generator,
+    `training gan-combine`, holds one generator per part)."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
 def _serving_function(tf, model, info: GeneratorInfo):
     if info.kind != CONDITIONAL:
         shape = [None] + [int(v) for v in model.inputs[0].shape[1:]]
@@ -60,7 +70,7 @@ def _serving_function(tf, model, info: GeneratorInfo):
 
         return translate
 
-    embeddings = [layer for layer in model.layers if type(layer).__name__ == "Embedding"]
+    embeddings = [layer for layer in _all_layers(model) if type(layer).__name__ == "Embedding"]
     if not embeddings:
         raise ModelError(f'"{info.path}" has no Embedding layer for its label; not a generator of `training gan`')
     # Every lookup by label (the input's, and the per-class batch-norm gains and biases of newer
