@@ -445,3 +445,24 @@ def test_the_discriminator_can_be_wider_than_the_generator():
     assert build_generator(wide, 2).count_params() == build_generator(TINY, 2).count_params()
     images = np.zeros((2, 16, 16, 3), np.float32)
     assert tuple(wide_d([images, np.array([0, 1], np.int32)]).shape) == (2, 1)
+
+
+def test_the_discriminator_can_drop_spectral_norm_for_r1_and_then_trains(tmp_path):
+    bare = dataclasses.replace(TINY, d_spectral_norm=False, loss="nonsaturating", r1_gamma=0.2, epochs=1)
+    layer = build_discriminator(bare, 2).get_layer("conv_in")
+    assert type(layer).__name__ == "Conv2D"  # not wrapped
+    assert type(build_discriminator(TINY, 2).get_layer("conv_in")).__name__ == "SpectralNormalization"
+    assert GanConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "d_spectral_norm"}).d_spectral_norm
+    images, labels = _toy()
+    _, state = train_gan(bare, images, labels, tmp_path / "bare", verbose=0, log=lambda *_: None)
+    assert state.epoch == 1 and np.isfinite(state.history[-1]["d_loss"])
+
+
+def test_the_cli_turns_an_impossible_configuration_into_one_line(tmp_path, capsys):
+    root = class_folders(tmp_path / "data", ["cataract", "glaucoma"], per_class=4, size=32)
+    for extra, message in ((["--size", "100"], "size must be a power of two"),
+                           (["--d-norm", "none"], "needs an R1 penalty")):
+        assert main(["gan", "--data", str(root), "--out", str(tmp_path / "gan")] + extra) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "gan").exists()  # refused before anything was written

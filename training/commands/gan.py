@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "discriminator than generator is the two time-scale rule (TTUR)")
     parser.add_argument("--loss", choices=("hinge", "nonsaturating"), default="hinge")
     parser.add_argument("--r1-gamma", type=float, default=0.0)
+    parser.add_argument("--d-norm", choices=("spectral", "none"), default="spectral",
+                        help="the discriminator's layers spectrally normalised (SN-GAN), or not "
+                             "(StyleGAN2-ADA: then give --r1-gamma)")
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     parser.add_argument("--ada-target", type=float, default=0.6,

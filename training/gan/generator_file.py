@@ -20,7 +20,8 @@ def load_generator(path: str | Path):
         raise UserError(f'Generator not found: "{path}"')
     sidecar_file = path.with_suffix(".json")
     if not sidecar_file.is_file():
-        raise UserError(f'"{path}" has no sidecar "{sidecar_file}" naming its classes; was it made by `python -m training gan`?')
+        raise UserError(f'"{path}" has no sidecar "{sidecar_file}" naming its classes; '
+                        "was it made by `python -m training gan`?")
     sidecar = json.loads(sidecar_file.read_text())
     keras = import_keras()
     try:

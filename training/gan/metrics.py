@@ -63,12 +63,14 @@ def features(images: np.ndarray, model_path: str | Path | None = None, batch_siz
     extractor, spec = _feature_model(str(model_path or default_classifier()))
     out = []
     for begin in range(0, len(images), batch_size):
-        chunk = [fit_image(Image.fromarray(np.asarray(im, np.uint8)), spec) for im in images[begin : begin + batch_size]]
+        batch = images[begin : begin + batch_size]
+        chunk = [fit_image(Image.fromarray(np.asarray(im, np.uint8)), spec) for im in batch]
         out.append(np.asarray(extractor(scale_pixels(np.stack(chunk), spec.scaling), training=False)))
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
 
 
-def kid(x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kid(x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
     """(mean, std over subsets) of the unbiased MMD^2 with the cubic polynomial kernel.
 
     Two independent samples of one distribution score 0 within noise; a set against itself
@@ -330,7 +332,8 @@ def _print_result(result: dict) -> None:
             f"FID {r['fid']:.1f} (real {base['fid']:.1f}), precision {r['precision']:.2f}, recall {r['recall']:.2f}; "
             f"nearest training image: feature distance min {mem['feature_distance_min']:.3g} "
             f"(real test images: min {mem.get('real_test_distance_min', float('nan')):.3g}), "
-            f"pixel RMSE min {mem['pixel_rmse_min']:.3f}; possible copies {mem.get('possible_copies', 'n/a')} of {r['n_synthetic']}"
+            f"pixel RMSE min {mem['pixel_rmse_min']:.3f}; "
+            f"possible copies {mem.get('possible_copies', 'n/a')} of {r['n_synthetic']}"
         )
 
 

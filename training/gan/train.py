@@ -51,30 +51,39 @@ def refuse_changed_fit(out: Path, fit: str) -> None:
                         f"--fit {saved} or start a new --out folder")
 
 
+def gan_config(args, labels) -> GanConfig:
+    """The run's configuration from its options; a combination that cannot train is one line."""
+    try:
+        return GanConfig(
+            size=args.size,
+            latent_dim=args.latent_dim,
+            width=args.width,
+            d_width=args.d_width,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            g_learning_rate=args.learning_rate,
+            d_learning_rate=args.d_learning_rate or args.learning_rate,
+            loss=args.loss,
+            r1_gamma=args.r1_gamma,
+            d_spectral_norm=args.d_norm == "spectral",
+            ema_decay=args.ema_decay,
+            augment=args.augment,
+            ada_target=args.ada_target,
+            balance_classes=not args.data_mix,
+            init_generator=args.init_generator or "",
+            seed=args.seed,
+            labels=tuple(labels),
+        )
+    except ValueError as err:
+        raise UserError(f"gan: {err}") from None
+
+
 def run_gan(args) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(args.data, seed=args.seed)
     labels = choose_labels(dataset.classes, args.labels)
-    config = GanConfig(
-        size=args.size,
-        latent_dim=args.latent_dim,
-        width=args.width,
-        d_width=args.d_width,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        g_learning_rate=args.learning_rate,
-        d_learning_rate=args.d_learning_rate or args.learning_rate,
-        loss=args.loss,
-        r1_gamma=args.r1_gamma,
-        ema_decay=args.ema_decay,
-        augment=args.augment,
-        ada_target=args.ada_target,
-        balance_classes=not args.data_mix,
-        init_generator=args.init_generator or "",
-        seed=args.seed,
-        labels=tuple(labels),
-    )
+    config = gan_config(args, labels)
+    out.mkdir(parents=True, exist_ok=True)
     config_file = out / "config.json"
     if args.resume and config_file.exists():
         refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)

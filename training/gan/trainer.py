@@ -89,6 +89,11 @@ class GanConfig:
     # while its discriminator won (ADA's p climbing past 0.8). It was not enough alone: with the
     # hinge loss the OCT GAN still collapsed; the non-saturating loss with R1 trained.
     minibatch_std: bool = True
+    # Spectral norm on every discriminator layer (SN-GAN). It keeps the duel stable but, with
+    # one discriminator step per generator step, our narrow discriminator stayed near chance
+    # (hinge loss 1.8-2.0 for whole fine-tuning runs); False drops it for StyleGAN2-ADA's
+    # recipe, an unconstrained discriminator held in check by the R1 penalty (`r1_gamma`).
+    d_spectral_norm: bool = True
     # A trained generator (.keras) whose weights the generator starts from, instead of random
     # ones (`warm_start`); "" for none. The discriminator always starts from random weights.
     init_generator: str = ""
@@ -101,6 +106,8 @@ class GanConfig:
             raise ValueError(f"size must be a power of two >= 8, not {self.size}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if not self.d_spectral_norm and self.r1_gamma <= 0:
+            raise ValueError("a discriminator without spectral norm needs an R1 penalty (--r1-gamma > 0)")
         parse_policy(self.augment)
 
     def to_dict(self) -> dict:
@@ -170,7 +177,14 @@ def build_discriminator(config: GanConfig, num_classes: int, name: str = "discri
     image's features rather than merely appended to them.
     """
     layers = keras.layers
-    sn = layers.SpectralNormalization
+
+    def sn(layer, name):
+        """`layer` named `name`, spectrally normalised unless `config.d_spectral_norm` is off."""
+        if config.d_spectral_norm:
+            return layers.SpectralNormalization(layer, name=name)
+        layer.name = name  # not yet in any model, so renaming it is safe
+        return layer
+
     image = keras.Input((config.size, config.size, 3), name="image")
     label = keras.Input((), dtype="int32", name="label")
     x = sn(layers.Conv2D(_channels(config, config.size, config.d_width), 3, padding="same"), name="conv_in")(image)
