@@ -73,3 +73,16 @@ def test_combining_refuses_what_cannot_be_joined_in_one_line(tmp_path, base_and_
         assert message in err and "Traceback" not in err, (extra, err)
     assert not (tmp_path / "out.keras").exists()
     assert json.loads(base_path.with_suffix(".json").read_text())["classes"] == ["a", "b"]
+
+
+def test_a_base_whose_every_class_is_drawn_elsewhere_is_left_out(tmp_path, base_and_part):
+    _, base_path, part_b, part_b_path = base_and_part
+    part_a, part_a_path = _saved_generator(tmp_path / "a-own", TINY, classes=("a",), seed=3)
+    out = tmp_path / "all-own.keras"
+    assert main(["gan-combine", "--generator", str(base_path), "--class", f"a={part_a_path}",
+                 "--class", f"b={part_b_path}", "--out", str(out)]) == 0
+    combined, sidecar = load_generator(out)
+    assert [p["generator"] for p in sidecar["provenance"]["parts"]] == [str(part_a_path), str(part_b_path)]
+    assert sum(type(layer).__name__ == "Functional" for layer in combined.layers) == 2  # no third, unused part
+    assert np.allclose(_draw(combined, [0, 1]), np.stack([_draw(part_a, [0, 0])[0], _draw(part_b, [0, 0])[1]]),
+                       atol=1e-5)

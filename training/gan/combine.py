@@ -18,6 +18,7 @@ draws. Every lookup by label is then an Embedding, so the compiled copy's class 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,11 @@ def load_parts(base: Path, chosen: dict[str, Path]):
             if label not in sidecar["classes"]:
                 raise UserError(f"--class {label}={path}: that generator has no class {label!r}")
     route = {label: paths.index(chosen.get(label, Path(base))) for label in classes}
-    return parts, route
+    # A base whose every class is drawn by another part is only the list of classes: left out,
+    # it costs the combined generator nothing to run.
+    used = sorted(set(route.values()))
+    route = {label: used.index(k) for label, k in route.items()}
+    return [parts[k] for k in used], route
 
 
 def part_config(path: Path, sidecar: dict) -> GanConfig:
@@ -101,9 +106,9 @@ def combine(parts, route: dict[str, int]):
     return keras.Model([latent, label], image, name="combined_generator")
 
 
-def combined_sidecar(parts, route: dict[str, int], command: str) -> dict:
+def combined_sidecar(base_sidecar: dict, parts, route: dict[str, int], command: str) -> dict:
     """The base's sidecar, with each class's part recorded in its provenance."""
-    sidecar = dict(parts[0][2])
+    sidecar = dict(base_sidecar)
     sidecar["kind"] = "conditional generator (EMA weights), combined: each class drawn by its own part"
     sidecar["provenance"] = this_run(
         command=command,
@@ -124,13 +129,14 @@ def run_combine(args) -> int:
     if out.resolve() in {Path(args.generator).resolve(), *(p.resolve() for p in chosen.values())}:
         raise UserError(f"--out {out} is one of the generators being combined; write it elsewhere first")
     parts, route = load_parts(Path(args.generator), chosen)
-    if len(parts) < 2:
+    if len(parts) < 2 and parts[0][0] == Path(args.generator):
         raise UserError("nothing to combine: give --class CLASS=GENERATOR with a generator other than the base")
     generator = combine(parts, route)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m training gan-combine " + " ".join(
         [f"--generator {args.generator}"] + [f"--class {pair}" for pair in args.class_generators] + [f"--out {out}"])
-    save_generator(generator, out, combined_sidecar(parts, route, command))
+    base_sidecar = json.loads(Path(args.generator).with_suffix(".json").read_text())
+    save_generator(generator, out, combined_sidecar(base_sidecar, parts, route, command))
     for label, k in route.items():
         print(f"{label}: drawn by {parts[k][0]}")
     print(f"wrote {out} and {out.with_suffix('.json').name}")
