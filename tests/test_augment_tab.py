@@ -288,3 +288,27 @@ def test_the_shipped_fundus_generator_fills_a_grid(make_app) -> None:
     assert first.shape == (8, size, size, 3) and np.array_equal(first, again)
     assert np.abs(first.astype(int) - cataract).mean() > 1.0
     assert first.std() > 10  # pictures, not a flat colour
+
+
+def test_a_long_caption_gets_room_under_its_picture_instead_of_running_into_the_next_row(display) -> None:
+    from PIL import Image
+
+    from retina_desktop.gui.image_grid import ImageGrid
+
+    root = tk.Tk()
+    try:
+        grid = ImageGrid(root)
+        grid.pack(fill="both", expand=True)
+        root.geometry("860x500")
+        long = "glaucoma s7 #0\nmodel: diabetic retinopathy 55% (unsure)"
+        grid.show([Image.new("RGB", (64, 64), (90, 40, 20)) for _ in range(32)], [long] * 32)
+        pump(root, lambda: grid.canvas.winfo_width() > 200 and grid._cells)
+        root.update()
+        captions = [item for item in grid.canvas.find_all() if grid.canvas.type(item) == "text"]
+        first_caption_bottom = grid.canvas.bbox(captions[0])[3]
+        columns = sum(1 for _, y, _ in grid._cells if y == grid._cells[0][1])
+        next_row_top = grid._cells[columns][1]
+        assert grid.canvas.bbox(captions[0])[3] - grid.canvas.bbox(captions[0])[1] > 46  # it did wrap long
+        assert first_caption_bottom < next_row_top
+    finally:
+        root.destroy()

@@ -12,7 +12,8 @@ from PIL import Image, ImageOps, ImageTk
 BACKGROUND = "#1e1e1e"
 SELECTED = "#f0a030"
 CAPTION = "#d8d8d8"
-CAPTION_HEIGHT = 46  # up to three short lines under each picture
+CAPTION_HEIGHT = 46  # the least room under each picture: three short lines
+CAPTION_FONT = ("TkDefaultFont", 8)
 MAX_COLUMNS = 8
 
 
@@ -93,17 +94,30 @@ class ImageGrid(ttk.Frame):
                                                                 if image.width * 2 <= side else Image.Resampling.LANCZOS))
                             for image in self.images]
             self._photo_side = side
+        caption_height = self._caption_height(side)
         for index, (photo, caption) in enumerate(zip(self._photos, self.captions)):
             row, column = divmod(index, columns)
-            x, y = 8 + column * (side + 8), 8 + row * (side + CAPTION_HEIGHT + 8)
+            x, y = 8 + column * (side + 8), 8 + row * (side + caption_height + 8)
             self._cells.append((x, y, side))
             canvas.create_image(x + (side - photo.width()) // 2, y + (side - photo.height()) // 2, image=photo, anchor="nw")
             if index in self.selected:
                 canvas.create_rectangle(x - 3, y - 3, x + side + 2, y + side + 2, outline=SELECTED, width=3)
             canvas.create_text(x, y + side + 3, text=caption, anchor="nw", fill=CAPTION, width=side,
-                               font=("TkDefaultFont", 8))
+                               font=CAPTION_FONT)
         rows = math.ceil(len(self.images) / columns)
-        canvas.configure(scrollregion=(0, 0, width, 16 + rows * (side + CAPTION_HEIGHT + 8)))
+        canvas.configure(scrollregion=(0, 0, width, 16 + rows * (side + caption_height + 8)))
+
+    def _caption_height(self, side: int) -> int:
+        """Room under each picture for the tallest caption at this width: a caption such as
+        "model: diabetic retinopathy 55% (unsure)" wraps to a fourth line in a narrow cell, and
+        a fixed height cut its last line off under the next row."""
+        tallest = 0
+        for caption in set(self.captions):
+            item = self.canvas.create_text(0, 0, text=caption, anchor="nw", width=side, font=CAPTION_FONT)
+            _, top, _, bottom = self.canvas.bbox(item)
+            self.canvas.delete(item)
+            tallest = max(tallest, bottom - top)
+        return max(CAPTION_HEIGHT, tallest + 6)
 
     def _index_at(self, event) -> int | None:
         x, y = self.canvas.canvasx(event.x), self.canvas.canvasy(event.y)
