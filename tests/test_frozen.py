@@ -20,7 +20,10 @@ import pytest
 from tests.conftest import ROOT, fundus_like
 
 pytestmark = pytest.mark.slow
-MAX_BUILD_MB = 300
+# TensorFlow alone would add about 1 GB, so this still catches it. Raised from 300 in session 16:
+# the joined fundus generator (four parts, docs/gan-fundus.md) adds 48 MB, its .keras file (kept
+# for the hash check) and its compiled copy, and the build is now about 343 MB.
+MAX_BUILD_MB = 360
 SHIPPED = [ROOT / "models" / "keras_model.h5", ROOT / "models" / "oct" / "keras_model.h5", ROOT / "models" / "modality" / "keras_model.h5"]
 
 
