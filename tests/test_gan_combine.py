@@ -86,3 +86,14 @@ def test_a_base_whose_every_class_is_drawn_elsewhere_is_left_out(tmp_path, base_
     assert sum(type(layer).__name__ == "Functional" for layer in combined.layers) == 2  # no third, unused part
     assert np.allclose(_draw(combined, [0, 1]), np.stack([_draw(part_a, [0, 0])[0], _draw(part_b, [0, 0])[1]]),
                        atol=1e-5)
+
+
+def test_a_combined_generator_cannot_start_a_run_and_says_which_parts_can(tmp_path, base_and_part):
+    from retina_desktop.errors import UserError
+    from training.gan.warm_start import check_source_generator
+
+    _, base_path, _, part_path = base_and_part
+    out = tmp_path / "combined.keras"
+    assert main(["gan-combine", "--generator", str(base_path), "--class", f"b={part_path}", "--out", str(out)]) == 0
+    with pytest.raises(UserError, match=f"joins several generators .*{part_path.name}"):
+        check_source_generator(out, ("a", "b"), TINY.size, TINY.latent_dim)

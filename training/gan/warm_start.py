@@ -36,6 +36,10 @@ def check_source_generator(path: str | Path, labels, size: int, latent_dim: int)
     if not path.is_file():
         raise UserError(f"--init-generator {path}: no such file")
     info = read_generator_info(path)
+    parts = info.sidecar.get("provenance", {}).get("parts")
+    if parts:  # `gan-combine`'s file holds one generator per part, none of them the whole
+        raise UserError(f"--init-generator {path} joins several generators (gan-combine); start from one of "
+                        f"its parts: {', '.join(str(part.get('generator')) for part in parts)}")
     source_rows(path, info.classes, labels)
     if info.size != size or info.latent_dim != latent_dim:
         raise UserError(f"--init-generator {path}: {info.size} px with a latent of {info.latent_dim}, "
