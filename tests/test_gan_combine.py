@@ -53,6 +53,11 @@ def test_the_combined_generator_compiles_for_the_app_with_its_routes(tmp_path, b
     z = latents(4, range(2), TINY.latent_dim)
     got = compiled.raw_generate(z, one_hot(np.array([0, 1]), 2))
     assert np.allclose(got[1], _draw(part, [0, 0])[1], atol=1e-4)
+    # A batch of one class (the Augment tab's grid) runs only that class's part; the other part,
+    # given no rows, must still compile and run (LiteRT cannot scatter an empty batch).
+    for label, drawer in ((1, part), (0, base)):
+        only = compiled.raw_generate(z, one_hot(np.array([label, label]), 2))
+        assert np.allclose(only, _draw(drawer, [0, 0]), atol=1e-4)  # each part draws its class as its row 0
 
 
 def test_combining_refuses_what_cannot_be_joined_in_one_line(tmp_path, base_and_part, capsys):

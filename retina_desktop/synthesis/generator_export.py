@@ -4,8 +4,9 @@ A class-conditional generator takes (latent, integer label) and looks the label 
 Embedding. The compiled copy takes the class as weights over the classes instead, (n, C): while
 tracing, every embedding lookup is replaced by `weights @ embedding_matrix`, which for a
 one-hot row is the same lookup and for a blend of two rows is the blend of their embeddings,
-what the Augment tab's class interpolation needs. A vessel-to-fundus generator has one image
-input and is compiled as it is. Either way the compiled copy is checked against Keras before it
+what the Augment tab's class interpolation needs. A combined generator (`training gan-combine`)
+is compiled so that each part runs only on the images routed to it. A vessel-to-fundus
+generator has one image input and is compiled as it is. Either way the compiled copy is checked against Keras before it
 is kept, and its manifest records the SHA-256 of the `.keras` file it came from.
 
 Runs at export time (`python -m training export`) or on first open of a new generator when
@@ -14,6 +15,7 @@ TensorFlow is installed; never in the packaged app.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
@@ -60,6 +62,45 @@ def _all_layers(model):
             yield layer
 
 
+def _parts(model) -> list:
+    """The generators inside a combined generator (`training gan-combine`); empty for others."""
+    return [layer for layer in model.layers if layer.name.startswith("part_") and hasattr(layer, "layers")]
+
+
+@contextlib.contextmanager
+def _lookups_by_weights(embeddings, tables, class_weights, tf):
+    """While tracing: every Embedding in `embeddings` returns `class_weights @ its table`."""
+    original_calls = [layer.call for layer in embeddings]
+    for layer in embeddings:
+        layer.call = lambda *_args, _table=tables[id(layer)], **_kwargs: tf.matmul(class_weights, _table)
+    try:
+        yield
+    finally:
+        for layer, call in zip(embeddings, original_calls):
+            layer.call = call
+
+
+def _combined_image(tf, parts, tables, latent, class_weights, size: int):
+    """What a combined generator's Keras graph draws (the sum over parts of route weight x part
+    image), but each part runs only on the images routed to it: a grid of one class, the Augment
+    tab's usual request, costs one part instead of all of them. `parts`: [(part, route table)]."""
+    image = tf.zeros(tf.stack([tf.shape(latent)[0], size, size, 3]), tf.float32)
+    for part, route in parts:
+        weight = tf.matmul(class_weights, route)[:, 0]
+        # The rows routed to this part, and row 0 with weight 0 after them: LiteRT's scatter
+        # cannot take an empty batch, and a part with no rows in this batch would make one.
+        rows = tf.concat([tf.cast(tf.where(tf.not_equal(weight, 0.0)), tf.int32), [[0]]], 0)  # (m + 1, 1)
+        row_weights = tf.concat([tf.gather_nd(weight, rows[:-1]), [0.0]], 0)
+        part_weights = tf.gather_nd(class_weights, rows)
+        embeddings = [layer for layer in _all_layers(part) if type(layer).__name__ == "Embedding"]
+        with _lookups_by_weights(embeddings, tables, part_weights, tf):
+            part_latent = tf.gather_nd(latent, rows)
+            drawn = part([part_latent, tf.zeros(tf.shape(part_latent)[:1], tf.int32)], training=False)
+        drawn *= tf.reshape(row_weights, [-1, 1, 1, 1])
+        image += tf.scatter_nd(rows, drawn, tf.shape(image))
+    return image
+
+
 def _serving_function(tf, model, info: GeneratorInfo):
     if info.kind != CONDITIONAL:
         shape = [None] + [int(v) for v in model.inputs[0].shape[1:]]
@@ -75,22 +116,19 @@ def _serving_function(tf, model, info: GeneratorInfo):
         raise ModelError(f'"{info.path}" has no Embedding layer for its label; not a generator of `training gan`')
     # Every lookup by label (the input's, and the per-class batch-norm gains and biases of newer
     # generators) becomes weights @ matrix, so a blend of classes blends all of them alike.
-    matrices = [tf.constant(np.asarray(layer.get_weights()[0], np.float32)) for layer in embeddings]
+    # Read here, outside the traced function: a variable's value cannot be fetched while tracing.
+    tables = {id(layer): tf.constant(np.asarray(layer.get_weights()[0], np.float32)) for layer in embeddings}
+    parts = [(part, tables[id(model.get_layer(f"route_{part.name.split('_')[1]}"))]) for part in _parts(model)]
     classes = len(info.classes)
 
     @tf.function(input_signature=[tf.TensorSpec([None, info.latent_dim], tf.float32, name="latent"),
                                   tf.TensorSpec([None, classes], tf.float32, name="class_weights")])
     def generate(latent, class_weights):
-        original_calls = [layer.call for layer in embeddings]
-        for layer, matrix in zip(embeddings, matrices):
-            layer.call = lambda *_args, _matrix=matrix, **_kwargs: tf.matmul(class_weights, _matrix)
-        try:
+        if parts:
+            return {"image": _combined_image(tf, parts, tables, latent, class_weights, info.size)}
+        with _lookups_by_weights(embeddings, tables, class_weights, tf):
             labels = tf.zeros(tf.shape(latent)[:1], tf.int32)  # looked up by no one: see above
-            image = model([latent, labels], training=False)
-        finally:
-            for layer, call in zip(embeddings, original_calls):
-                layer.call = call
-        return {"image": image}
+            return {"image": model([latent, labels], training=False)}
 
     return generate
 
