@@ -305,10 +305,10 @@ def test_a_long_caption_gets_room_under_its_picture_instead_of_running_into_the_
         pump(root, lambda: grid.canvas.winfo_width() > 200 and grid._cells)
         root.update()
         captions = [item for item in grid.canvas.find_all() if grid.canvas.type(item) == "text"]
-        first_caption_bottom = grid.canvas.bbox(captions[0])[3]
+        _, caption_top, _, caption_bottom = grid.canvas.bbox(captions[0])
         columns = sum(1 for _, y, _ in grid._cells if y == grid._cells[0][1])
         next_row_top = grid._cells[columns][1]
-        assert grid.canvas.bbox(captions[0])[3] - grid.canvas.bbox(captions[0])[1] > 46  # it did wrap long
-        assert first_caption_bottom < next_row_top
+        assert caption_bottom - caption_top > 46  # it did wrap long
+        assert caption_bottom < next_row_top
     finally:
         root.destroy()

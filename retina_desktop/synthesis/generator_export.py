@@ -62,6 +62,11 @@ def _all_layers(model):
             yield layer
 
 
+def _embeddings(model) -> list:
+    """Every label lookup in `model`, nested parts included."""
+    return [layer for layer in _all_layers(model) if type(layer).__name__ == "Embedding"]
+
+
 def _parts(model) -> list:
     """The generators inside a combined generator (`training gan-combine`); empty for others."""
     return [layer for layer in model.layers if layer.name.startswith("part_") and hasattr(layer, "layers")]
@@ -92,8 +97,7 @@ def _combined_image(tf, parts, tables, latent, class_weights, size: int):
         rows = tf.concat([tf.cast(tf.where(tf.not_equal(weight, 0.0)), tf.int32), [[0]]], 0)  # (m + 1, 1)
         row_weights = tf.concat([tf.gather_nd(weight, rows[:-1]), [0.0]], 0)
         part_weights = tf.gather_nd(class_weights, rows)
-        embeddings = [layer for layer in _all_layers(part) if type(layer).__name__ == "Embedding"]
-        with _lookups_by_weights(embeddings, tables, part_weights, tf):
+        with _lookups_by_weights(_embeddings(part), tables, part_weights, tf):
             part_latent = tf.gather_nd(latent, rows)
             drawn = part([part_latent, tf.zeros(tf.shape(part_latent)[:1], tf.int32)], training=False)
         drawn *= tf.reshape(row_weights, [-1, 1, 1, 1])
@@ -111,7 +115,7 @@ def _serving_function(tf, model, info: GeneratorInfo):
 
         return translate
 
-    embeddings = [layer for layer in _all_layers(model) if type(layer).__name__ == "Embedding"]
+    embeddings = _embeddings(model)
     if not embeddings:
         raise ModelError(f'"{info.path}" has no Embedding layer for its label; not a generator of `training gan`')
     # Every lookup by label (the input's, and the per-class batch-norm gains and biases of newer

@@ -18,7 +18,6 @@ draws. Every lookup by label is then an Embedding, so the compiled copy's class 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +47,8 @@ def parse_class_generators(pairs: list[str]) -> dict[str, Path]:
 
 
 def load_parts(base: Path, chosen: dict[str, Path]):
-    """[(path, Keras generator, sidecar)] for the base and each distinct chosen generator, and
-    {class: part index}; every check made before any model is built."""
+    """([(path, Keras generator, sidecar)] for each generator that draws a class, {class: part
+    index}, the base's sidecar); every check made before any model is built."""
     paths = [Path(base)] + [path for path in dict.fromkeys(chosen.values()) if path != Path(base)]
     parts = [(path, *load_generator(path)) for path in paths]
     base_sidecar = parts[0][2]
@@ -71,7 +70,7 @@ def load_parts(base: Path, chosen: dict[str, Path]):
     # it costs the combined generator nothing to run.
     used = sorted(set(route.values()))
     route = {label: used.index(k) for label, k in route.items()}
-    return [parts[k] for k in used], route
+    return [parts[k] for k in used], route, base_sidecar
 
 
 def part_config(path: Path, sidecar: dict) -> GanConfig:
@@ -128,14 +127,13 @@ def run_combine(args) -> int:
         raise UserError(f"--out {out}: a combined generator is a .keras file")
     if out.resolve() in {Path(args.generator).resolve(), *(p.resolve() for p in chosen.values())}:
         raise UserError(f"--out {out} is one of the generators being combined; write it elsewhere first")
-    parts, route = load_parts(Path(args.generator), chosen)
+    parts, route, base_sidecar = load_parts(Path(args.generator), chosen)
     if len(parts) < 2 and parts[0][0] == Path(args.generator):
         raise UserError("nothing to combine: give --class CLASS=GENERATOR with a generator other than the base")
     generator = combine(parts, route)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m training gan-combine " + " ".join(
         [f"--generator {args.generator}"] + [f"--class {pair}" for pair in args.class_generators] + [f"--out {out}"])
-    base_sidecar = json.loads(Path(args.generator).with_suffix(".json").read_text())
     save_generator(generator, out, combined_sidecar(base_sidecar, parts, route, command))
     for label, k in route.items():
         print(f"{label}: drawn by {parts[k][0]}")

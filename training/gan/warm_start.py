@@ -79,12 +79,13 @@ def copy_generator_weights(source, target, rows: list[int] | None = None) -> Non
         if not layer.weights:
             continue
         old = by_name.get(layer.name)
-        values = None if old is None else old.get_weights()
-        if values is not None and rows is not None and type(layer).__name__ == "Embedding":
-            values = [table[rows] for table in values]
         if old is None:
             left[layer.name] = f"it has no layer {layer.name!r} to start that layer from"
-        elif [tuple(w.shape) for w in values] != [tuple(v.shape) for v in layer.weights]:
+            continue
+        values = old.get_weights()
+        if rows is not None and type(layer).__name__ == "Embedding":
+            values = [table[rows] for table in values]
+        if [tuple(w.shape) for w in values] != [tuple(v.shape) for v in layer.weights]:
             left[layer.name] = f"its layer {layer.name!r} has other shapes; train with the same --width"
         else:
             layer.set_weights(values)
