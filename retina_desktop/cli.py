@@ -209,7 +209,7 @@ def _info(classifier, args) -> int:
     point = meta.operating_point()
     if point is not None:
         chosen = f", chosen on {point.chosen_on}" if point.chosen_on else ""
-        print(f"operating threshold: {point.threshold:g} for {point.positive_class}{chosen}")
+        print(f"{point.threshold_name}: {point.threshold:g} for {point.positive_class}{chosen}")
     print(f"decision:  {meta.decision_text()}")
     print(f"unsure:    answers whose label has a probability below {classifier.settings.unsure_below:g} "
           "are marked unsure")

@@ -249,3 +249,62 @@ def test_pdf_wording_threshold_marker_grey_bars_and_the_chosen_heatmap() -> None
     assert {to_hex(p.get_facecolor()) for p in bars.patches} == {GREY_COLOUR}
     unsure = build_report_figure(predict(FUNDUS, [0.24, 0.25, 0.25, 0.26]), metadata=FUNDUS)
     assert "Unsure: normal (26% confidence)" in _figure_texts(unsure)
+
+
+# ---- a many-class model with a referral threshold (the fundus screening model) -----------------
+
+REFERRAL = ModelMetadata(
+    classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"), modality="fundus", name="screening model",
+    version="4", decision={"positive_class": CLASSES[1], "threshold": 0.22,
+                           "chosen_on": "val split, referable DR sensitivity >= 0.9", "rule": "referral"},
+)
+
+
+def test_a_referral_answer_says_refer_and_names_the_threshold_in_every_wording() -> None:
+    dr = CLASSES[1].replace("_", " ")
+    refer = predict(REFERRAL, [0.05, 0.31, 0.04, 0.60]).answer()
+    assert refer.label == CLASSES[1] and refer.referred is True
+    assert refer.text() == (f"unsure: {dr}: refer (p({dr}) = 0.31, above the referral threshold 0.22 chosen on "
+                            "val split, referable DR sensitivity >= 0.9)")
+    assert refer.headline() == f"Unsure: {dr}: refer (p({dr}) 0.31, referral threshold 0.22)"
+    assert "although normal has the longer bar" in refer.explanation()
+    assert refer.json_fields()["refer"] is True and refer.json_fields()["operating_threshold"]["rule"] == "referral"
+    kept = predict(REFERRAL, [0.05, 0.10, 0.05, 0.80]).answer()
+    assert kept.label == "normal" and kept.referred is False and not kept.unsure
+    assert kept.text() == f"normal (80% model confidence; p({dr}) = 0.10, below the referral threshold 0.22)"
+    assert kept.headline() == "Model output: normal (80% confidence)"
+    assert kept.explanation().startswith(f"Not referred for {dr}: p({dr}) = 0.10 is below the referral threshold")
+    assert kept.json_fields()["refer"] is False
+    # Near the threshold the printed numbers keep their order.
+    for p in (0.2195, 0.22, 0.2205):
+        answer = predict(REFERRAL, [0.1, p, 0.0, 0.9 - p]).answer()
+        assert (": refer" in answer.text()) == (p >= 0.22) == bool(answer.referred)
+        assert ("above" in answer.text() or "at the" in answer.text()) == (p >= 0.22)
+    not_judged = predict(REFERRAL, [0.0, 0.9, 0.0, 0.1], OCT_LOOKING).answer()
+    assert not_judged.referred is None and "refer" not in not_judged.text().replace("referral", "")
+
+
+def test_referral_answers_in_the_cli_json_csv_info_and_report(monkeypatch, tmp_path, capsys) -> None:
+    from retina_desktop.outputs.report import build_report_figure
+
+    folder = tmp_path / "eyes"
+    folder.mkdir()
+    cases = {"refer.png": (REFERRAL, [0.05, 0.31, 0.04, 0.60], None, CLASSES[1]),
+             "keep.png": (REFERRAL, [0.05, 0.10, 0.05, 0.80], None, "normal")}
+    for name in cases:
+        fundus_like(64).save(folder / name)
+    monkeypatch.setattr("tests.test_answers.CASES", cases)
+    monkeypatch.setattr("retina_desktop.cli._classifier", lambda args: ScriptedClassifier(REFERRAL))
+    assert main(["predict", str(folder / "refer.png"), str(folder / "keep.png"), "--json"]) == 0
+    refer, keep = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert refer["refer"] is True and keep["refer"] is False and ": refer (" in refer["answer"]
+    out = tmp_path / "results.csv"
+    assert main(["batch", str(folder), "--out", str(out)]) == 0
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert "refer (" in rows["refer.png"]["answer"] and "below the referral threshold" in rows["keep.png"]["answer"]
+    assert "reports diabetic retinopathy: refer when" in capsys.readouterr().out
+    assert main(["info"]) == 0
+    assert "referral threshold: 0.22 for diabetic_retinopathy" in capsys.readouterr().out
+    figure = build_report_figure(predict(REFERRAL, [0.05, 0.31, 0.04, 0.60]), metadata=REFERRAL)
+    text = _figure_texts(figure)
+    assert "referral threshold 0.22" in text and ": refer (" in text

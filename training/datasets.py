@@ -12,11 +12,13 @@ test set): `class_indices` maps its class names onto the model's and refuses one
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +29,12 @@ from retina_desktop.outputs.records import InputSpec
 from retina_desktop.paths import user_cache_dir
 
 SPLITS = ("train", "val", "test")
+# Not a split of its own: every image of a data set, for judging an external set whole.
+ALL_SPLITS = "all"
+# Optional per-image diabetic-retinopathy grades beside the class folders (Messidor-2's
+# adjudicated grades are shipped this way): `file,grade` and optionally `group`.
+GRADES_FILE = "grades.csv"
+ICDR_GRADES = range(0, 5)
 # ODIR-style "123_left.jpg" / "123_right.jpg", OCT "1887_OI_o_1.jpg": the leading number is
 # the patient. Files without one are their own group.
 DEFAULT_GROUP_PATTERN = r"^(\d+)[_-]"
@@ -41,6 +49,9 @@ class Sample:
     # The camera or public data set the image came from ("" when the splits.csv has no source
     # column): evaluation reports figures per source from it.
     source: str = ""
+    # The ICDR diabetic-retinopathy grade (0 none .. 4 proliferative) where the data set gives
+    # one (a `grade` column of splits.csv, or a grades.csv); None when it does not.
+    grade: int | None = None
 
 
 @dataclass
@@ -50,7 +61,14 @@ class Dataset:
     samples: list[Sample]
 
     def subset(self, split: str) -> list[Sample]:
+        """The samples of one split; "all" is every sample (an external set judged whole)."""
+        if split == ALL_SPLITS:
+            return list(self.samples)
         return [s for s in self.samples if s.split == split]
+
+    @property
+    def has_grades(self) -> bool:
+        return any(s.grade is not None for s in self.samples)
 
     def counts(self) -> dict[str, dict[str, int]]:
         table: dict[str, dict[str, int]] = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
@@ -105,8 +123,59 @@ def load_dataset(
             for p in sorted((root / label).iterdir())
             if p.suffix.lower() in IMAGE_EXTENSIONS
         ]
-        samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed)
+        groups = _read_grades(root, root / GRADES_FILE, "group") if (root / GRADES_FILE).exists() else {}
+        if groups:
+            # The data set's own grouping (a patient's exam), not the file-name guess.
+            samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed, groups=groups)
+        else:
+            samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed)
+    if (root / GRADES_FILE).exists():
+        grades = _read_grades(root, root / GRADES_FILE, "grade")
+        samples = [dataclasses.replace(s, grade=grades.get(s.file, s.grade)) for s in samples]
     return Dataset(root=root, classes=classes, samples=samples)
+
+
+def _parse_grade(value: str | None, where: str) -> int | None:
+    """An ICDR grade from a CSV cell: empty means ungraded; anything but 0-4 is refused."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        grade = int(float(text))
+    except ValueError:
+        grade = -1
+    if grade not in ICDR_GRADES or float(text) != grade:
+        raise UserError(f"{where}: grade must be a whole ICDR grade from 0 to 4 or empty, not {text!r}")
+    return grade
+
+
+def _read_grades(root: Path, grades_file: Path, column: str) -> dict[str, Any]:
+    """file -> grade (or group) from a grades.csv; a file outside `root` or not in it is refused."""
+    with open(grades_file, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"file", "grade"} <= set(reader.fieldnames or []):
+            raise UserError(f'"{grades_file}" must have the columns file and grade')
+        if column not in (reader.fieldnames or []):
+            return {}
+        values: dict[str, Any] = {}
+        for line, row in enumerate(reader, start=2):
+            file = _inside(root, row["file"], f'"{grades_file}" line {line}')
+            if column == "grade":
+                values[file] = _parse_grade(row["grade"], f'"{grades_file}" line {line}')
+            else:
+                values[file] = (row[column] or "").strip() or file
+        return values
+
+
+def _inside(root: Path, file: str, where: str) -> str:
+    """`file` as given, once it is known to name a file inside `root` (no `..`, no absolute
+    path): a list of files must never make training read outside its data folder."""
+    parts = Path(file).parts
+    if Path(file).is_absolute() or ".." in parts or not parts:
+        raise UserError(f'{where}: "{file}" is outside the data folder {root}; name files relative to it')
+    if not (root / file).is_file():
+        raise UserError(f'{where}: the file "{file}" is not in {root}')
+    return file
 
 
 def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Sample]:
@@ -127,8 +196,7 @@ def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Samp
                 )
             if row["split"] not in SPLITS:
                 raise UserError(f'"{splits_file}" line {line}: split must be one of {SPLITS}')
-            if not (root / row["file"]).is_file():
-                raise UserError(f'"{splits_file}" line {line}: the file "{row["file"]}" is not in {root}')
+            _inside(root, row["file"], f'"{splits_file}" line {line}')
             group = row.get("group") or row["file"]
             split, first_line = first_seen.setdefault(group, (row["split"], line))
             if split != row["split"]:
@@ -137,7 +205,8 @@ def _read_splits(root: Path, splits_file: Path, classes: list[str]) -> list[Samp
                     f"the {split} split on line {first_line}; a patient belongs to one split only"
                 )
             source = (row.get("source") or "").strip()
-            samples.append(Sample(row["file"], row["label"], group, row["split"], source))
+            grade = _parse_grade(row.get("grade"), f'"{splits_file}" line {line}')
+            samples.append(Sample(row["file"], row["label"], group, row["split"], source, grade))
     return samples
 
 
@@ -152,8 +221,11 @@ def make_group_split(
     val_fraction: float,
     test_fraction: float,
     seed: int,
+    groups: dict[str, str] | None = None,
 ) -> list[Sample]:
     """Assign whole groups to splits, stratified by each group's majority class.
+
+    A file's group is `groups[file]` when the data set names it, else found by `group_pattern`.
 
     Groups of one class are dealt out per class in a seeded random order, filling test, then
     val, then train, so every class keeps about the requested fractions.
@@ -161,7 +233,8 @@ def make_group_split(
     pattern = re.compile(group_pattern)
     members: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for file, label in files:
-        members[group_of(file, pattern)].append((file, label))
+        group = groups.get(file) if groups else None
+        members[group or group_of(file, pattern)].append((file, label))
     by_class: dict[str, list[str]] = defaultdict(list)
     for group, items in sorted(members.items()):
         majority = Counter(label for _, label in items).most_common(1)[0][0]

@@ -219,7 +219,8 @@ class MainWindow:
         text = f"Model: {metadata.name} · model version {metadata.version} · {metadata.modality} · {classes}"
         point = metadata.operating_point()
         if point is not None:
-            text += f" · threshold {point.threshold:.2f} for {display_name(point.positive_class)}"
+            kind = "referral threshold" if point.referral else "threshold"
+            text += f" · {kind} {point.threshold:.2f} for {display_name(point.positive_class)}"
         return text
 
     # menu actions

@@ -29,6 +29,8 @@ FIT_MODES = ("crop", "pad", "stretch", "fov")
 # Machine and MobileNet), "unit" = x/255.
 SCALINGS = ("none", "tm", "unit")
 MODALITIES = ("fundus", "oct", "unknown")
+# How a stored threshold decides (OperatingPoint): a two-class operating point, or a referral.
+DECISION_RULES = ("operating", "referral")
 # Below this probability of its label an answer is called unsure (the user's setting overrides it).
 UNSURE_BELOW = 0.6
 
@@ -40,20 +42,41 @@ def display_name(class_name: str) -> str:
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """A two-class model's decision rule: report `positive_class` when its calibrated
-    probability reaches `threshold` (chosen on the validation split, as `chosen_on` says),
-    else the other class."""
+    """A model's thresholded decision rule: report `positive_class` when its calibrated
+    probability reaches `threshold` (chosen on the validation split, as `chosen_on` says).
+
+    Two kinds. A two-class model's *operating* threshold (the OCT model's DME) reports the other
+    class below it. A many-class model's *referral* threshold (the fundus model's diabetic
+    retinopathy, chosen for sensitivity to referable disease) reports the positive class with
+    "refer" even when another class is more probable, and below it the most probable of the
+    other classes: a screening answer is a referral decision, not an argmax.
+    """
 
     positive_class: str
-    negative_class: str
+    negative_class: str  # "" for a referral rule: below it, the most probable other class
     threshold: float
     chosen_on: str = ""
+    rule: str = "operating"  # or "referral"
+
+    @property
+    def referral(self) -> bool:
+        return self.rule == "referral"
+
+    @property
+    def threshold_name(self) -> str:
+        return "referral threshold" if self.referral else "operating threshold"
 
     def rule_text(self) -> str:
         """"reports DME when p(DME) is 0.151 or more, else NO DME (threshold chosen on ...)"."""
         chosen = f" (threshold chosen on {self.chosen_on})" if self.chosen_on else ""
+        positive = display_name(self.positive_class)
+        if self.referral:
+            return (
+                f"reports {positive}: refer when p({positive}) is {_decimal(self.threshold)} or more, even when "
+                f"another class is more probable, else the most probable other class{chosen}"
+            )
         return (
-            f"reports {display_name(self.positive_class)} when p({display_name(self.positive_class)}) is "
+            f"reports {positive} when p({positive}) is "
             f"{_decimal(self.threshold)} or more, else {display_name(self.negative_class)}{chosen}"
         )
 
@@ -89,9 +112,10 @@ class ModelMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     # Fitted thresholds of the image checks; empty means "use the defaults".
     checks: dict[str, Any] = field(default_factory=dict)
-    # For two-class models: {"positive_class", "threshold", "chosen_on"}. The positive class is
-    # reported when its probability reaches the threshold (an operating point chosen on the
-    # validation split for a target specificity) instead of when it is the larger of the two.
+    # {"positive_class", "threshold", "chosen_on"}: the positive class is reported when its
+    # probability reaches the threshold instead of when it is the most probable. For two-class
+    # models an operating point chosen on the validation split for a target specificity; for
+    # more classes a referral threshold ("rule": "referral") chosen for sensitivity.
     decision: dict[str, Any] = field(default_factory=dict)
     # The unfamiliar-image flag (familiarity.py): {"file", "threshold", "percentile", figures,
     # "command"}. The fitted numbers are in the file beside the model; the threshold here is the
@@ -99,21 +123,27 @@ class ModelMetadata:
     familiarity: dict[str, Any] = field(default_factory=dict)
 
     def operating_point(self) -> OperatingPoint | None:
-        """The two-class decision rule from `decision`, or None when the top class is reported."""
+        """The thresholded decision rule from `decision`, or None when the top class is reported."""
         positive = self.decision.get("positive_class")
-        if len(self.classes) == 2 and positive in self.classes and "threshold" in self.decision:
+        if positive not in self.classes or "threshold" not in self.decision or len(self.classes) < 2:
+            return None
+        chosen = str(self.decision.get("chosen_on", "") or "")
+        threshold = float(self.decision["threshold"])
+        if len(self.classes) == 2 and self.decision.get("rule", "operating") == "operating":
             negative = self.classes[1 - self.classes.index(positive)]
-            chosen = self.decision.get("chosen_on", "")
-            return OperatingPoint(positive, negative, float(self.decision["threshold"]), str(chosen or ""))
-        return None
+            return OperatingPoint(positive, negative, threshold, chosen)
+        return OperatingPoint(positive, "", threshold, chosen, rule="referral")
 
     def label_for(self, probabilities: list[float]) -> int:
         """Index of the class to report for these (calibrated) probabilities."""
         point = self.operating_point()
+        ranked = range(len(probabilities))
         if point is not None:
             index = self.classes.index(point.positive_class)
-            return index if probabilities[index] >= point.threshold else 1 - index
-        return max(range(len(probabilities)), key=probabilities.__getitem__)
+            if probabilities[index] >= point.threshold:
+                return index
+            ranked = [i for i in ranked if i != index]
+        return max(ranked, key=probabilities.__getitem__)
 
     def decision_text(self) -> str:
         """How this model turns probabilities into an answer, in one line (for `info`, Settings)."""
@@ -168,6 +198,8 @@ class ModelMetadata:
         threshold = decision.get("threshold", 0.5)
         if not (_is_number(threshold) and 0 <= threshold <= 1):
             raise ValueError(f'"decision.threshold" must be a probability from 0 to 1, not {_shown(threshold)}')
+        if decision.get("rule", "operating") not in DECISION_RULES:
+            raise ValueError(f'"decision.rule" must be one of {", ".join(DECISION_RULES)}, not {_shown(decision["rule"])}')
         familiarity_threshold = values.get("familiarity", {}).get("threshold")
         if familiarity_threshold is not None and not (_is_number(familiarity_threshold) and familiarity_threshold > 0):
             raise ValueError(f'"familiarity.threshold" must be a number above 0, not {_shown(familiarity_threshold)}')
@@ -325,6 +357,20 @@ class Answer:
     def not_judged(self) -> bool:
         return self.label is None
 
+    @property
+    def referred(self) -> bool | None:
+        """For a model with a referral threshold: whether this answer refers (None otherwise,
+        and when not judged)."""
+        point = self.operating_point
+        if point is None or not point.referral or self.not_judged:
+            return None
+        return self.label == point.positive_class
+
+    def _thresholded(self) -> bool:
+        """Whether the label rests on the threshold rather than on its own probability (a
+        referral rule's "not referred" answers rest on their confidence)."""
+        return self.operating_point is not None and self.referred is not False
+
     # -- the parts ------------------------------------------------------------------------
     def _positive(self) -> tuple[str, str, str]:
         """(p(positive) written, threshold written, "above"/"at"/"below") with the order kept."""
@@ -340,11 +386,14 @@ class Answer:
         if self.not_judged:
             return ""
         point = self.operating_point
+        confidence = f"{_apart(self.probability, self.unsure_below, percent=True)[0]} model confidence"
         if point is None:
-            return f"{_apart(self.probability, self.unsure_below, percent=True)[0]} model confidence"
+            return confidence
         shown, bound, relation = self._positive()
-        chosen = f" chosen on {point.chosen_on}" if point.chosen_on else ""
-        return f"p({display_name(point.positive_class)}) = {shown}, {relation} the operating threshold {bound}{chosen}"
+        positive = f"p({display_name(point.positive_class)}) = {shown}, {relation} the {point.threshold_name} {bound}"
+        if self.referred is False:
+            return f"{confidence}; {positive}"
+        return positive + (f" chosen on {point.chosen_on}" if point.chosen_on else "")
 
     def hint(self) -> str:
         """For an image that looks like the other retinal modality: which model to open."""
@@ -374,7 +423,8 @@ class Answer:
                 kind = {"oct": "OCT", "fundus": "fundus"}.get(self.looks_like, self.looks_like)
                 reasons += f"; the {kind} model is {self.suggested_model}"
             return f"not judged: {reasons}"
-        text = ("unsure: " if self.unsure else "") + f"{display_name(self.label)} ({self.basis()})"
+        refer = ": refer" if self.referred else ""
+        text = ("unsure: " if self.unsure else "") + f"{display_name(self.label)}{refer} ({self.basis()})"
         return text + ("; unfamiliar image: output may be unreliable" if self.unfamiliar_note() else "")
 
     def short_basis(self) -> str:
@@ -383,18 +433,20 @@ class Answer:
         if self.not_judged:
             return ""
         point = self.operating_point
-        if point is None:
+        if not self._thresholded():
             return _apart(self.probability, self.unsure_below, percent=True)[0]
         shown, bound, _ = self._positive()
-        return f"p({display_name(point.positive_class)}) {shown}, threshold {bound}"
+        kind = "referral threshold" if point.referral else "threshold"
+        return f"p({display_name(point.positive_class)}) {shown}, {kind} {bound}"
 
     def headline(self) -> str:
         """The short headline of the GUI and the report."""
         if self.not_judged:
             return "Not judged: the image is not fit for this model"
         lead = "Unsure: " if self.unsure else "Model output: "
-        confidence = " confidence" if self.operating_point is None else ""
-        return f"{lead}{display_name(self.label)} ({self.short_basis()}{confidence})"
+        confidence = "" if self._thresholded() else " confidence"
+        refer = ": refer" if self.referred else ""
+        return f"{lead}{display_name(self.label)}{refer} ({self.short_basis()}{confidence})"
 
     def explanation(self) -> str:
         """Under the headline, for a thresholded answer: why this label. Else empty."""
@@ -403,11 +455,21 @@ class Answer:
             return ""
         shown, bound, relation = self._positive()
         chosen = f" (chosen on {point.chosen_on})" if point.chosen_on else ""
+        positive = display_name(point.positive_class)
+        if self.referred is False:
+            return (f"Not referred for {positive}: p({positive}) = {shown} is {relation} the referral threshold "
+                    f"{bound}{chosen}.")
+        refer = " (refer)" if self.referred else ""
         text = (
-            f"Reported as {display_name(self.label)} because p({display_name(point.positive_class)}) = {shown} is "
-            f"{relation} the operating threshold {bound}{chosen}"
+            f"Reported as {display_name(self.label)}{refer} because p({positive}) = {shown} is "
+            f"{relation} the {point.threshold_name} {bound}{chosen}"
         )
-        other = point.negative_class if self.label == point.positive_class else point.positive_class
+        if point.referral:
+            rivals = {k: v for k, v in self.probabilities.items() if k != point.positive_class}
+            top = max(rivals, key=rivals.get) if rivals else ""
+            other = top if top and rivals[top] > self.probabilities.get(self.label, 0.0) else point.positive_class
+        else:
+            other = point.negative_class if self.label == point.positive_class else point.positive_class
         if self.probabilities.get(other, 0.0) > self.probabilities.get(self.label, 0.0):
             text += f", although {display_name(other)} has the longer bar"
         return text + "."
@@ -420,7 +482,7 @@ class Answer:
             return f"The image checks failed: {reasons}. The probabilities are greyed: shown for reference only, not an answer."
         parts = []
         if self.unsure:
-            shown, level = _apart(self.probability, self.unsure_below, percent=self.operating_point is None)
+            shown, level = _apart(self.probability, self.unsure_below, percent=not self._thresholded())
             parts.append(
                 f"The model is unsure: p({display_name(self.label)}) = {shown}, below the unsure level {level}. "
                 "Treat this output with caution."
@@ -444,7 +506,10 @@ class Answer:
         if point is not None:
             out["operating_threshold"] = {
                 "positive_class": point.positive_class, "threshold": point.threshold, "chosen_on": point.chosen_on,
+                "rule": point.rule,
             }
+            if point.referral:
+                out["refer"] = self.referred
         if self.suggested_model:
             out["suggested_model"] = self.suggested_model
         out["unfamiliar"] = self.unfamiliar

@@ -88,7 +88,8 @@ def draw_probabilities(axes, prediction_or_probs, label: str | None = None, *, o
         t = operating_point.threshold
         axes.plot([t, t], [y - 0.45, y + 0.45], color="0.5" if greyed else THRESHOLD_COLOUR, linewidth=2,
                   solid_capstyle="butt")
-        axes.text(t, y + 0.42, f"threshold {t:.2f}", fontsize=fontsize - 2, va="bottom", ha="left",
+        kind = "referral threshold" if operating_point.referral else "threshold"
+        axes.text(t, y + 0.42, f"{kind} {t:.2f}", fontsize=fontsize - 2, va="bottom", ha="left",
                   color="0.5" if greyed else THRESHOLD_COLOUR)
     axes.set_xlim(0, 1)
     if names:

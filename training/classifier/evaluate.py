@@ -21,6 +21,7 @@ Figures on an external data set can be stored in the model's sidecar under
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -36,6 +37,7 @@ import numpy as np
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.models.calibration import apply_temperature
 from retina_desktop.models.model_files import read_sidecar, sidecar_path_for, write_sidecar
+from training.classifier.referral import format_screening, screening_by_source, screening_figures
 from training.datasets import Dataset, class_indices, load_arrays, load_dataset
 
 ECE_BINS = 15
@@ -531,9 +533,21 @@ def evaluate_bundle(
     metrics["temperature"] = round(temperature, 4)
     metrics["split"] = split
     metrics["data"] = str(dataset.root)
-    # What the app shows: its stored temperature and operating point, not the ones refitted here.
-    reported = reported_labels(apply_temperature(probs, bundle.metadata.temperature), bundle.metadata)
+    # What the app shows: its stored temperature and operating point, not the ones refitted here,
+    # unless this run chooses the referral threshold it will store (then that one is judged).
+    shown = bundle.metadata
+    referral = None
+    if store and dataset.subset("val") and split != "val":
+        referral = choose_referral(classifier, dataset, classes, temperature, val_probs, val_labels)
+        if referral is not None:
+            shown = dataclasses.replace(shown, decision=referral)
+    reported = reported_labels(apply_temperature(probs, shown.temperature if referral is None else temperature), shown)
     samples = dataset.subset(split)
+    grades = np.array([-1 if s.grade is None else s.grade for s in samples], dtype=np.int64)
+    screening = screening_figures(calibrated, labels, reported, grades, classes, n_bootstrap=n_bootstrap)
+    metrics.update(screening)
+    if shown.operating_point() is not None and shown.operating_point().referral:
+        metrics["referral"] = {k: shown.decision[k] for k in ("positive_class", "threshold", "chosen_on", "rule")}
     if sources:
         files = [sample.file for sample in samples]
         metrics["by_source"] = sensitivity_by_source(calibrated, labels, files, classes, sources)
@@ -543,9 +557,13 @@ def evaluate_bundle(
     origins = sample_origins(samples, sources)
     if origins is not None:
         metrics["per_source"] = per_source(calibrated, labels, reported, origins, classes, n_bootstrap=n_bootstrap)
+        by_source = screening_by_source(calibrated, labels, reported, grades, origins, classes,
+                                        n_bootstrap=n_bootstrap)
+        for source, figures in by_source.items():
+            metrics["per_source"].setdefault(source, {}).update(figures)
     if heatmaps > 0 and bundle.metadata.modality == "fundus":
         metrics["heatmap_in_fov"] = _heatmap_figure(classifier, images, calibrated, reported, heatmaps, quiet)
-    decision = {}
+    decision = referral or {}
     if len(classes) == 2 and dataset.subset("val") and split != "val":
         # The operating point is chosen on validation and only then measured on `split`:
         # choosing it on the test split would flatter it.
@@ -571,6 +589,26 @@ def evaluate_bundle(
     if not quiet:
         print(format_summary(metrics))
     return metrics
+
+
+def choose_referral(classifier, dataset: Dataset, classes: list[str], temperature: float, val_probs: np.ndarray,
+                    val_labels: np.ndarray) -> dict[str, Any] | None:
+    """The referral rule to store with a many-class model that has a diabetic retinopathy class:
+    the threshold on calibrated p(DR) that refers MIN_SENSITIVITY of the val split's referable
+    eyes (grade >= 2). None for other models and for data without grades."""
+    from training.classifier.referral import DR_CLASS, MIN_SENSITIVITY, REFERABLE_GRADE, chosen_on, referable_rows
+    from training.classifier.referral import referral_threshold
+
+    if len(classes) < 3 or DR_CLASS not in classes:
+        return None
+    grades = np.array([-1 if s.grade is None else s.grade for s in dataset.subset("val")])
+    rows = referable_rows(val_labels, grades, classes)
+    if not (grades[rows] >= REFERABLE_GRADE).any():
+        return None
+    p_dr = apply_temperature(val_probs, temperature)[rows, classes.index(DR_CLASS)]
+    threshold = referral_threshold(p_dr, grades[rows] >= REFERABLE_GRADE, MIN_SENSITIVITY)
+    return {"positive_class": DR_CLASS, "threshold": round(threshold, 4), "chosen_on": chosen_on(MIN_SENSITIVITY),
+            "rule": "referral"}
 
 
 def _heatmap_figure(classifier, images, calibrated, reported, count: int, quiet: bool) -> dict[str, Any]:
@@ -685,8 +723,15 @@ def format_summary(metrics: dict[str, Any]) -> str:
         for source, entry in metrics["by_source"].items():
             cells = ", ".join(f"{cls} {e['found']}/{e['n']} ({e['sensitivity']:.2f})" for cls, e in entry.items())
             lines.append(f"    {source:14s} {cells}")
+    if "referral" in metrics:
+        rule = metrics["referral"]
+        lines.append(f"  referral threshold {rule['threshold']:.3f} on p({rule['positive_class']}), chosen on "
+                     f"{rule['chosen_on']}")
+    lines += format_screening(metrics)
     lines += _format_versus_normal(metrics.get("versus_normal"))
     lines += _format_per_source(metrics.get("per_source"))
+    for source, entry in (metrics.get("per_source") or {}).items():
+        lines += format_screening(entry, source)
     lines += _format_heatmaps(metrics.get("heatmap_in_fov"))
     return "\n".join(lines)
 
@@ -781,6 +826,9 @@ def run_evaluate(args) -> int:
             "and test figures come from its own data set's splits, external figures sit beside them"
         )
     dataset = load_dataset(args.data)
+    if args.split is None:
+        # A folder without a splits.csv is an external set (messidor2): judged whole, never split.
+        args.split = "test" if (Path(args.data) / "splits.csv").is_file() else "all"
     if store_external == "":  # the flag without a name: the data folder's name
         store_external = Path(args.data).resolve().name
     metrics = evaluate_bundle(

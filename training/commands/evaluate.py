@@ -13,7 +13,11 @@ HELP = "metrics, calibration and plots on a split"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", choices=("train", "val", "test", "all"),
+                        help="which images to judge (default: test when the folder has a splits.csv, else all of "
+                        "them: an external set such as messidor2). Referable diabetic retinopathy (ICDR grade >= 2) "
+                        "is reported when the data gives grades: a grade column in splits.csv or a grades.csv "
+                        "(file,grade[,group])")
     parser.add_argument("--out", help="folder for metrics.json and plots")
     parser.add_argument("--json", action="store_true", help="print the metrics object only")
     parser.add_argument("--store-temperature", action="store_true",
