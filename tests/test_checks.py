@@ -74,6 +74,21 @@ def test_modality_reasons():
     assert _reasons(photo, "unknown", oct_probs) == []
 
 
+def test_a_refusal_never_says_it_looks_like_what_the_model_reads():
+    # The check's best guess is the model's own modality, below the fitted minimum: one camera's
+    # real photograph was told "looks like a colour fundus photograph (55%), but this model
+    # reads colour fundus photographs".
+    photo = _textured()
+    unsure = {"fundus": 0.55, "oct": 0.05, "other": 0.40}
+    verdict = judge(measure(photo), photo.size, CheckThresholds(min_modality_probability=0.555), "fundus", unsure)
+    assert verdict.reasons[0] == "not clearly a colour fundus photograph (the image check rates it 55% likely; needs 56%)"
+    assert verdict.looks_like == ""
+    for probs in ({"fundus": 0.55, "oct": 0.05, "other": 0.4}, {"fundus": 0.3, "oct": 0.6, "other": 0.1},
+                  {"fundus": 0.2, "oct": 0.1, "other": 0.7}):
+        for reason in _reasons(photo, "fundus", probs):
+            assert "looks like a colour fundus photograph" not in reason
+
+
 def test_an_image_of_the_other_modality_says_which_it_looks_like():
     photo = _textured()
     oct_probs = {"fundus": 0.02, "oct": 0.97, "other": 0.01}

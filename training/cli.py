@@ -35,6 +35,7 @@ VERBS = {
     "compare": "compare",
     "fov-figure": "fov_figure",
     "linear-probe": "linear_probe",
+    "screening-probe": "screening_probe",
     "familiarity": "familiarity",
 }
 

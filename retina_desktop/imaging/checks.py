@@ -161,8 +161,13 @@ def _modality_reasons(modality: str, probs: dict[str, float], minimum: float) ->
     if modality in ("fundus", "oct"):
         if probs.get(modality, 0.0) >= minimum:
             return []
-        if best in ("fundus", "oct"):
+        if best in ("fundus", "oct") and best != modality:
             return [f"looks like {_NAMES[best]} ({probs[best]:.0%}), but this model reads {_PLURALS[modality]}"]
+        if best == modality:
+            # Its own modality is the likeliest, yet not likely enough: say that, never "looks
+            # like a fundus photograph, but this model reads fundus photographs".
+            value, limit = distinct(probs[modality], minimum, 0, percent=True)
+            return [f"not clearly {_NAMES[modality]} (the image check rates it {value} likely; needs {limit})"]
         return [f"does not look like {_NAMES[modality]} (the image check rates it {probs.get('other', 0):.0%} non-retinal)"]
     # A model of unknown modality (a Teachable Machine export): only "is it retinal at all".
     if probs.get("other", 0.0) > 1 - minimum:

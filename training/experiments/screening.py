@@ -1,0 +1,194 @@
+"""The `screening-probe` verb: the screening fundus model, a head on frozen pooled features chosen
+on validation, written as a bundle the app loads, with a referral threshold.
+
+Steps: frozen features of the train, val and test splits (cached, `screening_features.py`); a
+staged search on the val split (each pool set over the C grid with plain weights; then grade
+weightings at the best pool set and C: `screening_head.py`); the chosen head folded into one
+Dense layer on the feature network, so the app runs one Keras model (0..255 image in,
+probabilities out, `last_conv` for heatmaps); then `evaluate_bundle` on the test split, which
+fits the temperature on val and chooses the referral threshold on val p(DR) for referable-DR
+sensitivity (`training/classifier/referral.py`). External sets are never read here: judge them
+afterwards with `evaluate --store-external`.
+
+Outputs in `--out`: `keras_model.h5`, `labels.txt`, `keras_model.json`, `config.json`,
+`splits.csv`, `search.json` (val figures of every head tried) and `evaluation/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.experiments.screening_features import Backbone
+from training.experiments.screening_head import C_GRID, HeadChoice
+
+# Only the average pool by default: it is what the compiled model's heatmap head reproduces, and
+# the maximum and mid-level pools did not raise the val score (docs/fundus-models.md).
+POOL_SETS = (("pool",),)
+# (referable weight, mild weight) of diabetic retinopathy eyes by grade; (1, 1) ignores the grade.
+GRADE_WEIGHTINGS = ((1.0, 1.0), (2.0, 0.5), (3.0, 0.25))
+MATCH_ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class ScreeningConfig:
+    """Every choice of one screening-probe run; saved beside its outputs as config.json."""
+
+    architecture: str = "efficientnet-lite0"
+    size: int = 224
+    fit: str = "fov"
+    weights: str | None = "imagenet"
+    pool_sets: tuple[tuple[str, ...], ...] = POOL_SETS
+    c_grid: tuple[float, ...] = C_GRID
+    grade_weightings: tuple[tuple[float, float], ...] = GRADE_WEIGHTINGS
+    seed: int = 0
+
+    def backbone(self) -> Backbone:
+        return Backbone(self.architecture, self.size, self.fit, self.weights)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def search_head(sets, classes: list[str], config: ScreeningConfig, log=print) -> tuple[HeadChoice, list[dict]]:
+    """The head with the best val selection score, by the staged search; every trial recorded."""
+    from training.experiments.screening_features import pool_columns
+    from training.experiments.screening_head import fit_head, selection_score
+    from training.classifier.referral import DR_CLASS
+
+    train, val = sets["train"], sets["val"]
+    widths = sets["widths"]
+    dr = classes.index(DR_CLASS) if DR_CLASS in classes else None
+    trials: list[dict] = []
+
+    def trial(choice: HeadChoice) -> float:
+        columns = pool_columns(widths, choice.pools)
+        started = time.perf_counter()
+        head = fit_head(train.features[:, columns], train.labels, train.grades, dr, choice, seed=config.seed)
+        figures = selection_score(head.probabilities(val.features[:, columns]), val.labels, val.grades, classes)
+        trials.append({**choice.to_dict(), **{k: round(v, 4) for k, v in figures.items()},
+                       "seconds": round(time.perf_counter() - started, 1)})
+        log(f"  {'+'.join(choice.pools):36s} C={choice.C:<7g} grade weights {choice.referable_weight:g}/"
+            f"{choice.mild_weight:g}: val macro AUC {figures['macro_auc']:.4f}, referable-DR AUC "
+            f"{figures.get('referable_auc', float('nan')):.4f}, score {figures['score']:.4f}")
+        return figures["score"]
+
+    best, best_score = None, -np.inf
+    for pools in config.pool_sets:
+        for c in config.c_grid:
+            choice = HeadChoice(pools=tuple(pools), C=c)
+            score = trial(choice)
+            if score > best_score:
+                best, best_score = choice, score
+    for referable, mild in config.grade_weightings:
+        if (referable, mild) == (1.0, 1.0):
+            continue
+        choice = dataclasses.replace(best, referable_weight=referable, mild_weight=mild)
+        score = trial(choice)
+        if score > best_score:
+            best, best_score = choice, score
+    return best, trials
+
+
+def head_model(network, head, classes: list[str], pools: tuple[str, ...]):
+    """The app's model: the feature network's chosen pools into a Dense softmax that equals the
+    fitted regression (standardisation folded into its weights)."""
+    from retina_desktop.quiet import import_keras
+
+    keras = import_keras()
+    chosen = [network.get_layer(name).output for name in pools]
+    features = chosen[0] if len(chosen) == 1 else keras.layers.Concatenate(name="features")(chosen)
+    dense = keras.layers.Dense(len(classes), activation="softmax", name="predictions")
+    model = keras.Model(network.inputs[0], dense(features), name="screening_classifier")
+    dense.set_weights(head.dense_weights())
+    return model
+
+
+def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *, cache: Path | None = None,
+                  name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
+                  log=print) -> Path:
+    """Search the head on val, write the bundle and its test figures; returns the model path."""
+    from retina_desktop.atomic import atomic_save, atomic_write
+    from retina_desktop.models.model_files import write_labels, write_sidecar
+    from retina_desktop.outputs.records import InputSpec, ModelMetadata
+    from retina_desktop.paths import user_cache_dir
+    from training.classifier.classify import MODEL_FILE
+    from training.classifier.evaluate import evaluate_bundle
+    from training.classifier.referral import DR_CLASS
+    from training.datasets import load_arrays, load_dataset, write_splits
+    from training.experiments.screening_features import feature_network, pool_columns, pool_widths
+    from training.experiments.screening_head import fit_head
+    from training.experiments.screening_sets import feature_sets
+    from training.provenance import this_run
+
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = cache or user_cache_dir() / "screening-features"
+    classes, sets, network = feature_sets(config.backbone(), data, [], cache, log=log)
+    sets["widths"] = pool_widths(network)
+    feature_seconds = time.perf_counter() - started
+    log(f"features: {network.output.shape[-1]} per image ({sets['widths']}) in {feature_seconds:.0f} s")
+    fit_started = time.perf_counter()
+    choice, trials = search_head(sets, classes, config, log=log)
+    dr = classes.index(DR_CLASS) if DR_CLASS in classes else None
+    columns = pool_columns(sets["widths"], choice.pools)
+    train = sets["train"]
+    head = fit_head(train.features[:, columns], train.labels, train.grades, dr, choice, seed=config.seed)
+    fit_seconds = time.perf_counter() - fit_started
+    log(f"chosen on val: {choice}")
+
+    network, _ = feature_network(config.backbone())
+    model = head_model(network, head, classes, choice.pools)
+    dataset = load_dataset(data)
+    spec = InputSpec(config.size, config.size, config.fit, "none")
+    val_images = load_arrays(dataset, dataset.subset("val")[:8], spec, progress=False)[0]
+    ours = np.asarray(model.predict_on_batch(val_images.astype("float32")), dtype=np.float64)
+    theirs = head.probabilities(sets["val"].features[:8, columns])
+    worst = float(np.max(np.abs(ours - theirs)))
+    if worst > MATCH_ATOL:
+        raise RuntimeError(f"the screening network differs from its fitted head by {worst:.2e}")
+
+    write_splits(dataset, out / "splits.csv")
+    with atomic_write(out / "config.json") as handle:
+        json.dump({**config.to_dict(), "chosen": choice.to_dict()}, handle, indent=2)
+    with atomic_write(out / "search.json") as handle:
+        json.dump({"selection": "mean of val macro AUC and val referable-DR AUC", "trials": trials,
+                   "chosen": choice.to_dict()}, handle, indent=2)
+    model_path = out / MODEL_FILE
+    atomic_save(model_path, model.save)
+    write_labels(out / "labels.txt", classes)
+    metadata = ModelMetadata(
+        classes=classes, input=spec, modality="fundus",
+        name=name or f"fundus screening model (frozen {config.architecture} features, {config.size} px)",
+        version=version,
+        provenance=this_run(
+            data=str(Path(data)),
+            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
+            config={**config.to_dict(), "chosen": choice.to_dict()},
+            method=("multinomial logistic regression on frozen ImageNet EfficientNet-Lite features pooled "
+                    f"{'+'.join(choice.pools)}, grade-weighted, chosen on val"),
+            feature_seconds=round(feature_seconds, 1),
+            training_seconds=round(fit_seconds, 1),
+        ),
+    )
+    write_sidecar(out / "keras_model.json", metadata)
+    evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True, heatmaps=heatmaps,
+                    n_bootstrap=n_bootstrap)
+    log(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out} "
+        f"in {(time.perf_counter() - started) / 60:.1f} min (network = head within {worst:.1e})")
+    return model_path
+
+
+def run_screening_probe(args) -> int:
+    config = ScreeningConfig(architecture=args.architecture, size=args.size, fit=args.fit, weights=args.weights,
+                             seed=args.seed)
+    run_screening(args.data, args.out, config, cache=Path(args.cache) if args.cache else None, name=args.name,
+                  version=args.model_version, heatmaps=args.heatmaps, n_bootstrap=args.bootstrap)
+    return 0

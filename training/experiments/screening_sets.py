@@ -1,0 +1,71 @@
+"""The image sets a screening model is fitted and judged on, as cached frozen features.
+
+Owns the mapping from data folders to feature rows: the training data set's train, val and test
+splits, and each external folder whole (fundus-external, messidor2: never fitted or tuned on),
+each with its labels in the model's class order, ICDR grades where the data gives them, and the
+source of every image, so that every figure can be reported per source and per camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.experiments.screening_features import Backbone, cached_features, feature_network
+
+FIT_SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class FeatureSet:
+    """Features of one image set with what is known of each image."""
+
+    name: str
+    features: np.ndarray  # (n, d) float32
+    labels: np.ndarray  # (n,) indices into the model's classes
+    grades: np.ndarray  # (n,) ICDR grade, -1 where ungraded
+    sources: np.ndarray  # (n,) source name ("" when the data set names none)
+    files: list[str]
+
+    def rows(self, mask: np.ndarray) -> FeatureSet:
+        return FeatureSet(self.name, self.features[mask], self.labels[mask], self.grades[mask], self.sources[mask],
+                          [f for f, keep in zip(self.files, mask) if keep])
+
+
+def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Path], cache: Path,
+                 log=print) -> tuple[list[str], dict[str, FeatureSet], object]:
+    """(classes, {"train", "val", "test", <external folder name>...: FeatureSet}, the feature
+    network) for `backbone`; features come from `cache` when they were computed before."""
+    from retina_desktop.outputs.records import InputSpec
+    from training.datasets import ALL_SPLITS, class_indices, load_arrays, load_dataset
+
+    network, _ = feature_network(backbone)
+    spec = InputSpec(backbone.size, backbone.size, backbone.fit, "none")
+    dataset = load_dataset(data)
+    classes = dataset.classes
+    sets: dict[str, FeatureSet] = {}
+    jobs = [(split, dataset, split, None) for split in FIT_SPLITS]
+    for folder in externals:
+        external = load_dataset(folder)
+        jobs.append((Path(folder).resolve().name, external, ALL_SPLITS, class_indices(external, classes, "the model")))
+    for name, source_set, split, index_of in jobs:
+        samples = source_set.subset(split)
+        key = f"{backbone.tag()}|{Path(source_set.root).resolve()}|{split}|{len(samples)}|{network.output.shape[-1]}"
+        log(f"{name}: {len(samples)} images, {backbone.tag()}")
+
+        def images_of(source_set=source_set, samples=samples, index_of=index_of):
+            return load_arrays(source_set, samples, spec, index_of=index_of)[0]
+
+        features = cached_features(network, images_of, key, cache, desc=f"{name} features")
+        index = index_of or {c: i for i, c in enumerate(classes)}
+        sets[name] = FeatureSet(
+            name=name,
+            features=features,
+            labels=np.array([index[s.label] for s in samples], dtype=np.int32),
+            grades=np.array([-1 if s.grade is None else s.grade for s in samples], dtype=np.int32),
+            sources=np.array([s.source or name for s in samples]),
+            files=[s.file for s in samples],
+        )
+    return classes, sets, network
