@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 
@@ -125,7 +126,14 @@ def _predict(classifier, args) -> int:
                 print(f"error: {err}", file=sys.stderr, flush=True)
             continue
         if args.json:
-            print(json.dumps(prediction.to_json_dict()), flush=True)
+            try:
+                # Strict JSON: a NaN that got past the service is an error line, never `NaN`.
+                line = json.dumps(prediction.to_json_dict(), allow_nan=False)
+            except ValueError:
+                failures += 1
+                line = json.dumps({"file": file, "error": f'"{file}": the model output could not be written as JSON '
+                                   "(NaN or infinity)"})
+            print(line, flush=True)
         else:
             # The wording is records.Answer's, the same as the GUI's, the CSV's and the report's.
             print(f"{file}: {prediction.answer().text()}", flush=True)
@@ -193,11 +201,23 @@ def _batch(classifier, args) -> int:
     return 1 if failed else 0
 
 
+def _finite_or_null(value):
+    """`value` with every NaN or infinity replaced by None (JSON null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def _info(classifier, args) -> int:
     bundle = classifier.bundle()
     meta = bundle.metadata
     if args.json:
-        print(json.dumps({"path": str(bundle.path), **meta.to_dict()}))
+        # Strict JSON (any reader parses it): a metric recorded as NaN is written as null.
+        print(json.dumps(_finite_or_null({"path": str(bundle.path), **meta.to_dict()}), allow_nan=False))
         return 0
     spec = meta.input
     print(f"model:     {meta.name} (model version {meta.version})")

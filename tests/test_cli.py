@@ -247,3 +247,47 @@ def test_hostile_inputs_through_the_real_command_line_give_no_traceback(small_bu
     assert result.stderr.strip().splitlines() == [
         f'error: Model sidecar "{sidecar}" is not valid: "temperature" must be a number above 0, not -1.0'
     ]
+
+
+def _answer_nan(monkeypatch):
+    """Every model call answers NaN, as a model file with changed bytes did."""
+    import numpy as np
+
+    from retina_desktop.runtime import model_runtime
+
+    for runtime in (model_runtime.KerasRuntime, model_runtime.LiteRTRuntime):
+        real = runtime.predict_with_features
+
+        def damaged(self, batch, real=real):
+            probs, features = real(self, batch)
+            return np.full(np.shape(probs), np.nan), features
+
+        monkeypatch.setattr(runtime, "predict_with_features", damaged)
+        monkeypatch.setattr(runtime, "predict", lambda self, batch, damaged=damaged: damaged(self, batch)[0])
+
+
+def test_nan_model_output_is_an_error_line_in_text_json_and_csv(small_bundle, tmp_path, capsys, monkeypatch):
+    _answer_nan(monkeypatch)
+    image = tmp_path / "eye.png"
+    fundus_like(200).save(image)
+    assert main(["predict", str(image), "--model", str(small_bundle), "--no-checks"]) == 1
+    out, err = capsys.readouterr()
+    assert "nan" not in out.lower() and f'error: "{image}": the model' in err and "NaN or infinity" in err
+    assert main(["predict", str(image), "--model", str(small_bundle), "--json"]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert set(json.loads(line)) == {"file", "error"} and "NaN" not in line.replace("(NaN or", "")
+    csv_out = tmp_path / "r.csv"
+    assert main(["batch", str(tmp_path), "--out", str(csv_out), "--model", str(small_bundle)]) == 1
+    [row] = list(csv.DictReader(csv_out.open()))
+    assert row["label"] == "" and row["confidence"] == "" and "NaN or infinity" in row["error"]
+    assert "0 classified, 1 errors" in capsys.readouterr().out
+
+
+def test_predict_json_is_strict_even_if_a_nan_reaches_it(small_bundle, image_file, capsys, monkeypatch):
+    from retina_desktop.outputs.records import Prediction
+
+    real = Prediction.to_json_dict
+    monkeypatch.setattr(Prediction, "to_json_dict", lambda self: {**real(self), "confidence": float("nan")})
+    assert main(["predict", str(image_file), "--model", str(small_bundle), "--json"]) == 1
+    line = capsys.readouterr().out.strip()
+    assert "NaN" not in line.replace("(NaN or", "") and "error" in json.loads(line)
