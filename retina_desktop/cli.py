@@ -106,10 +106,11 @@ def _classifier(args):
 
 
 def _familiarity_warning(bundle) -> None:
-    """A familiarity file that could not be used: one line; the model still answers."""
-    problem = getattr(bundle, "familiarity_problem", "")
-    if problem:
-        print(f"warning: {problem}", file=sys.stderr)
+    """A familiarity file, or a compiled copy, that could not be used: one line each; the model
+    still answers (a refused compiled copy's model file serves instead)."""
+    for problem in (getattr(bundle, "compiled_problem", ""), getattr(bundle, "familiarity_problem", "")):
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
 
 
 def _predict(classifier, args) -> int:
@@ -214,6 +215,8 @@ def _finite_or_null(value):
 
 def _info(classifier, args) -> int:
     bundle = classifier.bundle()
+    if getattr(bundle, "compiled_problem", ""):
+        print(f"warning: {bundle.compiled_problem}", file=sys.stderr)
     meta = bundle.metadata
     if args.json:
         # Strict JSON (any reader parses it): a metric recorded as NaN is written as null.
