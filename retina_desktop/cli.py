@@ -146,11 +146,10 @@ def _predict(classifier, args) -> int:
 def _batch(classifier, args) -> int:
     from tqdm import tqdm
 
-    from retina_desktop.imaging.decode import list_images
     from retina_desktop.outputs import batch
 
-    total = len(list_images(args.folder))
     out = batch.BatchCsv(args.out)
+    total = len(batch.images_to_classify(args.folder, out.own_files))
     # The output is checked (and its partial file created) before the model or any image.
     with out:
         bundle = classifier.bundle()
@@ -161,7 +160,7 @@ def _batch(classifier, args) -> int:
         counts: Counter[str] = Counter()
         try:
             with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
-                for row in batch.classify_folder(args.folder, classifier.predict_files):
+                for row in batch.classify_folder(args.folder, classifier.predict_files, exclude=out.own_files):
                     out.write(row)
                     bar.update(1)
                     if not row.ok:

@@ -291,3 +291,58 @@ def test_predict_json_is_strict_even_if_a_nan_reaches_it(small_bundle, image_fil
     assert main(["predict", str(image_file), "--model", str(small_bundle), "--json"]) == 1
     line = capsys.readouterr().out.strip()
     assert "NaN" not in line.replace("(NaN or", "") and "error" in json.loads(line)
+
+
+def test_a_second_batch_with_the_same_out_is_refused_and_the_first_is_whole(small_bundle, tmp_path, capsys,
+                                                                             monkeypatch):
+    from retina_desktop.outputs import batch
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        fundus_like(200, seed=i).save(folder / f"{i}.png")
+    out = tmp_path / "r.csv"
+    real = batch.classify_folder
+    second: list[int] = []
+
+    def another_run_starts_meanwhile(*args, **kwargs):
+        for number, row in enumerate(real(*args, **kwargs)):
+            if number == 1:  # the first run is half-way: a second starts on the same --out
+                monkeypatch.setattr(batch, "classify_folder", real)
+                second.append(main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]))
+            yield row
+
+    monkeypatch.setattr(batch, "classify_folder", another_run_starts_meanwhile)
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 0
+    assert second == [1]
+    out_text, err = capsys.readouterr()
+    assert f'error: Cannot write "{out}": another run is writing it now' in err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["0.png", "1.png", "2.png"]
+    assert all(r["label"] in CLASSES for r in rows)
+    assert "3 images: 3 classified, 0 errors" in out_text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "r.csv"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to fill a disk")
+def test_batch_onto_a_full_disk_is_one_line_and_keeps_the_old_csv(small_bundle, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    fundus_like(200).save(folder / "a.png")
+    out = tmp_path / "r.csv"
+    out.write_text("the old results\n")
+    # Every write to the partial file fails as on a full disk.
+    (tmp_path / "r.partial.csv").symlink_to("/dev/full")
+    result = run_cli("batch", str(folder), "--out", str(out), "--model", str(small_bundle))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f'error: Cannot write "{out}": No space left on device' in result.stderr.splitlines()
+    assert out.read_text() == "the old results\n"
+
+
+def test_batch_does_not_read_back_its_own_output(small_bundle, tmp_path, capsys):
+    fundus_like(200).save(tmp_path / "a.png")
+    out = tmp_path / "results.png"  # an odd name, but the user's to choose
+    assert main(["batch", str(tmp_path), "--out", str(out), "--model", str(small_bundle)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["a.png"]
+    assert "1 images: 1 classified, 0 errors" in capsys.readouterr().out
