@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     # raise UnicodeEncodeError. Escaped, the line still names the file.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
+    from retina_desktop import paths
+
+    # A log or cache folder that cannot be made (no HOME) falls back to a temporary one: one line.
+    paths.on_folder_fallback(lambda message: print(f"warning: {message}", file=sys.stderr))
     if args.command == "gui":
         from retina_desktop.gui.app import run_app
 
