@@ -7,8 +7,10 @@ failure has its own error line naming the file), 2 for usage errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 from collections import Counter
 
@@ -19,6 +21,8 @@ NOTICE = (
     "Retina Desktop is not a medical device."
 )
 COMMANDS = ("predict", "batch", "info", "gui")
+# What a Unix tool killed by SIGPIPE reports (128 + 13).
+_EXIT_BROKEN_PIPE = 141
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`predict --json | head -1`): stop quietly, as Unix tools do.
+        # stdout is pointed at /dev/null so that Python's own flush at exit cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return _EXIT_BROKEN_PIPE
 
 
 def _classifier(args):

@@ -346,3 +346,15 @@ def test_batch_does_not_read_back_its_own_output(small_bundle, tmp_path, capsys)
     rows = list(csv.DictReader(out.open()))
     assert [r["file"].split("/")[-1] for r in rows] == ["a.png"]
     assert "1 images: 1 classified, 0 errors" in capsys.readouterr().out
+
+
+def test_predict_json_into_a_pipe_closed_early_exits_quietly(small_bundle, tmp_path):
+    image = tmp_path / "eye.png"
+    fundus_like(200).save(image)
+    files = " ".join([f"'{image}'"] * 40)
+    command = (f"set -o pipefail; '{sys.executable}' -m retina_desktop predict {files} "
+               f"--model '{small_bundle}' --json | head -1")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert len(result.stdout.splitlines()) == 1 and "label" in json.loads(result.stdout)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert result.returncode == 141  # as a Unix tool stopped by SIGPIPE
