@@ -161,10 +161,16 @@ def _predict(classifier, args) -> int:
 def _batch(classifier, args) -> int:
     from tqdm import tqdm
 
+    from retina_desktop.output_lock import lock_path_for
     from retina_desktop.outputs import batch
 
     out = batch.BatchCsv(args.out)
     total = len(batch.images_to_classify(args.folder, out.own_files))
+    skipped = batch.skipped_files(args.folder, (*out.own_files, lock_path_for(out.path)))
+    if skipped:  # one line, the first few by name: not read, and not silently either
+        shown = ", ".join(str(p.relative_to(args.folder)) for p in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"skipped {len(skipped)} file(s) that are not images this app reads: {shown}{more}", file=sys.stderr)
     # The output is checked (and its partial file created) before the model or any image.
     with out:
         bundle = classifier.bundle()

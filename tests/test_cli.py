@@ -358,3 +358,20 @@ def test_predict_json_into_a_pipe_closed_early_exits_quietly(small_bundle, tmp_p
     assert len(result.stdout.splitlines()) == 1 and "label" in json.loads(result.stdout)
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
     assert result.returncode == 141  # as a Unix tool stopped by SIGPIPE
+
+
+def test_batch_reads_what_predict_reads_and_names_what_it_skips(small_bundle, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    picture = fundus_like(200)
+    for name in ("a.png", "b.webp", "c.avif", "d.jp2"):
+        picture.save(folder / name)
+    (folder / "e.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (folder / "notes.txt").write_text("camera 2")
+    out = tmp_path / "r.csv"
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["a.png", "b.webp", "c.avif", "d.jp2"]
+    assert all(r["label"] in CLASSES for r in rows)
+    err = capsys.readouterr().err
+    assert "skipped 2 file(s) that are not images this app reads: e.heic, notes.txt" in err

@@ -20,7 +20,7 @@ from typing import Any
 
 from retina_desktop.atomic import atomic_write, partial_path_for, write_via_partial
 from retina_desktop.errors import OutputError, UserError
-from retina_desktop.imaging.decode import list_images
+from retina_desktop.imaging.decode import list_images, list_skipped
 from retina_desktop.output_lock import output_lock
 from retina_desktop.outputs.records import Prediction
 
@@ -41,6 +41,12 @@ def images_to_classify(folder: str | Path, exclude: Iterable[str | Path] = ()) -
     not come back as a row)."""
     skip = {Path(p).resolve() for p in exclude}
     return [p for p in list_images(folder) if p.resolve() not in skip]
+
+
+def skipped_files(folder: str | Path, exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """The files under `folder` a batch does not read (not images it knows), less `exclude`."""
+    skip = {Path(p).resolve() for p in exclude}
+    return [p for p in list_skipped(folder) if p.resolve() not in skip]
 
 
 def classify_folder(
