@@ -147,6 +147,12 @@ def _load_with_pillow(path: Path) -> LoadedImage:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f'"{path}" is too large to open safely: {err}') from err
     except UnidentifiedImageError as err:
+        if _starts_like_tiff(path):
+            # A TIFF Pillow cannot lay out (two 16-bit channels, say): "not an image" misleads.
+            raise ImageError(
+                f'"{path}" is a TIFF in a layout that cannot be read (such as two channels, or an '
+                "unusual bit depth or compression); save it as greyscale or RGB, 8 or 16 bits"
+            ) from err
         raise ImageError(
             f'"{path}" is not an image file that can be read '
             f"(expected JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF, JPEG 2000 or DICOM)"
@@ -156,6 +162,16 @@ def _load_with_pillow(path: Path) -> LoadedImage:
         # "broken data stream") and some malformed headers as SyntaxError or ValueError.
         raise ImageError(f'"{path}" is damaged or truncated and cannot be decoded ({err})') from err
     return LoadedImage(rgb=rgb, source_mode=source_mode, source_size=source_size)
+
+
+def _starts_like_tiff(path: Path) -> bool:
+    """Whether the file begins with a TIFF (or BigTIFF) byte-order mark and magic number."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
