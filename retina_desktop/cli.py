@@ -7,7 +7,10 @@ failure has its own error line naming the file), 2 for usage errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import sys
 from collections import Counter
 
@@ -18,6 +21,8 @@ NOTICE = (
     "Retina Desktop is not a medical device."
 )
 COMMANDS = ("predict", "batch", "info", "gui")
+# What a Unix tool killed by SIGPIPE reports (128 + 13).
+_EXIT_BROKEN_PIPE = 141
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     # raise UnicodeEncodeError. Escaped, the line still names the file.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
+    from retina_desktop import paths
+
+    # A log or cache folder that cannot be made (no HOME) falls back to a temporary one: one line.
+    paths.on_folder_fallback(lambda message: print(f"warning: {message}", file=sys.stderr))
     if args.command == "gui":
         from retina_desktop.gui.app import run_app
 
@@ -92,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`predict --json | head -1`): stop quietly, as Unix tools do.
+        # stdout is pointed at /dev/null so that Python's own flush at exit cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return _EXIT_BROKEN_PIPE
 
 
 def _classifier(args):
@@ -105,10 +121,11 @@ def _classifier(args):
 
 
 def _familiarity_warning(bundle) -> None:
-    """A familiarity file that could not be used: one line; the model still answers."""
-    problem = getattr(bundle, "familiarity_problem", "")
-    if problem:
-        print(f"warning: {problem}", file=sys.stderr)
+    """A familiarity file, or a compiled copy, that could not be used: one line each; the model
+    still answers (a refused compiled copy's model file serves instead)."""
+    for problem in (getattr(bundle, "compiled_problem", ""), getattr(bundle, "familiarity_problem", "")):
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
 
 
 def _predict(classifier, args) -> int:
@@ -125,7 +142,14 @@ def _predict(classifier, args) -> int:
                 print(f"error: {err}", file=sys.stderr, flush=True)
             continue
         if args.json:
-            print(json.dumps(prediction.to_json_dict()), flush=True)
+            try:
+                # Strict JSON: a NaN that got past the service is an error line, never `NaN`.
+                line = json.dumps(prediction.to_json_dict(), allow_nan=False)
+            except ValueError:
+                failures += 1
+                line = json.dumps({"file": file, "error": f'"{file}": the model output could not be written as JSON '
+                                   "(NaN or infinity)"})
+            print(line, flush=True)
         else:
             # The wording is records.Answer's, the same as the GUI's, the CSV's and the report's.
             print(f"{file}: {prediction.answer().text()}", flush=True)
@@ -137,11 +161,16 @@ def _predict(classifier, args) -> int:
 def _batch(classifier, args) -> int:
     from tqdm import tqdm
 
-    from retina_desktop.imaging.decode import list_images
+    from retina_desktop.output_lock import lock_path_for
     from retina_desktop.outputs import batch
 
-    total = len(list_images(args.folder))
     out = batch.BatchCsv(args.out)
+    total = len(batch.images_to_classify(args.folder, out.own_files))
+    skipped = batch.skipped_files(args.folder, (*out.own_files, lock_path_for(out.path)))
+    if skipped:  # one line, the first few by name: not read, and not silently either
+        shown = ", ".join(str(p.relative_to(args.folder)) for p in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"skipped {len(skipped)} file(s) that are not images this app reads: {shown}{more}", file=sys.stderr)
     # The output is checked (and its partial file created) before the model or any image.
     with out:
         bundle = classifier.bundle()
@@ -152,7 +181,7 @@ def _batch(classifier, args) -> int:
         counts: Counter[str] = Counter()
         try:
             with tqdm(total=total, desc="classifying", unit="img", file=sys.stderr) as bar:
-                for row in batch.classify_folder(args.folder, classifier.predict_files):
+                for row in batch.classify_folder(args.folder, classifier.predict_files, exclude=out.own_files):
                     out.write(row)
                     bar.update(1)
                     if not row.ok:
@@ -193,11 +222,25 @@ def _batch(classifier, args) -> int:
     return 1 if failed else 0
 
 
+def _finite_or_null(value):
+    """`value` with every NaN or infinity replaced by None (JSON null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def _info(classifier, args) -> int:
     bundle = classifier.bundle()
+    if getattr(bundle, "compiled_problem", ""):
+        print(f"warning: {bundle.compiled_problem}", file=sys.stderr)
     meta = bundle.metadata
     if args.json:
-        print(json.dumps({"path": str(bundle.path), **meta.to_dict()}))
+        # Strict JSON (any reader parses it): a metric recorded as NaN is written as null.
+        print(json.dumps(_finite_or_null({"path": str(bundle.path), **meta.to_dict()}), allow_nan=False))
         return 0
     spec = meta.input
     print(f"model:     {meta.name} (model version {meta.version})")

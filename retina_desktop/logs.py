@@ -21,7 +21,14 @@ def log_file() -> Path:
     global _configured
     if _configured is None:
         path = user_log_dir() / _LOG_NAME
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+        try:
+            handler: logging.Handler = logging.handlers.RotatingFileHandler(
+                path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+            )
+        except OSError:
+            # Not even a temporary folder can be written (see paths): the app still runs, and
+            # unexpected errors go to stderr instead of a file.
+            handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
         logger = logging.getLogger("retina_desktop")
         logger.addHandler(handler)

@@ -7,7 +7,11 @@ folders from platformdirs, never to the current directory.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -42,12 +46,44 @@ def modality_model_path() -> Path:
 
 
 def user_log_dir() -> Path:
-    path = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _usable_dir("log", Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)))
 
 
 def user_cache_dir() -> Path:
-    path = Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _usable_dir("cache", Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)))
+
+
+# ---- when the user's folders cannot be made (no HOME, a read-only one) ------------------------
+
+# Who is told when a folder falls back (the CLI prints "warning: ..."); by default it is logged.
+_warn: Callable[[str], None] | None = None
+_warned: set[str] = set()
+
+
+def on_folder_fallback(warn: Callable[[str], None] | None) -> None:
+    """Say through `warn` (once per folder) when a user folder falls back to a temporary one."""
+    global _warn
+    _warn = warn
+
+
+def _usable_dir(kind: str, path: Path) -> Path:
+    """`path`, created; or, when it cannot be (HOME missing or read-only, as on a locked-down
+    clinic PC or a service account), a folder under the system's temporary folder, with one
+    warning. Logs and caches only speed things up or help a bug report: no command may stop
+    for want of them."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError as err:
+        problem = err.strerror or str(err)
+    suffix = os.getuid() if hasattr(os, "getuid") else "user"
+    fallback = Path(tempfile.gettempdir()) / f"{APP_NAME}-{suffix}" / kind
+    try:
+        fallback.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        fallback = path  # nowhere to write: the caller's own error handling decides
+    if kind not in _warned:
+        _warned.add(kind)
+        message = f'Cannot create the {kind} folder "{path}" ({problem}); using "{fallback}" instead'
+        (_warn or logging.getLogger(__name__).warning)(message)
+    return fallback

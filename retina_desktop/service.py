@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.errors import ModelError, UserError
 from retina_desktop.imaging.checks import CheckThresholds, judge, measure
 from retina_desktop.imaging.decode import LoadedImage, load_image
 from retina_desktop.imaging.preprocessing import fit_image, prepare_batch
@@ -182,6 +182,8 @@ class Classifier:
         plan = self._plan()
         read = self._read(image_path, plan, keep_picture=True)
         [(_, prediction)] = self._classify([(image_path, read)], plan)
+        if isinstance(prediction, UserError):  # the model's output for this file was unusable
+            raise prediction
         return prediction
 
     def predict_files(
@@ -273,7 +275,13 @@ class Classifier:
             if plan.thresholds is not None:
                 belief = modality.beliefs(next(beliefs)) if modality else None
                 checks = self._verdict(read.stats, read.source_size, belief, plan.thresholds)
-            yield path, self._prediction(path, read.fitted, next(probs), checks, next(distances), read.picture)
+            found_probs, distance = next(probs), next(distances)
+            # A damaged model (or compiled copy) can answer NaN or infinity; shown as a label
+            # with "nan%" it would read as an answer, so it is this file's error instead.
+            if not np.all(np.isfinite(found_probs)):
+                yield path, non_finite_error(path, bundle.path)
+                continue
+            yield path, self._prediction(path, read.fitted, found_probs, checks, distance, read.picture)
 
     @staticmethod
     def _distances(bundle: ModelBundle, features: np.ndarray) -> list[float | None]:
@@ -318,6 +326,14 @@ class Classifier:
             familiarity_threshold=familiarity.threshold if familiarity is not None and distance is not None else None,
             picture=picture,
         )
+
+
+def non_finite_error(path: str | Path, model_path: Path) -> ModelError:
+    """The error for a file the model answered with NaN or infinity (no label is shown)."""
+    return ModelError(
+        f'"{path}": the model "{model_path}" gave no usable output for this image (NaN or infinity); '
+        "its file may be damaged"
+    )
 
 
 @dataclass(frozen=True)

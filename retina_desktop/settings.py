@@ -23,6 +23,13 @@ from retina_desktop.atomic import atomic_write
 from retina_desktop.paths import APP_NAME
 
 log = logging.getLogger(__name__)
+# Settings are a few hundred bytes. An 80 MB file took 679 MB and 6 s to parse before it was
+# refused; read no more than this.
+MAX_SETTINGS_BYTES = 64 * 1024
+
+
+class _TooLarge(Exception):
+    pass
 
 
 @dataclass
@@ -76,9 +83,15 @@ def load_settings(warn: Callable[[str], None] | None = None) -> Settings:
     """
     path = settings_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)  # never the whole of a huge file
+        if len(data) > MAX_SETTINGS_BYTES:
+            raise _TooLarge
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return Settings()
+    except _TooLarge:
+        problem = f"is larger than {MAX_SETTINGS_BYTES // 1024} KB, far more than settings take"
     except (OSError, UnicodeDecodeError) as err:
         problem = f"cannot be read ({getattr(err, 'strerror', None) or err})"
     else:

@@ -247,3 +247,131 @@ def test_hostile_inputs_through_the_real_command_line_give_no_traceback(small_bu
     assert result.stderr.strip().splitlines() == [
         f'error: Model sidecar "{sidecar}" is not valid: "temperature" must be a number above 0, not -1.0'
     ]
+
+
+def _answer_nan(monkeypatch):
+    """Every model call answers NaN, as a model file with changed bytes did."""
+    import numpy as np
+
+    from retina_desktop.runtime import model_runtime
+
+    for runtime in (model_runtime.KerasRuntime, model_runtime.LiteRTRuntime):
+        real = runtime.predict_with_features
+
+        def damaged(self, batch, real=real):
+            probs, features = real(self, batch)
+            return np.full(np.shape(probs), np.nan), features
+
+        monkeypatch.setattr(runtime, "predict_with_features", damaged)
+        monkeypatch.setattr(runtime, "predict", lambda self, batch, damaged=damaged: damaged(self, batch)[0])
+
+
+def test_nan_model_output_is_an_error_line_in_text_json_and_csv(small_bundle, tmp_path, capsys, monkeypatch):
+    _answer_nan(monkeypatch)
+    image = tmp_path / "eye.png"
+    fundus_like(200).save(image)
+    assert main(["predict", str(image), "--model", str(small_bundle), "--no-checks"]) == 1
+    out, err = capsys.readouterr()
+    assert "nan" not in out.lower() and f'error: "{image}": the model' in err and "NaN or infinity" in err
+    assert main(["predict", str(image), "--model", str(small_bundle), "--json"]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert set(json.loads(line)) == {"file", "error"} and "NaN" not in line.replace("(NaN or", "")
+    csv_out = tmp_path / "r.csv"
+    assert main(["batch", str(tmp_path), "--out", str(csv_out), "--model", str(small_bundle)]) == 1
+    [row] = list(csv.DictReader(csv_out.open()))
+    assert row["label"] == "" and row["confidence"] == "" and "NaN or infinity" in row["error"]
+    assert "0 classified, 1 errors" in capsys.readouterr().out
+
+
+def test_predict_json_is_strict_even_if_a_nan_reaches_it(small_bundle, image_file, capsys, monkeypatch):
+    from retina_desktop.outputs.records import Prediction
+
+    real = Prediction.to_json_dict
+    monkeypatch.setattr(Prediction, "to_json_dict", lambda self: {**real(self), "confidence": float("nan")})
+    assert main(["predict", str(image_file), "--model", str(small_bundle), "--json"]) == 1
+    line = capsys.readouterr().out.strip()
+    assert "NaN" not in line.replace("(NaN or", "") and "error" in json.loads(line)
+
+
+def test_a_second_batch_with_the_same_out_is_refused_and_the_first_is_whole(small_bundle, tmp_path, capsys,
+                                                                             monkeypatch):
+    from retina_desktop.outputs import batch
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        fundus_like(200, seed=i).save(folder / f"{i}.png")
+    out = tmp_path / "r.csv"
+    real = batch.classify_folder
+    second: list[int] = []
+
+    def another_run_starts_meanwhile(*args, **kwargs):
+        for number, row in enumerate(real(*args, **kwargs)):
+            if number == 1:  # the first run is half-way: a second starts on the same --out
+                monkeypatch.setattr(batch, "classify_folder", real)
+                second.append(main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]))
+            yield row
+
+    monkeypatch.setattr(batch, "classify_folder", another_run_starts_meanwhile)
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 0
+    assert second == [1]
+    out_text, err = capsys.readouterr()
+    assert f'error: Cannot write "{out}": another run is writing it now' in err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["0.png", "1.png", "2.png"]
+    assert all(r["label"] in CLASSES for r in rows)
+    assert "3 images: 3 classified, 0 errors" in out_text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "r.csv"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to fill a disk")
+def test_batch_onto_a_full_disk_is_one_line_and_keeps_the_old_csv(small_bundle, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    fundus_like(200).save(folder / "a.png")
+    out = tmp_path / "r.csv"
+    out.write_text("the old results\n")
+    # Every write to the partial file fails as on a full disk.
+    (tmp_path / "r.partial.csv").symlink_to("/dev/full")
+    result = run_cli("batch", str(folder), "--out", str(out), "--model", str(small_bundle))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f'error: Cannot write "{out}": No space left on device' in result.stderr.splitlines()
+    assert out.read_text() == "the old results\n"
+
+
+def test_batch_does_not_read_back_its_own_output(small_bundle, tmp_path, capsys):
+    fundus_like(200).save(tmp_path / "a.png")
+    out = tmp_path / "results.png"  # an odd name, but the user's to choose
+    assert main(["batch", str(tmp_path), "--out", str(out), "--model", str(small_bundle)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["a.png"]
+    assert "1 images: 1 classified, 0 errors" in capsys.readouterr().out
+
+
+def test_predict_json_into_a_pipe_closed_early_exits_quietly(small_bundle, tmp_path):
+    image = tmp_path / "eye.png"
+    fundus_like(200).save(image)
+    files = " ".join([f"'{image}'"] * 40)
+    command = (f"set -o pipefail; '{sys.executable}' -m retina_desktop predict {files} "
+               f"--model '{small_bundle}' --json | head -1")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert len(result.stdout.splitlines()) == 1 and "label" in json.loads(result.stdout)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert result.returncode == 141  # as a Unix tool stopped by SIGPIPE
+
+
+def test_batch_reads_what_predict_reads_and_names_what_it_skips(small_bundle, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    picture = fundus_like(200)
+    for name in ("a.png", "b.webp", "c.avif", "d.jp2"):
+        picture.save(folder / name)
+    (folder / "e.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (folder / "notes.txt").write_text("camera 2")
+    out = tmp_path / "r.csv"
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_bundle)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"].split("/")[-1] for r in rows] == ["a.png", "b.webp", "c.avif", "d.jp2"]
+    assert all(r["label"] in CLASSES for r in rows)
+    err = capsys.readouterr().err
+    assert "skipped 2 file(s) that are not images this app reads: e.heic, notes.txt" in err

@@ -313,3 +313,60 @@ def test_self_test_reports_models_on_the_compiled_path(small_bundle, modality_bu
     assert "[warn] OCT model" in report  # optional: its absence is a warning, not a failure
     assert "Result: all checks passed." in report
     assert list((tmp_path / "reports").glob("self-test-*.txt"))
+
+
+def _tamper(path: Path, count: int = 3000) -> None:
+    """Change `count` bytes in the middle of a file (the weights), as the issue's report did."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2
+    data[start : start + count] = bytes((b + 1) % 256 for b in data[start : start + count])
+    path.write_bytes(bytes(data))
+
+
+def test_a_compiled_copy_with_changed_bytes_is_refused_and_the_model_file_serves(small_bundle, tmp_path):
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    compiled = export_model(model)
+    assert read_manifest(compiled)["compiled_sha256"] == file_sha256(compiled)
+    _tamper(compiled)
+    problems: list[str] = []
+    assert find_compiled(model, problems=problems) is None
+    [problem] = problems
+    assert str(compiled) in problem and "changed after compiling" in problem and "\n" not in problem
+    with pytest.raises(ModelError, match="changed after compiling"):
+        load_bundle(model, backend="litert")
+    bundle = load_bundle(model, backend="auto")  # Keras reads the .h5 and compiles a fresh copy
+    assert bundle.compiled_problem == problem
+    assert bundle.compiled is not None and bundle.compiled.path != compiled
+    keras_side = Classifier(model, backend="keras", settings=NO_CHECKS)
+    images = _images((48, 48))
+    auto_side = Classifier(model, backend="auto", settings=NO_CHECKS)
+    np.testing.assert_allclose(auto_side.predict_arrays(images), keras_side.predict_arrays(images), atol=1e-4)
+
+
+def test_the_cli_warns_in_one_line_about_a_changed_compiled_copy(small_bundle, tmp_path, image_file, capsys):
+    from retina_desktop.cli import main
+
+    model = _copy_bundle(small_bundle, tmp_path / "bundle")
+    compiled = export_model(model)
+    _tamper(compiled)
+    assert main(["predict", str(image_file), "--model", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert "model confidence" in out and f'warning: Compiled model "{compiled}"' in err
+    assert "Traceback" not in err and err.count(str(compiled)) == 1, err
+
+
+def test_a_compiled_generator_with_changed_bytes_is_refused(tiny_generator, tmp_path):
+    from retina_desktop.synthesis.generator_export import compile_generator_beside
+    from retina_desktop.synthesis.samples import open_generator
+
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    for name in (tiny_generator.name, tiny_generator.with_suffix(".json").name):
+        shutil.copy2(tiny_generator.parent / name, folder / name)
+    compiled = compile_generator_beside(folder / tiny_generator.name)
+    assert read_manifest(compiled)["compiled_sha256"] == file_sha256(compiled)
+    assert open_generator(folder / tiny_generator.name).compiled == compiled
+    _tamper(compiled, 300)
+    problems: list[str] = []
+    assert find_compiled(folder / tiny_generator.name, problems=problems) is None and problems
+    assert open_generator(folder / tiny_generator.name).compiled != compiled  # compiled anew, into the cache

@@ -466,3 +466,59 @@ def test_the_cli_turns_an_impossible_configuration_into_one_line(tmp_path, capsy
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
     assert not (tmp_path / "gan").exists()  # refused before anything was written
+
+
+def _tiny_generator_file(folder):
+    from retina_desktop.quiet import import_keras
+
+    import_keras().utils.set_random_seed(0)
+    path = folder / "generator.keras"
+    build_generator(TINY, 2).save(path)
+    path.with_suffix(".json").write_text(json.dumps({"classes": ["a", "b"], "size": 16, "latent_dim": 16}))
+    return path
+
+
+def test_synthesize_writes_each_batch_as_it_is_made(tmp_path, monkeypatch):
+    import training.gan.synthesize as synthesize_module
+
+    path = _tiny_generator_file(tmp_path)
+    generator, sidecar = load_generator(path)
+    real = synthesize_module.sample
+    on_disk_at_each_batch = []
+
+    def watching(*args, **kwargs):
+        on_disk_at_each_batch.append(len(list((tmp_path / "out").glob("*.png"))))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthesize_module, "sample", watching)
+    written = synthesize(generator, sidecar["classes"], "a", 5, tmp_path / "out", seed=1, batch_size=2)
+    assert on_disk_at_each_batch == [0, 2, 4]  # never more than one batch held in memory
+    whole = synthesize(generator, sidecar["classes"], "a", 5, tmp_path / "whole", seed=1)
+    assert [p.read_bytes() for p in written] == [p.read_bytes() for p in whole]  # batching changes nothing
+
+
+def test_synthesize_refuses_a_count_beyond_its_bound_in_one_line(tmp_path, capsys):
+    from training.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["synthesize", "--generator", str(tmp_path / "g.keras"), "--label", "a", "--n", "20000000",
+              "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --n: 20000000 is out of range: give 1 to 100,000" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["gan-eval", "--n", "-3"])
+    assert "argument --n: -3 is out of range" in capsys.readouterr().err
+
+
+def test_synthesized_pngs_are_marked_synthetic_as_the_apps_exports_are(tmp_path):
+    from PIL import Image
+
+    path = _tiny_generator_file(tmp_path)
+    generator, sidecar = load_generator(path)
+    [written] = synthesize(generator, sidecar["classes"], "b", 1, tmp_path / "out", seed=2, generator_path=path)
+    chunks = Image.open(written).text
+    assert chunks["Synthetic"] == "true" and chunks["Class"] == "b" and chunks["Seed"] == "2"
+    assert chunks["Latent index"] == "0" and chunks["Generator"] == str(path)
+    assert "not a patient image" in chunks["Description"]

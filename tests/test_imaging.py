@@ -308,3 +308,16 @@ def test_dicom_ybr_colour_is_converted_to_rgb_once(tmp_path):
     ds.PhotometricInterpretation = "YBR_FULL"
     ds.save_as(path)
     assert np.abs(np.asarray(load_image(path).rgb).astype(int) - rgb).max() <= 2
+
+
+def test_a_tiff_in_a_layout_pillow_cannot_read_is_named_as_such(tmp_path):
+    import tifffile
+
+    path = tmp_path / "two_channels.tif"
+    pixels = np.random.default_rng(0).integers(0, 65535, (64, 64, 2), dtype=np.uint16)
+    tifffile.imwrite(path, pixels, photometric="minisblack", planarconfig="contig")
+    with pytest.raises(ImageError) as refused:
+        load_image(path)
+    message = str(refused.value)
+    assert message.startswith(f'"{path}" is a TIFF in a layout that cannot be read')
+    assert "not an image" not in message and "\n" not in message

@@ -240,3 +240,29 @@ def test_predict_files_gives_a_name_too_long_its_own_error_and_runs_the_rest(sma
     assert [path for path, _ in outcomes] == [good, too_long, good]
     assert isinstance(outcomes[1][1], ImageError) and "File name too long" in str(outcomes[1][1])
     assert not isinstance(outcomes[0][1], ImageError) and not isinstance(outcomes[2][1], ImageError)
+
+
+def test_a_model_answering_nan_is_an_error_for_that_file_not_an_answer(small_bundle, tmp_path, monkeypatch):
+    from retina_desktop.errors import ModelError, UserError
+
+    classifier = Classifier(small_bundle)
+    runtime = classifier.bundle().runtime
+    real = runtime.predict_with_features
+
+    def damaged(batch):  # what a tampered model file gave: NaN for every class of one image
+        probs, features = real(batch)
+        probs = np.array(probs, dtype=np.float64)
+        probs[0] = np.nan
+        return probs, features
+
+    monkeypatch.setattr(runtime, "predict_with_features", damaged)
+    monkeypatch.setattr(runtime, "predict", lambda batch: damaged(batch)[0])
+    files = []
+    for i in range(2):
+        files.append(tmp_path / f"{i}.png")
+        fundus_like(200, seed=i).save(files[-1])
+    with pytest.raises(ModelError) as caught:
+        classifier.predict_file(files[0])
+    assert str(files[0]) in str(caught.value) and "NaN" in str(caught.value) and "\n" not in str(caught.value)
+    outcomes = list(classifier.predict_files(files))
+    assert isinstance(outcomes[0][1], UserError) and not isinstance(outcomes[1][1], UserError)

@@ -70,3 +70,44 @@ def test_garbage_bytes_warn_too_and_a_missing_file_does_not():
     assert len(warnings) == 1 and str(path) in warnings[0]
     path.unlink()
     assert load_settings(warn=warnings.append) == Settings() and len(warnings) == 1
+
+
+def test_a_huge_settings_file_is_refused_without_reading_it_whole(monkeypatch):
+    import builtins
+
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Valid JSON, 8 MB of it: parsing it whole is what took 679 MB for an 80 MB file.
+    path.write_text('{"check_overrides": {' + ", ".join(f'"k{i}": {i}' for i in range(800_000)) + "}}")
+    read_sizes: list[int] = []
+    real_open = builtins.open
+
+    def watching_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        if Path(file) == path:
+            real_read = handle.read
+            handle = _Reader(handle, lambda n=-1: read_sizes.append(n) or real_read(n))
+        return handle
+
+    monkeypatch.setattr(builtins, "open", watching_open)
+    warnings: list[str] = []
+    assert load_settings(warn=warnings.append) == Settings()
+    [message] = warnings
+    assert str(path) in message and "larger than 64 KB" in message and "\n" not in message
+    assert read_sizes and all(0 < n <= 64 * 1024 + 1 for n in read_sizes)
+
+
+class _Reader:
+    """A file handle whose read is watched."""
+
+    def __init__(self, handle, read):
+        self._handle, self.read = handle, read
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)

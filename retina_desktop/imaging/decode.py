@@ -1,6 +1,7 @@
 """Reading image files into 8-bit RGB, whatever they hold.
 
-Owns every decision about files on disk: formats (JPEG, PNG, BMP, GIF, TIFF, DICOM), bit depth,
+Owns every decision about files on disk: formats (JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF,
+JPEG 2000, DICOM), bit depth,
 colour modes, EXIF orientation, and refusing files that are missing, empty, truncated, corrupt,
 not images, or so large that decoding them would exhaust memory. Training and the app both read
 images through `load_image`, so they see identical pixels.
@@ -23,8 +24,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from retina_desktop.errors import ImageError
 
-# Extensions offered by file dialogs and picked up by folder scans.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".dcm", ".dicom")
+# Extensions offered by file dialogs and picked up by folder scans: what `load_image` reads
+# (Pillow here is built with WebP, AVIF and JPEG 2000). A folder scan names what it skipped
+# (`list_skipped`): HEIC, for one, needs a plug-in this app does not ship.
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".jp2", ".j2k",
+    ".dcm", ".dicom",
+)
 
 # A fundus photograph from a modern camera is 10-25 megapixels; 80 MP leaves room for scans
 # and stitched montages, and at 3 bytes a pixel stays near 240 MB decoded.
@@ -141,15 +147,31 @@ def _load_with_pillow(path: Path) -> LoadedImage:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f'"{path}" is too large to open safely: {err}') from err
     except UnidentifiedImageError as err:
+        if _starts_like_tiff(path):
+            # A TIFF Pillow cannot lay out (two 16-bit channels, say): "not an image" misleads.
+            raise ImageError(
+                f'"{path}" is a TIFF in a layout that cannot be read (such as two channels, or an '
+                "unusual bit depth or compression); save it as greyscale or RGB, 8 or 16 bits"
+            ) from err
         raise ImageError(
             f'"{path}" is not an image file that can be read '
-            f"(expected JPEG, PNG, BMP, GIF, TIFF or DICOM)"
+            f"(expected JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF, JPEG 2000 or DICOM)"
         ) from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated",
         # "broken data stream") and some malformed headers as SyntaxError or ValueError.
         raise ImageError(f'"{path}" is damaged or truncated and cannot be decoded ({err})') from err
     return LoadedImage(rgb=rgb, source_mode=source_mode, source_size=source_size)
+
+
+def _starts_like_tiff(path: Path) -> bool:
+    """Whether the file begins with a TIFF (or BigTIFF) byte-order mark and magic number."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -334,4 +356,16 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise ImageError(f'Folder not found: "{root}"')
     return sorted(
         p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def list_skipped(folder: str | os.PathLike) -> list[Path]:
+    """Every file under `folder` that `list_images` leaves out (hidden files aside), sorted:
+    a folder scan says what it did not read rather than skip it silently."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in IMAGE_EXTENSIONS
     )

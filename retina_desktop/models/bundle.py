@@ -55,6 +55,8 @@ class ModelBundle:
     served by LiteRT never imports TensorFlow unless someone asks for Keras.
     `familiarity` is the unfamiliar-image record fitted for this model file (None when it has
     none, or when its file could not be used: `familiarity_problem` then says why, in a line).
+    `compiled_problem` says, in a line, why a compiled copy found for the file was refused (its
+    bytes changed after compiling); "" when none was.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ModelBundle:
         trust_model: bool = False,
         familiarity: Familiarity | None = None,
         familiarity_problem: str = "",
+        compiled_problem: str = "",
     ) -> None:
         if metadata is None:
             raise TypeError("ModelBundle needs its metadata")
@@ -76,6 +79,7 @@ class ModelBundle:
         self.trust_model = trust_model
         self.familiarity = familiarity
         self.familiarity_problem = familiarity_problem
+        self.compiled_problem = compiled_problem
         self._model = model
         self._model_lock = threading.RLock()
         self._keras_runtime: KerasRuntime | None = None
@@ -153,15 +157,17 @@ def load_bundle(
         )
     compiled = model = None
     sha256 = None
+    refused: list[str] = []  # compiled copies whose bytes changed after compiling (logged)
     if backend != "keras" and litert_available():
         sha256 = file_sha256(path)
-        found = find_compiled(path, sha256)
+        found = find_compiled(path, sha256, problems=refused)
         if found is not None:
             compiled = CompiledModel(found)
     if backend == "litert" and compiled is None:
         raise ModelError(
             f'"{path}" has no compiled (LiteRT) copy up to date with it'
             + ("" if litert_available() else " (the LiteRT runtime, ai-edge-litert, is not installed)")
+            + (f" ({refused[0]})" if refused else "")
             + f": run python -m training export --model {path}"
         )
     if compiled is not None:
@@ -193,6 +199,10 @@ def load_bundle(
             )
     if backend == "auto" and compiled is None and litert_available():
         compiled = _compile_into_cache(model, path, metadata.input.scaling, sha256 or file_sha256(path))
+    if refused:
+        # Kept in the log file for the GUI; at info level, since the CLI prints it as its own
+        # warning line and a second copy from whatever handler TensorFlow installed is noise.
+        log.info("%s", refused[0])
     familiarity, problem = None, ""
     if path_for(path).exists():
         # A record fitted for another version of the file would measure nonsense: refused.
@@ -200,7 +210,8 @@ def load_bundle(
         if problem:
             log.warning("%s", problem)
     return ModelBundle(
-        path, model, metadata, compiled, trust_model=trust_model, familiarity=familiarity, familiarity_problem=problem
+        path, model, metadata, compiled, trust_model=trust_model, familiarity=familiarity, familiarity_problem=problem,
+        compiled_problem=refused[0] if refused else "",
     )
 
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from retina_desktop.atomic import atomic_write, partial_path_for, write_via_partial
 from retina_desktop.errors import OutputError, UserError
-from retina_desktop.imaging.decode import list_images
+from retina_desktop.imaging.decode import list_images, list_skipped
+from retina_desktop.output_lock import output_lock
 from retina_desktop.outputs.records import Prediction
 
 
@@ -35,17 +36,32 @@ class BatchRow:
         return self.prediction is not None
 
 
+def images_to_classify(folder: str | Path, exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """The images under `folder`, less `exclude` (the run's own output: `--out DIR/r.png` must
+    not come back as a row)."""
+    skip = {Path(p).resolve() for p in exclude}
+    return [p for p in list_images(folder) if p.resolve() not in skip]
+
+
+def skipped_files(folder: str | Path, exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """The files under `folder` a batch does not read (not images it knows), less `exclude`."""
+    skip = {Path(p).resolve() for p in exclude}
+    return [p for p in list_skipped(folder) if p.resolve() not in skip]
+
+
 def classify_folder(
     folder: str | Path,
     predict_files: Callable[[list[Path]], Iterator[tuple[Path, Prediction | UserError]]],
     cancel: threading.Event | None = None,
+    exclude: Iterable[str | Path] = (),
 ) -> Iterator[BatchRow]:
-    """Yield a row per image under `folder`, in order; stops early when `cancel` is set.
+    """Yield a row per image under `folder` (less `exclude`), in order; stops early when
+    `cancel` is set.
 
     `predict_files` is `Classifier.predict_files`, which reads the next files while the model
     works on the current ones.
     """
-    outcomes = predict_files(list_images(folder))
+    outcomes = predict_files(images_to_classify(folder, exclude))
     try:
         # Cancel is looked at before each request: asking for the next row may start a batch.
         while cancel is None or not cancel.is_set():
@@ -112,9 +128,12 @@ class BatchCsv:
 
     Entering checks that `path` can be written, by creating its partial file, before any
     image is read (a folder, a path under a regular file, a place the user cannot write are an
-    `OutputError` naming `path`). Rows are flushed as they come; leaving without an error
-    renames the partial file onto `path`. After a failure the partial file keeps the finished
-    rows (`partial`, `rows` say where and how many); with no rows it is removed.
+    `OutputError` naming `path`). It first takes `path`'s lock (`output_lock`): a second run
+    with the same output is refused in one line while this one holds it, instead of both
+    writing one partial file. Rows are flushed as they come; leaving without an error renames
+    the partial file onto `path`. After a failure the partial file keeps the finished rows
+    (`partial`, `rows` say where and how many); with no rows it is removed. A write that fails
+    (a full disk) is an `OutputError` naming `path`; the previous `path` is left as it was.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -125,12 +144,22 @@ class BatchCsv:
         self._writer: Any = None
         self._stack = contextlib.ExitStack()
 
+    @property
+    def own_files(self) -> tuple[Path, Path]:
+        """The files this output writes: a batch over their folder must not read them back."""
+        return self.path, self.partial
+
     def __enter__(self) -> BatchCsv:
         _check_output(self.path)
         try:
+            self._stack.enter_context(output_lock(self.path))  # before the partial file is truncated
             handle = self._stack.enter_context(write_via_partial(self.path, **_CSV_OPEN))
         except OSError as err:
+            self._stack.close()
             raise OutputError(f'Cannot write "{self.path}": {err.strerror or err}') from err
+        except BaseException:
+            self._stack.close()
+            raise
         self._writer = csv.writer(handle)
         self._handle = handle
         return self
@@ -142,11 +171,17 @@ class BatchCsv:
     def write(self, row: BatchRow) -> None:
         if self._classes is None:
             raise RuntimeError("BatchCsv.start(classes) must come before the first row")
-        if self.rows == 0:
-            self._writer.writerow(csv_header(self._classes))
-        self._writer.writerow(csv_fields(row, self._classes))
-        self._handle.flush()  # a row written is a row kept, whatever happens next
+        try:
+            if self.rows == 0:
+                self._writer.writerow(csv_header(self._classes))
+            self._writer.writerow(csv_fields(row, self._classes))
+            self._handle.flush()  # a row written is a row kept, whatever happens next
+        except OSError as err:  # a full disk, a share gone: one line, not a traceback
+            raise self._write_error(err) from err
         self.rows += 1
+
+    def _write_error(self, err: OSError) -> OutputError:
+        return OutputError(f'Cannot write "{self.path}": {err.strerror or err}')
 
     def __exit__(self, kind, error, traceback) -> None:
         if kind is None and self.rows == 0 and self._classes is not None:
@@ -154,8 +189,14 @@ class BatchCsv:
         if kind is not None and self.rows == 0:
             # Nothing finished: no partial file to keep. Truncating it lets the context below
             # see it empty and remove it.
-            self._handle.truncate(0)
-        self._stack.__exit__(kind, error, traceback)
+            with contextlib.suppress(OSError, ValueError):
+                self._handle.truncate(0)
+        try:
+            self._stack.__exit__(kind, error, traceback)
+        except OSError as err:  # the last flush, fsync or rename: the old CSV stays as it was
+            if kind is None:
+                raise self._write_error(err) from err
+            # Otherwise the error already on its way says more; it goes on when this returns.
 
 
 def _check_output(path: Path) -> None:

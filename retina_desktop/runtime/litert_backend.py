@@ -4,6 +4,10 @@ A Keras model `<stem>.h5` is compiled (by `retina_desktop.runtime.litert_export`
 first open) to `<stem>.tflite` plus a manifest `<stem>.tflite.json`. The manifest records the
 SHA-256 of the model file it came from, so a compiled model is used only while it is up to date
 with that file; one compiled on first open lives in the user's cache folder, named by that hash.
+It also records the SHA-256 of the compiled file itself: a `.tflite` whose bytes changed after
+compiling answers anything (3,000 changed bytes turned "unsure: normal" into a confident
+disease), so it is refused with one warning and the model file serves instead. Manifests written
+before that hash was recorded carry none and are used as they are (re-export to add it).
 
 The compiled model has two outputs: the class probabilities and the feature maps of the layer
 that heatmaps read. The manifest carries the few small layers between those feature maps and
@@ -21,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -31,6 +36,8 @@ import numpy as np
 from retina_desktop.errors import ModelError
 from retina_desktop.paths import user_cache_dir
 from retina_desktop.quiet import stderr_captured
+
+log = logging.getLogger(__name__)
 
 FORMAT = "retina-desktop-compiled/1"
 COMPILED_SUFFIX = ".tflite"
@@ -100,19 +107,44 @@ def read_manifest(compiled: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
 
 
-def find_compiled(model_path: Path, sha256: str | None = None) -> Path | None:
+def find_compiled(model_path: Path, sha256: str | None = None, problems: list[str] | None = None) -> Path | None:
     """The compiled model made from exactly this model file (beside it, else in the cache).
 
     A compiled file whose manifest names another hash is stale (the `.h5` changed since) and
-    is ignored.
+    is ignored. One whose own bytes changed since compiling (`compiled_problem`) is refused:
+    its one-line reason is appended to `problems` when given, else logged.
     """
     sha256 = sha256 or file_sha256(model_path)
     for candidate in (compiled_path_for(model_path), cached_path_for(sha256)):
         if candidate.is_file():
             manifest = read_manifest(candidate)
             if manifest is not None and manifest.get("source_sha256") == sha256:
-                return candidate
+                problem = compiled_problem(candidate, manifest)
+                if not problem:
+                    return candidate
+                if problems is not None:
+                    problems.append(problem)  # the caller says it, once
+                else:
+                    log.warning("%s", problem)
     return None
+
+
+def compiled_problem(compiled: Path, manifest: dict[str, Any]) -> str:
+    """Why `compiled` must not be run ("" when it may): its bytes differ from those its manifest
+    recorded when it was compiled. A manifest that records no hash (older exports) passes."""
+    recorded = manifest.get("compiled_sha256")
+    if not recorded:
+        return ""
+    try:
+        actual = file_sha256(compiled)
+    except OSError as err:
+        return f'Compiled model "{compiled}" cannot be read ({err.strerror or err}); not used'
+    if actual != recorded:
+        return (
+            f'Compiled model "{compiled}" is not the file its manifest recorded (its bytes changed after '
+            "compiling); not used"
+        )
+    return ""
 
 
 # ---- arrays in JSON -------------------------------------------------------------------------

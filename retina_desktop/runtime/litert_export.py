@@ -6,7 +6,8 @@ nested in Sequentials such as Teachable Machine exports), freezes the weights in
 converts with the default float32 kernels (no quantisation: outputs must equal Keras's),
 writes the `.tflite` and its manifest, and then checks that the compiled model answers like
 Keras on a seeded batch. The manifest records the SHA-256 of the source model file, so the service can
-tell a compiled model that is out of date with its `.h5`.
+tell a compiled model that is out of date with its `.h5`, and of the compiled file, so that a
+`.tflite` changed afterwards is refused (`litert_backend.compiled_problem`).
 
 This module imports TensorFlow (inside functions): it runs at export time, or on first open of
 a new model when TensorFlow is installed; never in the packaged app.
@@ -15,6 +16,7 @@ a new model when TensorFlow is installed; never in the packaged app.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -82,6 +84,7 @@ def compile_model(
         "format": FORMAT,
         "source": source.name,
         "source_sha256": sha256 or file_sha256(source),
+        "compiled_sha256": hashlib.sha256(flatbuffer).hexdigest(),
         "input_shape": [height, width, 3],
         "num_classes": int(model.outputs[0].shape[-1]),
         "heatmap": {"layer": target.name, **head} if head else {"layer": getattr(target, "name", None), "problem": problem},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -157,6 +158,8 @@ def compile_generator(info: GeneratorInfo, out: Path, *, model=None, sha256: str
         "kind": info.kind,
         "source": info.path.name,
         "source_sha256": sha256 or file_sha256(info.path),
+        # The compiled bytes too: a .tflite changed afterwards is refused (find_compiled).
+        "compiled_sha256": hashlib.sha256(flatbuffer).hexdigest(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tensorflow": tf.__version__,
     }

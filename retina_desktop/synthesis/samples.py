@@ -95,16 +95,18 @@ def open_generator(path: str | Path) -> Generator:
     compiled. Raises `UserError`/`ModelError` with what to do otherwise.
     """
     info = read_generator_info(path)
-    compiled = find_compiled(info.path)
+    problems: list[str] = []  # a compiled copy whose bytes changed is refused, and compiled anew
+    compiled = find_compiled(info.path, problems=problems)
     if compiled is None:
         try:
             from retina_desktop.synthesis.generator_export import compile_generator_to_cache
 
             compiled = compile_generator_to_cache(info)
         except ImportError as err:  # the packaged app has no TensorFlow to compile with
-            raise UserError(f'"{info.path}" has no compiled copy (.tflite) up to date with it, and this installation '
-                            f"cannot compile one ({err}); run `python -m training export --model {info.path}` where "
-                            "TensorFlow is installed") from err
+            why = f" ({problems[0]})" if problems else ""
+            raise UserError(f'"{info.path}" has no compiled copy (.tflite) up to date with it{why}, and this '
+                            f"installation cannot compile one ({err}); run `python -m training export --model "
+                            f"{info.path}` where TensorFlow is installed") from err
     return Generator(info, compiled)
 
 

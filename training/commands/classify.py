@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from retina_desktop.outputs.records import FIT_MODES
+from training.bounds import count
 
 HELP = "train a classifier and write its bundle"
 
@@ -26,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit", choices=FIT_MODES, default="crop",
                         help="fov: fundus photographs framed alike by their field of view (fov.py)")
     parser.add_argument("--width-multiplier", type=float, default=1.0)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=count(1, 100_000), default=40)
+    parser.add_argument("--batch-size", type=count(1, 65_536), default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--no-augment", action="store_true")

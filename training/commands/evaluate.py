@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.bounds import MAX_IMAGES, count
+
 HELP = "metrics, calibration and plots on a split"
 
 
@@ -22,12 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the metrics object only")
     parser.add_argument("--store-temperature", action="store_true",
                         help="write the fitted temperature into the model's sidecar")
-    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--bootstrap", type=count(0, 100_000), default=1000)
     parser.add_argument("--trust-model", action="store_true")
     parser.add_argument("--source", action="append", metavar="NAME=REGEX",
                         help="also report each class's sensitivity for the files whose path matches REGEX "
                         "(repeatable; e.g. ODIR='/\\d+_(left|right)\\.jpg$')")
-    parser.add_argument("--heatmaps", type=int, default=200, metavar="N",
+    parser.add_argument("--heatmaps", type=count(0, MAX_IMAGES), default=200, metavar="N",
                         help="fundus models: Grad-CAM of the reported class on N images of the split (seeded "
                         "sample) and the share of its mass inside the fundus field of view, median and 10th "
                         "percentile (default 200; 0 skips it; about 0.03 s per image on a 2-core CPU)")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.bounds import count
+
 HELP = "train the class-conditional GAN on a data set's training split"
 
 
@@ -24,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=16, help="channels at full resolution")
     parser.add_argument("--d-width", type=int, default=0,
                         help="the discriminator's channels at full resolution (default: --width)")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=count(1, 100_000), default=100)
+    parser.add_argument("--batch-size", type=count(1, 65_536), default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--d-learning-rate", type=float,
                         help="the discriminator's own learning rate (default: --learning-rate); a faster "

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.bounds import MAX_IMAGES, count
+
 HELP = "KID, FID, precision/recall and memorisation of a generator"
 
 
@@ -20,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("--fit", choices=("crop", "pad", "stretch", "fov"),
                         help="how real images are fitted to the generator's square (default: its sidecar's, else crop)")
-    parser.add_argument("--n", type=int, default=200, help="synthetic images per class")
-    parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
+    parser.add_argument("--n", type=count(1, MAX_IMAGES), default=200, help="synthetic images per class")
+    parser.add_argument("--k", type=count(1, 1000), default=3, help="neighbours for precision/recall")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for gan_eval.json and the closest pairs (default: beside the generator; "
                         "with several, a sub-folder each)")

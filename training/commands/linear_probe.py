@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from retina_desktop.outputs.records import FIT_MODES
+from training.bounds import MAX_IMAGES, count
 from training.experiments.linear_probe import C_GRID
 
 HELP = "logistic regression on frozen ImageNet features (the floor), as a bundle"
@@ -24,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit", choices=FIT_MODES, default="fov")
     parser.add_argument("--C", type=float, help=f"inverse L2 strength (default: the best of {C_GRID} on val macro AUC)")
     parser.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
-    parser.add_argument("--heatmaps", type=int, default=0, metavar="N",
+    parser.add_argument("--heatmaps", type=count(0, MAX_IMAGES), default=0, metavar="N",
                         help="also measure the test heatmaps' mass inside the field of view on N images")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the test figures' CIs")
+    parser.add_argument("--bootstrap", type=count(0, 100_000), default=1000, help="bootstrap resamples for the test figures' CIs")
     parser.add_argument("--name", help="model name shown in the app")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--local-contrast", action="store_true",

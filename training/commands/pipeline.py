@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from training.bounds import MAX_IMAGES, count
 from training.experiments.runs import CLASSIFIERS, CONDITIONS, CORE_CONDITIONS, PipelineConfig
 
 HELP = "the GAN-augmentation experiment: train classifiers under four conditions, report"
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--classifier", choices=CLASSIFIERS, default=d.classifier,
         help="small: the project's CNN trained end to end; frozen-lite0: ImageNet EfficientNet-Lite0 features "
              "and a softmax head (minutes per run instead of an hour)")
-    add("--views", type=int, default=d.views,
+    add("--views", type=count(1, 1000), default=d.views,
         help="frozen-lite0: augmented views of each training image in the traditional conditions")
     add("--size", type=int, default=d.size, help="classifier input height and width")
     add("--fit", choices=("crop", "pad", "stretch", "fov"), default=d.fit, help="how images are fitted (GAN too)")
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="R1 penalty on the discriminator (0: off); with --gan-loss nonsaturating, StyleGAN2-ADA's recipe")
     add("--gan-classes", choices=("all", "scarce"), default=d.gan_classes,
         help="classes the GAN learns (all: scarce classes borrow from the others)")
-    add("--gan-target", type=int, default=d.gan_target,
+    add("--gan-target", type=count(0, MAX_IMAGES), default=d.gan_target,
         help="images per scarce class after topping up (default: the largest class's count)")
     add("--gan-full", default=d.gan_full,
         help="a generator already trained on the whole train split (same classes, size and fit) to use as the "
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--external", default=d.external,
         help="another camera's data set (e.g. ../shared/data/fundus-external) that every run is also judged on; "
              "never trained or tuned on")
-    add("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples of the test split per run")
+    add("--bootstrap", type=count(0, 100_000), default=d.bootstrap, help="bootstrap resamples of the test split per run")
     add("--report-only", action="store_true", help="rebuild the report from finished runs; train nothing")
     add("--docs", help="also copy report.md and its figures to this folder (e.g. docs/experiments/fundus4)")
     add("--resume", action="store_true", help="accepted for symmetry: a re-run always resumes")
