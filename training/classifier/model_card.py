@@ -51,8 +51,11 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         f"- Modality: {metadata.modality}; classes: {', '.join(metadata.classes)}",
         f"- Input: {spec.width} x {spec.height} RGB, fitted by `{spec.fit}`, pixel scaling inside the network",
         f"- Architecture: `{config.get('architecture', '?')}` ({_origin(config)}); seed {config.get('seed', '?')}",
-        f"- Training: {p.get('epochs_trained', '?')} epochs (best epoch {p.get('best_epoch', '?')}), "
-        f"{p.get('training_seconds', 0) / 60:.1f} min on {p.get('trained_on', '?')} (2-core CPU)",
+        (f"- Training: {p['method']}; features {p.get('feature_seconds', 0) / 60:.1f} min, head "
+         f"{p.get('training_seconds', 0) / 60:.1f} min on {p.get('trained_on', '?')} (2-core CPU)"
+         if "method" in p else
+         f"- Training: {p.get('epochs_trained', '?')} epochs (best epoch {p.get('best_epoch', '?')}), "
+         f"{p.get('training_seconds', 0) / 60:.1f} min on {p.get('trained_on', '?')} (2-core CPU)"),
         f"- Calibration: temperature {metadata.temperature:g}, fitted on the validation split",
         "",
         "## Data",
@@ -100,6 +103,7 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
                   "| | " + " | ".join(metadata.classes) + " |", "|---|" + "---|" * len(metadata.classes)]
         lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)]
     lines += _heatmap_lines(m.get("heatmap_in_fov"))
+    lines += _screening_section(metadata, m, p)
     lines += _versus_section(
         f"Each disease against {m.get('versus_normal', {}).get('healthy_class', 'normal')} on the test split", m)
     lines += _per_source_section(m.get("per_source"))
@@ -108,6 +112,58 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
     lines += _familiarity_section(metadata.familiarity)
     lines += ["", "## Known limitations", ""] + [f"- {item}" for item in limitations] + [""]
     return "\n".join(lines)
+
+
+def _screening_rows(name: str, m: dict) -> list[str]:
+    ref, healthy = m.get("referable_dr"), m.get("healthy_called")
+    if not ref and not healthy:
+        return []
+    ref = ref or {}
+    healthy = healthy or {}
+
+    def share(key: str) -> str:
+        return "" if key not in healthy else f"{healthy[key]:.1%}"
+
+    counts = f"{ref['n_referable']} / {ref['n_grade0']}" if ref else ""
+    return [f"| {name} | {counts} | {_ci(ref, 'auc') if ref else ''} | {_ci(ref, 'referred') if ref else ''} | "
+            f"{_ci(ref, 'grade0_not_referred') if ref else ''} | {healthy.get('n', '')} | {share('normal')} | "
+            f"{share('diabetic_retinopathy')} | {share('glaucoma')} | {share('cataract')} |"]
+
+
+def _screening_section(metadata, m: dict, provenance: dict) -> list[str]:
+    """Referable diabetic retinopathy at the referral threshold, and what healthy eyes are called:
+    on the test split, per source, and on each external set."""
+    point = metadata.operating_point()
+    rows = _screening_rows(f"{m.get('split', 'test')} split", m)
+    for source, entry in (m.get("per_source") or {}).items():
+        rows += _screening_rows(f"test: {source}", entry)
+    for name, entry in (m.get("external") or {}).items():
+        rows += _screening_rows(f"external: {name}", entry)
+    if not rows:
+        return []
+    rule = (f"The app refers diabetic retinopathy when calibrated p({point.positive_class}) reaches "
+            f"{point.threshold:g} ({point.chosen_on}), even when another class is more probable; below it, "
+            "the most probable other class." if point is not None and point.referral else
+            "The model has no referral threshold: the figures are at the most probable class.")
+    lines = [
+        "",
+        "## Screening: referable diabetic retinopathy and healthy eyes (95% bootstrap CIs)",
+        "",
+        rule + " Referable: ICDR grade 2 or worse, against grade 0-1 eyes of the diabetic retinopathy and "
+        "normal classes (ungraded eyes left out). Healthy eyes: the normal class, and what the app calls them.",
+        "",
+        "| data | referable / grade-0 eyes | referable-DR AUC | referable referred | grade 0 not referred | "
+        "healthy eyes | called normal | called DR | called glaucoma | called cataract |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    held = (provenance.get("held_out_cameras") or {}).get("by_source")
+    if held:
+        lines += ["", "Held-out cameras (the head refitted without one source, judged on that source's train and "
+                  "val eyes; training data only): " + "; ".join(
+                      f"{name} referable-DR AUC {e['referable_auc']:.3f}, DR vs normal {e['dr_auc']:.3f}"
+                      for name, e in held.items()) + "."]
+    return lines
 
 
 def _heatmap_lines(figure: dict | None) -> list[str]:
@@ -310,6 +366,8 @@ def _origin(config: dict) -> str:
     """How the network's weights started: from scratch, or from ImageNet (and what was kept)."""
     if not config.get("weights"):
         return f"width multiplier {config.get('width_multiplier', 1)}, trained from scratch"
+    if "chosen" in config:  # screening-probe: the backbone is never trained
+        return f"frozen ImageNet weights; head {config['chosen']}"
     kept = [f"stem and first {config['frozen_blocks']} blocks frozen"] if config.get("frozen_blocks") else []
     if config.get("freeze_batchnorm", True):
         kept.append("batch norm frozen")

@@ -32,7 +32,7 @@ from training.experiments.screening_head import C_GRID, HeadChoice
 # the maximum and mid-level pools did not raise the val score (docs/fundus-models.md).
 POOL_SETS = (("pool",),)
 # (referable weight, mild weight) of diabetic retinopathy eyes by grade; (1, 1) ignores the grade.
-GRADE_WEIGHTINGS = ((1.0, 1.0), (2.0, 0.5), (3.0, 0.25))
+GRADE_WEIGHTINGS = ((1.0, 1.0), (2.0, 0.5), (3.0, 0.25), (5.0, 0.1))
 MATCH_ATOL = 1e-4
 
 
@@ -96,6 +96,41 @@ def search_head(sets, classes: list[str], config: ScreeningConfig, log=print) ->
     return best, trials
 
 
+def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, seed: int = 0) -> dict:
+    """The chosen head refitted without each graded source in turn and judged on that source's
+    train and val eyes: referable-DR and DR-vs-normal AUC on a camera it never saw, from the
+    training data alone. The worst source is what the backbones are compared by (a lever that
+    helps one camera can hurt another; the external sets stay unread)."""
+    from training.classifier.evaluate import rank_auc
+    from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows
+    from training.experiments.screening_features import pool_columns
+    from training.experiments.screening_head import fit_head
+
+    columns = pool_columns(sets["widths"], choice.pools)
+    rows = [sets["train"], sets["val"]]
+    x = np.concatenate([r.features[:, columns] for r in rows])
+    labels, grades = np.concatenate([r.labels for r in rows]), np.concatenate([r.grades for r in rows])
+    sources = np.concatenate([r.sources for r in rows])
+    dr, healthy = classes.index(DR_CLASS), classes.index(HEALTHY_CLASS)
+    table = {}
+    for source in sorted(set(sources.tolist())):
+        held = sources == source
+        graded = referable_rows(labels[held], grades[held], classes)
+        referable = grades[held][graded] >= REFERABLE_GRADE
+        if referable.sum() < 10 or (~referable).sum() < 10 or len(set(labels[~held].tolist())) < len(classes):
+            continue  # too few graded eyes to judge, or the rest lacks a class
+        head = fit_head(x[~held], labels[~held], grades[~held], dr, choice, seed=seed)
+        p = head.probabilities(x[held])
+        pair = np.isin(labels[held], [dr, healthy])
+        table[source] = {
+            "n": int(held.sum()),
+            "referable_auc": round(rank_auc(referable, p[graded, dr]), 4),
+            "dr_auc": round(rank_auc(labels[held][pair] == dr, p[pair, dr]), 4),
+        }
+    worst = min((entry["referable_auc"] for entry in table.values()), default=None)
+    return {"by_source": table, "worst_referable_auc": worst}
+
+
 def head_model(network, head, classes: list[str], pools: tuple[str, ...]):
     """The app's model: the feature network's chosen pools into a Dense softmax that equals the
     fitted regression (standardisation folded into its weights)."""
@@ -143,6 +178,10 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     head = fit_head(train.features[:, columns], train.labels, train.grades, dr, choice, seed=config.seed)
     fit_seconds = time.perf_counter() - fit_started
     log(f"chosen on val: {choice}")
+    held_out = held_out_camera_figures(sets, classes, choice, seed=config.seed)
+    for source, entry in held_out["by_source"].items():
+        log(f"  without {source}, judged on its {entry['n']} train+val eyes: referable-DR AUC "
+            f"{entry['referable_auc']:.4f}, DR vs normal AUC {entry['dr_auc']:.4f}")
 
     network, _ = feature_network(config.backbone())
     model = head_model(network, head, classes, choice.pools)
@@ -160,7 +199,7 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
         json.dump({**config.to_dict(), "chosen": choice.to_dict()}, handle, indent=2)
     with atomic_write(out / "search.json") as handle:
         json.dump({"selection": "mean of val macro AUC and val referable-DR AUC", "trials": trials,
-                   "chosen": choice.to_dict()}, handle, indent=2)
+                   "chosen": choice.to_dict(), "held_out_cameras": held_out}, handle, indent=2)
     model_path = out / MODEL_FILE
     atomic_save(model_path, model.save)
     write_labels(out / "labels.txt", classes)
@@ -176,6 +215,7 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
                     f"{'+'.join(choice.pools)}, grade-weighted, chosen on val"),
             feature_seconds=round(feature_seconds, 1),
             training_seconds=round(fit_seconds, 1),
+            held_out_cameras=held_out,
         ),
     )
     write_sidecar(out / "keras_model.json", metadata)

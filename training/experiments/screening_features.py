@@ -49,10 +49,12 @@ def mid_layer_name(model) -> str:
     from retina_desktop.models.layers import TARGET_LAYER
 
     last = model.get_layer(TARGET_LAYER).output.shape[1]
-    for layer in model.layers:
-        if layer.name.endswith("_expand_relu") and layer.output.shape[1] == 2 * last:
-            candidate = layer.name
-    return candidate
+    # Maps of odd sizes halve to ceil(n / 2) ("same" padding), so stride 16 is "larger than the last".
+    finer = [layer.name for layer in model.layers
+             if layer.name.endswith("_expand_relu") and layer.output.shape[1] > last]
+    if not finer:
+        raise ValueError(f"{model.name} has no expanded feature maps finer than its last ones")
+    return finer[-1]
 
 
 def feature_network(backbone: Backbone, pools: tuple[str, ...] = POOLS):
