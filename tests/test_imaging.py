@@ -321,3 +321,45 @@ def test_a_tiff_in_a_layout_pillow_cannot_read_is_named_as_such(tmp_path):
     message = str(refused.value)
     assert message.startswith(f'"{path}" is a TIFF in a layout that cannot be read')
     assert "not an image" not in message and "\n" not in message
+
+
+def test_dicom_palette_colour_is_shown_in_its_colours(tmp_path):
+    # Issue #34 item 10: the indices of a PALETTE COLOR image were shown as grey.
+    path = tmp_path / "palette.dcm"
+    indices = np.zeros((8, 8), np.uint8)
+    indices[:4] = 1  # top half entry 1 (red), bottom half entry 2 (blue)
+    indices[4:] = 2
+    pydicom = _write_dicom(path, indices, "MONOCHROME2")
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    # 16-bit entries as the standard writes them: entry 0 black, 1 red, 2 blue.
+    table = {"Red": [0, 65535, 0], "Green": [0, 0, 0], "Blue": [0, 0, 65535]}
+    for colour, entries in table.items():
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [3, 0, 16])
+        ds[f"{colour}PaletteColorLookupTableDescriptor"].VR = "US"  # "US or SS" cannot be written
+        setattr(ds, f"{colour}PaletteColorLookupTableData", np.array(entries, "<u2").tobytes())
+    ds.save_as(path)
+    loaded = load_image(path)
+    pixels = np.asarray(loaded.rgb)
+    assert tuple(pixels[0, 0]) == (255, 0, 0)
+    assert tuple(pixels[7, 7]) == (0, 0, 255)
+    assert not loaded.was_greyscale
+
+
+@pytest.mark.parametrize("keyword", ["FloatPixelData", "DoubleFloatPixelData"])
+def test_dicom_float_pixel_data_is_named_not_called_missing(tmp_path, keyword):
+    # Issue #34 item 11: float pixels were refused as "no PixelData", which misleads.
+    path = tmp_path / "float.dcm"
+    pydicom = _write_dicom(path, np.zeros((4, 4), np.uint8), "MONOCHROME2")
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    dtype = "<f4" if keyword == "FloatPixelData" else "<f8"
+    ds.BitsAllocated = 32 if keyword == "FloatPixelData" else 64
+    del ds.BitsStored, ds.HighBit, ds.PixelRepresentation
+    setattr(ds, keyword, np.linspace(0, 1, 16).astype(dtype).tobytes())
+    ds.save_as(path)
+    with pytest.raises(ImageError) as refused:
+        load_image(path)
+    message = str(refused.value)
+    assert message.startswith(f'"{path}"') and "float pixel data" in message
+    assert "no PixelData" not in message and "\n" not in message

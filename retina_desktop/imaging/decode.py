@@ -229,7 +229,8 @@ def _load_dicom(path: Path) -> LoadedImage:
 
 def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str, int, tuple[int, int]]:
     """Check the header's sizes against the limits, then decode the one frame wanted:
-    (pixels, photometric interpretation, samples per pixel, (width, height))."""
+    (pixels, photometric interpretation, samples per pixel, (width, height)); a palette
+    image comes back as its colours, three samples of 8 bits."""
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import pixel_array
@@ -240,6 +241,13 @@ def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str,
     except (InvalidDicomError, OSError, EOFError, ValueError) as err:
         raise ImageError(f'"{path}" is not a readable DICOM file ({err})') from err
     if "PixelData" not in header:
+        if "FloatPixelData" in header or "DoubleFloatPixelData" in header:
+            # Parametric maps keep floats with no fixed range: "no PixelData" would mislead,
+            # and stretching an unknown range would show a picture that means nothing.
+            raise ImageError(
+                f'"{path}" is a DICOM file with float pixel data, which this app does not read '
+                "(export it as an 8- or 16-bit image)"
+            )
         raise ImageError(f'"{path}" is a DICOM file without an image (no PixelData)')
     try:
         rows, columns = int(header.get("Rows", 0)), int(header.get("Columns", 0))
@@ -266,7 +274,30 @@ def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str,
             f'"{path}": the DICOM pixel data cannot be decoded ({err}); '
             "compressed DICOM may need pylibjpeg or GDCM installed"
         ) from err
+    if photometric == "PALETTE COLOR" and samples == 1:
+        return _apply_palette(path, pixels, header), photometric, 3, (columns, rows)
     return pixels, photometric, samples, (columns, rows)
+
+
+def _apply_palette(path: Path, indices: np.ndarray, header) -> np.ndarray:
+    """The colours a PALETTE COLOR frame's indices stand for, as RGB uint8.
+
+    The table is applied a block of rows at a time: its 16-bit RGB copy of an 80-megapixel
+    frame would take 480 MB beside the indices.
+    """
+    from pydicom.pixels import apply_color_lut
+
+    out = np.empty((*indices.shape, 3), dtype=np.uint8)
+    step = max(1, (1 << 20) // max(1, indices[0].size))
+    try:
+        for start in range(0, len(indices), step):
+            colours = apply_color_lut(indices[start : start + step], header)
+            if colours.dtype != np.uint8:  # 16-bit entries span 0..65535 whatever they hold
+                colours = (colours.astype(np.uint32) * 255 + 32767) // 65535
+            out[start : start + step] = colours
+    except Exception as err:  # pydicom raises ValueError, KeyError, IndexError for bad tables
+        raise ImageError(f'"{path}" has a DICOM colour palette that cannot be read ({err})') from err
+    return out
 
 
 def _native_dicom(path: Path) -> Path | IO[bytes]:
