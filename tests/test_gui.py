@@ -601,7 +601,8 @@ def test_an_unfamiliar_image_keeps_its_answer_with_a_warning_line(make_app, tmp_
 class RefusedCompiledCopyClassifier(FakeClassifier):
     """A model whose compiled copy was refused, as `find_compiled` refuses a changed .tflite."""
 
-    PROBLEM = 'Compiled model "fake.tflite" is not the file its manifest recorded (its bytes changed after compiling); not used'
+    PROBLEM = ('Compiled model "fake.tflite" is not the file its manifest recorded (its bytes changed after '
+               "compiling); not used")
 
     def bundle(self):
         bundle = super().bundle()
