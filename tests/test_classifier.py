@@ -77,6 +77,15 @@ def test_cli_requires_data_and_out():
     assert isinstance(build_parser().parse_args(["evaluate", "--model", "m", "--data", "d"]), argparse.Namespace)
 
 
+def _checkpoint_of(out, data, **state) -> None:
+    """A checkpoint after epoch 1 on `data`, as far as a refused resume reads it."""
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "epoch-0001.weights.h5").write_bytes(b"")
+    (out / "checkpoint" / "state.json").write_text(json.dumps(
+        {"epoch": 1, "weights": "epoch-0001.weights.h5", "data": str(data)} | state))
+    (out / "config.json").write_text(json.dumps(ClassifierConfig(height=24, width=24, epochs=2).to_dict()))
+
+
 class _ReachedTheData(Exception):
     pass
 
@@ -87,10 +96,8 @@ def test_resume_with_other_options_is_refused_before_the_data_is_read(tmp_path, 
 
     root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=2, size=24)
     out = tmp_path / "model"
-    (out / "checkpoint").mkdir(parents=True)
-    (out / "checkpoint" / "state.json").write_text("{}")
-    saved = json.dumps(ClassifierConfig(height=24, width=24, epochs=2).to_dict(), indent=2)
-    (out / "config.json").write_text(saved)
+    _checkpoint_of(out, root.resolve())
+    saved = (out / "config.json").read_text()
 
     def reached(*args, **kwargs):
         raise _ReachedTheData
@@ -105,3 +112,42 @@ def test_resume_with_other_options_is_refused_before_the_data_is_read(tmp_path, 
     # More epochs and another patience are what a resume may change.
     with pytest.raises(_ReachedTheData):
         main(options + ["--epochs", "6", "--patience", "3"])
+
+
+def test_resume_on_another_data_folder_is_refused_before_it_is_read(tmp_path, monkeypatch, capsys):
+    # Issue #34 item 15: --resume with another --data trained on the new images silently.
+    import training.classifier.classify
+
+    first = class_folders(tmp_path / "first", ["dme", "normal"], per_class=2, size=24)
+    other = class_folders(tmp_path / "other", ["dme", "normal"], per_class=2, size=24)
+    out = tmp_path / "model"
+    _checkpoint_of(out, first.resolve())
+
+    def reached(*args, **kwargs):
+        raise _ReachedTheData
+
+    monkeypatch.setattr(training.classifier.classify, "load_dataset", reached)
+    options = ["classify", "--out", str(out), "--size", "24", "--epochs", "2", "--resume"]
+    assert main(options + ["--data", str(other)]) == 1
+    error = capsys.readouterr().err
+    assert str(first.resolve()) in error and str(other.resolve()) in error and error.count("\n") == 1
+    # The same folder, however it is spelled, resumes.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_ReachedTheData):
+        main(options + ["--data", "first/../first"])
+
+
+def test_resume_from_a_truncated_state_is_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys):
+    # Issue #34 item 16, at the command: one line naming state.json, before minutes of loading.
+    import training.classifier.classify
+
+    root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=2, size=24)
+    out = tmp_path / "model"
+    _checkpoint_of(out, root.resolve())
+    state_file = out / "checkpoint" / "state.json"
+    state_file.write_text(state_file.read_text()[:20])
+    monkeypatch.setattr(training.classifier.classify, "load_dataset", lambda *a, **k: pytest.fail("data read"))
+    options = ["classify", "--data", str(root), "--out", str(out), "--size", "24", "--epochs", "2", "--resume"]
+    assert main(options) == 1
+    error = capsys.readouterr().err
+    assert str(state_file) in error and "without --resume" in error and error.count("\n") == 1

@@ -130,3 +130,48 @@ def test_states_of_older_classifier_checkpoints_read_as_the_one_format():
     assert (fixed_names.weights, fixed_names.best) == ("trainer.keras", "best.weights.h5")
     adversarial = TrainState.from_dict({"epoch": 1, "seconds": 2.0, "history": [], "weights": "epoch-0001.weights.h5"})
     assert adversarial.weights == "epoch-0001.weights.h5" and adversarial.best == "" and adversarial.config == {}
+
+
+def _one_epoch_checkpoint(folder) -> CheckpointFolder:
+    checkpoint = CheckpointFolder(folder)
+    model = _model(0)
+    _fit(model, checkpoint.open(model, ToyConfig(), resume=False), checkpoint, 0, 1, [])
+    return checkpoint
+
+
+def test_resume_from_a_truncated_state_is_one_line_naming_it(tmp_path):
+    # Issue #34 item 16: a cut state.json made --resume end in a JSONDecodeError traceback.
+    checkpoint = _one_epoch_checkpoint(tmp_path)
+    text = checkpoint.state_file.read_text()
+    checkpoint.state_file.write_text(text[: len(text) // 2])
+    with pytest.raises(UserError) as refused:
+        checkpoint.open(_model(0), ToyConfig(), resume=True)
+    message = str(refused.value)
+    assert message.startswith(f'"{checkpoint.state_file}" cannot be read') and "\n" not in message
+    assert "without --resume" in message and "restore" in message
+
+
+def test_resume_without_the_checkpoint_weights_is_one_line_naming_them(tmp_path):
+    # Issue #34 item 16: a deleted weights file made --resume end in an h5py traceback.
+    checkpoint = _one_epoch_checkpoint(tmp_path)
+    weights = tmp_path / "epoch-0001.weights.h5"
+    weights.unlink()
+    with pytest.raises(UserError) as refused:
+        checkpoint.open(_model(0), ToyConfig(), resume=True)
+    message = str(refused.value)
+    assert message.startswith(f'"{weights}" is missing') and str(checkpoint.state_file) in message
+    assert "without --resume" in message and "restore" in message and "\n" not in message
+    assert checkpoint.state_file.exists()  # nothing is cleared by a refused resume
+
+
+def test_resume_on_other_data_is_refused_naming_both(tmp_path):
+    # Issue #34 item 15: the data folder is recorded with the state; a resume on another is refused.
+    checkpoint = CheckpointFolder(tmp_path)
+    model = _model(0)
+    _fit(model, checkpoint.open(model, ToyConfig(), resume=False, data="/data/a"), checkpoint, 0, 1, [])
+    assert json.loads(checkpoint.state_file.read_text())["data"] == "/data/a"
+    with pytest.raises(UserError) as refused:
+        checkpoint.open(_model(0), ToyConfig(), resume=True, data="/data/b")
+    message = str(refused.value)
+    assert "/data/a" in message and "/data/b" in message and "\n" not in message
+    assert checkpoint.open(_model(0), ToyConfig(), resume=True, data="/data/a").epoch == 1

@@ -57,6 +57,7 @@ class FakeBundle:
         self.path = Path("fake.h5")
         self.metadata = ModelMetadata(classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"),
                                       modality="fundus", name="fake model", version="9")
+        self.compiled_problem = ""
 
     @property
     def classes(self):
@@ -595,3 +596,36 @@ def test_an_unfamiliar_image_keeps_its_answer_with_a_warning_line(make_app, tmp_
         "its output may be unreliable."
     )
     assert analyse.warning_label.winfo_ismapped() and not analyse.chart.greyed
+
+
+class RefusedCompiledCopyClassifier(FakeClassifier):
+    """A model whose compiled copy was refused, as `find_compiled` refuses a changed .tflite."""
+
+    PROBLEM = ('Compiled model "fake.tflite" is not the file its manifest recorded (its bytes changed after '
+               "compiling); not used")
+
+    def bundle(self):
+        bundle = super().bundle()
+        bundle.compiled_problem = self.PROBLEM
+        return bundle
+
+
+def test_a_refused_compiled_copy_is_shown_in_the_status_bar_once(make_app, tmp_path, monkeypatch) -> None:
+    # Issue #34: the refusal was only logged, so a clinic PC's user never saw it.
+    fake = RefusedCompiledCopyClassifier()
+    app = make_app(fake, classifier_factory=lambda *a, **k: FakeClassifier())
+    # Every message, not only the last: the Augment tab may say its generator is ready after.
+    shown: list[str] = []
+    app.status_var.trace_add("write", lambda *_: shown.append(app.status_var.get()))
+    pump(app.root, lambda: app.model_ready)
+    told = [text for text in shown if text.startswith(RefusedCompiledCopyClassifier.PROBLEM)]
+    assert len(told) == 1 and "model file is used instead" in told[0] and "\n" not in told[0]
+    assert "MainThread" not in fake.model_threads
+    # Another model with no such problem says nothing of it.
+    shown.clear()
+    model = tmp_path / "other.h5"
+    model.write_text("fake")
+    (tmp_path / "labels.txt").write_text("0 a\n1 b\n")
+    app.open_model(model)
+    pump(app.root, lambda: app._opening_model is None and app.classifier is not fake)
+    assert "Model fake model loaded." in shown and not any("Compiled model" in text for text in shown)

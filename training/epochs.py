@@ -52,6 +52,9 @@ class TrainState:
     # one epoch.
     weights: str = ""
     config: dict = dataclasses.field(default_factory=dict)  # the run's hyperparameters
+    # The data folder trained on (resolved), where the trainer says: a resume on other images
+    # would train a model no single command describes. Empty in older states.
+    data: str = ""
     # Early stopping, for trainers that judge each epoch (the classifier, by val macro AUC);
     # the others leave these as they are.
     best_score: float = -math.inf
@@ -83,24 +86,53 @@ class CheckpointFolder:
         self.folder = folder
         self.state_file = folder / "state.json"
 
-    def open(self, model, config, *, resume: bool, may_change: tuple[str, ...] = ("epochs",)) -> TrainState:
+    def open(self, model, config, *, resume: bool, may_change: tuple[str, ...] = ("epochs",),
+             data: str = "") -> TrainState:
         """With `resume` and a checkpoint here: its state, its weights loaded into `model` (all
         of them: optimiser slots and step counters too). `config` must equal the run's own but
-        for the fields in `may_change`, and is recorded from here on. Otherwise a fresh state
-        for `config`, and any older checkpoint here removed."""
+        for the fields in `may_change`, and is recorded from here on; so must `data` (the
+        resolved data folder, where the trainer passes one). Otherwise a fresh state for
+        `config` and `data`, and any older checkpoint here removed."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if resume and self.state_file.exists():
-            state = TrainState.from_dict(json.loads(self.state_file.read_text()))
+            state = self.read_state()
             if not (self.folder / state.best).is_file():
                 state.best = ""  # an older classifier checkpoint that had no best file yet
             if state.config:  # states from before the config was kept in them cannot say
                 refuse_changed_config(self.state_file, type(config).from_dict(state.config), config, may_change)
+            refuse_changed_data(self.state_file, state.data, data)
             state.config = config.to_dict()  # the new epochs (or patience), from here on
-            model.load_weights(self.folder / state.weights)
+            state.data = data or state.data
+            try:
+                model.load_weights(self.folder / state.weights)
+            except OSError as err:  # h5py's word for a cut or damaged file
+                raise UserError(
+                    f'"{self.folder / state.weights}" cannot be read ({err}); restore it, or start '
+                    "without --resume (which clears the checkpoint)"
+                ) from err
             return state
         self.state_file.unlink(missing_ok=True)  # first: no state may name a file removed below
         self._remove_files_except(())
-        return TrainState(config=config.to_dict())
+        return TrainState(config=config.to_dict(), data=data)
+
+    def read_state(self) -> TrainState:
+        """The checkpoint's state, its weights file known to be there; a state that cannot be
+        read, or names a file that is gone, is one line saying which and what to do (a resume
+        needs both, and a traceback helps no one who deleted or cut a file)."""
+        try:
+            state = TrainState.from_dict(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
+            raise UserError(
+                f'"{self.state_file}" cannot be read ({err}); start without --resume (which clears '
+                "the checkpoint), or restore the file"
+            ) from err
+        weights = self.folder / state.weights
+        if not state.weights or not weights.is_file():
+            raise UserError(
+                f'"{weights}" is missing, and the checkpoint "{self.state_file}" needs it; restore '
+                "it, or start without --resume (which clears the checkpoint)"
+            )
+        return state
 
     def save_best(self, model, state: TrainState, epoch: int) -> None:
         """`model`'s weights as those of the best epoch so far (`epoch`, counted from 1). The
@@ -136,6 +168,16 @@ def refuse_changed_config(config_file: Path, saved, config, may_change: tuple[st
         raise UserError(
             f'"{config_file}" was trained with other settings than these ({details}); resume with the same '
             f"options (only {allowed} may change) or start a new --out folder"
+        )
+
+
+def refuse_changed_data(state_file: Path, saved: str, data: str) -> None:
+    """`--resume` on another data folder than the checkpoint's is refused, naming both (a state
+    that recorded none, or a trainer that passes none, cannot say, and resumes)."""
+    if saved and data and saved != data:
+        raise UserError(
+            f'"{state_file}" was trained on "{saved}", not "{data}"; resume with --data "{saved}" '
+            "or start a new --out folder"
         )
 
 

@@ -48,9 +48,11 @@ def import_chart_job() -> None:
     import matplotlib.figure  # noqa: F401
 
 
-def load_model_job(classifier: ClassifierService) -> tuple[ClassifierService, ModelMetadata]:
-    """Load (TensorFlow and) the model; returns (classifier, metadata)."""
-    return classifier, classifier.bundle().metadata
+def load_model_job(classifier: ClassifierService) -> tuple[ClassifierService, ModelMetadata, str]:
+    """Load (TensorFlow and) the model; returns (classifier, metadata, why its compiled copy
+    was refused or "")."""
+    bundle = classifier.bundle()
+    return classifier, bundle.metadata, bundle.compiled_problem
 
 
 # Seconds `quit` waits for each worker's current job after the window closes.
@@ -362,7 +364,8 @@ class MainWindow:
                 self._opening_model = None
             self._loaded()
 
-    def _model_loaded(self, kind: str, classifier: ClassifierService, metadata: ModelMetadata) -> None:
+    def _model_loaded(self, kind: str, classifier: ClassifierService, metadata: ModelMetadata,
+                      compiled_problem: str = "") -> None:
         previous = self.analyse.prediction
         self.classifier = classifier
         self.metadata = metadata
@@ -375,6 +378,10 @@ class MainWindow:
             self.set_status(f"Model {metadata.name} loaded.")
             if previous is not None and self.analyse.busy_path is None:
                 self.analyse.open_image(previous.file)  # the same image, judged by the new model
+        if compiled_problem:
+            # Shown once, in place of "Ready": the log alone never reaches a clinic PC's user,
+            # and a changed .tflite may mean a tampered or damaged install.
+            self.set_status(f"{compiled_problem}; the model file is used instead.")
 
     def job_failed(self, job: str, message: str) -> None:
         if job == "model.loaded":

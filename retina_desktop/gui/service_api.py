@@ -25,6 +25,9 @@ class LoadedModel(Protocol):
     @property
     def metadata(self) -> ModelMetadata: ...
 
+    # Why a compiled copy found for the model file was refused, in a line ("" when none was).
+    compiled_problem: str
+
 
 @runtime_checkable
 class ClassifierService(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 import tempfile
 import warnings
 import zlib
@@ -140,6 +141,8 @@ def _load_with_pillow(path: Path) -> LoadedImage:
                 source_size = image.size
                 image.seek(0)  # first frame of an animated GIF or multi-page TIFF
                 image.load()
+                if image.format == "PNG":
+                    _refuse_short_png(path)
                 oriented = ImageOps.exif_transpose(image)
                 rgb = to_rgb(oriented if oriented is not None else image)
     except ImageError:
@@ -162,6 +165,89 @@ def _load_with_pillow(path: Path) -> LoadedImage:
         # "broken data stream") and some malformed headers as SyntaxError or ValueError.
         raise ImageError(f'"{path}" is damaged or truncated and cannot be decoded ({err})') from err
     return LoadedImage(rgb=rgb, source_mode=source_mode, source_size=source_size)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+# Adam7's passes: first column, first row, column step, row step.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _refuse_short_png(path: Path) -> None:
+    """Refuse a PNG whose image data holds fewer rows than its header promises.
+
+    Pillow accepts a zlib stream that ends (properly) before the last row, and with
+    `ImageFile.LOAD_TRUNCATED_IMAGES` set anywhere in the process one that is cut off, and
+    leaves the missing rows black: a picture the model would judge as if it were whole. Here
+    the IDAT data is inflated once more, counted in bounded chunks and never kept.
+    """
+    try:
+        shape, inflated = _png_image_data_size(path)
+    except (OSError, struct.error, zlib.error, KeyError):
+        return  # what Pillow read it will have judged; this check only adds to it
+    if shape is None:
+        return
+    width, height, expected, row_bytes = shape
+    if inflated >= expected:
+        return
+    where = (
+        f"after {inflated // row_bytes} of {height} rows" if row_bytes else "before its last row"
+    )
+    raise ImageError(
+        f'"{path}" is damaged or truncated and cannot be decoded (its image data ends {where})'
+    )
+
+
+def _png_image_data_size(path: Path) -> tuple[tuple[int, int, int, int] | None, int]:
+    """((width, height, scanline bytes the header promises, bytes a row or 0 if interlaced),
+    scanline bytes the IDAT chunks inflate to); (None, 0) without a header."""
+    shape = None
+    inflater = zlib.decompressobj()
+    total = 0
+    with open(path, "rb") as handle:
+        if handle.read(8) != _PNG_SIGNATURE:
+            return None, 0
+        while True:
+            head = handle.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IHDR":
+                width, height, depth, colour, _, _, interlace = struct.unpack(
+                    ">IIBBBBB", handle.read(13)
+                )
+                handle.seek(length - 13, os.SEEK_CUR)
+                bits = depth * _PNG_CHANNELS[colour]
+                shape = _png_scanline_bytes(width, height, bits, bool(interlace))
+            elif kind == b"IDAT":
+                left = length
+                while left > 0 and not inflater.eof:
+                    data = handle.read(min(left, 1 << 20))
+                    if not data:
+                        break
+                    left -= len(data)
+                    while data:
+                        total += len(inflater.decompress(data, _INFLATE_CHUNK))
+                        data = inflater.unconsumed_tail
+                handle.seek(left, os.SEEK_CUR)
+            elif kind == b"IEND":
+                break
+            else:
+                handle.seek(length, os.SEEK_CUR)
+            handle.seek(4, os.SEEK_CUR)  # the CRC
+    return shape, total
+
+
+def _png_scanline_bytes(width: int, height: int, bits: int, interlaced: bool) -> tuple[int, int, int, int]:
+    def size(columns: int, rows: int) -> int:
+        return rows * (1 + (columns * bits + 7) // 8) if columns > 0 and rows > 0 else 0
+
+    if not interlaced:
+        return width, height, size(width, height), size(width, 1)
+    expected = sum(
+        size((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7
+    )
+    return width, height, expected, 0
 
 
 def _starts_like_tiff(path: Path) -> bool:
@@ -229,7 +315,8 @@ def _load_dicom(path: Path) -> LoadedImage:
 
 def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str, int, tuple[int, int]]:
     """Check the header's sizes against the limits, then decode the one frame wanted:
-    (pixels, photometric interpretation, samples per pixel, (width, height))."""
+    (pixels, photometric interpretation, samples per pixel, (width, height)); a palette
+    image comes back as its colours, three samples of 8 bits."""
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import pixel_array
@@ -240,6 +327,13 @@ def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str,
     except (InvalidDicomError, OSError, EOFError, ValueError) as err:
         raise ImageError(f'"{path}" is not a readable DICOM file ({err})') from err
     if "PixelData" not in header:
+        if "FloatPixelData" in header or "DoubleFloatPixelData" in header:
+            # Parametric maps keep floats with no fixed range: "no PixelData" would mislead,
+            # and stretching an unknown range would show a picture that means nothing.
+            raise ImageError(
+                f'"{path}" is a DICOM file with float pixel data, which this app does not read '
+                "(export it as an 8- or 16-bit image)"
+            )
         raise ImageError(f'"{path}" is a DICOM file without an image (no PixelData)')
     try:
         rows, columns = int(header.get("Rows", 0)), int(header.get("Columns", 0))
@@ -266,7 +360,30 @@ def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str,
             f'"{path}": the DICOM pixel data cannot be decoded ({err}); '
             "compressed DICOM may need pylibjpeg or GDCM installed"
         ) from err
+    if photometric == "PALETTE COLOR" and samples == 1:
+        return _apply_palette(path, pixels, header), photometric, 3, (columns, rows)
     return pixels, photometric, samples, (columns, rows)
+
+
+def _apply_palette(path: Path, indices: np.ndarray, header) -> np.ndarray:
+    """The colours a PALETTE COLOR frame's indices stand for, as RGB uint8.
+
+    The table is applied a block of rows at a time: its 16-bit RGB copy of an 80-megapixel
+    frame would take 480 MB beside the indices.
+    """
+    from pydicom.pixels import apply_color_lut
+
+    out = np.empty((*indices.shape, 3), dtype=np.uint8)
+    step = max(1, (1 << 20) // max(1, indices[0].size))
+    try:
+        for start in range(0, len(indices), step):
+            colours = apply_color_lut(indices[start : start + step], header)
+            if colours.dtype != np.uint8:  # 16-bit entries span 0..65535 whatever they hold
+                colours = (colours.astype(np.uint32) * 255 + 32767) // 65535
+            out[start : start + step] = colours
+    except Exception as err:  # pydicom raises ValueError, KeyError, IndexError for bad tables
+        raise ImageError(f'"{path}" has a DICOM colour palette that cannot be read ({err})') from err
+    return out
 
 
 def _native_dicom(path: Path) -> Path | IO[bytes]:

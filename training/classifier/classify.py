@@ -20,7 +20,7 @@ from retina_desktop.models.model_files import write_labels, write_sidecar
 from retina_desktop.outputs.records import InputSpec, ModelMetadata
 from training.classifier.trainer import RESUMABLE_FIELDS, ClassifierConfig, train_classifier
 from training.datasets import load_arrays, load_dataset, write_splits
-from training.epochs import refuse_changed_config
+from training.epochs import CheckpointFolder, refuse_changed_config, refuse_changed_data
 from training.provenance import this_run
 
 MODEL_FILE = "keras_model.h5"
@@ -53,10 +53,11 @@ def config_from_args(args) -> ClassifierConfig:
 def run_classify(args) -> int:
     config = config_from_args(args)
     out = Path(args.out)
+    data = str(Path(args.data).resolve())  # however it is spelled, one folder is one string
     if args.resume:
         # Before anything is read or written: a resumed run with other settings would train a
         # model no single command describes, and config.json would then misreport it.
-        refuse_changed_resume(out, config)
+        refuse_changed_resume(out, config, data)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
     spec = InputSpec(config.height, config.width, config.fit, "none")
@@ -78,6 +79,7 @@ def run_classify(args) -> int:
         default_config(args.modality),
         resume=args.resume,
         stop_after_epochs=args.stop_after,
+        data=data,
     )
     with atomic_write(out / "history.json") as handle:
         json.dump(state.history, handle, indent=1)
@@ -130,13 +132,21 @@ def _fit_familiarity(model_path: Path, dataset, train, val, command: str) -> Non
     print(format_summary(entry))
 
 
-def refuse_changed_resume(out: Path, config: ClassifierConfig) -> None:
+def refuse_changed_resume(out: Path, config: ClassifierConfig, data: str = "") -> None:
     """Refuse `--resume` into `out` with settings other than those its checkpoint was trained
-    with (only `--epochs` and `--patience` may change). Without a checkpoint nothing was
-    trained yet, and the run starts afresh with these settings."""
-    config_file = out / "config.json"
-    if not (config_file.exists() and (out / "checkpoint" / "state.json").exists()):
+    with (only `--epochs` and `--patience` may change), on another data folder than `data`, or
+    from a checkpoint that cannot be read. Without a checkpoint nothing was trained yet, and the
+    run starts afresh with these settings."""
+    checkpoint = CheckpointFolder(out / "checkpoint")
+    if not checkpoint.state_file.exists():
         return
+    config_file = out / "config.json"
+    if config_file.exists():
+        _refuse_changed_config_file(config_file, config)
+    refuse_changed_data(checkpoint.state_file, checkpoint.read_state().data, data)
+
+
+def _refuse_changed_config_file(config_file: Path, config: ClassifierConfig) -> None:
     try:
         saved = ClassifierConfig.from_dict(json.loads(config_file.read_text()))
     except (ValueError, TypeError) as err:

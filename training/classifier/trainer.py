@@ -198,8 +198,10 @@ def train_classifier(
     resume: bool = False,
     stop_after_epochs: int | None = None,
     log=print,
+    data: str = "",
 ):
-    """Train and return (best inference model, TrainState). Checkpoints go to out_dir/checkpoint.
+    """Train and return (best inference model, TrainState). Checkpoints go to out_dir/checkpoint,
+    recording `data` (the resolved data folder) so that a resume on another is refused.
 
     `stop_after_epochs` ends the run early as if it were interrupted (used by tests of resume).
     """
@@ -210,7 +212,7 @@ def train_classifier(
     tf.config.experimental.enable_op_determinism()
     trainer, classifier = build_trainer(config, num_classes, augment)
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
-    state = checkpoint.open(trainer, config, resume=resume, may_change=RESUMABLE_FIELDS)
+    state = checkpoint.open(trainer, config, resume=resume, may_change=RESUMABLE_FIELDS, data=data)
     last_epoch = last_epoch_of_call(state, config.epochs, stop_after_epochs, log,
                                     f" (best val AUC {state.best_score:.4f})")
     if state.epoch < last_epoch and state.wait < config.patience:
