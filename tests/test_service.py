@@ -229,7 +229,8 @@ def test_a_two_class_model_reports_by_its_operating_threshold():
     assert screening.label_for([0.2, 0.8]) == 0  # DME reaches its threshold
     assert screening.label_for([0.1, 0.9]) == 1
     four = ModelMetadata(classes=list("abcd"), decision={"positive_class": "a", "threshold": 0.1})
-    assert four.label_for([0.2, 0.5, 0.2, 0.1]) == 1  # thresholds apply to two-class models only
+    # A many-class model's threshold is a referral rule: its class is reported once p reaches it.
+    assert four.label_for([0.2, 0.5, 0.2, 0.1]) == 0 and four.label_for([0.05, 0.5, 0.35, 0.1]) == 1
 
 
 def test_predict_files_gives_a_name_too_long_its_own_error_and_runs_the_rest(small_bundle, tmp_path):

@@ -34,7 +34,7 @@ ALL_SPLITS = "all"
 # Optional per-image diabetic-retinopathy grades beside the class folders (Messidor-2's
 # adjudicated grades are shipped this way): `file,grade` and optionally `group`.
 GRADES_FILE = "grades.csv"
-ICDR_GRADES = range(0, 5)
+ICDR_GRADES = range(5)
 # ODIR-style "123_left.jpg" / "123_right.jpg", OCT "1887_OI_o_1.jpg": the leading number is
 # the patient. Files without one are their own group.
 DEFAULT_GROUP_PATTERN = r"^(\d+)[_-]"

@@ -28,7 +28,7 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.models.calibration import apply_temperature
 from retina_desktop.models.model_files import read_sidecar, sidecar_path_for, write_sidecar
 from training.classifier.referral import format_screening, screening_by_source, screening_figures
+from training.classifier.statistics import bootstrap_figures, percentile_ci, rank_auc
 from training.datasets import Dataset, class_indices, load_arrays, load_dataset
 
 ECE_BINS = 15
@@ -76,36 +77,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
         if members.any():
             ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(ece)
-
-
-def percentile_ci(values: Sequence[float]) -> list[float]:
-    """The 95% percentile interval of bootstrap values; NaNs (a resample that missed a class,
-    so the figure does not exist for it) are left out."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return [float("nan"), float("nan")]
-    return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
-
-
-def bootstrap_figures(
-    figures: Callable[[np.ndarray], dict[str, float]], n: int, *, n_bootstrap: int = 1000, seed: int = 0
-) -> dict[str, Any]:
-    """`figures(indices)` on all `n` items, each figure with its 95% bootstrap interval.
-
-    `figures` maps an index array (all items, or one resample of them) to named numbers, NaN
-    where a figure does not exist; returns {name: value, name_ci: [low, high]}.
-    """
-    point = figures(np.arange(n))
-    rng = np.random.default_rng(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a resample missing a class: NaN, dropped
-        samples = [figures(rng.integers(0, n, n)) for _ in range(n_bootstrap)]
-    out: dict[str, Any] = {}
-    for name, value in point.items():
-        out[name] = None if np.isnan(value) else round(float(value), 4)
-        out[f"{name}_ci"] = percentile_ci([s[name] for s in samples]) if out[name] is not None else None
-    return out
 
 
 def _point_metrics(probs: np.ndarray, labels: np.ndarray, k: int, present: list[int]) -> dict[str, Any]:
@@ -184,7 +155,7 @@ def compute_metrics(
     def ci(getter) -> list[float]:
         return percentile_ci([getter(s) for s in samples])
 
-    result: dict[str, Any] = {"n": int(len(labels)), "classes_present": [classes[c] for c in present]}
+    result: dict[str, Any] = {"n": len(labels), "classes_present": [classes[c] for c in present]}
     for name in ("accuracy", "balanced_accuracy", "macro_auc", "macro_f1"):
         result[name] = round(float(point[name]), 4)
         result[f"{name}_ci"] = ci(lambda s, name=name: s[name])
@@ -242,22 +213,6 @@ def reported_labels(probs: np.ndarray, metadata) -> np.ndarray:
     """The class index the app reports for each row of calibrated probabilities: the larger
     probability, or a two-class model's stored operating threshold (`ModelMetadata.label_for`)."""
     return np.array([metadata.label_for([float(p) for p in row]) for row in probs], dtype=np.int64)
-
-
-def rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count half), NaN without both kinds.
-
-    Equal to scikit-learn's `roc_auc_score`, without its per-call checks: the bootstrap calls
-    it thousands of times."""
-    from scipy.stats import rankdata
-
-    positive = np.asarray(positive, dtype=bool)
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def disease_versus_healthy(
@@ -352,7 +307,7 @@ def source_figures(
 
     figs = bootstrap_figures(figures, len(labels), n_bootstrap=n_bootstrap, seed=seed)
     result: dict[str, Any] = {
-        "n": int(len(labels)),
+        "n": len(labels),
         "macro_auc": figs["macro_auc"],
         "macro_auc_ci": figs["macro_auc_ci"],
         "macro_auc_over": [classes[c] for c in with_auc],
@@ -421,7 +376,7 @@ def summarise_shares(shares: Sequence[float]) -> dict[str, Any]:
     if not len(values):
         return {"measured": 0, "median": None, "p10": None}
     return {
-        "measured": int(len(values)),
+        "measured": len(values),
         "median": round(float(np.median(values)), 4),
         "p10": round(float(np.percentile(values, 10)), 4),
     }
@@ -476,7 +431,7 @@ def heatmap_in_fov(
         shares.append(heatmap_mass_inside(heatmap, inside))
     summary = summarise_shares(shares)
     return {
-        "images": int(len(pick)),
+        "images": len(pick),
         "seed": seed,
         "skipped_no_fov": no_fov,
         "skipped_empty_heatmap": len(shares) - summary["measured"],
@@ -596,8 +551,14 @@ def choose_referral(classifier, dataset: Dataset, classes: list[str], temperatur
     """The referral rule to store with a many-class model that has a diabetic retinopathy class:
     the threshold on calibrated p(DR) that refers MIN_SENSITIVITY of the val split's referable
     eyes (grade >= 2). None for other models and for data without grades."""
-    from training.classifier.referral import DR_CLASS, MIN_SENSITIVITY, REFERABLE_GRADE, chosen_on, referable_rows
-    from training.classifier.referral import referral_threshold
+    from training.classifier.referral import (
+        DR_CLASS,
+        MIN_SENSITIVITY,
+        REFERABLE_GRADE,
+        chosen_on,
+        referable_rows,
+        referral_threshold,
+    )
 
     if len(classes) < 3 or DR_CLASS not in classes:
         return None

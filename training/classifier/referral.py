@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from training.classifier.statistics import bootstrap_figures, rank_auc
+
 DR_CLASS = "diabetic_retinopathy"
 HEALTHY_CLASS = "normal"
 REFERABLE_GRADE = 2
@@ -66,8 +68,6 @@ def screening_figures(
 
     `probs`: calibrated probabilities; `reported`: the class index the app reports (so the
     referral rule stored with the model is what is judged); `grades`: ICDR grade or -1."""
-    from training.classifier.evaluate import bootstrap_figures, rank_auc
-
     out: dict[str, Any] = {}
     if DR_CLASS in classes:
         dr = classes.index(DR_CLASS)

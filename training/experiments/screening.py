@@ -58,9 +58,9 @@ class ScreeningConfig:
 
 def search_head(sets, classes: list[str], config: ScreeningConfig, log=print) -> tuple[HeadChoice, list[dict]]:
     """The head with the best val selection score, by the staged search; every trial recorded."""
+    from training.classifier.referral import DR_CLASS
     from training.experiments.screening_features import pool_columns
     from training.experiments.screening_head import fit_head, selection_score
-    from training.classifier.referral import DR_CLASS
 
     train, val = sets["train"], sets["val"]
     widths = sets["widths"]
