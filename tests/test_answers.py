@@ -266,13 +266,14 @@ def test_a_referral_answer_says_refer_and_names_the_threshold_in_every_wording()
     assert refer.label == CLASSES[1] and refer.referred is True
     assert refer.text() == (f"unsure: {dr}: refer (p({dr}) = 0.31, above the referral threshold 0.22 chosen on "
                             "val split, referable DR sensitivity >= 0.9)")
-    assert refer.headline() == f"Unsure: {dr}: refer (p({dr}) 0.31, referral threshold 0.22)"
+    assert refer.headline() == f"Unsure: {dr}: refer (p = 0.31, threshold 0.22)"
+    assert refer.label_text() == f"unsure: {dr}: refer"
     assert "although normal has the longer bar" in refer.explanation()
     assert refer.json_fields()["refer"] is True and refer.json_fields()["operating_threshold"]["rule"] == "referral"
     kept = predict(REFERRAL, [0.05, 0.10, 0.05, 0.80]).answer()
     assert kept.label == "normal" and kept.referred is False and not kept.unsure
     assert kept.text() == f"normal (80% model confidence; p({dr}) = 0.10, below the referral threshold 0.22)"
-    assert kept.headline() == "Model output: normal (80% confidence)"
+    assert kept.headline() == "Model output: normal (80% confidence)" and kept.label_text() == "normal"
     assert kept.explanation().startswith(f"Not referred for {dr}: p({dr}) = 0.10 is below the referral threshold")
     assert kept.json_fields()["refer"] is False
     # Near the threshold the printed numbers keep their order.
@@ -307,4 +308,4 @@ def test_referral_answers_in_the_cli_json_csv_info_and_report(monkeypatch, tmp_p
     assert "referral threshold: 0.22 for diabetic_retinopathy" in capsys.readouterr().out
     figure = build_report_figure(predict(REFERRAL, [0.05, 0.31, 0.04, 0.60]), metadata=REFERRAL)
     text = _figure_texts(figure)
-    assert "referral threshold 0.22" in text and ": refer (" in text
+    assert "referral threshold 0.22" in text and ": refer (p = 0.31, threshold 0.22)" in text

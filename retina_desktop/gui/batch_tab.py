@@ -18,12 +18,11 @@ from retina_desktop.gui import dialogs
 from retina_desktop.gui.service_api import ClassifierService
 from retina_desktop.imaging.decode import list_images
 from retina_desktop.outputs.batch import BatchRow, classify_folder, write_csv
-from retina_desktop.outputs.report import display_name
 
 COLUMNS = (
-    ("file", "File", 360, "w"),
-    ("label", "Model output", 170, "w"),
-    ("confidence", "Confidence", 180, "e"),
+    ("file", "File", 280, "w"),
+    ("label", "Model output", 265, "w"),
+    ("confidence", "Confidence", 190, "e"),
     ("error", "Problem", 300, "w"),
 )
 
@@ -226,7 +225,7 @@ class BatchTab(ttk.Frame):
             if answer.not_judged:
                 values = (self._display_file(row), "not judged", "", "; ".join(answer.reasons))
             else:
-                label = ("unsure: " if answer.unsure else "") + display_name(answer.label)
+                label = answer.label_text()
                 note = "unfamiliar image: output may be unreliable" if answer.unfamiliar else ""
                 values = (self._display_file(row), label, answer.short_basis(), note)
             tags = ("unsure",) if answer.unsure or answer.not_judged or answer.unfamiliar else ()

@@ -427,6 +427,13 @@ class Answer:
         text = ("unsure: " if self.unsure else "") + f"{display_name(self.label)}{refer} ({self.basis()})"
         return text + ("; unfamiliar image: output may be unreliable" if self.unfamiliar_note() else "")
 
+    def label_text(self) -> str:
+        """The label as a table cell shows it: "unsure: diabetic retinopathy: refer"; empty when
+        not judged."""
+        if self.not_judged:
+            return ""
+        return ("unsure: " if self.unsure else "") + display_name(self.label) + (": refer" if self.referred else "")
+
     def short_basis(self) -> str:
         """`basis` in a few characters: "87%", or "p(DME) 0.45, threshold 0.15". Empty when
         not judged."""
@@ -436,8 +443,9 @@ class Answer:
         if not self._thresholded():
             return _apart(self.probability, self.unsure_below, percent=True)[0]
         shown, bound, _ = self._positive()
-        kind = "referral threshold" if point.referral else "threshold"
-        return f"p({display_name(point.positive_class)}) {shown}, {kind} {bound}"
+        if point.referral:  # the label beside it names the class; the cell stays short
+            return f"p = {shown}, threshold {bound}"
+        return f"p({display_name(point.positive_class)}) {shown}, threshold {bound}"
 
     def headline(self) -> str:
         """The short headline of the GUI and the report."""
