@@ -112,6 +112,32 @@ def wrong_input_report(classifier: Classifier, args, thresholds: CheckThresholds
 
 # Fundus photographs made into each red-free or greyscale kind, per side.
 PER_KIND = {"val": 40, "test": 100}
+# Test photographs per source made into each camera variant (`camera_variants.py`).
+VARIANT_PER_SOURCE = 25
+
+
+def camera_variant_report(classifier: Classifier, data: Path, thresholds: CheckThresholds, modality: str,
+                          per_source: int = VARIANT_PER_SOURCE) -> dict:
+    """Per camera variant of real test photographs (a fixed, seeded sample of `per_source` per
+    source): n, share refused and the reasons. Every variant is still a fundus photograph, so
+    every refusal here is a false one."""
+    from training.classifier.camera_variants import VARIANTS
+
+    dataset = load_dataset(data)
+    rng = np.random.default_rng(0)
+    by_source: dict[str, list] = {}
+    for sample in dataset.subset("test"):
+        by_source.setdefault(sample.source or "all", []).append(sample)
+    chosen = [s for _, members in sorted(by_source.items())
+              for s in (members[i] for i in sorted(rng.choice(len(members), min(per_source, len(members)),
+                                                              replace=False)))]
+    originals = [load_image(dataset.root / s.file).rgb for s in chosen]
+    out = {}
+    for name, make in VARIANTS.items():
+        images = ((image, image.size) for image in (make(original) for original in originals))
+        rate, reasons = flag_rate(_evidence(classifier, images), thresholds, modality)
+        out[name] = {"n": len(originals), "refused": round(rate, 4), "reasons": reasons}
+    return out
 
 
 def run_fit_checks(args) -> int:
@@ -150,6 +176,8 @@ def run_fit_checks(args) -> int:
         report["wrong_inputs_data"] = args.wrong_inputs
         report["wrong_inputs_val"] = wrong_input_report(classifier, args, thresholds, modality, "val")
         report["wrong_inputs_test"] = wrong_input_report(classifier, args, thresholds, modality, "test")
+    if modality == "fundus":
+        report["camera_variants_test"] = camera_variant_report(classifier, Path(args.data), thresholds, modality)
     report["command"] = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report["ms_per_image"] = round(_time_checks(classifier, Path(args.data)), 2)
 

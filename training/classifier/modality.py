@@ -37,6 +37,25 @@ def _real(folder: str, split: str, spec: InputSpec) -> np.ndarray:
     return images
 
 
+def _variant_arrays(folder: str, split: str, spec: InputSpec, count: int, seed: int) -> np.ndarray:
+    """Fundus photographs of one split as other cameras frame and expose them (a 3:2 sensor's
+    clipped field, a wide black frame, over- and under-exposure, a warm balance): `count`
+    photographs drawn per split, each in every variant. Taught as fundus, so that the check
+    learns the eye rather than our cameras' framing."""
+    from training.classifier.camera_variants import VARIANTS
+
+    dataset = load_dataset(folder)
+    samples = dataset.subset(split)
+    rng = np.random.default_rng([seed, 11])
+    picked = [samples[i] for i in sorted(rng.choice(len(samples), min(count, len(samples)), replace=False))]
+    framings = [make for name, make in VARIANTS.items() if name not in ("large", "small")]  # same once fitted
+    images = []
+    for sample in picked:
+        original = load_image(dataset.root / sample.file).rgb
+        images += [fit_image(make(original), spec) for make in framings]
+    return np.stack(images)
+
+
 def _negative_arrays(side: str, spec: InputSpec, crops: int, seed: int) -> tuple[np.ndarray, list[str]]:
     rng = np.random.default_rng(seed)
     images, names = [], []
@@ -82,6 +101,10 @@ def build_sets(args, spec: InputSpec):
         oct_ = _real(args.oct, split, spec)
         parts = [fundus, oct_]
         labels = [np.zeros(len(fundus)), np.ones(len(oct_))]
+        if getattr(args, "camera_variants", 0) and split != "test":
+            variants = _variant_arrays(args.fundus, split, spec, args.camera_variants, seed=args.seed)
+            parts.append(variants)
+            labels.append(np.zeros(len(variants)))
         if split == "train":
             for folder in args.extra_fundus or []:
                 extra = np.stack([fit_image(load_image(p).rgb, spec) for p in list_images(folder)])
@@ -124,6 +147,10 @@ def run_modality(args) -> int:
     }
     if args.wrong_inputs:
         report["wrong_inputs_test_called_other"] = _wrong_test_figures(model, args, spec)
+    if getattr(args, "camera_variants", 0):
+        variants = _variant_arrays(args.fundus, "test", spec, 200, seed=args.seed)
+        called = model.predict(variants.astype("float32"), batch_size=64, verbose=0).argmax(1) == 0
+        report["camera_variants_test_called_fundus"] = {"n": int(len(called)), "fundus": round(float(called.mean()), 4)}
     atomic_save(out / "keras_model.h5", model.save)
     write_labels(out / "labels.txt", CLASSES)
     write_sidecar(

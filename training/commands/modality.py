@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oct", required=True, help="OCT data set (class folders + splits)")
     parser.add_argument("--extra-fundus", action="append", help="folder of more fundus photos (train only)")
     parser.add_argument("--wrong-inputs", help="folder of wrong-input kinds (angiograms, ...) taught as other")
+    parser.add_argument("--camera-variants", type=int, default=0, metavar="N",
+                        help="also teach N fundus photographs of each split as other cameras frame and expose "
+                        "them (3:2 clipped field, wide frame, bright, dark, warm), as fundus")
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=15)
