@@ -17,11 +17,11 @@ def test_the_3_2_frame_clips_the_field_at_top_and_bottom_and_keeps_its_sides():
     assert frame.shape == (1000, 1500, 3)
     rows = np.flatnonzero(frame.max(axis=(1, 2)) > 20)
     cols = np.flatnonzero(frame.max(axis=(0, 2)) > 20)
-    # The field reaches the band's top and bottom edges (clipped) but not the frame's sides.
-    assert rows[0] <= 115 and rows[-1] >= 884
-    assert cols[0] > 200 and cols[-1] < 1300
+    # The field runs off the frame's top and bottom (the sensor's cut) but not off its sides.
+    assert rows[0] == 0 and rows[-1] == 999
+    assert cols[0] > 100 and cols[-1] < 1400
     circle = find_field_of_view(frame)
-    assert circle is not None and circle.r == pytest.approx(500, rel=0.05)  # the whole circle, found from its sides
+    assert circle is not None and circle.r == pytest.approx(640, rel=0.05)  # the whole circle, from its sides
 
 
 def test_every_variant_is_a_colour_picture_of_the_same_eye():

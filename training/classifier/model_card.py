@@ -273,6 +273,10 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
         )
     for kind, entry in report.get("wrong_inputs_test", {}).items():
         lines.append(f"| wrong input, test part: {kind} (should be refused) | {entry['n']} | {entry['refused']:.1%} |")
+    for variant, entry in report.get("camera_variants_test", {}).items():
+        why = ", ".join(f"{k} {v}" for k, v in entry["reasons"].items())
+        lines.append(f"| real test photograph as another camera gives it: {variant} (should pass) | {entry['n']} | "
+                     f"{entry['refused']:.1%}{f' ({why})' if why else ''} |")
     reasons = ", ".join(f"{k} {v}" for k, v in report.get("real_test_reasons", {}).items()) or "none"
     other = f" --other-modality {report['other_modality_data']}" if "other_modality_data" in report else ""
     command = report.get("command") or f"python -m training fit-checks --model {model_path} --data {data}{other}"
