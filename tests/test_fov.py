@@ -163,3 +163,25 @@ def test_the_retina_of_a_standardised_photograph_whose_corners_were_cut():
     lit = out.max(axis=2) > 20
     assert (mask ^ lit).mean() < 0.03
     assert retina_mask(np.zeros((64, 64, 3), np.uint8)) is None
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (171, 256), (5, 7)])
+def test_the_numpy_rank_filters_give_pillows_pixels(shape):
+    """The rim finder's median and opening run in numpy (30x faster than Pillow's rank filters on
+    its 256-px copy); the framing must not move, so each must equal Pillow's filter exactly,
+    edges included."""
+    from PIL import ImageFilter
+
+    from retina_desktop.imaging.fov import median3, square_filter
+
+    rng = np.random.default_rng(shape[0])
+    values = rng.integers(0, 256, shape, dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(values).filter(ImageFilter.MedianFilter(3)))
+    assert np.array_equal(median3(values), expected)
+    mask = rng.random(shape) > 0.4
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    for size in (3, 5):
+        assert np.array_equal(square_filter(mask, size, np.logical_and),
+                              np.asarray(image.filter(ImageFilter.MinFilter(size))) > 0)
+        assert np.array_equal(square_filter(mask, size, np.logical_or),
+                              np.asarray(image.filter(ImageFilter.MaxFilter(size))) > 0)

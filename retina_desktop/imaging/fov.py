@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 # Changes whenever the same file would be framed differently (training's array cache keys on it).
 FOV_VERSION = 4
@@ -93,12 +93,46 @@ def _retina_mask(rgb: np.ndarray) -> np.ndarray:
     convex, so dark lesions inside it stay retina). Pillow and numpy only: the packaged app
     ships without scipy."""
     pixels = np.asarray(rgb, np.float32)
-    value = np.abs(pixels - frame_colour(pixels)).max(axis=2)
-    value = np.asarray(Image.fromarray(np.clip(value, 0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)))
+    distance = np.abs(pixels - frame_colour(pixels))
+    # Pairwise maxima: numpy's max over a length-3 last axis is many times slower.
+    value = np.maximum(np.maximum(distance[..., 0], distance[..., 1]), distance[..., 2])
+    value = median3(np.clip(value, 0, 255).astype(np.uint8))
     threshold = float(np.clip(0.1 * np.percentile(value, 90), MIN_THRESHOLD, MAX_THRESHOLD))
-    lit = Image.fromarray(np.where(value > threshold, 255, 0).astype(np.uint8))
-    lit = np.asarray(lit.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))) > 0
+    lit = square_filter(square_filter(value > threshold, 5, np.logical_and), 5, np.logical_or)  # an opening
     return _span_fill(lit) & _span_fill(lit.T).T
+
+
+# Pillow's rank filters (MedianFilter, MinFilter, MaxFilter) cost 6-10 ms each on a 256-px copy;
+# these numpy equivalents give the same pixels (edges replicated, as Pillow's are) in 0.2 ms.
+# The median of 9 by Devillard's 19-exchange network (opt_med9): only the middle value is sorted.
+_MEDIAN9_EXCHANGES = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8),
+                      (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
+
+
+def median3(values: np.ndarray) -> np.ndarray:
+    """The 3 x 3 median of a 2-D uint8 array, edges replicated: Pillow's MedianFilter(3)."""
+    height, width = values.shape
+    padded = np.pad(values, 1, mode="edge")
+    cells = [padded[i : i + height, j : j + width] for i in range(3) for j in range(3)]
+    for a, b in _MEDIAN9_EXCHANGES:
+        cells[a], cells[b] = np.minimum(cells[a], cells[b]), np.maximum(cells[a], cells[b])
+    return cells[4]
+
+
+def square_filter(mask: np.ndarray, size: int, combine) -> np.ndarray:
+    """A boolean mask eroded (`np.logical_and`) or dilated (`np.logical_or`) by a size x size
+    square, edges replicated: Pillow's MinFilter / MaxFilter on a 0/255 image. Separable: rows,
+    then columns."""
+    r = size // 2
+    height, width = mask.shape
+    padded = np.pad(mask, r, mode="edge")
+    rows = padded[:, :width]
+    for i in range(1, size):
+        rows = combine(rows, padded[:, i : i + width])
+    out = rows[:height]
+    for i in range(1, size):
+        out = combine(out, rows[i : i + height])
+    return out
 
 
 def _span_fill(lit: np.ndarray) -> np.ndarray:
@@ -123,7 +157,7 @@ def _fit_rim(mask: np.ndarray) -> Circle | None:
     height, width = mask.shape
     if mask.mean() > 0.995 or mask.mean() < 0.05:
         return None  # all lit (no frame) or almost nothing lit
-    eroded = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3))) > 0
+    eroded = square_filter(mask, 3, np.logical_and)
     rim = mask & ~eroded
     ys, xs = np.nonzero(rim)
     inside = (xs >= EDGE_MARGIN) & (xs < width - EDGE_MARGIN) & (ys >= EDGE_MARGIN) & (ys < height - EDGE_MARGIN)
