@@ -27,6 +27,7 @@ import numpy as np
 from retina_desktop.errors import ModelError, UserError
 from retina_desktop.imaging.checks import CheckThresholds, judge, measure
 from retina_desktop.imaging.decode import LoadedImage, load_image
+from retina_desktop.imaging.fov import find_field_of_view
 from retina_desktop.imaging.preprocessing import fit_image, prepare_batch
 from retina_desktop.models.bundle import ModelBundle, load_bundle
 from retina_desktop.models.calibration import apply_temperature
@@ -237,10 +238,12 @@ class Classifier:
         """Everything for one file but the model calls (any thread: no model code runs here).
         `keep_picture` keeps the decoded picture for the prediction (`Prediction.picture`)."""
         loaded = load_image(path)
+        # One search for the field of view serves the model's fit and the checks' statistics.
+        circle = find_field_of_view(np.asarray(loaded.rgb)) if plan.model_spec.fit == "fov" else None
         return _ReadImage(
-            fitted=fit_image(loaded.rgb, plan.model_spec),
+            fitted=fit_image(loaded.rgb, plan.model_spec, circle),
             source_size=loaded.source_size,
-            stats=measure(loaded.rgb, plan.model_spec.fit) if plan.thresholds is not None else None,
+            stats=measure(loaded.rgb, plan.model_spec.fit, circle) if plan.thresholds is not None else None,
             modality_input=fit_image(loaded.rgb, plan.modality_spec) if plan.modality else None,
             picture=np.asarray(loaded.rgb) if keep_picture else None,
         )

@@ -55,16 +55,18 @@ class CheckThresholds:
         return dataclasses.asdict(self)
 
 
-def measure(image: Image.Image, fit: str = "") -> dict[str, float]:
+def measure(image: Image.Image, fit: str = "", circle=None) -> dict[str, float]:
     """Colour, brightness, saturation, sharpness and field of view of an RGB image, at
     WORK_SIZE, as the model sees it: a model that standardises the field of view (`fit` "fov")
     is judged on the standardised picture, so a complete oval from a stretched photograph or a
-    raw camera frame wider than its disc is measured like any other camera's circle."""
+    raw camera frame wider than its disc is measured like any other camera's circle. `circle`:
+    the field of view when the caller already found it."""
     small = None
     if fit == "fov":
         from retina_desktop.imaging.fov import standardise_field_of_view
 
-        small = standardise_field_of_view(image, (WORK_SIZE, WORK_SIZE), resample=Image.Resampling.BILINEAR)
+        small = standardise_field_of_view(image, (WORK_SIZE, WORK_SIZE), circle=circle,
+                                          resample=Image.Resampling.BILINEAR)
     if small is None:
         small = np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR))
     luminance = small.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)

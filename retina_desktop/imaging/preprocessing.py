@@ -18,13 +18,16 @@ from retina_desktop.outputs.records import InputSpec
 RESAMPLE = Image.Resampling.LANCZOS
 
 
-def fit_image(image: Image.Image, spec: InputSpec) -> np.ndarray:
-    """Resize an RGB image to (spec.height, spec.width, 3) uint8 following `spec.fit`."""
+def fit_image(image: Image.Image, spec: InputSpec, circle=None) -> np.ndarray:
+    """Resize an RGB image to (spec.height, spec.width, 3) uint8 following `spec.fit`.
+
+    `circle`: the image's field of view when the caller already found it (`fov` fit), so that
+    the fit and the checks share one search."""
     size = (spec.width, spec.height)
     if spec.fit == "fov":
         from retina_desktop.imaging.fov import standardise_field_of_view
 
-        framed = standardise_field_of_view(image, size, resample=RESAMPLE)
+        framed = standardise_field_of_view(image, size, circle=circle, resample=RESAMPLE)
         if framed is not None:
             return framed
         # No fundus rim (a photograph filling the frame, another kind of image): keep all of
