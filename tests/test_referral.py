@@ -117,8 +117,8 @@ def test_a_splits_csv_naming_a_file_outside_the_data_folder_is_refused(tmp_path,
 
 
 REFERRAL = ModelMetadata(classes=CLASSES4, modality="fundus", decision={
-    "positive_class": "diabetic_retinopathy", "threshold": 0.22, "chosen_on": "val split, referable DR sensitivity >= 0.9",
-    "rule": "referral"})
+    "positive_class": "diabetic_retinopathy", "threshold": 0.22,
+    "chosen_on": "val split, referable DR sensitivity >= 0.9", "rule": "referral"})
 
 
 def test_a_referral_threshold_reports_dr_even_when_another_class_is_higher():

@@ -29,9 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from retina_desktop.models.calibration import apply_temperature  # noqa: E402
 from training.classifier.evaluate import fit_temperature  # noqa: E402
-from training.classifier.referral import (  # noqa: E402
-    DR_CLASS, HEALTHY_CLASS, referable_rows, referral_threshold, screening_figures,
-)
+from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, referable_rows, referral_threshold, screening_figures  # noqa: E402
 from training.classifier.statistics import rank_auc  # noqa: E402
 from training.experiments.screening import ScreeningConfig, held_out_camera_figures, search_head  # noqa: E402
 from training.experiments.screening_features import pool_columns, pool_widths  # noqa: E402
@@ -87,10 +85,10 @@ def main() -> int:
         config = ScreeningConfig(architecture=f"efficientnet-{variant}", size=int(size))
         classes, sets, network = feature_sets(config.backbone(), DATA / "fundus4", [DATA / e for e in EXTERNAL],
                                               Path(args.cache), log=lambda *_: None)
-        sets["widths"] = pool_widths(network)
-        choice, _ = search_head(sets, classes, config, log=lambda *_: None)
-        held = held_out_camera_figures(sets, classes, choice)
-        columns = pool_columns(sets["widths"], choice.pools)
+        widths = pool_widths(network)
+        choice, _ = search_head(sets, classes, config, widths, log=lambda *_: None)
+        held = held_out_camera_figures(sets, classes, choice, widths)
+        columns = pool_columns(widths, choice.pools)
         train = sets["train"]
         dr = classes.index(DR_CLASS)
         for label, head_choice in (("as chosen", choice),

@@ -40,9 +40,9 @@ def main() -> int:
     externals = [DATA / "fundus-external", DATA / "messidor2"]
     classes, sets, network = feature_sets(config.backbone(), DATA / "fundus4", externals, Path(args.cache),
                                           log=lambda *_: None)
-    sets["widths"] = pool_widths(network)
-    choice, _ = search_head(sets, classes, config, log=lambda *_: None)
-    columns = pool_columns(sets["widths"], choice.pools)
+    widths = pool_widths(network)
+    choice, _ = search_head(sets, classes, config, widths, log=lambda *_: None)
+    columns = pool_columns(widths, choice.pools)
     train = sets["train"]
     dr, healthy = classes.index(DR_CLASS), classes.index(HEALTHY_CLASS)
     head = fit_head(train.features[:, columns], train.labels, train.grades, dr, choice)

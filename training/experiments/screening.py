@@ -56,14 +56,15 @@ class ScreeningConfig:
         return dataclasses.asdict(self)
 
 
-def search_head(sets, classes: list[str], config: ScreeningConfig, log=print) -> tuple[HeadChoice, list[dict]]:
-    """The head with the best val selection score, by the staged search; every trial recorded."""
+def search_head(sets, classes: list[str], config: ScreeningConfig, widths: dict[str, int],
+                log=print) -> tuple[HeadChoice, list[dict]]:
+    """The head with the best val selection score, by the staged search; every trial recorded.
+    `widths`: each pool's width in the cached features (`pool_widths`)."""
     from training.classifier.referral import DR_CLASS
     from training.experiments.screening_features import pool_columns
     from training.experiments.screening_head import fit_head, selection_score
 
     train, val = sets["train"], sets["val"]
-    widths = sets["widths"]
     dr = classes.index(DR_CLASS) if DR_CLASS in classes else None
     trials: list[dict] = []
 
@@ -96,7 +97,8 @@ def search_head(sets, classes: list[str], config: ScreeningConfig, log=print) ->
     return best, trials
 
 
-def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, seed: int = 0) -> dict:
+def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, widths: dict[str, int],
+                            seed: int = 0) -> dict:
     """The chosen head refitted without each graded source in turn and judged on that source's
     train and val eyes: referable-DR and DR-vs-normal AUC on a camera it never saw, from the
     training data alone. The worst source is what the backbones are compared by (a lever that
@@ -106,7 +108,7 @@ def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, seed: 
     from training.experiments.screening_features import pool_columns
     from training.experiments.screening_head import fit_head
 
-    columns = pool_columns(sets["widths"], choice.pools)
+    columns = pool_columns(widths, choice.pools)
     rows = [sets["train"], sets["val"]]
     x = np.concatenate([r.features[:, columns] for r in rows])
     labels, grades = np.concatenate([r.labels for r in rows]), np.concatenate([r.grades for r in rows])
@@ -167,18 +169,18 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or user_cache_dir() / "screening-features"
     classes, sets, network = feature_sets(config.backbone(), data, [], cache, log=log)
-    sets["widths"] = pool_widths(network)
+    widths = pool_widths(network)
     feature_seconds = time.perf_counter() - started
-    log(f"features: {network.output.shape[-1]} per image ({sets['widths']}) in {feature_seconds:.0f} s")
+    log(f"features: {network.output.shape[-1]} per image ({widths}) in {feature_seconds:.0f} s")
     fit_started = time.perf_counter()
-    choice, trials = search_head(sets, classes, config, log=log)
+    choice, trials = search_head(sets, classes, config, widths, log=log)
     dr = classes.index(DR_CLASS) if DR_CLASS in classes else None
-    columns = pool_columns(sets["widths"], choice.pools)
+    columns = pool_columns(widths, choice.pools)
     train = sets["train"]
     head = fit_head(train.features[:, columns], train.labels, train.grades, dr, choice, seed=config.seed)
     fit_seconds = time.perf_counter() - fit_started
     log(f"chosen on val: {choice}")
-    held_out = held_out_camera_figures(sets, classes, choice, seed=config.seed)
+    held_out = held_out_camera_figures(sets, classes, choice, widths, seed=config.seed)
     for source, entry in held_out["by_source"].items():
         log(f"  without {source}, judged on its {entry['n']} train+val eyes: referable-DR AUC "
             f"{entry['referable_auc']:.4f}, DR vs normal AUC {entry['dr_auc']:.4f}")
