@@ -18,7 +18,6 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,6 +34,7 @@ ALL_SPLITS = "all"
 # adjudicated grades are shipped this way): `file,grade` and optionally `group`.
 GRADES_FILE = "grades.csv"
 ICDR_GRADES = range(5)
+UNGRADED = -1  # an ungraded eye in grade arrays (`grades_of`)
 # ODIR-style "123_left.jpg" / "123_right.jpg", OCT "1887_OI_o_1.jpg": the leading number is
 # the patient. Files without one are their own group.
 DEFAULT_GROUP_PATTERN = r"^(\d+)[_-]"
@@ -65,10 +65,6 @@ class Dataset:
         if split == ALL_SPLITS:
             return list(self.samples)
         return [s for s in self.samples if s.split == split]
-
-    @property
-    def has_grades(self) -> bool:
-        return any(s.grade is not None for s in self.samples)
 
     def counts(self) -> dict[str, dict[str, int]]:
         table: dict[str, dict[str, int]] = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
@@ -114,6 +110,7 @@ def load_dataset(
     root = Path(root)
     classes = discover_classes(root)
     splits_file = root / "splits.csv"
+    grades, groups = _read_grades(root, root / GRADES_FILE) if (root / GRADES_FILE).exists() else ({}, {})
     if splits_file.exists():
         samples = _read_splits(root, splits_file, classes)
     else:
@@ -123,14 +120,9 @@ def load_dataset(
             for p in sorted((root / label).iterdir())
             if p.suffix.lower() in IMAGE_EXTENSIONS
         ]
-        groups = _read_grades(root, root / GRADES_FILE, "group") if (root / GRADES_FILE).exists() else {}
-        if groups:
-            # The data set's own grouping (a patient's exam), not the file-name guess.
-            samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed, groups=groups)
-        else:
-            samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed)
-    if (root / GRADES_FILE).exists():
-        grades = _read_grades(root, root / GRADES_FILE, "grade")
+        # A grades.csv's group (a patient's exam) wins over the file-name guess.
+        samples = make_group_split(files, group_pattern, val_fraction, test_fraction, seed, groups=groups)
+    if grades:
         samples = [dataclasses.replace(s, grade=grades.get(s.file, s.grade)) for s in samples]
     return Dataset(root=root, classes=classes, samples=samples)
 
@@ -149,22 +141,28 @@ def _parse_grade(value: str | None, where: str) -> int | None:
     return grade
 
 
-def _read_grades(root: Path, grades_file: Path, column: str) -> dict[str, Any]:
-    """file -> grade (or group) from a grades.csv; a file outside `root` or not in it is refused."""
+def _read_grades(root: Path, grades_file: Path) -> tuple[dict[str, int | None], dict[str, str]]:
+    """({file: grade}, {file: group}) from a grades.csv (groups empty without a group column);
+    a file outside `root` or not in it is refused."""
     with open(grades_file, newline="") as handle:
         reader = csv.DictReader(handle)
-        if not {"file", "grade"} <= set(reader.fieldnames or []):
+        columns = set(reader.fieldnames or [])
+        if not {"file", "grade"} <= columns:
             raise UserError(f'"{grades_file}" must have the columns file and grade')
-        if column not in (reader.fieldnames or []):
-            return {}
-        values: dict[str, Any] = {}
+        grades: dict[str, int | None] = {}
+        groups: dict[str, str] = {}
         for line, row in enumerate(reader, start=2):
-            file = _inside(root, row["file"], f'"{grades_file}" line {line}')
-            if column == "grade":
-                values[file] = _parse_grade(row["grade"], f'"{grades_file}" line {line}')
-            else:
-                values[file] = (row[column] or "").strip() or file
-        return values
+            where = f'"{grades_file}" line {line}'
+            file = _inside(root, row["file"], where)
+            grades[file] = _parse_grade(row["grade"], where)
+            if "group" in columns:
+                groups[file] = (row["group"] or "").strip() or file
+        return grades, groups
+
+
+def grades_of(samples: list[Sample]) -> np.ndarray:
+    """Each sample's ICDR grade as an int array, UNGRADED (-1) where the data gives none."""
+    return np.array([UNGRADED if s.grade is None else s.grade for s in samples], dtype=np.int64)
 
 
 def _inside(root: Path, file: str, where: str) -> str:

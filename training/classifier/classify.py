@@ -26,6 +26,27 @@ from training.provenance import this_run
 MODEL_FILE = "keras_model.h5"
 
 
+def write_bundle(out: Path, model, classes: list[str], spec: InputSpec, *, modality: str, name: str, version: str,
+                 data: str | Path, config: dict, **facts) -> tuple[Path, ModelMetadata]:
+    """The bundle the app loads, in `out` beside its splits.csv: the model file, labels.txt and
+    the sidecar, whose provenance names this command, the data, the split's hash, `config` and
+    `facts`. Shared by every verb that trains a classifier. Returns (model path, metadata)."""
+    model_path = out / MODEL_FILE
+    atomic_save(model_path, model.save)
+    write_labels(out / "labels.txt", classes)
+    metadata = ModelMetadata(
+        classes=classes, input=spec, modality=modality, name=name, version=version,
+        provenance=this_run(
+            data=str(Path(data)),
+            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
+            config=config,
+            **facts,
+        ),
+    )
+    write_sidecar(out / "keras_model.json", metadata)
+    return model_path, metadata
+
+
 def config_from_args(args) -> ClassifierConfig:
     """The run's hyperparameters from the `classify` options."""
     return ClassifierConfig(
@@ -90,25 +111,12 @@ def run_classify(args) -> int:
         f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs "
         f"({state.seconds / max(1, state.epoch):.0f} s/epoch); best epoch {state.best_epoch}"
     )
-    model_path = out / MODEL_FILE
-    atomic_save(model_path, model.save)
-    write_labels(out / "labels.txt", dataset.classes)
-    metadata = ModelMetadata(
-        classes=dataset.classes,
-        input=spec,
-        modality=args.modality,
-        name=args.name or f"{args.modality} classifier ({', '.join(dataset.classes)})",
-        version=args.model_version,
-        provenance=this_run(
-            data=str(Path(args.data)),
-            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
-            config=config.to_dict(),
-            epochs_trained=state.epoch,
-            best_epoch=state.best_epoch,
-            training_seconds=round(state.seconds, 1),
-        ),
+    model_path, metadata = write_bundle(
+        out, model, dataset.classes, spec, modality=args.modality,
+        name=args.name or f"{args.modality} classifier ({', '.join(dataset.classes)})", version=args.model_version,
+        data=args.data, config=config.to_dict(),
+        epochs_trained=state.epoch, best_epoch=state.best_epoch, training_seconds=round(state.seconds, 1),
     )
-    write_sidecar(out / "keras_model.json", metadata)
 
     from training.classifier.evaluate import evaluate_bundle  # after training: a long run needs none of it
 

@@ -39,7 +39,7 @@ from retina_desktop.models.calibration import apply_temperature
 from retina_desktop.models.model_files import read_sidecar, sidecar_path_for, write_sidecar
 from training.classifier.referral import format_screening, screening_by_source, screening_figures
 from training.classifier.statistics import bootstrap_figures, percentile_ci, rank_auc
-from training.datasets import Dataset, class_indices, load_arrays, load_dataset
+from training.datasets import Dataset, class_indices, grades_of, load_arrays, load_dataset
 
 ECE_BINS = 15
 # The specificity a two-class model's operating point must keep on the validation split.
@@ -498,10 +498,11 @@ def evaluate_bundle(
             shown = dataclasses.replace(shown, decision=referral)
     reported = reported_labels(apply_temperature(probs, shown.temperature if referral is None else temperature), shown)
     samples = dataset.subset(split)
-    grades = np.array([-1 if s.grade is None else s.grade for s in samples], dtype=np.int64)
+    grades = grades_of(samples)
     screening = screening_figures(calibrated, labels, reported, grades, classes, n_bootstrap=n_bootstrap)
     metrics.update(screening)
-    if shown.operating_point() is not None and shown.operating_point().referral:
+    point = shown.operating_point()
+    if point is not None and point.referral:
         metrics["referral"] = {k: shown.decision[k] for k in ("positive_class", "threshold", "chosen_on", "rule")}
     if sources:
         files = [sample.file for sample in samples]
@@ -562,7 +563,7 @@ def choose_referral(classifier, dataset: Dataset, classes: list[str], temperatur
 
     if len(classes) < 3 or DR_CLASS not in classes:
         return None
-    grades = np.array([-1 if s.grade is None else s.grade for s in dataset.subset("val")])
+    grades = grades_of(dataset.subset("val"))
     rows = referable_rows(val_labels, grades, classes)
     if not (grades[rows] >= REFERABLE_GRADE).any():
         return None

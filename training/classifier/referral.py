@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from training.classifier.statistics import bootstrap_figures, rank_auc
+from training.datasets import UNGRADED
 
 DR_CLASS = "diabetic_retinopathy"
 HEALTHY_CLASS = "normal"
 REFERABLE_GRADE = 2
 MIN_SENSITIVITY = 0.9
-UNGRADED = -1
 
 
 def chosen_on(min_sensitivity: float = MIN_SENSITIVITY) -> str:

@@ -16,7 +16,6 @@ Imports only the standard library and numpy at import time: `training.commands.l
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -162,14 +161,12 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
               name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
               log=print) -> Path:
     """Build the frozen network, fit the probe, write the bundle and its test figures; returns the model path."""
-    from retina_desktop.atomic import atomic_save, atomic_write
-    from retina_desktop.models.model_files import write_labels, write_sidecar
-    from retina_desktop.outputs.records import InputSpec, ModelMetadata
+    from retina_desktop.atomic import atomic_write
+    from retina_desktop.outputs.records import InputSpec
     from retina_desktop.quiet import import_keras
-    from training.classifier.classify import MODEL_FILE
+    from training.classifier.classify import write_bundle
     from training.classifier.trainer import build_classifier
     from training.datasets import load_arrays, load_dataset, write_splits
-    from training.provenance import this_run
 
     started = time.perf_counter()
     out = Path(out)
@@ -207,27 +204,15 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
     with atomic_write(out / "probe.json") as handle:
         json.dump({"val_macro_auc_by_C": scores, "C": chosen_c, "features": int(x_train.shape[1]),
                    "n_iter": [int(n) for n in np.ravel(regression.n_iter_)]}, handle, indent=2)
-    # The same bundle classify.py writes (see the report: a shared writer belongs there).
-    model_path = out / MODEL_FILE
-    atomic_save(model_path, model.save)
-    write_labels(out / "labels.txt", classes)
-    metadata = ModelMetadata(
-        classes=classes,
-        input=spec,
-        modality=modality,
+    model_path, _ = write_bundle(
+        out, model, classes, spec, modality=modality,
         name=name or f"{modality} linear probe on frozen {config.architecture} ({', '.join(classes)})",
-        version=version,
-        provenance=this_run(
-            data=str(Path(data)),
-            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
-            config=chosen.to_dict(),
-            method="logistic regression on frozen ImageNet pooled features (linear probe)",
-            val_macro_auc=scores[str(chosen_c)],
-            feature_seconds=round(feature_seconds, 1),
-            training_seconds=round(fit_seconds, 1),
-        ),
+        version=version, data=data, config=chosen.to_dict(),
+        method="logistic regression on frozen ImageNet pooled features (linear probe)",
+        val_macro_auc=scores[str(chosen_c)],
+        feature_seconds=round(feature_seconds, 1),
+        training_seconds=round(fit_seconds, 1),
     )
-    write_sidecar(out / "keras_model.json", metadata)
 
     from training.classifier.evaluate import evaluate_bundle
 

@@ -17,7 +17,6 @@ Outputs in `--out`: `keras_model.h5`, `labels.txt`, `keras_model.json`, `config.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -103,8 +102,8 @@ def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, widths
     train and val eyes: referable-DR and DR-vs-normal AUC on a camera it never saw, from the
     training data alone. The worst source is what the backbones are compared by (a lever that
     helps one camera can hurt another; the external sets stay unread)."""
-    from training.classifier.evaluate import rank_auc
     from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows
+    from training.classifier.statistics import rank_auc
     from training.experiments.screening_features import pool_columns
     from training.experiments.screening_head import fit_head
 
@@ -151,18 +150,16 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
                   name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
                   log=print) -> Path:
     """Search the head on val, write the bundle and its test figures; returns the model path."""
-    from retina_desktop.atomic import atomic_save, atomic_write
-    from retina_desktop.models.model_files import write_labels, write_sidecar
-    from retina_desktop.outputs.records import InputSpec, ModelMetadata
+    from retina_desktop.atomic import atomic_write
+    from retina_desktop.outputs.records import InputSpec
     from retina_desktop.paths import user_cache_dir
-    from training.classifier.classify import MODEL_FILE
+    from training.classifier.classify import write_bundle
     from training.classifier.evaluate import evaluate_bundle
     from training.classifier.referral import DR_CLASS
     from training.datasets import load_arrays, load_dataset, write_splits
-    from training.experiments.screening_features import feature_network, pool_columns, pool_widths
+    from training.experiments.screening_features import pool_columns, pool_widths
     from training.experiments.screening_head import fit_head
     from training.experiments.screening_sets import feature_sets
-    from training.provenance import this_run
 
     started = time.perf_counter()
     out = Path(out)
@@ -185,8 +182,7 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
         log(f"  without {source}, judged on its {entry['n']} train+val eyes: referable-DR AUC "
             f"{entry['referable_auc']:.4f}, DR vs normal AUC {entry['dr_auc']:.4f}")
 
-    network, _ = feature_network(config.backbone())
-    model = head_model(network, head, classes, choice.pools)
+    model = head_model(network, head, classes, choice.pools)  # on the network the features came from
     dataset = load_dataset(data)
     spec = InputSpec(config.size, config.size, config.fit, "none")
     val_images = load_arrays(dataset, dataset.subset("val")[:8], spec, progress=False)[0]
@@ -202,25 +198,16 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     with atomic_write(out / "search.json") as handle:
         json.dump({"selection": "mean of val macro AUC and val referable-DR AUC", "trials": trials,
                    "chosen": choice.to_dict(), "held_out_cameras": held_out}, handle, indent=2)
-    model_path = out / MODEL_FILE
-    atomic_save(model_path, model.save)
-    write_labels(out / "labels.txt", classes)
-    metadata = ModelMetadata(
-        classes=classes, input=spec, modality="fundus",
+    model_path, _ = write_bundle(
+        out, model, classes, spec, modality="fundus",
         name=name or f"fundus screening model (frozen {config.architecture} features, {config.size} px)",
-        version=version,
-        provenance=this_run(
-            data=str(Path(data)),
-            splits_sha256=hashlib.sha256((out / "splits.csv").read_bytes()).hexdigest(),
-            config={**config.to_dict(), "chosen": choice.to_dict()},
-            method=("multinomial logistic regression on frozen ImageNet EfficientNet-Lite features pooled "
-                    f"{'+'.join(choice.pools)}, grade-weighted, chosen on val"),
-            feature_seconds=round(feature_seconds, 1),
-            training_seconds=round(fit_seconds, 1),
-            held_out_cameras=held_out,
-        ),
+        version=version, data=data, config={**config.to_dict(), "chosen": choice.to_dict()},
+        method=("multinomial logistic regression on frozen ImageNet EfficientNet-Lite features pooled "
+                f"{'+'.join(choice.pools)}, grade-weighted, chosen on val"),
+        feature_seconds=round(feature_seconds, 1),
+        training_seconds=round(fit_seconds, 1),
+        held_out_cameras=held_out,
     )
-    write_sidecar(out / "keras_model.json", metadata)
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True, heatmaps=heatmaps,
                     n_bootstrap=n_bootstrap)
     log(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out} "

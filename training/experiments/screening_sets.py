@@ -29,17 +29,13 @@ class FeatureSet:
     sources: np.ndarray  # (n,) source name ("" when the data set names none)
     files: list[str]
 
-    def rows(self, mask: np.ndarray) -> FeatureSet:
-        return FeatureSet(self.name, self.features[mask], self.labels[mask], self.grades[mask], self.sources[mask],
-                          [f for f, keep in zip(self.files, mask) if keep])
-
 
 def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Path], cache: Path,
                  log=print) -> tuple[list[str], dict[str, FeatureSet], object]:
     """(classes, {"train", "val", "test", <external folder name>...: FeatureSet}, the feature
     network) for `backbone`; features come from `cache` when they were computed before."""
     from retina_desktop.outputs.records import InputSpec
-    from training.datasets import ALL_SPLITS, class_indices, load_arrays, load_dataset
+    from training.datasets import ALL_SPLITS, class_indices, grades_of, load_arrays, load_dataset
 
     network, _ = feature_network(backbone)
     spec = InputSpec(backbone.size, backbone.size, backbone.fit, "none")
@@ -64,7 +60,7 @@ def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Pat
             name=name,
             features=features,
             labels=np.array([index[s.label] for s in samples], dtype=np.int32),
-            grades=np.array([-1 if s.grade is None else s.grade for s in samples], dtype=np.int32),
+            grades=grades_of(samples),
             sources=np.array([s.source or name for s in samples]),
             files=[s.file for s in samples],
         )
