@@ -27,12 +27,13 @@ import numpy as np
 from retina_desktop.errors import ModelError, UserError
 from retina_desktop.imaging.checks import CheckThresholds, judge, measure
 from retina_desktop.imaging.decode import LoadedImage, load_image
-from retina_desktop.imaging.fov import find_field_of_view
+from retina_desktop.imaging.fov import UNSEARCHED, find_field_of_view
 from retina_desktop.imaging.preprocessing import fit_image, prepare_batch
 from retina_desktop.models.bundle import ModelBundle, load_bundle
 from retina_desktop.models.calibration import apply_temperature
 from retina_desktop.outputs.records import CheckResult, InputSpec, Prediction
 from retina_desktop.paths import bundle_root, default_model_path, modality_model_path, models_dir
+from retina_desktop.runtime.blas_threads import one_blas_thread
 from retina_desktop.runtime.heatmaps import gradcam
 from retina_desktop.settings import Settings, load_settings
 
@@ -128,7 +129,8 @@ class Classifier:
             raise ValueError(f"{name!r} is not one of the model's classes {bundle.classes}")
         with self._lock:
             self.model_threads.add(threading.current_thread().name)
-            return gradcam(bundle, prediction.processed_image, bundle.classes.index(name))
+            with one_blas_thread():
+                return gradcam(bundle, prediction.processed_image, bundle.classes.index(name))
 
     def thresholds(self) -> CheckThresholds:
         """The model's fitted check thresholds with the user's overrides on top."""
@@ -239,7 +241,7 @@ class Classifier:
         `keep_picture` keeps the decoded picture for the prediction (`Prediction.picture`)."""
         loaded = load_image(path)
         # One search for the field of view serves the model's fit and the checks' statistics.
-        circle = find_field_of_view(np.asarray(loaded.rgb)) if plan.model_spec.fit == "fov" else None
+        circle = find_field_of_view(loaded.rgb) if plan.model_spec.fit == "fov" else UNSEARCHED
         return _ReadImage(
             fitted=fit_image(loaded.rgb, plan.model_spec, circle),
             source_size=loaded.source_size,
@@ -291,7 +293,8 @@ class Classifier:
         """Each image's familiarity distance; Nones (and the flag off for this bundle, with a
         logged line) when the record does not fit the model's features."""
         try:
-            return [float(d) for d in bundle.familiarity.distance(features)]
+            with one_blas_thread():
+                return [float(d) for d in bundle.familiarity.distance(features)]
         except ValueError as err:
             bundle.familiarity_problem = (
                 f'The familiarity record of "{bundle.path}" does not fit the model: {err}; no unfamiliar-image flag'

@@ -185,3 +185,36 @@ def test_the_numpy_rank_filters_give_pillows_pixels(shape):
                               np.asarray(image.filter(ImageFilter.MinFilter(size))) > 0)
         assert np.array_equal(square_filter(mask, size, np.logical_or),
                               np.asarray(image.filter(ImageFilter.MaxFilter(size))) > 0)
+
+
+def test_the_fast_percentile_and_median_are_numpys_to_the_bit():
+    """The rim finder's threshold (a percentile from a histogram) and its fits' medians skip
+    numpy's general-purpose code; a last-bit difference could move a threshold, so each must
+    return numpy's float exactly."""
+    from retina_desktop.imaging.fov import _median, percentile_uint8
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        shape = tuple(rng.integers(1, 60, 2))
+        values = rng.integers(0, rng.integers(1, 257), shape).astype(np.uint8)
+        assert percentile_uint8(values, 90) == np.percentile(values, 90)
+        points = rng.normal(0, 3, rng.integers(1, 300))
+        assert _median(points) == np.median(points)
+
+
+def test_an_image_searched_once_is_not_searched_again(monkeypatch):
+    """A photograph without a rim used to be searched three times per prediction (the fit and
+    the checks each searched again when told "none")."""
+    import retina_desktop.imaging.fov as fov
+    from retina_desktop.imaging.checks import measure
+
+    calls = []
+    real = fov.find_field_of_view
+    monkeypatch.setattr(fov, "find_field_of_view", lambda rgb: calls.append(1) or real(rgb))
+    image = Image.fromarray(np.full((200, 200, 3), 120, np.uint8))  # no rim: fills the frame
+    spec = InputSpec(96, 96, "fov", "none")
+    fit_image(image, spec, None)
+    measure(image, "fov", None)
+    assert calls == []
+    fit_image(image, spec)  # not searched yet: searches
+    assert calls == [1]

@@ -88,3 +88,19 @@ def test_layers_are_found_in_nested_models() -> None:
     with pytest.raises(ValueError, match="no convolutional"):
         find_target_layer(flat)
     assert KerasRuntime(flat).feature_layer is None and not KerasRuntime(flat).can_explain
+
+
+def test_blas_runs_on_one_thread_around_the_apps_small_products_and_is_restored_after():
+    """OpenBLAS threads left spinning after a familiarity distance slowed the next model call
+    from 7 to 13 ms on two cores (runtime/blas_threads.py)."""
+    from threadpoolctl import threadpool_info
+
+    from retina_desktop.runtime.blas_threads import one_blas_thread
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from retina_desktop.imaging.fov import UNSEARCHED
 from retina_desktop.outputs.records import MODALITY_NAMES, CheckResult
 
 # The working size for statistics: small enough to be fast, fixed so figures are comparable.
@@ -55,12 +56,12 @@ class CheckThresholds:
         return dataclasses.asdict(self)
 
 
-def measure(image: Image.Image, fit: str = "", circle=None) -> dict[str, float]:
+def measure(image: Image.Image, fit: str = "", circle=UNSEARCHED) -> dict[str, float]:
     """Colour, brightness, saturation, sharpness and field of view of an RGB image, at
     WORK_SIZE, as the model sees it: a model that standardises the field of view (`fit` "fov")
     is judged on the standardised picture, so a complete oval from a stretched photograph or a
     raw camera frame wider than its disc is measured like any other camera's circle. `circle`:
-    the field of view when the caller already found it."""
+    the field of view when the caller has searched for it already (None: there is none)."""
     small = None
     if fit == "fov":
         from retina_desktop.imaging.fov import standardise_field_of_view

@@ -12,17 +12,18 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+from retina_desktop.imaging.fov import UNSEARCHED
 from retina_desktop.outputs.records import InputSpec
 
 # Lanczos is what Teachable Machine's own snippet uses; matching it keeps exports' accuracy.
 RESAMPLE = Image.Resampling.LANCZOS
 
 
-def fit_image(image: Image.Image, spec: InputSpec, circle=None) -> np.ndarray:
+def fit_image(image: Image.Image, spec: InputSpec, circle=UNSEARCHED) -> np.ndarray:
     """Resize an RGB image to (spec.height, spec.width, 3) uint8 following `spec.fit`.
 
-    `circle`: the image's field of view when the caller already found it (`fov` fit), so that
-    the fit and the checks share one search."""
+    `circle`: the image's field of view (`fov` fit) when the caller has searched for it already
+    (None: there is none), so that the fit and the checks share one search."""
     size = (spec.width, spec.height)
     if spec.fit == "fov":
         from retina_desktop.imaging.fov import standardise_field_of_view

@@ -30,6 +30,7 @@ Numpy only: the packaged app and the training package both use it.
 from __future__ import annotations
 
 import zipfile
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,13 @@ class Familiarity:
     def dimension(self) -> int:
         return int(self.mean.shape[0])
 
+    @functools.cached_property
+    def _points64(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training points in float64 and their squared lengths, made once per record
+        (each prediction used to copy all n of them)."""
+        points = self.points.astype(np.float64)
+        return points, np.einsum("ij,ij->i", points, points)
+
     @classmethod
     def fit(
         cls,
@@ -125,8 +133,7 @@ class Familiarity:
         if x.ndim != 2 or x.shape[1] != self.dimension:
             raise ValueError(f"features have {x.shape[-1]} values; the familiarity record expects {self.dimension}")
         query = (unit_length(x) - self.mean) @ self.projection
-        points = self.points.astype(np.float64)
-        squared_points = np.einsum("ij,ij->i", points, points)
+        points, squared_points = self._points64
         out = np.empty(len(query))
         for start in range(0, len(query), chunk):
             q = query[start : start + chunk]
