@@ -29,8 +29,8 @@ Numpy only: the packaged app and the training package both use it.
 
 from __future__ import annotations
 
-import zipfile
 import functools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
