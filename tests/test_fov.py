@@ -218,3 +218,22 @@ def test_an_image_searched_once_is_not_searched_again(monkeypatch):
     assert calls == []
     fit_image(image, spec)  # not searched yet: searches
     assert calls == [1]
+
+
+@pytest.mark.parametrize("sides", ["top-bottom", "all"])
+def test_a_clipped_disc_placed_inside_a_larger_frame_is_found_from_its_arcs(sides):
+    """A photograph whose disc the camera cut straight, padded into a bigger black frame (a
+    camera that keeps its whole sensor, a crop padded for upload): the cuts now lie inside the
+    picture, so they are no rim; the arcs between them give the circle (version 4 found none
+    for 19 of 50 EyePACS photographs so framed)."""
+    disc = disc_image(300, 300, 150.0, 150.0, 120.0)
+    cut = 40  # a third of the radius off each cut side
+    if sides == "all":
+        disc[:cut], disc[-cut:], disc[:, :cut], disc[:, -cut:] = 0, 0, 0, 0
+    else:
+        disc[:cut], disc[-cut:] = 0, 0
+    frame = np.zeros((500, 560, 3), np.uint8)
+    frame[100:400, 130:430] = disc
+    found = find_field_of_view(frame)
+    assert found is not None
+    assert abs(found.cx - 280) < 2 and abs(found.cy - 250) < 2 and abs(found.r - 120) < 2

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 # Changes whenever the same file would be framed differently (training's array cache keys on it).
-FOV_VERSION = 4
+FOV_VERSION = 5
 # Rim detection runs on a copy this size: the fit is sub-pixel there, and full 12-megapixel
 # photographs would cost 100x the time for no better circle.
 DETECT_SIDE = 256
@@ -37,6 +37,8 @@ MIN_ARC_FRACTION = 1 / 3
 MIN_RADIUS_FRACTION = 0.2
 MAX_RESIDUAL_FRACTION = 0.03
 MIN_FILL = 0.85
+# A row or column of the rim longer than this fraction of the disc's width is a straight cut.
+STRAIGHT_CUT = 0.3
 # Below this axis ratio a rim is called a circle; above, the photograph was stretched.
 ELLIPSE_RATIO = 1.04
 # No camera or resize in our data stretches a fundus beyond 1.51 (fundus4's small set, ODIR);
@@ -194,7 +196,7 @@ def _fit_rim(mask: np.ndarray) -> Circle | None:
     if mask.mean() > 0.995 or mask.mean() < 0.05:
         return None  # all lit (no frame) or almost nothing lit
     eroded = square_filter(mask, 3, np.logical_and)
-    rim = mask & ~eroded
+    rim, cut = _without_straight_cuts(mask & ~eroded, mask)
     ys, xs = np.nonzero(rim)
     inside = (xs >= EDGE_MARGIN) & (xs < width - EDGE_MARGIN) & (ys >= EDGE_MARGIN) & (ys < height - EDGE_MARGIN)
     xs, ys = xs[inside].astype(np.float64), ys[inside].astype(np.float64)
@@ -223,11 +225,36 @@ def _fit_rim(mask: np.ndarray) -> Circle | None:
     angles = np.arctan2((ys - found.cy) / found.radius_y, (xs - found.cx) / found.r)
     if _angular_span(angles) < MIN_ARC_FRACTION * 2 * np.pi:
         return None
-    # The lit region must fill the fitted disc where the picture holds it, or it was no disc.
+    # The lit region must fill the fitted disc where the picture holds it (and, where the disc
+    # was cut straight, within the cuts), or it was no disc.
     disc = field_of_view_mask(height, width, found)
+    if cut is not None:
+        disc &= cut
     if disc.sum() == 0 or (mask & disc).sum() / disc.sum() < MIN_FILL:
         return None
     return found
+
+
+def _without_straight_cuts(rim: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rim less its straight stretches, and the region within them (None when there are
+    none). A straight stretch is a cut across the disc (a sensor's or a crop's) that lies inside
+    the picture, as when a clipped photograph is placed in a larger black frame: no part of the
+    round rim, and the disc beyond it is missing, not dark. A round rim's flattest row, at its
+    top, spans about 2 sqrt(2 r) pixels, an eighth of the disc's width at these sizes; a cut 10%
+    into the disc spans 60% of it."""
+    longest = STRAIGHT_CUT * max(int(mask.sum(axis=1).max()), int(mask.sum(axis=0).max()))
+    straight_rows = rim.sum(axis=1) > longest
+    straight_columns = rim.sum(axis=0) > longest
+    if not straight_rows.any() and not straight_columns.any():
+        return rim, None
+    rim = rim.copy()
+    rim[straight_rows] = False
+    rim[:, straight_columns] = False
+    # Within the cuts: the lit region's bounding box, whose edges the cuts are.
+    lit_rows, lit_columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    within = np.zeros_like(mask)
+    within[lit_rows[0] : lit_rows[-1] + 1, lit_columns[0] : lit_columns[-1] + 1] = True
+    return rim, within
 
 
 def _angular_span(angles: np.ndarray) -> float:
@@ -292,16 +319,21 @@ def _robust_ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float
 
 
 def retina_mask(rgb: np.ndarray) -> np.ndarray | None:
-    """Where the retina is in `rgb` (h, w, 3): inside its fitted field of view, or, where no rim
-    fits (a standardised photograph whose camera cut corners off the disc), the region unlike
-    the frame. None when neither exists (all frame or no frame)."""
-    circle = find_field_of_view(rgb)
-    if circle is not None:
-        return field_of_view_mask(rgb.shape[0], rgb.shape[1], circle)
+    """Where the retina is in `rgb` (h, w, 3): inside its fitted field of view and within the
+    lit region's bounding box (a disc cut straight, as a standardised photograph whose camera cut
+    its sides is, has no retina beyond the cuts), or, where no rim fits, the region unlike the
+    frame. None when neither exists (all frame or no frame)."""
     height, width = rgb.shape[:2]
     region = _retina_mask(_detection_copy(rgb))
     if region.shape != (height, width):  # found at detection size, enlarged back
         region = np.asarray(Image.fromarray(region).resize((width, height), Image.Resampling.NEAREST))
+    circle = find_field_of_view(rgb)
+    if circle is not None:
+        rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+        within = np.zeros((height, width), bool)
+        if len(rows):
+            within[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1] = True
+        return field_of_view_mask(height, width, circle) & within
     return region if 0.05 < region.mean() < 0.995 else None
 
 
