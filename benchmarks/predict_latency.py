@@ -3,7 +3,8 @@
     python benchmarks/predict_latency.py [--model models/keras_model.h5] [--image FILE] [--repeat 30]
 
 - warm per-image latency of `Classifier.predict_file` (our path: decode, checks, fit, compiled
-  call), of the image checks alone,
+  call) with the checks on and off, of the image checks alone (their own field-of-view search
+  included, which a prediction shares with its fit),
   and of the model-only part (`predict_arrays`), next to the seed projects' pattern on the
   same model and image: `model.predict(x)` per image;
 - time from process start to the first result, for `python -m retina_desktop predict FILE`
@@ -41,6 +42,7 @@ def main() -> int:
     from retina_desktop.imaging.decode import load_image
     from retina_desktop.imaging.preprocessing import fit_image, scale_pixels
     from retina_desktop.service import Classifier
+    from retina_desktop.settings import Settings
 
     classifier = Classifier(args.model)
     bundle = classifier.bundle()
@@ -50,6 +52,9 @@ def main() -> int:
     loaded = load_image(image)
     checks = timed(lambda: classifier.check(loaded), args.repeat)
     ours_file = timed(lambda: classifier.predict_file(image), args.repeat)
+    unchecked = Classifier(args.model, settings=Settings(checks_enabled=False))
+    unchecked.predict_file(image)
+    ours_file_unchecked = timed(lambda: unchecked.predict_file(image), args.repeat)
     ours_model = timed(lambda: classifier.predict_arrays(fitted[None]), args.repeat)
     plain = timed(lambda: bundle.model.predict(x, verbose=0), args.repeat)
 
@@ -60,6 +65,11 @@ def main() -> int:
     print(f"  Classifier.predict_arrays (model only)  {summary(ours_model)}")
     print(f"  image checks (statistics + modality)    {summary(checks)}")
     print(f"  predict_class path (decode+checks+model) {summary(ours_file)}")
+    print(f"  the same with the checks off            {summary(ours_file_unchecked)}")
+    added = (statistics.median(ours_file) - statistics.median(ours_file_unchecked)) * 1000
+    overhead = (statistics.median(ours_file) - statistics.median(ours_model)) * 1000
+    print(f"  what the checks add to a prediction: {added:.1f} ms (they share its field-of-view search); "
+          f"the path beyond the model call: {overhead:.1f} ms")
     print(f"  speed-up of the model call: {statistics.median(plain) / statistics.median(ours_model):.1f}x")
     print(f"process start to first result (python -m retina_desktop predict): {cold:.2f} s")
     return 0

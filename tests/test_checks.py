@@ -50,6 +50,18 @@ def test_blur_is_out_of_focus():
     assert any(r.startswith("out of focus") for r in _reasons(blurred))
 
 
+def test_sharpness_does_not_change_with_exposure():
+    """A photograph taken a stop darker is as sharp: 15 of 100 darkened test photographs were
+    refused as out of focus while sharpness scaled with the exposure."""
+    photo = fundus_like(300, seed=2)
+    pixels = np.asarray(photo, np.float32)
+    darker = Image.fromarray(np.clip(pixels * 0.6, 0, 255).astype(np.uint8))
+    blurred = photo.filter(ImageFilter.GaussianBlur(3))
+    sharp, dark = measure(photo, "fov")["sharpness"], measure(darker, "fov")["sharpness"]
+    assert dark == pytest.approx(sharp, rel=0.1)
+    assert measure(blurred, "fov")["sharpness"] < sharp / 3
+
+
 def test_tiny_image():
     reasons = _reasons(_textured(64))
     assert reasons[0] == "image too small to judge (64 x 64 pixels; needs at least 128 on the short side)"

@@ -83,6 +83,34 @@ def test_the_fit_checks_report_gives_each_wrong_input_kind(tmp_path):
     assert "fluorescein-angiogram" in card and "100.0%" in card and "--wrong-inputs W" in card
 
 
+def test_refusals_are_reported_per_source_with_every_refused_file_named():
+    """The model card's per-source rows and the list a person looks through, one by one."""
+    from training.classifier.fit_checks import fit_thresholds, refusals_by_group
+    from training.classifier.model_card import _checks_section
+
+    def evidence(brightness, belief=0.9):
+        stats = {"colour": 30.0, "brightness": brightness, "saturated": 0.0, "sharpness": 50.0, "field_of_view": 0.7}
+        return stats, (512, 512), {"fundus": belief, "oct": 0.0, "other": 1 - belief}
+
+    # Limits at the least value any fitting photograph has: only a darker one is refused.
+    fitting = [evidence(b) for b in (40.0, 60.0, 80.0)]
+    thresholds = fit_thresholds(fitting, "fundus", 0.0, unseen=[evidence(50.0, belief=0.7)])
+    assert thresholds.min_brightness == 40.0 and thresholds.min_modality_probability == 0.7
+    test = [evidence(45.0), evidence(20.0), evidence(70.0), evidence(10.0)]
+    table, refused = refusals_by_group(test, ["odir", "odir", "eyepacs", "eyepacs"], ["a", "b", "c", "d"],
+                                       thresholds, "fundus")
+    assert table["odir"] == {"n": 2, "refused": 0.5, "reasons": {"too dark to judge": 1}}
+    assert table["eyepacs"]["refused"] == 0.5
+    assert [r["file"] for r in refused] == ["b", "d"] and refused[0]["reasons"][0].startswith("too dark to judge")
+    card = "\n".join(_checks_section(
+        {"thresholds": {}, "report": {"fitted_on": "train,val", "real_test_n": 4, "real_test_flagged": 0.5,
+                                      "non_retinal_n": 3, "non_retinal_flagged": 1.0, "real_test_by_source": table,
+                                      "external": {"messidor2": {"n": 9, "refused": 0.0, "reasons": {}}}}},
+        "m.h5", "d"))
+    assert "| real test images, source odir (should pass) | 2 | 50.0% (too dark to judge 1) |" in card
+    assert "| real photographs of messidor2, cameras never trained on (should pass) | 9 | 0.0% |" in card
+
+
 @pytest.mark.data
 def test_the_test_part_of_the_real_folder_and_fundus_kinds(shared_data):
     test = folder_files(shared_data / "wrong-inputs", "test")
@@ -127,7 +155,7 @@ def test_lens_photographs_are_refused_and_a_3_2_camera_frame_passes(shared_data)
     sensor's clipped frame pass the fundus model's checks (a European camera's frames were
     refused 2 times in 3 by the check trained on our cameras alone)."""
     from retina_desktop.service import Classifier
-    from training.classifier.camera_variants import clipped_3_2
+    from training.classifier.camera_variants import clipped_3_2, wide_frame
 
     lenses = [p for k, p in folder_files(shared_data / "wrong-inputs", "test") if k == "lens-photo"]
     assert lenses
@@ -139,7 +167,11 @@ def test_lens_photographs_are_refused_and_a_3_2_camera_frame_passes(shared_data)
 
     photos = sorted((shared_data / "fundus4" / "normal").glob("odir_*.jpg"))[:4]
     photos += sorted((shared_data / "fundus4" / "normal").glob("srahim_*.jpg"))[:2]
+    # EyePACS photographs come cut on all four sides; in a wide frame the cuts lie inside the
+    # picture, which the rim finder took for rim until FOV version 5 (10% were refused).
+    photos += [shared_data / "fundus4" / "normal" / f"eyepacs_{name}.jpg" for name in ("10058_left", "10777_right")]
     for path in photos:
-        framed = clipped_3_2(load_image(path).rgb)
-        verdict = fundus.check(LoadedImage(framed, "RGB", framed.size))
-        assert verdict.passed, f"{path.name} in a 3:2 frame: {verdict.reasons}"
+        for name, make in (("a 3:2 frame", clipped_3_2), ("a wide frame", wide_frame)):
+            framed = make(load_image(path).rgb)
+            verdict = fundus.check(LoadedImage(framed, "RGB", framed.size))
+            assert verdict.passed, f"{path.name} in {name}: {verdict.reasons}"

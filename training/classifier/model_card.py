@@ -13,6 +13,7 @@ from pathlib import Path
 from retina_desktop.atomic import atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.models.model_files import read_sidecar, sidecar_path_for
+from training.classifier.wrong_inputs import FUNDUS_KINDS
 
 NOTICE = (
     "**Not a medical device.** This model's output is not a diagnosis. It was trained on public "
@@ -271,12 +272,16 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
             f"| test images of the other modality (should be flagged) | {report['other_modality_n']} | "
             f"{report['other_modality_flagged']:.1%} |"
         )
+    for source, entry in report.get("real_test_by_source", {}).items():
+        lines.append(f"| real test images, source {source} (should pass) | {entry['n']} | {_refused(entry)} |")
+    for name, entry in report.get("external", {}).items():
+        lines.append(f"| real photographs of {name}, cameras never trained on (should pass) | {entry['n']} | "
+                     f"{_refused(entry)} |")
     for kind, entry in report.get("wrong_inputs_test", {}).items():
         lines.append(f"| wrong input, test part: {kind} (should be refused) | {entry['n']} | {entry['refused']:.1%} |")
     for variant, entry in report.get("camera_variants_test", {}).items():
-        why = ", ".join(f"{k} {v}" for k, v in entry["reasons"].items())
         lines.append(f"| real test photograph as another camera gives it: {variant} (should pass) | {entry['n']} | "
-                     f"{entry['refused']:.1%}{f' ({why})' if why else ''} |")
+                     f"{_refused(entry)} |")
     reasons = ", ".join(f"{k} {v}" for k, v in report.get("real_test_reasons", {}).items()) or "none"
     other = f" --other-modality {report['other_modality_data']}" if "other_modality_data" in report else ""
     command = report.get("command") or f"python -m training fit-checks --model {model_path} --data {data}{other}"
@@ -289,8 +294,10 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
     if report.get("wrong_inputs_test"):
         lines += [
             "",
-            "Wrong inputs are images a clinic could feed by mistake: real fluorescein angiograms and OCT "
-            "angiography (a fixed test part by a hash of the file name, never trained on), and red-free "
+            "Wrong inputs are images a clinic could feed by mistake: real images of each kind in the "
+            "wrong-inputs folder ("
+            + ", ".join(k for k in report["wrong_inputs_test"] if k not in FUNDUS_KINDS)
+            + "; a fixed test part by a hash of the file name, never trained on), and red-free "
             "(green channel, grey or green) and greyscale copies of the fundus set's test photographs. "
             "Reasons among refused wrong inputs: "
             + "; ".join(
@@ -308,6 +315,12 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
         "```",
     ]
     return lines
+
+
+def _refused(entry: dict) -> str:
+    """A refusal share with its reasons, "0.0%" alone when none."""
+    why = ", ".join(f"{k} {v}" for k, v in entry["reasons"].items())
+    return f"{entry['refused']:.1%}{f' ({why})' if why else ''}"
 
 
 def _familiarity_section(entry: dict) -> list[str]:
