@@ -168,10 +168,11 @@ VARIANT_PER_SOURCE = 25
 
 
 def camera_variant_report(classifier: Classifier, data: Path, thresholds: CheckThresholds, modality: str,
-                          per_source: int = VARIANT_PER_SOURCE) -> dict:
+                          per_source: int = VARIANT_PER_SOURCE, variants: dict | None = None) -> dict:
     """Per camera variant of real test photographs (a fixed, seeded sample of `per_source` per
     source): n, share refused and the reasons. Every variant is still a fundus photograph, so
-    every refusal here is a false one."""
+    every refusal here is a false one. `variants`: name -> change (default: camera_variants'
+    own, which the modality check was taught)."""
     from training.classifier.camera_variants import VARIANTS
 
     dataset = load_dataset(data)
@@ -184,7 +185,7 @@ def camera_variant_report(classifier: Classifier, data: Path, thresholds: CheckT
                                                               replace=False)))]
     originals = [load_image(dataset.root / s.file).rgb for s in chosen]
     out = {}
-    for name, make in VARIANTS.items():
+    for name, make in (VARIANTS if variants is None else variants).items():
         images = ((image, image.size) for image in (make(original) for original in originals))
         rate, reasons = flag_rate(_evidence(classifier, images), thresholds, modality)
         out[name] = {"n": len(originals), "refused": round(rate, 4), "reasons": reasons}
