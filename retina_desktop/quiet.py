@@ -48,6 +48,12 @@ def stderr_captured() -> Iterator[list[str]]:
             out.append(sink.read().decode("utf-8", "replace"))
 
 
+def keras_backend() -> str:
+    """The backend Keras runs on in this process ("tensorflow" unless KERAS_BACKEND says), known
+    without importing Keras."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
 def import_keras():
     """Import and return `keras` quietly. Safe to call from any thread, any number of times."""
     global _captured_import_log, _keras
@@ -56,15 +62,21 @@ def import_keras():
     with _lock:
         if _keras is not None:  # another thread finished the import while we waited
             return _keras
+        tf = None
         try:
             with stderr_captured() as captured:
                 import keras
-                import tensorflow as tf
+
+                # TensorFlow only under its own backend: training runs on JAX where there is
+                # no TensorFlow to import (a GPU machine; issue #35).
+                if keras.backend.backend() == "tensorflow":
+                    import tensorflow as tf
         except Exception:
             sys.stderr.write("".join(captured))
             raise
         _captured_import_log = "".join(captured)
-        tf.get_logger().setLevel(logging.ERROR)
+        if tf is not None:
+            tf.get_logger().setLevel(logging.ERROR)
         logging.getLogger("absl").setLevel(logging.ERROR)
         with contextlib.suppress(Exception):
             import absl.logging

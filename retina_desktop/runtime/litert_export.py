@@ -121,24 +121,32 @@ def serving_function(tf, model: Any, target: Any, height: int, width: int):
 
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="image")])
     def serve(image):
-        if target is None:
-            return {"probabilities": _first(model(image, training=False))}
-        captured: dict[str, Any] = {}
-        original_call = target.call
-
-        def recording_call(*args, **kwargs):
-            out = original_call(*args, **kwargs)
-            captured["features"] = out
-            return out
-
-        target.call = recording_call  # only while tracing; the model gets its layer back
-        try:
-            probabilities = _first(model(image, training=False))
-        finally:
-            del target.call
-        return {"probabilities": probabilities, "features": captured["features"]}
+        return call_with_features(model, target, image)  # traced once: the layer is wrapped only then
 
     return serve
+
+
+def call_with_features(model: Any, target: Any, image) -> dict[str, Any]:
+    """{"probabilities", and "features": the output of `target` (when not None)} of one call of
+    `model` on `image`, in whatever backend runs it. The feature maps are caught as the layer
+    returns them (its `call` wrapped for this call only): a Teachable Machine export nests the
+    layer where the outer graph cannot reach it."""
+    if target is None:
+        return {"probabilities": _first(model(image, training=False))}
+    captured: dict[str, Any] = {}
+    original_call = target.call
+
+    def recording_call(*args, **kwargs):
+        out = original_call(*args, **kwargs)
+        captured["features"] = out
+        return out
+
+    target.call = recording_call
+    try:
+        probabilities = _first(model(image, training=False))
+    finally:
+        del target.call  # the model gets its layer back
+    return {"probabilities": probabilities, "features": captured["features"]}
 
 
 def _first(outputs):

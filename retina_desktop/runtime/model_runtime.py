@@ -166,6 +166,8 @@ class KerasRuntime:
         return self.target_layer is not None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        if not _tensorflow_backend():  # JAX, on a training machine without TensorFlow
+            return np.asarray(import_keras().ops.convert_to_numpy(self.model(batch, training=False)))
         if self._infer is None:
             self._infer = _traced_call(self.model)
         return np.asarray(self._infer(batch))
@@ -173,6 +175,13 @@ class KerasRuntime:
     def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         # The serving function the LiteRT compiler converts, so both runtimes share one
         # definition of the features.
+        if not _tensorflow_backend():
+            from retina_desktop.runtime.litert_export import call_with_features
+
+            numpy = import_keras().ops.convert_to_numpy
+            out = call_with_features(self.model, self.target_layer, np.asarray(batch, np.float32))
+            maps = out.get("features")
+            return numpy(out["probabilities"]), None if maps is None else pooled_features(numpy(maps))
         import_keras()
         import tensorflow as tf
 
@@ -214,6 +223,11 @@ def _input_shape(source: str, model: Any) -> tuple[int, int, int]:
     if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[2] is None:
         raise ModelError(f'"{source}" takes input of shape {shape}; expected (batch, height, width, 3) images')
     return int(shape[1]), int(shape[2]), int(shape[3])
+
+
+def _tensorflow_backend() -> bool:
+    """Whether Keras runs on TensorFlow (the app, always; training may run on JAX)."""
+    return import_keras().backend.backend() == "tensorflow"
 
 
 def _traced_call(model: Any):

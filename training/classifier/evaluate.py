@@ -37,6 +37,7 @@ import numpy as np
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.models.calibration import apply_temperature
 from retina_desktop.models.model_files import read_sidecar, sidecar_path_for, write_sidecar
+from retina_desktop.quiet import keras_backend
 from training.classifier.referral import format_screening, screening_by_source, screening_figures
 from training.classifier.statistics import bootstrap_figures, percentile_ci, rank_auc
 from training.datasets import Dataset, class_indices, grades_of, load_arrays, load_dataset
@@ -517,7 +518,9 @@ def evaluate_bundle(
                                         n_bootstrap=n_bootstrap)
         for source, figures in by_source.items():
             metrics["per_source"].setdefault(source, {}).update(figures)
-    if heatmaps > 0 and bundle.metadata.modality == "fundus":
+    # Grad-CAM is traced by TensorFlow: a run on JAX (a GPU machine) leaves the heatmap figure
+    # to `evaluate` on a TensorFlow machine.
+    if heatmaps > 0 and bundle.metadata.modality == "fundus" and keras_backend() == "tensorflow":
         metrics["heatmap_in_fov"] = _heatmap_figure(classifier, images, calibrated, reported, heatmaps, quiet)
     decision = referral or {}
     if len(classes) == 2 and dataset.subset("val") and split != "val":

@@ -206,10 +206,11 @@ def train_classifier(
     `stop_after_epochs` ends the run early as if it were interrupted (used by tests of resume).
     """
     keras = import_keras()
-    import tensorflow as tf
-
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # JAX's CPU and GPU kernels are deterministic as they come
     trainer, classifier = build_trainer(config, num_classes, augment)
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
     state = checkpoint.open(trainer, config, resume=resume, may_change=RESUMABLE_FIELDS, data=data)
@@ -265,16 +266,15 @@ def build_trainer(config: ClassifierConfig, num_classes: int, augment: AugmentCo
 
 def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray], num_classes: int,
                   first_epoch: int, last_epoch: int):
-    """(a tf.data stream of the training batches of epochs `first_epoch` to `last_epoch`, steps
-    per epoch): (float32 images, one-hot labels), and each image's class weight with
-    `config.class_weighting`.
+    """(a stream of the training batches of epochs `first_epoch` to `last_epoch`, steps per
+    epoch): (float32 images, one-hot labels), and each image's class weight with
+    `config.class_weighting`. A tf.data stream under TensorFlow, the numpy batches themselves
+    under another backend (JAX), which takes a Python generator and has no TensorFlow to ask.
 
     The rows, their order and the camera draws of an epoch depend only on (seed, epoch), so a
     resumed run replays them. Each epoch is every training image, or with `config.epoch_size`
     that many drawn with every class equally often (then without class weights).
     """
-    import tensorflow as tf
-
     x_train, y_train = train
     balanced = config.epoch_size > 0
     weights = class_weights(y_train, num_classes) if config.class_weighting and not balanced else None
@@ -299,12 +299,17 @@ def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray]
     # The batch size is part of the stream's shape when every batch is full, as it is when fit()
     # slices arrays: TensorFlow's CPU kernels round differently when they know it, so without it
     # the same seed would no longer give the weights it gave when epochs were fitted from arrays.
+    steps = -(-rows // config.batch_size)
+    if import_keras().backend.backend() != "tensorflow":
+        return batches(), steps
+    import tensorflow as tf
+
     known = config.batch_size if rows % config.batch_size == 0 else None
     signature = (tf.TensorSpec((known, config.height, config.width, 3), tf.float32),
                  tf.TensorSpec((known, num_classes), tf.float32))
     if weights is not None:
         signature += (tf.TensorSpec((known,), tf.float32),)
-    return tf.data.Dataset.from_generator(batches, output_signature=signature), -(-rows // config.batch_size)
+    return tf.data.Dataset.from_generator(batches, output_signature=signature), steps
 
 
 def _classifier_callbacks(keras, config: ClassifierConfig, classifier, val, num_classes: int, state: TrainState,
