@@ -244,6 +244,7 @@ class Classifier:
         circle = find_field_of_view(loaded.rgb) if plan.model_spec.fit == "fov" else UNSEARCHED
         return _ReadImage(
             fitted=fit_image(loaded.rgb, plan.model_spec, circle),
+            field_of_view=None if circle is UNSEARCHED or circle is None else _square_around(circle, loaded.rgb.size),
             source_size=loaded.source_size,
             stats=measure(loaded.rgb, plan.model_spec.fit, circle) if plan.thresholds is not None else None,
             modality_input=fit_image(loaded.rgb, plan.modality_spec) if plan.modality else None,
@@ -286,7 +287,8 @@ class Classifier:
             if not np.all(np.isfinite(found_probs)):
                 yield path, non_finite_error(path, bundle.path)
                 continue
-            yield path, self._prediction(path, read.fitted, found_probs, checks, distance, read.picture)
+            yield path, self._prediction(path, read.fitted, found_probs, checks, distance, read.picture,
+                                         read.field_of_view)
 
     @staticmethod
     def _distances(bundle: ModelBundle, features: np.ndarray) -> list[float | None]:
@@ -311,6 +313,7 @@ class Classifier:
         checks: CheckResult | None,
         distance: float | None = None,
         picture: np.ndarray | None = None,
+        field_of_view: tuple[float, float, float, float] | None = None,
     ) -> Prediction:
         bundle = self.bundle()
         familiarity = getattr(bundle, "familiarity", None)
@@ -331,6 +334,7 @@ class Classifier:
             familiarity_distance=distance,
             familiarity_threshold=familiarity.threshold if familiarity is not None and distance is not None else None,
             picture=picture,
+            field_of_view=field_of_view,
         )
 
 
@@ -361,6 +365,15 @@ class _ReadImage:
     stats: dict[str, float] | None
     modality_input: np.ndarray | None
     picture: np.ndarray | None = None  # the decoded picture, when the prediction keeps it
+    field_of_view: tuple[float, float, float, float] | None = None  # `Prediction.field_of_view`
+
+
+def _square_around(circle, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The square the field-of-view fit cuts out (`fov.standardise_field_of_view`), as fractions
+    of the picture's (width, height)."""
+    width, height = size
+    return ((circle.cx + 0.5 - circle.r) / width, (circle.cy + 0.5 - circle.radius_y) / height,
+            (circle.cx + 0.5 + circle.r) / width, (circle.cy + 0.5 + circle.radius_y) / height)
 
 
 # The shipped classifier for each modality, so that an image given to the wrong one can name

@@ -151,3 +151,20 @@ def test_overlay_blends_only_where_the_model_looked() -> None:
     assert np.array_equal(overlay(image, heat, 0.0), image)
     small = overlay(image, np.zeros((5, 5), np.float32), 1.0)  # resized to the image
     assert small.shape == image.shape
+
+
+def test_a_field_of_view_heatmap_lands_on_the_disc_not_on_the_cameras_black_frame():
+    """A fundus model reads the square around the fitted field of view; on a wide camera frame
+    that square is a part of the picture, and where the camera cut the disc it reaches beyond
+    the picture. The heatmap was stretched over the whole frame instead."""
+    heat = np.zeros((8, 8), np.float32)
+    heat[:, 4:] = 1.0  # the right half of the model's input
+    spec = InputSpec(8, 8, "fov", "none")
+    # A 400 x 200 frame; the disc's square spans x 100-300 and y -50-250 (cut at top and bottom).
+    box = (100 / 400, -50 / 200, 300 / 400, 250 / 200)
+    placed = place_heatmap(heat, (400, 200), spec, box)
+    assert np.isnan(placed[:, :100]).all() and np.isnan(placed[:, 300:]).all()  # the black sides
+    assert np.nanmean(placed[:, 100:195]) < 0.1 and np.nanmean(placed[:, 205:300]) > 0.9
+    # No field of view found: the fit padded the picture, and so does the heatmap.
+    padded = place_heatmap(heat, (400, 200), spec, None)
+    assert np.isfinite(padded).all() and padded[:, 300:].mean() > 0.9 and padded[:, :100].mean() < 0.1

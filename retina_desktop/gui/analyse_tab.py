@@ -383,7 +383,8 @@ class AnalyseTab(ttk.Frame):
             return
         key = (name, id(values))
         if self._placed_for != key:
-            self._placed = heatmaps.place_heatmap(values, self.picture.size, self.spec)
+            self._placed = heatmaps.place_heatmap(values, self.picture.size, self.spec,
+                                                  self.prediction.field_of_view if self.prediction else None)
             self._placed_for = key
         blended = heatmaps.overlay(np.asarray(self.picture), self._placed, float(self.opacity_var.get()))
         self.panel.show(Image.fromarray(blended))

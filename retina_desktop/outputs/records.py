@@ -288,6 +288,11 @@ class Prediction:
     # shows it without decoding the file again; kept by `Classifier.predict_file`, None from a
     # batch run (which would otherwise hold every photograph in memory).
     picture: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # Where the model's input lay on the picture when the field of view was standardised: the
+    # square around the fitted field of view, (left, top, right, bottom) as fractions of the
+    # picture's width and height, reaching beyond 0-1 where the camera cut the disc. None for
+    # other fits, or where no field of view was found (then the picture was padded).
+    field_of_view: tuple[float, float, float, float] | None = None
 
     @property
     def unfamiliar(self) -> bool | None:

@@ -85,16 +85,24 @@ def heatmap_for(classifier: Any, prediction: Prediction, class_name: str | None 
     return classifier.heatmap(prediction, class_name)
 
 
-def model_view_box(size: tuple[int, int], spec: InputSpec) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+def model_view_box(size: tuple[int, int], spec: InputSpec,
+                   field_of_view: tuple[float, float, float, float] | None = None,
+                   ) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
     """Where the model's input lies on a picture of `size` (w, h) fitted by `spec.fit`.
 
     Returns (box on the picture, box on the model input), each (left, top, right, bottom) as
-    fractions, mirroring `preprocessing.fit_image` (centre crop, letterbox pad, or stretch).
+    fractions, mirroring `preprocessing.fit_image` (centre crop, letterbox pad, stretch, or the
+    square around the fitted field of view, `field_of_view`, which may reach beyond the picture;
+    a "fov" fit that found none padded the picture).
     """
     width, height = size
     ratio = width / height
     out_ratio = spec.width / spec.height
     whole = (0.0, 0.0, 1.0, 1.0)
+    if spec.fit == "fov":
+        if field_of_view is not None:
+            return field_of_view, whole
+        spec = InputSpec(spec.height, spec.width, "pad", spec.scaling)
     if spec.fit == "crop":
         if ratio > out_ratio:  # wider than the model's input: the sides are cut
             keep = out_ratio / ratio
@@ -110,13 +118,16 @@ def model_view_box(size: tuple[int, int], spec: InputSpec) -> tuple[tuple[float,
     return whole, whole
 
 
-def place_heatmap(heatmap: np.ndarray, size: tuple[int, int], spec: InputSpec) -> np.ndarray:
-    """Map a heatmap over the model's input onto a picture of `size` (w, h).
+def place_heatmap(heatmap: np.ndarray, size: tuple[int, int], spec: InputSpec,
+                  field_of_view: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Map a heatmap over the model's input onto a picture of `size` (w, h); `field_of_view`:
+    the prediction's (`Prediction.field_of_view`) for a model that standardises it.
 
-    Returns an (h, w) array with NaN where the model did not look (outside a centre crop).
+    Returns an (h, w) array with NaN where the model did not look (outside a centre crop, or
+    outside the square around the field of view: a wide camera frame's black sides).
     """
     width, height = size
-    picture_box, input_box = model_view_box(size, spec)
+    picture_box, input_box = _within_picture(*model_view_box(size, spec, field_of_view))
     hh, hw = heatmap.shape
     crop = heatmap[
         int(round(input_box[1] * hh)) : max(int(round(input_box[3] * hh)), 1),
@@ -128,6 +139,16 @@ def place_heatmap(heatmap: np.ndarray, size: tuple[int, int], spec: InputSpec) -
     if right > left and bottom > top and crop.size:
         placed[top:bottom, left:right] = _resize(crop, right - left, bottom - top)
     return placed
+
+
+def _within_picture(picture_box, input_box):
+    """Both boxes cut to the part of `picture_box` inside the picture (a field of view the camera
+    cut reaches beyond it: that part of the model's input was black padding)."""
+    pl, pt, pr, pb = picture_box
+    il, it, ir, ib = input_box
+    sx, sy = (ir - il) / (pr - pl), (ib - it) / (pb - pt)
+    vl, vt, vr, vb = max(pl, 0.0), max(pt, 0.0), min(pr, 1.0), min(pb, 1.0)
+    return (vl, vt, vr, vb), (il + (vl - pl) * sx, it + (vt - pt) * sy, il + (vr - pl) * sx, it + (vb - pt) * sy)
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4, cmap: str = "jet") -> np.ndarray:
