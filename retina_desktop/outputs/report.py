@@ -160,7 +160,8 @@ def build_report_figure(
         # on it; on the model's own input (no `image`), it covers it whole.
         box = prediction.field_of_view if image is not None else None
         fitted_view = spec if image is not None else None
-        placed = place_heatmap(heatmap, (picture.shape[1], picture.shape[0]), fitted_view, box) if fitted_view else heatmap
+        size = (picture.shape[1], picture.shape[0])
+        placed = place_heatmap(heatmap, size, fitted_view, box) if fitted_view else heatmap
         right.imshow(overlay(picture, placed, opacity))
         right.set_title(f"Heatmap (Grad-CAM) for {display_name(heatmap_class or prediction.label)}", fontsize=10)
     else:
