@@ -79,6 +79,10 @@ def run_classify(args) -> int:
         # Before anything is read or written: a resumed run with other settings would train a
         # model no single command describes, and config.json would then misreport it.
         refuse_changed_resume(out, config, data)
+    if getattr(args, "distribute", False):
+        from training.distribute import use_local_devices
+
+        print(f"data parallel over {use_local_devices(config.batch_size)} devices")
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
     spec = InputSpec(config.height, config.width, config.fit, "none")

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="model name shown in the app")
     parser.add_argument("--model-version", default="1")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data parallel over every local device (KERAS_BACKEND=jax): each --batch-size batch is "
+                             "split across them; checkpoints and --resume as on one device")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
 
 
