@@ -80,16 +80,27 @@ UNSEARCHED = _Unsearched()
 def find_field_of_view(rgb: np.ndarray | Image.Image) -> Circle | None:
     """The fundus's field of view in `rgb` (an (h, w, 3) uint8 array or an RGB picture), or None
     when there is no rim."""
+    return _search(rgb)[0]
+
+
+def _search(rgb: np.ndarray | Image.Image) -> tuple[Circle | None, np.ndarray]:
+    """(the field of view in `rgb`'s pixels or None, the retina mask at detection size it was
+    fitted to)."""
     if isinstance(rgb, Image.Image):
         width, height = rgb.size
     else:
         height, width = rgb.shape[:2]
     small = _detection_copy(rgb)
-    found = _fit_rim(_retina_mask(small))
+    region = _retina_mask(small)
+    return _to_picture(_fit_rim(region), small.shape[:2], (height, width)), region
+
+
+def _to_picture(found: Circle | None, small_shape: tuple[int, int], shape: tuple[int, int]) -> Circle | None:
+    """A field of view found on the detection copy, in the picture's pixels."""
     if found is None:
         return None
-    sy = small.shape[0] / height
-    sx = small.shape[1] / width
+    height, width = shape
+    sy, sx = small_shape[0] / height, small_shape[1] / width
     # Pixel centres: index i covers [i, i+1) in the small image and maps back by 1/scale.
     cx, cy = (found.cx + 0.5) / sx - 0.5, (found.cy + 0.5) / sy - 0.5
     if found.ry is None:  # a circle stays a circle (the two scales differ only by rounding)
@@ -251,10 +262,16 @@ def _without_straight_cuts(rim: np.ndarray, mask: np.ndarray) -> tuple[np.ndarra
     rim[straight_rows] = False
     rim[:, straight_columns] = False
     # Within the cuts: the lit region's bounding box, whose edges the cuts are.
-    lit_rows, lit_columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    within = np.zeros_like(mask)
-    within[lit_rows[0] : lit_rows[-1] + 1, lit_columns[0] : lit_columns[-1] + 1] = True
-    return rim, within
+    return rim, _bounding_box(mask)
+
+
+def _bounding_box(mask: np.ndarray) -> np.ndarray:
+    """The smallest upright rectangle holding every True pixel of `mask`, as a mask."""
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = np.zeros(mask.shape, bool)
+    if len(rows):
+        box[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1] = True
+    return box
 
 
 def _angular_span(angles: np.ndarray) -> float:
@@ -324,16 +341,11 @@ def retina_mask(rgb: np.ndarray) -> np.ndarray | None:
     its sides is, has no retina beyond the cuts), or, where no rim fits, the region unlike the
     frame. None when neither exists (all frame or no frame)."""
     height, width = rgb.shape[:2]
-    region = _retina_mask(_detection_copy(rgb))
+    circle, region = _search(rgb)
     if region.shape != (height, width):  # found at detection size, enlarged back
         region = np.asarray(Image.fromarray(region).resize((width, height), Image.Resampling.NEAREST))
-    circle = find_field_of_view(rgb)
     if circle is not None:
-        rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-        within = np.zeros((height, width), bool)
-        if len(rows):
-            within[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1] = True
-        return field_of_view_mask(height, width, circle) & within
+        return field_of_view_mask(height, width, circle) & _bounding_box(region)
     return region if 0.05 < region.mean() < 0.995 else None
 
 

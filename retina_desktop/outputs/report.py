@@ -155,13 +155,12 @@ def build_report_figure(
     left.axis("off")
     right = fig.add_subplot(grid[1, 1])
     if heatmap is not None:
-        spec = metadata.input if metadata is not None else None
         # On the picture the model read (`image`), the heatmap goes where the model's input lay
         # on it; on the model's own input (no `image`), it covers it whole.
-        box = prediction.field_of_view if image is not None else None
-        fitted_view = spec if image is not None else None
-        size = (picture.shape[1], picture.shape[0])
-        placed = place_heatmap(heatmap, size, fitted_view, box) if fitted_view else heatmap
+        placed = heatmap
+        if image is not None and metadata is not None:
+            size = (picture.shape[1], picture.shape[0])
+            placed = place_heatmap(heatmap, size, metadata.input, prediction.field_of_view)
         right.imshow(overlay(picture, placed, opacity))
         right.set_title(f"Heatmap (Grad-CAM) for {display_name(heatmap_class or prediction.label)}", fontsize=10)
     else:

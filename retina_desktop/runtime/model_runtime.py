@@ -27,7 +27,7 @@ import numpy as np
 from retina_desktop.errors import ModelError
 from retina_desktop.models.familiarity import pooled_features
 from retina_desktop.models.layers import find_target_layer, output_layer
-from retina_desktop.quiet import import_keras
+from retina_desktop.quiet import import_keras, keras_backend
 from retina_desktop.runtime.litert_backend import CompiledModel
 
 
@@ -227,7 +227,7 @@ def _input_shape(source: str, model: Any) -> tuple[int, int, int]:
 
 def _tensorflow_backend() -> bool:
     """Whether Keras runs on TensorFlow (the app, always; training may run on JAX)."""
-    return import_keras().backend.backend() == "tensorflow"
+    return keras_backend() == "tensorflow"
 
 
 def _traced_call(model: Any):

@@ -99,19 +99,25 @@ def fit_thresholds(evidence, modality: str, percentile: float, unseen=None) -> C
 
 
 def flag_rate(evidence, thresholds: CheckThresholds, modality: str) -> tuple[float, dict[str, int]]:
+    return _tally(verdicts(evidence, thresholds, modality))
+
+
+def verdicts(evidence, thresholds: CheckThresholds, modality: str) -> list:
+    return [judge(stats, size, thresholds, modality, probs) for stats, size, probs in evidence]
+
+
+def _tally(results: list) -> tuple[float, dict[str, int]]:
+    """The share of verdicts that refused, and how often each reason (its words before any
+    figures) was given."""
     reasons: dict[str, int] = {}
     flagged = 0
-    for result in verdicts(evidence, thresholds, modality):
+    for result in results:
         if not result.passed:
             flagged += 1
             for reason in result.reasons:
                 key = reason.split(" (")[0]
                 reasons[key] = reasons.get(key, 0) + 1
-    return flagged / max(1, len(evidence)), reasons
-
-
-def verdicts(evidence, thresholds: CheckThresholds, modality: str) -> list:
-    return [judge(stats, size, thresholds, modality, probs) for stats, size, probs in evidence]
+    return flagged / max(1, len(results)), reasons
 
 
 def refusals_by_group(evidence, groups: list[str], files: list[str], thresholds: CheckThresholds,
@@ -122,8 +128,8 @@ def refusals_by_group(evidence, groups: list[str], files: list[str], thresholds:
     table: dict[str, dict] = {}
     refused: list[dict] = []
     for group in sorted(set(groups)):
-        members = [i for i, g in enumerate(groups) if g == group]
-        rate, reasons = flag_rate([evidence[i] for i in members], thresholds, modality)
+        members = [result for result, g in zip(results, groups) if g == group]
+        rate, reasons = _tally(members)
         table[group] = {"n": len(members), "refused": round(rate, 4), "reasons": reasons}
     for result, group, file in zip(results, groups, files):
         if not result.passed:

@@ -23,7 +23,7 @@ import numpy as np
 from retina_desktop.errors import UserError
 from retina_desktop.imaging.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch
-from retina_desktop.quiet import import_keras
+from retina_desktop.quiet import import_keras, keras_backend
 from training.epochs import CheckpointFolder, TrainState, epoch_callbacks, last_epoch_of_call
 
 ARCHITECTURES = (
@@ -207,7 +207,7 @@ def train_classifier(
     """
     keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    if keras.backend.backend() == "tensorflow":
+    if keras_backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()  # JAX's CPU and GPU kernels are deterministic as they come
@@ -300,7 +300,7 @@ def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray]
     # slices arrays: TensorFlow's CPU kernels round differently when they know it, so without it
     # the same seed would no longer give the weights it gave when epochs were fitted from arrays.
     steps = -(-rows // config.batch_size)
-    if import_keras().backend.backend() != "tensorflow":
+    if keras_backend() != "tensorflow":
         return batches(), steps
     import tensorflow as tf
 
