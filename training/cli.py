@@ -37,6 +37,8 @@ VERBS = {
     "linear-probe": "linear_probe",
     "screening-probe": "screening_probe",
     "familiarity": "familiarity",
+    "gpu-job": "gpu_job",
+    "gpu-train": "gpu_train",
 }
 
 

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.atomic import atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras
+from training import distribute
 
 # The best weights' name in the classifier's checkpoints from before files were named per epoch.
 LEGACY_BEST = "best.weights.h5"
@@ -111,8 +112,9 @@ class CheckpointFolder:
                     "without --resume (which clears the checkpoint)"
                 ) from err
             return state
-        self.state_file.unlink(missing_ok=True)  # first: no state may name a file removed below
-        self._remove_files_except(())
+        if distribute.is_writer():  # one process of a distributed run clears and writes
+            self.state_file.unlink(missing_ok=True)  # first: no state may name a file removed below
+            self._remove_files_except(())
         return TrainState(config=config.to_dict(), data=data)
 
     def read_state(self) -> TrainState:
@@ -138,14 +140,16 @@ class CheckpointFolder:
         """`model`'s weights as those of the best epoch so far (`epoch`, counted from 1). The
         previous best stays until the next checkpoint's state no longer names it."""
         state.best = f"best-epoch-{epoch:04d}.weights.h5"
-        atomic_save(self.folder / state.best, model.save_weights)
+        distribute.save_weights(self.folder / state.best, model.save_weights)
 
     def write(self, model, state: TrainState) -> None:
         """The checkpoint after epoch `state.epoch`: `model`'s weights (optimiser slots and step
         counters included) to a file of that epoch, then the state naming it (one rename: the
         moment the checkpoint changes epoch), then the files no state names any more."""
         state.weights = f"epoch-{state.epoch:04d}.weights.h5"
-        atomic_save(self.folder / state.weights, model.save_weights)
+        distribute.save_weights(self.folder / state.weights, model.save_weights)
+        if not distribute.is_writer():
+            return
         with atomic_write(self.state_file) as handle:
             json.dump(dataclasses.asdict(state), handle, indent=1)
         self._remove_files_except({state.weights, state.best})

@@ -18,6 +18,7 @@ from retina_desktop.errors import UserError
 from retina_desktop.imaging.augmentation import default_config
 from retina_desktop.models.model_files import write_labels, write_sidecar
 from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from training import distribute
 from training.classifier.trainer import RESUMABLE_FIELDS, ClassifierConfig, train_classifier
 from training.datasets import load_arrays, load_dataset, write_splits
 from training.epochs import CheckpointFolder, refuse_changed_config, refuse_changed_data
@@ -80,20 +81,25 @@ def run_classify(args) -> int:
         # model no single command describes, and config.json would then misreport it.
         refuse_changed_resume(out, config, data)
     if getattr(args, "distribute", False):
-        from training.distribute import use_local_devices
-
-        print(f"data parallel over {use_local_devices(config.batch_size)} devices")
-    out.mkdir(parents=True, exist_ok=True)
+        place = distribute.use_devices(config.batch_size, distribute.Cluster.from_options(
+            args.coordinator, args.num_processes, args.process_id))
+        print(f"data parallel over {place.devices} devices"
+              + (f" in {place.processes} processes (this is process {place.process_id})" if place.processes > 1 else ""))
+    # One process of a distributed run writes and reports; the others train alongside it.
+    writer = distribute.is_writer()
+    say = print if writer else _quiet
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
     spec = InputSpec(config.height, config.width, config.fit, "none")
-    print(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
+    say(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
     for label, row in dataset.counts().items():
-        print(f"  {label:24s} " + "  ".join(f"{k} {v:4d}" for k, v in row.items()))
+        say(f"  {label:24s} " + "  ".join(f"{k} {v:4d}" for k, v in row.items()))
     train = load_arrays(dataset, dataset.subset("train"), spec)
     val = load_arrays(dataset, dataset.subset("val"), spec)
-    write_splits(dataset, out / "splits.csv")
-    with atomic_write(out / "config.json") as handle:
-        json.dump(config.to_dict(), handle, indent=2)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+        write_splits(dataset, out / "splits.csv")
+        with atomic_write(out / "config.json") as handle:
+            json.dump(config.to_dict(), handle, indent=2)
 
     model, state = train_classifier(
         config,
@@ -105,7 +111,10 @@ def run_classify(args) -> int:
         resume=args.resume,
         stop_after_epochs=args.stop_after,
         data=data,
+        log=say,
     )
+    if not writer:
+        return 0
     with atomic_write(out / "history.json") as handle:
         json.dump(state.history, handle, indent=1)
     if args.stop_after is not None and state.epoch < config.epochs and state.wait < config.patience:
@@ -128,6 +137,10 @@ def run_classify(args) -> int:
     _fit_familiarity(model_path, dataset, train, val, metadata.provenance["command"])
     print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
     return 0
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    """What a process of a distributed run other than the first says: nothing."""
 
 
 def _fit_familiarity(model_path: Path, dataset, train, val, command: str) -> None:

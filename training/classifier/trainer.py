@@ -24,6 +24,7 @@ from retina_desktop.errors import UserError
 from retina_desktop.imaging.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch
 from retina_desktop.quiet import import_keras, keras_backend
+from training import distribute
 from training.epochs import CheckpointFolder, TrainState, epoch_callbacks, last_epoch_of_call
 
 ARCHITECTURES = (
@@ -201,7 +202,8 @@ def train_classifier(
     data: str = "",
 ):
     """Train and return (best inference model, TrainState). Checkpoints go to out_dir/checkpoint,
-    recording `data` (the resolved data folder) so that a resume on another is refused.
+    recording `data` (the resolved data folder) so that a resume on another is refused. In a run
+    over several processes the model returned to any but the writer is not to be used.
 
     `stop_after_epochs` ends the run early as if it were interrupted (used by tests of resume).
     """
@@ -230,13 +232,17 @@ def train_classifier(
             epochs=config.epochs,
             initial_epoch=state.epoch,
             shuffle=False,  # the batches are already in their (seed, epoch) order
-            verbose=1,
+            verbose=int(distribute.is_writer()),
             callbacks=[
-                keras.callbacks.ProgbarLogger(),  # first, so each epoch's bar ends before its line
+                *([keras.callbacks.ProgbarLogger()] if distribute.is_writer() else []),  # first: its bar ends before the line
                 *_classifier_callbacks(keras, config, classifier, val, num_classes, state, checkpoint, last_epoch),
                 *epoch_callbacks(state, checkpoint, config.epochs, log, describe),
             ],
         )
+    if distribute.finish():
+        if not distribute.is_writer():
+            return classifier, state  # the writer saves the model; this process is done
+        classifier = build_classifier(config, num_classes)  # on this process's device alone
     if state.best:
         classifier.load_weights(checkpoint.folder / state.best)
     return classifier, state
@@ -290,8 +296,12 @@ def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray]
                 x_epoch = camera_augment_batch(x_epoch, CameraAugmentConfig(),
                                                np.random.default_rng([config.seed, epoch, 2]))
             for start in range(0, len(order), config.batch_size):
-                labels = y_epoch[start : start + config.batch_size]
-                batch = (x_epoch[start : start + config.batch_size].astype("float32"), one_hot[labels])
+                stop = start + distribute.even_rows(min(config.batch_size, len(order) - start))
+                if stop == start:
+                    break
+                rows = np.arange(start, stop)[distribute.process_rows(stop - start)]  # all of them on one process
+                labels = y_epoch[rows]
+                batch = (x_epoch[rows].astype("float32"), one_hot[labels])
                 if weights is not None:  # as fit's class_weight would weigh them
                     batch += (np.array([weights[int(c)] for c in labels], dtype="float32"),)
                 yield batch
@@ -299,7 +309,7 @@ def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray]
     # The batch size is part of the stream's shape when every batch is full, as it is when fit()
     # slices arrays: TensorFlow's CPU kernels round differently when they know it, so without it
     # the same seed would no longer give the weights it gave when epochs were fitted from arrays.
-    steps = -(-rows // config.batch_size)
+    steps = rows // config.batch_size + (distribute.even_rows(rows % config.batch_size) > 0)
     if keras_backend() != "tensorflow":
         return batches(), steps
     import tensorflow as tf
@@ -332,7 +342,8 @@ def _classifier_callbacks(keras, config: ClassifierConfig, classifier, val, num_
         `last_epoch`."""
 
         def on_epoch_end(self, epoch, logs=None):
-            probs = classifier.predict(val[0].astype("float32"), batch_size=64, verbose=0)
+            with distribute.predictions_on_every_process():
+                probs = classifier.predict(val[0].astype("float32"), batch_size=64, verbose=0)
             score = _macro_auc(roc_auc_score, val[1], probs, num_classes)
             logs["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(val[1])), val[1]], 1e-7, 1))))
             logs["val_accuracy"] = float(np.mean(probs.argmax(1) == val[1]))

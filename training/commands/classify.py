@@ -51,8 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-version", default="1")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--distribute", action="store_true",
-                        help="data parallel over every local device (KERAS_BACKEND=jax): each --batch-size batch is "
+                        help="data parallel over every device (KERAS_BACKEND=jax): each --batch-size batch is "
                              "split across them; checkpoints and --resume as on one device")
+    cluster = parser.add_argument_group("several processes or machines (with --distribute)")
+    cluster.add_argument("--coordinator", metavar="HOST:PORT",
+                         help="the first process's address, the same for every process "
+                              "(default: KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    cluster.add_argument("--num-processes", type=count(1, 65_536),
+                         help="how many processes train together (default: KERAS_DISTRIBUTION_NUM_PROCESSES)")
+    cluster.add_argument("--process-id", type=count(0, 65_535),
+                         help="this process's number, 0 for the first, which writes (default: "
+                              "KERAS_DISTRIBUTION_PROCESS_ID)")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
 
 

