@@ -15,7 +15,7 @@ import pytest
 from retina_desktop.errors import UserError
 from tests.conftest import ROOT, class_folders
 from training.cli import main
-from training.gpu_job import read_images, read_job, wheels_needed
+from training.gpu_job import BUNDLE_FILES, read_images, read_job, wheels_needed
 
 OPTIONS = ["--modality", "oct", "--size", "24", "--width-multiplier", "0.25", "--epochs", "2", "--batch-size", "8",
            "--seed", "1"]
@@ -78,13 +78,15 @@ def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(jo
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
     result = tmp_path / "result"
-    done = subprocess.run(["bash", str(folder / "run.sh"), str(result)], cwd=ROOT, capture_output=True, text=True,
+    back = tmp_path / "back"
+    done = subprocess.run(["bash", str(folder / "run.sh"), str(result), "--bring-back", str(back)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(blocker)}, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     speed = json.loads((result / "speed.json").read_text())
     assert speed["backend"] == "jax" and speed["epochs"] == 2 and speed["images_per_second"] > 0
     assert "images/s on 1 x cpu" in done.stdout
-    sidecar = json.loads((result / "keras_model.json").read_text())
+    assert sorted(p.name for p in back.iterdir()) == sorted(BUNDLE_FILES)  # and no checkpoint
+    sidecar = json.loads((back / "keras_model.json").read_text())
     assert sidecar["classes"] == ["dme", "normal"] and sidecar["provenance"]["packed_by"]
 
     from retina_desktop.service import Classifier

@@ -109,9 +109,17 @@ python3 -m training gpu-train --job "$job" --out "$result" "$@"
 """
 
 
+# What comes back from the GPU machine: the bundle and the run's record, not the checkpoints
+# (the weights with Adam's slots are three times the model, and a machine here returns at most
+# 8 files of 16 MiB).
+BUNDLE_FILES = ("keras_model.h5", "labels.txt", "keras_model.json", "speed.json", "history.json", "config.json",
+                "splits.csv")
+
+
 def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: bool = False,
-              stop_after_epochs: int | None = None, log=print) -> dict:
-    """Train the packed job into `out`; returns (and writes to speed.json) the speed figures."""
+              stop_after_epochs: int | None = None, bring_back: Path | None = None, log=print) -> dict:
+    """Train the packed job into `out`; returns (and writes to speed.json) the speed figures.
+    With `bring_back`, the bundle's files (`BUNDLE_FILES`, not the checkpoints) are copied there."""
     from retina_desktop.imaging.augmentation import default_config
     from retina_desktop.quiet import import_keras, keras_backend
     from training.classifier.classify import write_bundle
@@ -159,6 +167,11 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
         json.dump(speed, handle, indent=1)
     log(f"{speed['images_per_second']} images/s on {speed['devices']} x {speed['device']}; "
         f"training {speed['training_seconds']} s, wall {speed['wall_seconds']} s; wrote {out}")
+    if bring_back is not None:
+        bring_back.mkdir(parents=True, exist_ok=True)
+        for name in BUNDLE_FILES:
+            if (out / name).exists():
+                shutil.copyfile(out / name, bring_back / name)
     return speed
 
 

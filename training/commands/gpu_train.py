@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the bundle, checkpoints and speed.json")
     parser.add_argument("--distribute", action="store_true", help="data parallel over every local device")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--bring-back", metavar="DIR",
+                        help="also copy the bundle and speed.json (not the checkpoints) to DIR, the folder that "
+                             "travels back from the machine")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
 
 
@@ -24,5 +27,5 @@ def run(args) -> int:
     from training.gpu_job import train_job
 
     train_job(Path(args.job), Path(args.out), distribute=args.distribute, resume=args.resume,
-              stop_after_epochs=args.stop_after)
+              stop_after_epochs=args.stop_after, bring_back=Path(args.bring_back) if args.bring_back else None)
     return 0
