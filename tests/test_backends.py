@@ -249,3 +249,57 @@ def test_two_processes_train_are_killed_and_resume_to_the_uninterrupted_weights(
     assert list(resumed) == list(uninterrupted) and len(resumed) > 100
     for name, value in uninterrupted.items():
         np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+
+
+# The GAN's whole run on JAX in a child without TensorFlow: straight through, and stopped after
+# one epoch then resumed; the weights of both, and the straight run's generator file.
+GAN_RUN = '''
+import sys
+import numpy as np
+from pathlib import Path
+from tests.test_gan import TINY, _toy
+from training.gan.train import save_generator
+from training.gan.trainer import train_gan
+out = Path(sys.argv[1])
+images, labels = _toy()
+quiet = dict(verbose=0, log=lambda *a: None)
+straight, state = train_gan(TINY, images, labels, out / "straight", **quiet)
+train_gan(TINY, images, labels, out / "resumed", stop_after_epochs=1, **quiet)
+resumed, _ = train_gan(TINY, images, labels, out / "resumed", resume=True, **quiet)
+save_generator(straight.ema_generator, out / "generator.keras", {"kind": "gan", "classes": ["a", "b"],
+                                                                "size": TINY.size, "latent_dim": TINY.latent_dim})
+z = np.random.default_rng(0).normal(size=(2, TINY.latent_dim)).astype("float32")
+fakes = np.asarray(straight.ema_generator([z, np.array([0, 1], np.int32)], training=False))
+np.savez(out / "run.npz", fakes=fakes, history=np.array([[h["d_loss"], h["g_loss"]] for h in state.history]),
+         **{f"{name}_{kind}_{i}": np.asarray(w) for kind, gan in (("straight", straight), ("resumed", resumed))
+            for name in ("generator", "discriminator", "ema_generator")
+            for i, w in enumerate(getattr(gan, name).get_weights())})
+'''
+
+
+def test_the_gan_trains_on_jax_without_tensorflow_resumes_exactly_and_the_app_reads_it(tmp_path):
+    """`JaxConditionalGAN` (Keras's JAX fit(), the same step written as functions of the state):
+    trains, resumes after epoch 1 to the straight run's weights bit for bit, and its generator
+    file opens here, on TensorFlow, with the same images."""
+    blocker = tmp_path / "no_tensorflow"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", GAN_RUN, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = np.load(tmp_path / "run.npz")
+    straight = sorted(k for k in run.files if "_straight_" in k)
+    assert len(straight) > 20
+    for key in straight:
+        np.testing.assert_array_equal(run[key.replace("_straight_", "_resumed_")], run[key], err_msg=key)
+    assert np.isfinite(run["history"]).all() and (run["history"] != 0).all()
+
+    from retina_desktop.quiet import import_keras
+    from tests.test_gan import TINY
+
+    keras = import_keras()
+    generator = keras.models.load_model(tmp_path / "generator.keras", compile=False)
+    z = np.random.default_rng(0).normal(size=(2, TINY.latent_dim)).astype("float32")
+    ours = np.asarray(generator([z, np.array([0, 1], np.int32)], training=False))
+    np.testing.assert_allclose(ours, run["fakes"], atol=1e-5)

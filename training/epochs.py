@@ -33,7 +33,7 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_write
 from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras
+from retina_desktop.quiet import import_keras, keras_backend
 from training import distribute
 
 # The best weights' name in the classifier's checkpoints from before files were named per epoch.
@@ -235,16 +235,29 @@ def epoch_callbacks(state: TrainState, checkpoint: CheckpointFolder, epochs: int
 
 def epoch_stream(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int, first_epoch: int, epochs: int,
                  balance_by: np.ndarray | None = None):
-    """(tf.data stream of batches from epoch `first_epoch` to `epochs`, steps per epoch).
+    """(stream of batches from epoch `first_epoch` to `epochs`, steps per epoch): a tf.data stream
+    under TensorFlow, the numpy batches themselves under another backend (JAX).
 
     Each epoch's order depends only on (seed, epoch), so a resumed run sees the batches an
     uninterrupted one would. With `balance_by` (a label per row), each epoch is as many rows
     as the arrays hold, drawn with replacement so that every label is equally often in it.
+    Without it, TensorFlow shuffles with its own stateless shuffle and JAX runs with numpy's
+    (the two cannot draw the same order).
     """
-    import tensorflow as tf
-
     n = len(arrays[0])
     batch = min(batch_size, n)
+    if keras_backend() != "tensorflow":
+        def batches():
+            for epoch in range(first_epoch, epochs):
+                order = (balanced_order(balance_by, seed, epoch) if balance_by is not None
+                         else np.random.default_rng([seed, epoch]).permutation(n))
+                for start in range(0, n - batch + 1, batch):
+                    rows = order[start:start + batch]
+                    yield tuple(a[rows] for a in arrays)
+
+        return batches(), n // batch
+    import tensorflow as tf
+
     tensors = tuple(tf.constant(a) for a in arrays)
 
     if balance_by is not None:

@@ -11,12 +11,17 @@ ADA (Karras et al., NeurIPS 2020) adds an adaptive probability `p`: each image i
 with probability p, raised while the discriminator is overconfident on reals and lowered
 otherwise (`adapt_probability`). With p fixed at 1 this is plain DiffAugment.
 
-Every random draw is stateless, from an explicit `seed` (a shape-[2] integer tensor), so a
-training step is a pure function of (weights, batch, step number) and a resumed run repeats
-exactly what an uninterrupted one would have done. Images are float tensors in [-1, 1], NHWC.
+Every random draw is stateless, from an explicit `seed`, so a training step is a pure function
+of (weights, batch, step number) and a resumed run repeats exactly what an uninterrupted one
+would have done. The transforms are written once in `keras.ops`; only the random numbers are the
+backend's own (`StatelessRandom`): TensorFlow's stateless ops with a shape-[2] integer seed, or
+JAX's keys, since the two backends' generators cannot draw the same numbers. Images are float
+tensors in [-1, 1], NHWC.
 """
 
 from __future__ import annotations
+
+from retina_desktop.quiet import import_keras, keras_backend
 
 POLICIES = ("color", "translation", "cutout")
 
@@ -30,28 +35,81 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return names
 
 
-def diff_augment(images, seed, policy: str | tuple[str, ...] = POLICIES, probability=1.0):
+class StatelessRandom:
+    """The few stateless random draws DiffAugment and the trainers need, on this backend: TensorFlow
+    (seeds are shape-[2] int64 tensors) or JAX (seeds are PRNG keys)."""
+
+    def __init__(self, backend: str | None = None):
+        self.backend = backend or keras_backend()
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            self._tf = tf
+        elif self.backend == "jax":
+            import jax
+
+            self._jax = jax
+        else:
+            raise ValueError(f"stateless random draws on the {self.backend} backend are not written")
+
+    def seed(self, seed: int, purpose: int, step):
+        """The seed of one stream (`purpose`) at training step `step` (a tensor)."""
+        if self.backend == "tensorflow":
+            tf = self._tf
+            return tf.random.experimental.stateless_fold_in(tf.constant([seed, purpose], dtype=tf.int64), step)
+        jax = self._jax
+        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), purpose), step)
+
+    def fold_in(self, seed, data: int):
+        if self.backend == "tensorflow":
+            return self._tf.random.experimental.stateless_fold_in(seed, data)
+        return self._jax.random.fold_in(seed, data)
+
+    def split(self, seed, count: int):
+        if self.backend == "tensorflow":
+            return self._tf.unstack(self._tf.random.experimental.stateless_split(seed, count))
+        return list(self._jax.random.split(seed, count))
+
+    def uniform(self, shape, seed, low=0.0, high=1.0, dtype="float32"):
+        """Floats in [low, high), or with an integer `dtype` whole numbers in [low, high)."""
+        if self.backend == "tensorflow":
+            tf = self._tf
+            if dtype == "int32":
+                return tf.random.stateless_uniform(shape, seed, low, high, dtype=tf.int32)
+            return tf.random.stateless_uniform(shape, seed, low, high)
+        jax = self._jax
+        if dtype == "int32":
+            return jax.random.randint(seed, shape, low, high, dtype="int32")
+        return jax.random.uniform(seed, shape, minval=low, maxval=high)
+
+    def normal(self, shape, seed):
+        if self.backend == "tensorflow":
+            return self._tf.random.stateless_normal(shape, seed)
+        return self._jax.random.normal(seed, shape)
+
+
+def diff_augment(images, seed, policy: str | tuple[str, ...] = POLICIES, probability=1.0, random=None):
     """Apply `policy`'s transforms in order, each to every image with probability `probability`.
 
-    `seed` is a shape-[2] int tensor; the same seed gives the same transforms.
+    `seed` is a seed of `random` (a `StatelessRandom`, this backend's by default); the same seed
+    gives the same transforms.
     """
-    import tensorflow as tf
-
+    random = random or StatelessRandom()
     names = parse_policy(policy) if isinstance(policy, str) else tuple(policy)
     x = images
     for i, name in enumerate(names):
-        sub = tf.random.experimental.stateless_fold_in(seed, i)
+        sub = random.fold_in(seed, i)
         transform = {"color": _color, "translation": _translation, "cutout": _cutout}[name]
-        x = _with_probability(x, transform, sub, probability)
+        x = _with_probability(x, transform, sub, probability, random)
     return x
 
 
-def random_flip(images, seed):
+def random_flip(images, seed, random=None):
     """Mirror half of the images left-right (for reals only: a mirrored fundus is a real eye)."""
-    import tensorflow as tf
-
-    flip = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], seed) < 0.5
-    return tf.where(flip, tf.reverse(images, axis=[2]), images)
+    ops = import_keras().ops
+    random = random or StatelessRandom()
+    flip = random.uniform([ops.shape(images)[0], 1, 1, 1], seed) < 0.5
+    return ops.where(flip, ops.flip(images, axis=2), images)
 
 
 def adapt_probability(p, real_logits, target: float, batch_size: int, images_to_saturate: float):
@@ -60,71 +118,66 @@ def adapt_probability(p, real_logits, target: float, batch_size: int, images_to_
     r_t near 1 means the discriminator separates every real image: augment more. p moves by
     batch/images_to_saturate per step, so it can go from 0 to 1 in `images_to_saturate` images.
     """
-    import tensorflow as tf
+    ops = import_keras().ops
+    r_t = ops.mean(ops.sign(ops.cast(real_logits, "float32")))
+    step = ops.sign(r_t - target) * (batch_size / images_to_saturate)
+    return ops.clip(p + step, 0.0, 1.0)
 
-    r_t = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
-    step = tf.sign(r_t - target) * (batch_size / images_to_saturate)
-    return tf.clip_by_value(p + step, 0.0, 1.0)
 
-
-def _with_probability(x, transform, seed, probability):
-    import tensorflow as tf
-
+def _with_probability(x, transform, seed, probability, random):
     if isinstance(probability, (int, float)) and probability >= 1.0:
-        return transform(x, seed)
+        return transform(x, seed, random)
     if isinstance(probability, (int, float)) and probability <= 0.0:
         return x
-    gate_seed = tf.random.experimental.stateless_fold_in(seed, 1_000_003)
-    apply = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], gate_seed) < probability
-    return tf.where(apply, transform(x, seed), x)
+    ops = import_keras().ops
+    gate_seed = random.fold_in(seed, 1_000_003)
+    apply = random.uniform([ops.shape(x)[0], 1, 1, 1], gate_seed) < probability
+    return ops.where(apply, transform(x, seed, random), x)
 
 
-def _color(x, seed):
+def _color(x, seed, random):
     """Brightness, saturation and contrast, each by a random per-image factor."""
-    import tensorflow as tf
+    ops = import_keras().ops
+    seeds = random.split(seed, 3)
+    shape = [ops.shape(x)[0], 1, 1, 1]
+    x = x + (random.uniform(shape, seeds[0]) - 0.5)
+    mean = ops.mean(x, axis=3, keepdims=True)
+    x = (x - mean) * (random.uniform(shape, seeds[1]) * 2.0) + mean
+    mean = ops.mean(x, axis=[1, 2, 3], keepdims=True)
+    return (x - mean) * (random.uniform(shape, seeds[2]) + 0.5) + mean
 
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    shape = [tf.shape(x)[0], 1, 1, 1]
-    x = x + (tf.random.stateless_uniform(shape, seeds[0]) - 0.5)
-    mean = tf.reduce_mean(x, axis=3, keepdims=True)
-    x = (x - mean) * (tf.random.stateless_uniform(shape, seeds[1]) * 2.0) + mean
-    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    return (x - mean) * (tf.random.stateless_uniform(shape, seeds[2]) + 0.5) + mean
 
-
-def _translation(x, seed, ratio: float = 0.125):
+def _translation(x, seed, random, ratio: float = 0.125):
     """Shift each image by up to `ratio` of its size, filling with zeros (mid-grey in [-1, 1]).
 
     Gathers from a zero-padded copy: a gather's gradient reaches every source pixel, so the
     generator learns through the shift.
     """
-    import tensorflow as tf
-
-    batch, height, width = tf.shape(x)[0], x.shape[1], x.shape[2]
+    ops = import_keras().ops
+    batch, height, width = ops.shape(x)[0], x.shape[1], x.shape[2]
     pad_h, pad_w = max(1, int(height * ratio + 0.5)), max(1, int(width * ratio + 0.5))
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    dy = tf.random.stateless_uniform([batch, 1], seeds[0], -pad_h, pad_h + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([batch, 1], seeds[1], -pad_w, pad_w + 1, dtype=tf.int32)
-    padded = tf.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
-    rows = tf.range(height)[None, :] + pad_h - dy  # (batch, height) indices into padded rows
-    cols = tf.range(width)[None, :] + pad_w - dx
-    shifted = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(shifted, cols, axis=2, batch_dims=1)
+    seeds = random.split(seed, 2)
+    dy = random.uniform([batch, 1], seeds[0], -pad_h, pad_h + 1, dtype="int32")
+    dx = random.uniform([batch, 1], seeds[1], -pad_w, pad_w + 1, dtype="int32")
+    padded = ops.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+    rows = ops.arange(height, dtype="int32")[None, :] + pad_h - dy  # (batch, height) indices into padded rows
+    cols = ops.arange(width, dtype="int32")[None, :] + pad_w - dx
+    shifted = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
+    return ops.take_along_axis(shifted, cols[:, None, :, None], axis=2)
 
 
-def _cutout(x, seed, ratio: float = 0.5):
+def _cutout(x, seed, random, ratio: float = 0.5):
     """Zero a square of `ratio` times the image size at a random place in each image."""
-    import tensorflow as tf
-
-    batch, height, width = tf.shape(x)[0], x.shape[1], x.shape[2]
+    ops = import_keras().ops
+    batch, height, width = ops.shape(x)[0], x.shape[1], x.shape[2]
     cut_h, cut_w = max(1, int(height * ratio + 0.5)), max(1, int(width * ratio + 0.5))
-    seeds = tf.random.experimental.stateless_split(seed, 2)
+    seeds = random.split(seed, 2)
     # Centres over the whole image (as in the paper), so a square may hang off an edge.
-    cy = tf.random.stateless_uniform([batch, 1, 1], seeds[0], 0, height, dtype=tf.int32)
-    cx = tf.random.stateless_uniform([batch, 1, 1], seeds[1], 0, width, dtype=tf.int32)
-    ys = tf.range(height)[None, :, None]
-    xs = tf.range(width)[None, None, :]
+    cy = random.uniform([batch, 1, 1], seeds[0], 0, height, dtype="int32")
+    cx = random.uniform([batch, 1, 1], seeds[1], 0, width, dtype="int32")
+    ys = ops.arange(height, dtype="int32")[None, :, None]
+    xs = ops.arange(width, dtype="int32")[None, None, :]
     inside = (ys >= cy - cut_h // 2) & (ys < cy - cut_h // 2 + cut_h) & (xs >= cx - cut_w // 2) & (
         xs < cx - cut_w // 2 + cut_w
     )
-    return x * tf.cast(~inside, x.dtype)[..., None]
+    return x * ops.cast(~inside, x.dtype)[..., None]

@@ -28,15 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.atomic import atomic_save
-from retina_desktop.quiet import import_keras
+from retina_desktop.quiet import import_keras, keras_backend
 from retina_desktop.synthesis.generator_runtime import latents, to_uint8
 from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
-from training.gan.diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
+from training.gan.diffaugment import StatelessRandom, adapt_probability, diff_augment, parse_policy, random_flip
 
 # The trainer, its layer and its callback below subclass Keras classes, so this module loads
 # Keras (quietly) when imported; the verbs that only parse options import it when they run.
 keras = import_keras()
-import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
+if keras_backend() == "tensorflow":
+    import tensorflow as tf  # already loaded, quietly, by import_keras
 
 LOSSES = ("hinge", "nonsaturating")
 CHECKPOINT_FOLDER = "checkpoint"  # in the run's folder: what `--resume` continues from
@@ -238,7 +239,9 @@ class ConditionalGAN(keras.Model):
         self.ema_generator = build_generator(config, num_classes, name="ema_generator")
         self.ema_generator.set_weights(self.generator.get_weights())
         self.ema_generator.trainable = False
-        self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        # int64 where TensorFlow counts (its stateless seeds are int64); JAX runs without 64-bit types.
+        self.step_counter = keras.Variable(0, dtype="int64" if keras_backend() == "tensorflow" else "int32",
+                                           trainable=False, name="step")
         start_p = 0.0 if config.ada_target > 0 else config.augment_p
         self.augment_p = keras.Variable(start_p, dtype="float32", trainable=False, name="augment_p")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -344,10 +347,166 @@ class ConditionalGAN(keras.Model):
             ema.assign(decay * ema.value + (1.0 - decay) * tf.cast(weight.value, ema.dtype))
 
 
+class JaxConditionalGAN(ConditionalGAN):
+    """The same GAN, step for step, trained by Keras's JAX `fit()`, which hands the step its state
+    (every variable's value) and takes the new state back instead of letting it assign.
+
+    The discriminator's and the generator's updates, the R1 penalty, DiffAugment (the same
+    transforms, JAX's random numbers), ADA, the EMA and the step counter are those of
+    `ConditionalGAN.train_step`, written as functions of that state (`stateless_call`,
+    `jax.value_and_grad`, each optimiser's `stateless_apply`).
+    """
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(g_optimizer, d_optimizer, **kwargs)
+        # Keras's JAX fit() carries the variables of one optimiser (`self.optimizer`) in its state:
+        # hand it both, the generator's first.
+        self.optimizer = _BothOptimizers(g_optimizer, d_optimizer)
+        self._places = _StatePlaces(self)
+
+    def train_step(self, state, data):
+        import jax
+        import jax.numpy as jnp
+
+        trainable, non_trainable, optimizer_values, metric_values = state
+        places, config, random = self._places, self.config, StatelessRandom("jax")
+        images, labels = data
+        step = non_trainable[places.step]
+
+        def seed(purpose):
+            return random.seed(config.seed, purpose, step)
+
+        def augment(x, purpose, p):
+            return diff_augment(x, seed(purpose), self.policy, p, random) if self.policy else x
+
+        p = non_trainable[places.augment_p] if config.ada_target > 0 else config.augment_p
+        g_train, g_fixed = places.take(trainable, places.g_trainable), places.take(non_trainable, places.g_fixed)
+        d_train, d_fixed = places.take(trainable, places.d_trainable), places.take(non_trainable, places.d_fixed)
+        g_slots, d_slots = optimizer_values[:places.g_slots], optimizer_values[places.g_slots:]
+
+        real = jnp.asarray(images, "float32") / 127.5 - 1.0
+        if config.xflip:
+            real = random_flip(real, seed(_FLIP), random)
+        batch = real.shape[0]
+        z = random.normal((batch, config.latent_dim), seed(_LATENT_D))
+        fake, g_fixed = self.generator.stateless_call(g_train, g_fixed, [z, labels], training=True)
+
+        def discriminate(d_train, d_fixed, images):
+            return self.discriminator.stateless_call(d_train, d_fixed, [images, labels], training=True)
+
+        def d_objective(d_train, d_fixed):
+            real_in = augment(real, _AUG_REAL, p)
+            if config.r1_gamma > 0:
+                def realness(x):
+                    logits, fixed = discriminate(d_train, d_fixed, x)
+                    return jnp.sum(logits), (logits, fixed)
+
+                grads, (real_logits, d_fixed) = jax.grad(realness, has_aux=True)(real_in)
+                r1 = 0.5 * config.r1_gamma * jnp.mean(jnp.sum(jnp.square(grads), axis=(1, 2, 3)))
+            else:
+                real_logits, d_fixed = discriminate(d_train, d_fixed, real_in)
+                r1 = 0.0
+            fake_logits, d_fixed = discriminate(d_train, d_fixed, augment(fake, _AUG_FAKE_D, p))
+            if config.loss == "hinge":
+                d_loss = jnp.mean(jax.nn.relu(1 - real_logits)) + jnp.mean(jax.nn.relu(1 + fake_logits))
+            else:
+                d_loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+            return d_loss + r1, (d_loss, real_logits, fake_logits, d_fixed)
+
+        (_, (d_loss, real_logits, fake_logits, d_fixed)), grads = jax.value_and_grad(d_objective, has_aux=True)(
+            d_train, d_fixed)
+        d_train, d_slots = self.d_optimizer.stateless_apply(d_slots, grads, d_train)
+
+        z = random.normal((batch, config.latent_dim), seed(_LATENT_G))
+
+        def g_objective(g_train, g_fixed, d_fixed):
+            generated, g_fixed = self.generator.stateless_call(g_train, g_fixed, [z, labels], training=True)
+            logits, d_fixed = discriminate(d_train, d_fixed, augment(generated, _AUG_FAKE_G, p))
+            g_loss = -jnp.mean(logits) if config.loss == "hinge" else jnp.mean(jax.nn.softplus(-logits))
+            return g_loss, (g_fixed, d_fixed)
+
+        (g_loss, (g_fixed, d_fixed)), grads = jax.value_and_grad(g_objective, has_aux=True)(g_train, g_fixed, d_fixed)
+        g_train, g_slots = self.g_optimizer.stateless_apply(g_slots, grads, g_train)
+
+        trainable = places.put(places.put(list(trainable), places.g_trainable, g_train), places.d_trainable, d_train)
+        non_trainable = places.put(places.put(list(non_trainable), places.g_fixed, g_fixed), places.d_fixed, d_fixed)
+        # The EMA of every generator weight (moving batch-norm statistics too), decay ramped.
+        stepf = jnp.asarray(step, "float32")
+        decay = jnp.minimum(config.ema_decay, (1.0 + stepf) / (10.0 + stepf))
+        for ema, weight in zip(places.ema, places.g_weights):
+            value = (trainable if weight[0] == "t" else non_trainable)[weight[1]]
+            non_trainable[ema] = decay * non_trainable[ema] + (1.0 - decay) * jnp.asarray(value, "float32")
+        if config.ada_target > 0:
+            non_trainable[places.augment_p] = adapt_probability(
+                non_trainable[places.augment_p], real_logits, config.ada_target, config.batch_size, config.ada_images)
+        non_trainable[places.step] = step + 1
+
+        logs, new_metric_values, start = {}, [], 0
+        for metric, value in zip(self.metrics, (d_loss, g_loss, jnp.mean(real_logits), jnp.mean(fake_logits))):
+            own = metric_values[start:start + len(metric.variables)]
+            start += len(metric.variables)
+            own = metric.stateless_update_state(own, value)
+            logs[metric.name] = metric.stateless_result(own)
+            new_metric_values += own
+        logs["augment_p"] = non_trainable[places.augment_p]
+        return logs, (trainable, non_trainable, list(g_slots) + list(d_slots), new_metric_values)
+
+
+class _BothOptimizers(keras.optimizers.Optimizer):
+    """The generator's and the discriminator's optimisers as the one optimiser whose variables
+    Keras's JAX `fit()` carries; the step applies each itself."""
+
+    def __init__(self, first, second):
+        super().__init__(learning_rate=0.0, name="both_optimizers")
+        self._pair = lambda: (first, second)  # a function: saving does not walk it, nothing is saved twice
+
+    @property
+    def variables(self):
+        first, second = self._pair()
+        return first.variables + second.variables
+
+    def build(self, variables):  # both were built by compile
+        self.built = True
+
+    def save_own_variables(self, store):  # each optimiser saves its own
+        pass
+
+    def load_own_variables(self, store):
+        pass
+
+
+class _StatePlaces:
+    """Where each part of the GAN sits in the state lists Keras's JAX `fit()` hands the step."""
+
+    def __init__(self, gan: ConditionalGAN):
+        trainable = {id(v): i for i, v in enumerate(gan.trainable_variables)}
+        fixed = {id(v): i for i, v in enumerate(gan.non_trainable_variables)}
+        self.g_trainable = [trainable[id(v)] for v in gan.generator.trainable_variables]
+        self.g_fixed = [fixed[id(v)] for v in gan.generator.non_trainable_variables]
+        self.d_trainable = [trainable[id(v)] for v in gan.discriminator.trainable_variables]
+        self.d_fixed = [fixed[id(v)] for v in gan.discriminator.non_trainable_variables]
+        self.g_weights = [("t", trainable[id(v)]) if id(v) in trainable else ("n", fixed[id(v)])
+                          for v in gan.generator.weights]
+        self.ema = [fixed[id(v)] for v in gan.ema_generator.weights]
+        self.step, self.augment_p = fixed[id(gan.step_counter)], fixed[id(gan.augment_p)]
+        self.g_slots = len(gan.g_optimizer.variables)
+
+    @staticmethod
+    def take(values, places):
+        return [values[i] for i in places]
+
+    @staticmethod
+    def put(values, places, new):
+        for i, value in zip(places, new):
+            values[i] = value
+        return values
+
+
 def make_gan(config: GanConfig, num_classes: int):
-    """A compiled `ConditionalGAN` with freshly initialised, seeded weights."""
+    """A compiled GAN with freshly initialised, seeded weights: `ConditionalGAN` on TensorFlow,
+    `JaxConditionalGAN` on JAX."""
     keras.utils.set_random_seed(config.seed)
-    gan = ConditionalGAN(config, num_classes)
+    gan = (JaxConditionalGAN if keras_backend() == "jax" else ConditionalGAN)(config, num_classes)
     adam = keras.optimizers.Adam
     gan.compile(
         g_optimizer=adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
@@ -438,7 +597,8 @@ def train_gan(
     if images.shape[1:] != (config.size, config.size, 3):
         raise ValueError(f"images have shape {images.shape[1:]}, expected {(config.size, config.size, 3)}")
     num_classes = len(config.labels) if config.labels else int(labels.max()) + 1
-    tf.config.experimental.enable_op_determinism()
+    if keras_backend() == "tensorflow":
+        tf.config.experimental.enable_op_determinism()  # JAX's kernels are deterministic as they come
     checkpoint = CheckpointFolder(out_dir / CHECKPOINT_FOLDER)
     gan = make_gan(config, num_classes)
     state = checkpoint.open(gan, config, resume=resume)
