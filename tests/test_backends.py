@@ -303,3 +303,51 @@ def test_the_gan_trains_on_jax_without_tensorflow_resumes_exactly_and_the_app_re
     z = np.random.default_rng(0).normal(size=(2, TINY.latent_dim)).astype("float32")
     ours = np.asarray(generator([z, np.array([0, 1], np.int32)], training=False))
     np.testing.assert_allclose(ours, run["fakes"], atol=1e-5)
+
+
+# pix2pix's whole run on JAX in a child without TensorFlow, as GAN_RUN (augmentation and dropout on).
+PIX2PIX_RUN = '''
+import sys
+import numpy as np
+from pathlib import Path
+from tests.test_pix2pix import TINY, _tiny_data
+from training.pix2pix.trainer import train_pix2pix
+out = Path(sys.argv[1])
+sources, targets = _tiny_data()
+quiet = dict(verbose=0, log=lambda *a: None)
+straight, state = train_pix2pix(TINY, sources, targets, out / "straight", **quiet)
+train_pix2pix(TINY, sources, targets, out / "resumed", stop_after_epochs=1, **quiet)
+resumed, _ = train_pix2pix(TINY, sources, targets, out / "resumed", resume=True, **quiet)
+straight.generator.save(out / "generator.keras")
+np.savez(out / "run.npz", fakes=np.asarray(straight.generator(sources[:2], training=False)),
+         step=int(np.asarray(resumed.step_counter.value)),
+         history=np.array([[h["d_loss"], h["l1"]] for h in state.history]),
+         **{f"{name}_{kind}_{i}": np.asarray(w) for kind, model in (("straight", straight), ("resumed", resumed))
+            for name in ("generator", "discriminator") for i, w in enumerate(getattr(model, name).get_weights())})
+'''
+
+
+def test_pix2pix_trains_on_jax_without_tensorflow_resumes_exactly_and_the_app_reads_it(tmp_path):
+    """`JaxPix2Pix` (Keras's JAX fit(), the same step written as functions of the state): trains
+    with augmentation and dropout, resumes after epoch 1 to the straight run's weights bit for
+    bit, and its generator gives the same photographs on TensorFlow."""
+    blocker = tmp_path / "no_tensorflow"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", PIX2PIX_RUN, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = np.load(tmp_path / "run.npz")
+    assert int(run["step"]) == 6 and np.isfinite(run["history"]).all()
+    straight = sorted(k for k in run.files if "_straight_" in k)
+    assert len(straight) > 10
+    for key in straight:
+        np.testing.assert_array_equal(run[key.replace("_straight_", "_resumed_")], run[key], err_msg=key)
+
+    from retina_desktop.quiet import import_keras
+    from tests.test_pix2pix import _tiny_data
+
+    generator = import_keras().models.load_model(tmp_path / "generator.keras", compile=False)
+    sources, _ = _tiny_data()
+    np.testing.assert_allclose(np.asarray(generator(sources[:2], training=False)), run["fakes"], atol=1e-5)

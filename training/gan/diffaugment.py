@@ -14,14 +14,15 @@ otherwise (`adapt_probability`). With p fixed at 1 this is plain DiffAugment.
 Every random draw is stateless, from an explicit `seed`, so a training step is a pure function
 of (weights, batch, step number) and a resumed run repeats exactly what an uninterrupted one
 would have done. The transforms are written once in `keras.ops`; only the random numbers are the
-backend's own (`StatelessRandom`): TensorFlow's stateless ops with a shape-[2] integer seed, or
+backend's own (`training.stateless_random`): TensorFlow's stateless ops with a shape-[2] integer seed, or
 JAX's keys, since the two backends' generators cannot draw the same numbers. Images are float
 tensors in [-1, 1], NHWC.
 """
 
 from __future__ import annotations
 
-from retina_desktop.quiet import import_keras, keras_backend
+from retina_desktop.quiet import import_keras
+from training.stateless_random import StatelessRandom
 
 POLICIES = ("color", "translation", "cutout")
 
@@ -33,59 +34,6 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown DiffAugment policy {unknown}; choose from {POLICIES}")
     return names
-
-
-class StatelessRandom:
-    """The few stateless random draws DiffAugment and the trainers need, on this backend: TensorFlow
-    (seeds are shape-[2] int64 tensors) or JAX (seeds are PRNG keys)."""
-
-    def __init__(self, backend: str | None = None):
-        self.backend = backend or keras_backend()
-        if self.backend == "tensorflow":
-            import tensorflow as tf
-
-            self._tf = tf
-        elif self.backend == "jax":
-            import jax
-
-            self._jax = jax
-        else:
-            raise ValueError(f"stateless random draws on the {self.backend} backend are not written")
-
-    def seed(self, seed: int, purpose: int, step):
-        """The seed of one stream (`purpose`) at training step `step` (a tensor)."""
-        if self.backend == "tensorflow":
-            tf = self._tf
-            return tf.random.experimental.stateless_fold_in(tf.constant([seed, purpose], dtype=tf.int64), step)
-        jax = self._jax
-        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), purpose), step)
-
-    def fold_in(self, seed, data: int):
-        if self.backend == "tensorflow":
-            return self._tf.random.experimental.stateless_fold_in(seed, data)
-        return self._jax.random.fold_in(seed, data)
-
-    def split(self, seed, count: int):
-        if self.backend == "tensorflow":
-            return self._tf.unstack(self._tf.random.experimental.stateless_split(seed, count))
-        return list(self._jax.random.split(seed, count))
-
-    def uniform(self, shape, seed, low=0.0, high=1.0, dtype="float32"):
-        """Floats in [low, high), or with an integer `dtype` whole numbers in [low, high)."""
-        if self.backend == "tensorflow":
-            tf = self._tf
-            if dtype == "int32":
-                return tf.random.stateless_uniform(shape, seed, low, high, dtype=tf.int32)
-            return tf.random.stateless_uniform(shape, seed, low, high)
-        jax = self._jax
-        if dtype == "int32":
-            return jax.random.randint(seed, shape, low, high, dtype="int32")
-        return jax.random.uniform(seed, shape, minval=low, maxval=high)
-
-    def normal(self, shape, seed):
-        if self.backend == "tensorflow":
-            return self._tf.random.stateless_normal(shape, seed)
-        return self._jax.random.normal(seed, shape)
 
 
 def diff_augment(images, seed, policy: str | tuple[str, ...] = POLICIES, probability=1.0, random=None):

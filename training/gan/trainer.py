@@ -31,7 +31,9 @@ from retina_desktop.atomic import atomic_save
 from retina_desktop.quiet import import_keras, keras_backend
 from retina_desktop.synthesis.generator_runtime import latents, to_uint8
 from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
-from training.gan.diffaugment import StatelessRandom, adapt_probability, diff_augment, parse_policy, random_flip
+from training.gan.diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
+from training.jax_steps import BothOptimizers, places, put, take, update_metrics
+from training.stateless_random import StatelessRandom
 
 # The trainer, its layer and its callback below subclass Keras classes, so this module loads
 # Keras (quietly) when imported; the verbs that only parse options import it when they run.
@@ -361,7 +363,7 @@ class JaxConditionalGAN(ConditionalGAN):
         super().compile(g_optimizer, d_optimizer, **kwargs)
         # Keras's JAX fit() carries the variables of one optimiser (`self.optimizer`) in its state:
         # hand it both, the generator's first.
-        self.optimizer = _BothOptimizers(g_optimizer, d_optimizer)
+        self.optimizer = BothOptimizers(g_optimizer, d_optimizer)
         self._places = _StatePlaces(self)
 
     def train_step(self, state, data):
@@ -369,9 +371,9 @@ class JaxConditionalGAN(ConditionalGAN):
         import jax.numpy as jnp
 
         trainable, non_trainable, optimizer_values, metric_values = state
-        places, config, random = self._places, self.config, StatelessRandom("jax")
+        where, config, random = self._places, self.config, StatelessRandom("jax")
         images, labels = data
-        step = non_trainable[places.step]
+        step = non_trainable[where.step]
 
         def seed(purpose):
             return random.seed(config.seed, purpose, step)
@@ -379,10 +381,10 @@ class JaxConditionalGAN(ConditionalGAN):
         def augment(x, purpose, p):
             return diff_augment(x, seed(purpose), self.policy, p, random) if self.policy else x
 
-        p = non_trainable[places.augment_p] if config.ada_target > 0 else config.augment_p
-        g_train, g_fixed = places.take(trainable, places.g_trainable), places.take(non_trainable, places.g_fixed)
-        d_train, d_fixed = places.take(trainable, places.d_trainable), places.take(non_trainable, places.d_fixed)
-        g_slots, d_slots = optimizer_values[:places.g_slots], optimizer_values[places.g_slots:]
+        p = non_trainable[where.augment_p] if config.ada_target > 0 else config.augment_p
+        g_train, g_fixed = take(trainable, where.g_trainable), take(non_trainable, where.g_fixed)
+        d_train, d_fixed = take(trainable, where.d_trainable), take(non_trainable, where.d_fixed)
+        g_slots, d_slots = optimizer_values[:where.g_slots], optimizer_values[where.g_slots:]
 
         real = jnp.asarray(images, "float32") / 127.5 - 1.0
         if config.xflip:
@@ -428,78 +430,40 @@ class JaxConditionalGAN(ConditionalGAN):
         (g_loss, (g_fixed, d_fixed)), grads = jax.value_and_grad(g_objective, has_aux=True)(g_train, g_fixed, d_fixed)
         g_train, g_slots = self.g_optimizer.stateless_apply(g_slots, grads, g_train)
 
-        trainable = places.put(places.put(list(trainable), places.g_trainable, g_train), places.d_trainable, d_train)
-        non_trainable = places.put(places.put(list(non_trainable), places.g_fixed, g_fixed), places.d_fixed, d_fixed)
+        trainable = put(put(list(trainable), where.g_trainable, g_train), where.d_trainable, d_train)
+        non_trainable = put(put(list(non_trainable), where.g_fixed, g_fixed), where.d_fixed, d_fixed)
         # The EMA of every generator weight (moving batch-norm statistics too), decay ramped.
         stepf = jnp.asarray(step, "float32")
         decay = jnp.minimum(config.ema_decay, (1.0 + stepf) / (10.0 + stepf))
-        for ema, weight in zip(places.ema, places.g_weights):
+        for ema, weight in zip(where.ema, where.g_weights):
             value = (trainable if weight[0] == "t" else non_trainable)[weight[1]]
             non_trainable[ema] = decay * non_trainable[ema] + (1.0 - decay) * jnp.asarray(value, "float32")
         if config.ada_target > 0:
-            non_trainable[places.augment_p] = adapt_probability(
-                non_trainable[places.augment_p], real_logits, config.ada_target, config.batch_size, config.ada_images)
-        non_trainable[places.step] = step + 1
+            non_trainable[where.augment_p] = adapt_probability(
+                non_trainable[where.augment_p], real_logits, config.ada_target, config.batch_size, config.ada_images)
+        non_trainable[where.step] = step + 1
 
-        logs, new_metric_values, start = {}, [], 0
-        for metric, value in zip(self.metrics, (d_loss, g_loss, jnp.mean(real_logits), jnp.mean(fake_logits))):
-            own = metric_values[start:start + len(metric.variables)]
-            start += len(metric.variables)
-            own = metric.stateless_update_state(own, value)
-            logs[metric.name] = metric.stateless_result(own)
-            new_metric_values += own
-        logs["augment_p"] = non_trainable[places.augment_p]
+        logs, new_metric_values = update_metrics(
+            self.metrics, metric_values, (d_loss, g_loss, jnp.mean(real_logits), jnp.mean(fake_logits)))
+        logs["augment_p"] = non_trainable[where.augment_p]
         return logs, (trainable, non_trainable, list(g_slots) + list(d_slots), new_metric_values)
-
-
-class _BothOptimizers(keras.optimizers.Optimizer):
-    """The generator's and the discriminator's optimisers as the one optimiser whose variables
-    Keras's JAX `fit()` carries; the step applies each itself."""
-
-    def __init__(self, first, second):
-        super().__init__(learning_rate=0.0, name="both_optimizers")
-        self._pair = lambda: (first, second)  # a function: saving does not walk it, nothing is saved twice
-
-    @property
-    def variables(self):
-        first, second = self._pair()
-        return first.variables + second.variables
-
-    def build(self, variables):  # both were built by compile
-        self.built = True
-
-    def save_own_variables(self, store):  # each optimiser saves its own
-        pass
-
-    def load_own_variables(self, store):
-        pass
 
 
 class _StatePlaces:
     """Where each part of the GAN sits in the state lists Keras's JAX `fit()` hands the step."""
 
     def __init__(self, gan: ConditionalGAN):
-        trainable = {id(v): i for i, v in enumerate(gan.trainable_variables)}
-        fixed = {id(v): i for i, v in enumerate(gan.non_trainable_variables)}
-        self.g_trainable = [trainable[id(v)] for v in gan.generator.trainable_variables]
-        self.g_fixed = [fixed[id(v)] for v in gan.generator.non_trainable_variables]
-        self.d_trainable = [trainable[id(v)] for v in gan.discriminator.trainable_variables]
-        self.d_fixed = [fixed[id(v)] for v in gan.discriminator.non_trainable_variables]
-        self.g_weights = [("t", trainable[id(v)]) if id(v) in trainable else ("n", fixed[id(v)])
+        trainable, fixed = gan.trainable_variables, gan.non_trainable_variables
+        self.g_trainable = places(gan.generator.trainable_variables, trainable)
+        self.g_fixed = places(gan.generator.non_trainable_variables, fixed)
+        self.d_trainable = places(gan.discriminator.trainable_variables, trainable)
+        self.d_fixed = places(gan.discriminator.non_trainable_variables, fixed)
+        trainable_ids = {id(v) for v in trainable}
+        self.g_weights = [("t", places([v], trainable)[0]) if id(v) in trainable_ids else ("n", places([v], fixed)[0])
                           for v in gan.generator.weights]
-        self.ema = [fixed[id(v)] for v in gan.ema_generator.weights]
-        self.step, self.augment_p = fixed[id(gan.step_counter)], fixed[id(gan.augment_p)]
+        self.ema = places(gan.ema_generator.weights, fixed)
+        self.step, self.augment_p = places([gan.step_counter, gan.augment_p], fixed)
         self.g_slots = len(gan.g_optimizer.variables)
-
-    @staticmethod
-    def take(values, places):
-        return [values[i] for i in places]
-
-    @staticmethod
-    def put(values, places, new):
-        for i, value in zip(places, new):
-            values[i] = value
-        return values
 
 
 def make_gan(config: GanConfig, num_classes: int):

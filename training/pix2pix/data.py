@@ -172,34 +172,37 @@ def with_mean_colour(photo: np.ndarray, fov: np.ndarray, colour) -> np.ndarray:
     return out
 
 
-def augment(sources, targets, seed, *, hflip: bool, vflip: bool, rotate_degrees: float, zoom: float):
-    """One random flip / rotation / zoom per sample, applied to masks and photo alike (tf).
+def augment(sources, targets, seed, *, hflip: bool, vflip: bool, rotate_degrees: float, zoom: float, random=None):
+    """One random flip / rotation / zoom per sample, applied to masks and photo alike.
 
     `sources` (n, S, S, C) float32 masks + style planes, `targets` (n, S, S, 3) in [-1, 1];
-    `seed` a stateless seed, shape (2,). Masks are interpolated bilinearly and thresholded at
-    0.4, which keeps a rotated one-pixel vessel connected; style planes are left alone.
+    `seed` a stateless seed of `random` (a `StatelessRandom`, this backend's by default). Masks
+    are interpolated bilinearly and thresholded at 0.4, which keeps a rotated one-pixel vessel
+    connected; style planes are left alone. Written in `keras.ops`: TensorFlow runs its
+    projective-transform kernel, JAX its own interpolation.
     """
-    import tensorflow as tf
+    from retina_desktop.quiet import import_keras
+    from training.stateless_random import StatelessRandom
 
-    n = tf.shape(sources)[0]
-    size = tf.cast(tf.shape(sources)[1], tf.float32)
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    flip_x = tf.where(tf.random.stateless_uniform([n], seeds[0]) < 0.5, -1.0, 1.0) if hflip else tf.ones([n])
-    flip_y = tf.where(tf.random.stateless_uniform([n], seeds[1]) < 0.5, -1.0, 1.0) if vflip else tf.ones([n])
-    angle = tf.random.stateless_uniform([n], seeds[2], -1.0, 1.0) * (rotate_degrees * np.pi / 180.0)
+    ops = import_keras().ops
+    random = random or StatelessRandom()
+    n = ops.shape(sources)[0]
+    size = float(sources.shape[1])
+    seeds = random.split(seed, 4)
+    ones = ops.ones([n])
+    flip_x = ops.where(random.uniform([n], seeds[0]) < 0.5, -1.0, 1.0) if hflip else ones
+    flip_y = ops.where(random.uniform([n], seeds[1]) < 0.5, -1.0, 1.0) if vflip else ones
+    angle = random.uniform([n], seeds[2], -1.0, 1.0) * (rotate_degrees * np.pi / 180.0)
     # Zoom factor, log-uniform in [1 / (1 + zoom), 1 + zoom]: input coordinates = M (out - c) + c.
-    scale = tf.exp(tf.random.stateless_uniform([n], seeds[3], -1.0, 1.0) * float(np.log1p(zoom)))
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    scale = ops.exp(random.uniform([n], seeds[3], -1.0, 1.0) * float(np.log1p(zoom)))
+    cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
     m00, m01, m10, m11 = cos * flip_x, -sin * flip_y, sin * flip_x, cos * flip_y
     c = (size - 1.0) / 2.0
-    transforms = tf.stack(
-        [m00, m01, c - m00 * c - m01 * c, m10, m11, c - m10 * c - m11 * c, tf.zeros([n]), tf.zeros([n])], axis=1
-    )
+    zeros = ops.zeros([n])
+    transforms = ops.stack([m00, m01, c - m00 * c - m01 * c, m10, m11, c - m10 * c - m11 * c, zeros, zeros], axis=1)
     # Masks and the photo shifted to [0, 2] so that the constant fill 0 is black / no vessel.
-    moving = tf.concat([sources[..., :2], targets + 1.0], axis=-1)
-    moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=moving, transforms=transforms, output_shape=tf.shape(moving)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
-    )
-    masks = tf.cast(moved[..., :2] >= 0.4, tf.float32)
-    return tf.concat([masks, sources[..., 2:]], axis=-1), moved[..., 2:] - 1.0
+    moving = ops.concatenate([sources[..., :2], targets + 1.0], axis=-1)
+    moved = ops.image.affine_transform(moving, transforms, interpolation="bilinear", fill_mode="constant",
+                                       fill_value=0.0)
+    masks = ops.cast(moved[..., :2] >= 0.4, "float32")
+    return ops.concatenate([masks, sources[..., 2:]], axis=-1), moved[..., 2:] - 1.0

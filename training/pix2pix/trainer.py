@@ -25,16 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.atomic import atomic_save
-from retina_desktop.quiet import import_keras
+from retina_desktop.quiet import import_keras, keras_backend
 from retina_desktop.synthesis.vessel_synthesis import to_uint8
 from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
+from training.jax_steps import BothOptimizers, places, put, take, update_metrics
 from training.pix2pix.config import Pix2PixConfig
 from training.pix2pix.data import augment, style_indices
+from training.stateless_random import StatelessRandom
 
 # The trainer, its learning-rate schedule and its callback below subclass Keras classes, so this
 # module loads Keras (quietly) when imported; the verbs that only parse options do not import it.
 keras = import_keras()
-import tensorflow as tf  # noqa: E402  (already loaded, quietly, by import_keras)
+if keras_backend() == "tensorflow":
+    import tensorflow as tf  # already loaded, quietly, by import_keras
 
 # Purposes of the stateless random streams in a step.
 _AUGMENT, _DROPOUT = range(2)
@@ -120,8 +123,9 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.rate, self.total, self.start = rate, float(max(1, total_steps)), decay_from * max(1, total_steps)
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        left = tf.clip_by_value((self.total - step) / max(1.0, self.total - self.start), 0.0, 1.0)
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        left = ops.clip((self.total - step) / max(1.0, self.total - self.start), 0.0, 1.0)
         return self.rate * left
 
     def get_config(self):
@@ -142,7 +146,9 @@ class Pix2Pix(keras.Model):
             config.size, config.channels_in, config.d_width, layers_strided=config.d_layers,
             max_channels=config.max_channels,
         )
-        self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        # int64 where TensorFlow counts (its stateless seeds are int64); JAX runs without 64-bit types.
+        self.step_counter = keras.Variable(0, dtype="int64" if keras_backend() == "tensorflow" else "int32",
+                                           trainable=False, name="step")
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_adversarial", "l1", "real_score", "fake_score")
         }
@@ -214,10 +220,85 @@ class Pix2Pix(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
+class JaxPix2Pix(Pix2Pix):
+    """The same pix2pix, step for step, trained by Keras's JAX `fit()`, which hands the step its
+    state (every variable's value) and takes the new state back instead of letting it assign:
+    the augmentation (the same transform, JAX's random numbers), dropout drawn from (seed, step),
+    one forward pass and both networks' gradients from it, each optimiser's `stateless_apply`."""
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(g_optimizer, d_optimizer, **kwargs)
+        # Keras's JAX fit() carries the variables of one optimiser: hand it both, the generator's first.
+        self.optimizer = BothOptimizers(g_optimizer, d_optimizer)
+        trainable, fixed = self.trainable_variables, self.non_trainable_variables
+        self._places = {
+            "g_train": places(self.generator.trainable_variables, trainable),
+            "g_fixed": places(self.generator.non_trainable_variables, fixed),
+            "d_train": places(self.discriminator.trainable_variables, trainable),
+            "d_fixed": places(self.discriminator.non_trainable_variables, fixed),
+            # Each dropout layer's seed-generator state, among the generator's own fixed values.
+            "dropout": places([layer.seed_generator.state for layer in self.generator.layers
+                               if isinstance(layer, keras.layers.Dropout)], self.generator.non_trainable_variables),
+            "step": places([self.step_counter], fixed)[0],
+            "g_slots": len(g_optimizer.variables),
+        }
+
+    def train_step(self, state, data):
+        import jax
+        import jax.numpy as jnp
+
+        trainable, non_trainable, optimizer_values, metric_values = state
+        where, config, random = self._places, self.config, StatelessRandom("jax")
+        sources, photos = data
+        step = non_trainable[where["step"]]
+        sources = jnp.asarray(sources, "float32")
+        targets = jnp.asarray(photos, "float32") / 127.5 - 1.0
+        if config.hflip or config.vflip or config.rotate_degrees or config.zoom:
+            sources, targets = augment(sources, targets, random.seed(config.seed, _AUGMENT, step), hflip=config.hflip,
+                                       vflip=config.vflip, rotate_degrees=config.rotate_degrees, zoom=config.zoom,
+                                       random=random)
+        g_train, g_fixed = take(trainable, where["g_train"]), take(non_trainable, where["g_fixed"])
+        d_train, d_fixed = take(trainable, where["d_train"]), take(non_trainable, where["d_fixed"])
+        if where["dropout"]:  # as Pix2Pix._reseed_dropout: from (seed, step), so a resumed run is exact
+            keys = random.split(random.seed(config.seed, _DROPOUT, step), len(where["dropout"]))
+            for place, key in zip(where["dropout"], keys):  # keys are (2,) uint32 arrays, as the states
+                g_fixed[place] = (key % jnp.uint32(2**31)).astype(self.generator.non_trainable_variables[place].dtype)
+        fov = sources[..., 1:2]
+        weight = fov + config.outside_weight * (1.0 - fov)
+
+        def losses(g_train, d_train):
+            fake, new_g_fixed = self.generator.stateless_call(g_train, g_fixed, sources, training=True)
+            real_logits, _ = self.discriminator.stateless_call(d_train, d_fixed, [sources, targets], training=True)
+            fake_logits, _ = self.discriminator.stateless_call(d_train, d_fixed, [sources, fake], training=True)
+            # Sigmoid cross-entropy with labels 1 (softplus(-x)) and 0 (softplus(x)).
+            d_loss = 0.5 * (jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits)))
+            adversarial = jnp.mean(jax.nn.softplus(-fake_logits))
+            l1 = jnp.sum(weight * jnp.abs(fake - targets)) / (3.0 * jnp.sum(weight))
+            g_loss = config.adversarial_weight * adversarial + config.l1_weight * l1
+            return (d_loss, g_loss), (adversarial, l1, real_logits, fake_logits, new_g_fixed)
+
+        # Both gradients from one forward pass, taken before either network moves.
+        (d_loss, _), backward, (adversarial, l1, real_logits, fake_logits, g_fixed) = jax.vjp(
+            losses, g_train, d_train, has_aux=True)
+        _, d_grads = backward((jnp.ones(()), jnp.zeros(())))
+        g_grads, _ = backward((jnp.zeros(()), jnp.ones(())))
+        g_slots, d_slots = optimizer_values[:where["g_slots"]], optimizer_values[where["g_slots"]:]
+        d_train, d_slots = self.d_optimizer.stateless_apply(d_slots, d_grads, d_train)
+        g_train, g_slots = self.g_optimizer.stateless_apply(g_slots, g_grads, g_train)
+
+        trainable = put(put(list(trainable), where["g_train"], g_train), where["d_train"], d_train)
+        non_trainable = put(list(non_trainable), where["g_fixed"], g_fixed)
+        non_trainable[where["step"]] = step + 1
+        logs, new_metric_values = update_metrics(
+            self.metrics, metric_values, (d_loss, adversarial, l1, jnp.mean(real_logits), jnp.mean(fake_logits)))
+        return logs, (trainable, non_trainable, list(g_slots) + list(d_slots), new_metric_values)
+
+
 def make_pix2pix(config: Pix2PixConfig, steps_per_epoch: int):
-    """A compiled `Pix2Pix` with freshly initialised, seeded weights."""
+    """A compiled pix2pix with freshly initialised, seeded weights: `Pix2Pix` on TensorFlow,
+    `JaxPix2Pix` on JAX."""
     keras.utils.set_random_seed(config.seed)
-    model = Pix2Pix(config)
+    model = (JaxPix2Pix if keras_backend() == "jax" else Pix2Pix)(config)
     total = config.epochs * steps_per_epoch
 
     def adam():
@@ -294,7 +375,8 @@ def train_pix2pix(
         raise ValueError(f"inputs have shape {sources.shape[1:]}, expected {expected}")
     if targets.shape != sources.shape[:3] + (3,):
         raise ValueError(f"photographs have shape {targets.shape}, expected {sources.shape[:3] + (3,)}")
-    tf.config.experimental.enable_op_determinism()
+    if keras_backend() == "tensorflow":
+        tf.config.experimental.enable_op_determinism()  # JAX's kernels are deterministic as they come
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
     _, steps = epoch_stream((sources, targets), config.batch_size, config.seed, 0, config.epochs)
     model = make_pix2pix(config, steps)
