@@ -49,15 +49,9 @@ def test_classify_trains_on_jax_without_tensorflow_and_the_app_gives_its_answers
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where "auto" compiles the model
     root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=12, size=40)
     out = tmp_path / "model"
-    blocker = tmp_path / "no_tensorflow"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    env = {**os.environ, "KERAS_BACKEND": "jax",
-           "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
     command = [sys.executable, "-c", CHILD, "classify", "--data", str(root), "--out", str(out), "--modality", "oct",
                "--size", "24", "--width-multiplier", "0.25", "--epochs", "2", "--batch-size", "8", "--seed", "1"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_without_tensorflow(tmp_path, command)
     child = json.loads(done.stdout.strip().splitlines()[-1])
     assert child["code"] == 0 and child["backend"] == "jax" and not child["tensorflow"]
     sidecar = json.loads((out / "keras_model.json").read_text())
@@ -251,103 +245,76 @@ def test_two_processes_train_are_killed_and_resume_to_the_uninterrupted_weights(
         np.testing.assert_array_equal(resumed[name], value, err_msg=name)
 
 
-# The GAN's whole run on JAX in a child without TensorFlow: straight through, and stopped after
-# one epoch then resumed; the weights of both, and the straight run's generator file.
-GAN_RUN = '''
+def run_without_tensorflow(tmp_path, command: list[str]) -> subprocess.CompletedProcess:
+    """`command` in a child on Keras's JAX backend that cannot import TensorFlow, as on a GPU
+    machine; it must succeed."""
+    blocker = tmp_path / "no_tensorflow"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def adversarial_run(kind: str):
+    """(config, training data, train function, networks) of the GAN's or pix2pix's tiny test run."""
+    if kind == "gan":
+        from tests.test_gan import TINY, _toy
+        from training.gan.trainer import train_gan
+
+        return TINY, _toy(), train_gan, ("generator", "discriminator", "ema_generator")
+    from tests.test_pix2pix import TINY, _tiny_data
+    from training.pix2pix.trainer import train_pix2pix
+
+    return TINY, _tiny_data(), train_pix2pix, ("generator", "discriminator")
+
+
+def sampler_inputs(kind: str) -> list:
+    """A fixed input to each trainer's sampling network (the GAN's EMA generator, pix2pix's generator)."""
+    config, data, _, _ = adversarial_run(kind)
+    if kind == "gan":
+        return [np.random.default_rng(0).normal(size=(2, config.latent_dim)).astype("float32"), np.array([0, 1], np.int32)]
+    return [data[0][:2]]
+
+
+# An adversarial trainer's whole tiny run in the child: straight through, and stopped after epoch 1
+# then resumed; every weight of both, and the straight run's sampling network and its answer.
+ADVERSARIAL_RUN = '''
 import sys
 import numpy as np
 from pathlib import Path
-from tests.test_gan import TINY, _toy
-from training.gan.train import save_generator
-from training.gan.trainer import train_gan
-out = Path(sys.argv[1])
-images, labels = _toy()
+from tests.test_backends import adversarial_run, sampler_inputs
+out, kind = Path(sys.argv[1]), sys.argv[2]
+config, data, train, networks = adversarial_run(kind)
 quiet = dict(verbose=0, log=lambda *a: None)
-straight, state = train_gan(TINY, images, labels, out / "straight", **quiet)
-train_gan(TINY, images, labels, out / "resumed", stop_after_epochs=1, **quiet)
-resumed, _ = train_gan(TINY, images, labels, out / "resumed", resume=True, **quiet)
-save_generator(straight.ema_generator, out / "generator.keras", {"kind": "gan", "classes": ["a", "b"],
-                                                                "size": TINY.size, "latent_dim": TINY.latent_dim})
-z = np.random.default_rng(0).normal(size=(2, TINY.latent_dim)).astype("float32")
-fakes = np.asarray(straight.ema_generator([z, np.array([0, 1], np.int32)], training=False))
-np.savez(out / "run.npz", fakes=fakes, history=np.array([[h["d_loss"], h["g_loss"]] for h in state.history]),
-         **{f"{name}_{kind}_{i}": np.asarray(w) for kind, gan in (("straight", straight), ("resumed", resumed))
-            for name in ("generator", "discriminator", "ema_generator")
-            for i, w in enumerate(getattr(gan, name).get_weights())})
+straight, state = train(config, *data, out / "straight", **quiet)
+train(config, *data, out / "resumed", stop_after_epochs=1, **quiet)
+resumed, _ = train(config, *data, out / "resumed", resume=True, **quiet)
+sampler = straight.ema_generator if kind == "gan" else straight.generator
+sampler.save(out / "sampler.keras")
+np.savez(out / "run.npz", made=np.asarray(sampler(sampler_inputs(kind), training=False)),
+         step=int(np.asarray(resumed.step_counter.value)), history=[sorted(h.items())[0][1] for h in state.history],
+         **{f"{name}_{run}_{i}": np.asarray(w) for run, model in (("straight", straight), ("resumed", resumed))
+            for name in networks for i, w in enumerate(getattr(model, name).get_weights())})
 '''
 
 
-def test_the_gan_trains_on_jax_without_tensorflow_resumes_exactly_and_the_app_reads_it(tmp_path):
-    """`JaxConditionalGAN` (Keras's JAX fit(), the same step written as functions of the state):
-    trains, resumes after epoch 1 to the straight run's weights bit for bit, and its generator
-    file opens here, on TensorFlow, with the same images."""
-    blocker = tmp_path / "no_tensorflow"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-c", GAN_RUN, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+@pytest.mark.parametrize("kind", ["gan", "pix2pix"])
+def test_the_adversarial_trainers_run_on_jax_without_tensorflow_resume_exactly_and_the_app_reads_them(tmp_path, kind):
+    """`JaxConditionalGAN` and `JaxPix2Pix` (Keras's JAX fit(), each step written as a function of
+    the state; augmentation, dropout, EMA and ADA on as the tiny configs have them): they train,
+    resume after epoch 1 to the straight run's weights bit for bit, and the generator written on
+    JAX gives the same images here, on TensorFlow."""
+    run_without_tensorflow(tmp_path, [sys.executable, "-c", ADVERSARIAL_RUN, str(tmp_path), kind])
     run = np.load(tmp_path / "run.npz")
-    straight = sorted(k for k in run.files if "_straight_" in k)
-    assert len(straight) > 20
-    for key in straight:
-        np.testing.assert_array_equal(run[key.replace("_straight_", "_resumed_")], run[key], err_msg=key)
-    assert np.isfinite(run["history"]).all() and (run["history"] != 0).all()
-
-    from retina_desktop.quiet import import_keras
-    from tests.test_gan import TINY
-
-    keras = import_keras()
-    generator = keras.models.load_model(tmp_path / "generator.keras", compile=False)
-    z = np.random.default_rng(0).normal(size=(2, TINY.latent_dim)).astype("float32")
-    ours = np.asarray(generator([z, np.array([0, 1], np.int32)], training=False))
-    np.testing.assert_allclose(ours, run["fakes"], atol=1e-5)
-
-
-# pix2pix's whole run on JAX in a child without TensorFlow, as GAN_RUN (augmentation and dropout on).
-PIX2PIX_RUN = '''
-import sys
-import numpy as np
-from pathlib import Path
-from tests.test_pix2pix import TINY, _tiny_data
-from training.pix2pix.trainer import train_pix2pix
-out = Path(sys.argv[1])
-sources, targets = _tiny_data()
-quiet = dict(verbose=0, log=lambda *a: None)
-straight, state = train_pix2pix(TINY, sources, targets, out / "straight", **quiet)
-train_pix2pix(TINY, sources, targets, out / "resumed", stop_after_epochs=1, **quiet)
-resumed, _ = train_pix2pix(TINY, sources, targets, out / "resumed", resume=True, **quiet)
-straight.generator.save(out / "generator.keras")
-np.savez(out / "run.npz", fakes=np.asarray(straight.generator(sources[:2], training=False)),
-         step=int(np.asarray(resumed.step_counter.value)),
-         history=np.array([[h["d_loss"], h["l1"]] for h in state.history]),
-         **{f"{name}_{kind}_{i}": np.asarray(w) for kind, model in (("straight", straight), ("resumed", resumed))
-            for name in ("generator", "discriminator") for i, w in enumerate(getattr(model, name).get_weights())})
-'''
-
-
-def test_pix2pix_trains_on_jax_without_tensorflow_resumes_exactly_and_the_app_reads_it(tmp_path):
-    """`JaxPix2Pix` (Keras's JAX fit(), the same step written as functions of the state): trains
-    with augmentation and dropout, resumes after epoch 1 to the straight run's weights bit for
-    bit, and its generator gives the same photographs on TensorFlow."""
-    blocker = tmp_path / "no_tensorflow"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-c", PIX2PIX_RUN, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = np.load(tmp_path / "run.npz")
-    assert int(run["step"]) == 6 and np.isfinite(run["history"]).all()
+    assert int(run["step"]) == 6 and np.isfinite(run["history"]).all()  # 3 epochs of 2 steps
     straight = sorted(k for k in run.files if "_straight_" in k)
     assert len(straight) > 10
     for key in straight:
         np.testing.assert_array_equal(run[key.replace("_straight_", "_resumed_")], run[key], err_msg=key)
 
     from retina_desktop.quiet import import_keras
-    from tests.test_pix2pix import _tiny_data
 
-    generator = import_keras().models.load_model(tmp_path / "generator.keras", compile=False)
-    sources, _ = _tiny_data()
-    np.testing.assert_allclose(np.asarray(generator(sources[:2], training=False)), run["fakes"], atol=1e-5)
+    sampler = import_keras().models.load_model(tmp_path / "sampler.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(sampler(sampler_inputs(kind), training=False)), run["made"], atol=1e-5)

@@ -5,15 +5,13 @@ through the same run.sh, up to the bundle and speed.json it brings back (issue #
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from retina_desktop.errors import UserError
-from tests.conftest import ROOT, class_folders
+from tests.conftest import class_folders
 from training.cli import main
 from training.gpu_job import BUNDLE_FILES, read_images, read_job, wheels_needed
 
@@ -71,17 +69,11 @@ def test_the_wheels_are_what_a_jax_machine_lacks_at_this_machines_versions():
 def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(job, tmp_path):
     """The one command on the GPU machine, here on the CPU with TensorFlow made unimportable:
     the bundle, the speed figures, and a model the app (TensorFlow) answers with."""
-    from tests.test_backends import NO_TENSORFLOW
+    from tests.test_backends import run_without_tensorflow
 
     folder, _ = job
-    blocker = tmp_path / "no_tensorflow"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    result = tmp_path / "result"
-    back = tmp_path / "back"
-    done = subprocess.run(["bash", str(folder / "run.sh"), str(result), "--bring-back", str(back)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONPATH": str(blocker)}, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result, back = tmp_path / "result", tmp_path / "back"
+    done = run_without_tensorflow(tmp_path, ["bash", str(folder / "run.sh"), str(result), "--bring-back", str(back)])
     speed = json.loads((result / "speed.json").read_text())
     assert speed["backend"] == "jax" and speed["epochs"] == 2 and speed["images_per_second"] > 0
     assert "images/s on 1 x cpu" in done.stdout
