@@ -77,8 +77,8 @@ from tests.test_resume import CONFIG, TRAIN, VAL
 from training.classifier.trainer import train_classifier
 import dataclasses
 if sys.argv[2] == "distribute":
-    from training.distribute import use_local_devices
-    assert use_local_devices(8) == 2
+    from training.distribute import use_devices
+    assert use_devices(8).devices == 2
 config = dataclasses.replace(CONFIG, epochs=1)
 model, _ = train_classifier(config, TRAIN, VAL, 2, Path(sys.argv[1]), default_config("fundus"), log=lambda *a: None)
 np.savez(Path(sys.argv[1]) / "weights.npz", *[np.asarray(w) for w in model.get_weights()])
