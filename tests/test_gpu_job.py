@@ -76,7 +76,8 @@ def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(jo
     done = run_without_tensorflow(tmp_path, ["bash", str(folder / "run.sh"), str(result), "--bring-back", str(back)])
     speed = json.loads((result / "speed.json").read_text())
     assert speed["backend"] == "jax" and speed["epochs"] == 2 and speed["images_per_second"] > 0
-    assert "images/s on 1 x cpu" in done.stdout
+    assert speed["seconds_per_epoch"] > 0
+    assert "images/s (" in done.stdout and "validation included) on 1 x cpu" in done.stdout
     assert sorted(p.name for p in back.iterdir()) == sorted(BUNDLE_FILES)  # and no checkpoint
     sidecar = json.loads((back / "keras_model.json").read_text())
     assert sidecar["classes"] == ["dme", "normal"] and sidecar["provenance"]["packed_by"]
