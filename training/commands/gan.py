@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write each epoch's generator to generators/epoch_NNNN.keras, to choose one "
                         "with gan-eval --split val")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data parallel over every local device (KERAS_BACKEND=jax): each --batch-size batch is "
+                             "split across them; checkpoints and --resume as on one device")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
 
 

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="no flips, rotations or zooms")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data parallel over every local device (KERAS_BACKEND=jax): each --batch-size batch is "
+                             "split across them; checkpoints and --resume as on one device")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
 
 

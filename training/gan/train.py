@@ -113,6 +113,10 @@ def run_gan(args) -> int:
         return generator_sidecar(args, config, counts, aspect, epochs_trained, seconds)
 
     kept = (KeepGenerators(out / KEPT_FOLDER, sidecar),) if args.keep_generators else ()
+    if args.distribute:
+        from training.distribute import use_devices
+
+        print(f"data parallel over {use_devices(config.batch_size).devices} devices")
     gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after,
                            epoch_callbacks_before_checkpoint=kept)
     if state.epoch < config.epochs:

@@ -90,6 +90,11 @@ def run_pix2pix(args) -> int:
 
     from training.pix2pix.trainer import train_pix2pix  # loads Keras
 
+    if args.distribute:
+        from training.distribute import use_devices
+
+        print(f"data parallel over {use_devices(config.batch_size).devices} devices")
+
     model, state = train_pix2pix(config, sources, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
     if state.epoch < config.epochs:
         print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
