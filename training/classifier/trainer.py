@@ -216,6 +216,7 @@ def train_classifier(
     trainer, classifier = build_trainer(config, num_classes, augment)
     checkpoint = CheckpointFolder(out_dir / "checkpoint")
     state = checkpoint.open(trainer, config, resume=resume, may_change=RESUMABLE_FIELDS, data=data)
+    distribute.agree(state.epoch, "the epoch to resume after")
     last_epoch = last_epoch_of_call(state, config.epochs, stop_after_epochs, log,
                                     f" (best val AUC {state.best_score:.4f})")
     if state.epoch < last_epoch and state.wait < config.patience:

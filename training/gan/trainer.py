@@ -350,13 +350,21 @@ class ConditionalGAN(keras.Model):
 
 
 class JaxConditionalGAN(ConditionalGAN):
-    """The same GAN, step for step, trained by Keras's JAX `fit()`, which hands the step its state
-    (every variable's value) and takes the new state back instead of letting it assign.
+    """The same GAN trained by Keras's JAX `fit()`, which hands the step its state (every
+    variable's value) and takes the new state back instead of letting it assign.
 
     The discriminator's and the generator's updates, the R1 penalty, DiffAugment (the same
     transforms, JAX's random numbers), ADA, the EMA and the step counter are those of
     `ConditionalGAN.train_step`, written as functions of that state (`stateless_call`,
     `jax.value_and_grad`, each optimiser's `stateless_apply`).
+
+    One difference, spectral normalisation's: on TensorFlow Keras's `SpectralNormalization`
+    writes the normalised kernel W/sigma(W) back into its (trainable) variable at every training
+    call, and Adam then moves that normalised kernel. A stateless call keeps only non-trainable
+    updates, so here the variable stays W, each call uses W/sigma(W), and the gradient reaches W
+    through the division: spectral normalisation as Miyato et al. (2018) wrote it, with the power
+    iteration's vector carried as on TensorFlow. The discriminator's stored kernels therefore
+    differ in scale between backends; the generator, which is what ships, is not normalised.
     """
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
