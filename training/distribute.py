@@ -82,11 +82,6 @@ class Placement:
 _placement = Placement()
 
 
-def placement() -> Placement:
-    """This process's placement: one process on one device unless `use_devices` said otherwise."""
-    return _placement
-
-
 def is_writer() -> bool:
     """Whether this process writes the run's files (checkpoints, bundle, logs): the first one."""
     return _placement.process_id == 0

@@ -162,13 +162,14 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
         json.dump(state.history, handle, indent=1)
     images_per_epoch = config.epoch_size or len(train[0])
     seconds = [entry.get("seconds", 0.0) for entry in state.history]
+    # The first epoch compiles the step: the steady time is the median of the others. An epoch's
+    # time holds its validation too: the recipe's speed, comparable across machines.
+    per_epoch = float(np.median(seconds[1:] or seconds or [np.nan]))
     speed = {
         "device": str(jax.devices()[0].device_kind), "devices": len(jax.devices()), "backend": keras_backend(),
         "epochs": state.epoch, "images_per_epoch": images_per_epoch, "training_seconds": round(state.seconds, 1),
-        # The first epoch compiles the step: the steady rate is the median of the others. An
-        # epoch's time holds its validation too: the recipe's speed, comparable across machines.
-        "seconds_per_epoch": round(float(np.median(seconds[1:] or seconds or [np.nan])), 1),
-        "images_per_second": round(images_per_epoch / float(np.median(seconds[1:] or seconds or [np.nan])), 1),
+        "seconds_per_epoch": round(per_epoch, 1),
+        "images_per_second": round(images_per_epoch / per_epoch, 1),
         "wall_seconds": round(time.perf_counter() - start, 1), "best_epoch": state.best_epoch,
         "best_val_macro_auc": round(state.best_score, 4),
     }
