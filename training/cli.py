@@ -28,6 +28,7 @@ VERBS = {
     "gan-eval": "gan_eval",
     "gan-combine": "gan_combine",
     "pipeline": "pipeline",
+    "gan-curve": "gan_curve",
     "pix2pix": "pix2pix",
     "pix2pix-eval": "pix2pix_eval",
     "pix2pix-generate": "pix2pix_generate",

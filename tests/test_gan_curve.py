@@ -1,0 +1,152 @@
+"""The GAN learning curve (issue #36): its protocol and its figures.
+
+What is tested is what keeps the curve honest and its answers right: nested points, no held-back
+real image reaching a point's generator or classifier, the same number of added images in every
+condition, the sensitivity at a fixed specificity, the verdict rule, and resuming. The slow test
+runs the whole curve on toy images (noise, so its figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retina_desktop.errors import UserError
+from training.experiments import curve_report, gan_curve
+from training.experiments.curve_generators import GeneratorRecipe, nested_order
+from training.experiments.gan_curve import ALL, CurveConfig
+
+
+class _Sample:
+    def __init__(self, file, label):
+        self.file, self.label = file, label
+
+
+def test_points_are_nested_and_depend_on_the_file_names_only():
+    samples = [_Sample(f"glaucoma/{i:03d}.png", "glaucoma") for i in range(120)]
+    samples += [_Sample(f"normal/{i:03d}.png", "normal") for i in range(30)]
+    order = nested_order(samples, "glaucoma")
+    assert len(order) == 120 and {s.label for s in order} == {"glaucoma"}
+    shuffled = [samples[i] for i in np.random.default_rng(3).permutation(len(samples))]
+    assert [s.file for s in nested_order(shuffled, "glaucoma")] == [s.file for s in order]
+    assert {s.file for s in order[:25]} <= {s.file for s in order[:50]} <= {s.file for s in order[:100]}
+    assert [s.file for s in order[:25]] != sorted(s.file for s in order[:25])  # drawn, not the first names
+
+
+def test_sensitivity_is_read_at_a_specificity_of_090():
+    negatives = np.linspace(0, 1, 100)  # the threshold is their 90th percentile, 0.9
+    positives = np.array([0.95, 0.99, 0.5, 0.2])
+    positive = np.r_[np.zeros(100, bool), np.ones(4, bool)]
+    sensitivity, auc = curve_report.figures(positive, np.r_[negatives, positives])
+    assert sensitivity == 0.5
+    assert 0.5 < auc < 1
+    assert np.isnan(curve_report.figures(np.ones(3, bool), np.arange(3.0))[0])
+
+
+def test_resamples_keep_the_class_and_the_rest_apart():
+    positive = np.r_[np.ones(7, bool), np.zeros(40, bool)]
+    draws = curve_report.resamples(positive, n=50)
+    assert draws.shape == (50, 47)
+    assert all(positive[d].sum() == 7 for d in draws)
+
+
+@pytest.mark.parametrize("ci, expected", [
+    ([0.01, 0.08], "helps"), ([-0.09, -0.002], "hurts"), ([-0.025, 0.028], "no effect"), ([-0.05, 0.04], "undecided"),
+])
+def test_the_verdict_needs_an_interval_that_decides(ci, expected):
+    assert curve_report.verdict(ci) == expected
+
+
+def test_points_parse_and_bad_ones_are_one_line():
+    assert gan_curve.parse_points("25, 50,all", "--points") == (25, 50, ALL)
+    for bad in ("25,x", "0", "-3"):
+        with pytest.raises(UserError, match="--points"):
+            gan_curve.parse_points(bad, "--points")
+
+
+def test_a_rerun_with_other_options_is_refused(tmp_path):
+    gan_curve.start_or_check(tmp_path, CurveConfig(data="d"))
+    gan_curve.start_or_check(tmp_path, CurveConfig(data="d"))  # the same options resume
+    with pytest.raises(UserError, match="other options.*added"):
+        gan_curve.start_or_check(tmp_path, CurveConfig(data="d", added=100))
+    (tmp_path / gan_curve.CONFIG_FILE).write_text("{cut")
+    with pytest.raises(UserError, match="not a learning-curve record"):
+        gan_curve.start_or_check(tmp_path, CurveConfig(data="d"))
+
+
+def test_the_verb_is_known_with_the_issues_defaults():
+    from training.cli import build_parser
+
+    args = build_parser().parse_args(["gan-curve", "--data", "d", "--out", "o"])
+    assert (args.points, args.seeds, args.scarce) == ("25,50,100,all", 5, "glaucoma,cataract")
+
+
+@pytest.fixture(autouse=False)
+def imagenet_wheel():
+    from training.classifier.import_weights import imagenet_weights
+
+    try:
+        imagenet_weights("efficientnet-lite0")
+    except UserError as err:
+        pytest.skip(str(err))
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatch, imagenet_wheel):
+    import training.experiments.screening_head as screening_head
+    from tests.test_screening import _graded_data
+
+    root = _graded_data(tmp_path / "data", per_class=24, size=40)
+    config = CurveConfig(data=str(root), scarce=("glaucoma",), points=(4, ALL), seeds=2, added=6, size=32,
+                         recipe=GeneratorRecipe(size=16, width=4, d_width=8, base_epochs=1, finetune_steps=2))
+    fits = []
+    real_fit = screening_head.fit_head
+
+    def spy(features, labels, grades, dr, choice, seed=0, **kwargs):
+        fits.append((labels.copy(), grades.copy()))
+        return real_fit(features, labels, grades, dr, choice, seed=seed, **kwargs)
+
+    monkeypatch.setattr(screening_head, "fit_head", spy)
+    out = tmp_path / "run"
+    summary = gan_curve.run_curve(out, config, log=lambda *a: None)
+
+    train = [r for r in _rows(root / "splits.csv") if r["split"] == "train"]
+    glaucoma = [r["file"] for r in train if r["label"] == "glaucoma"]
+    first4 = {r["file"] for r in _rows(out / "gan" / "glaucoma" / "4" / "trained_on.csv")}
+    assert len(first4) == 4 and first4 <= set(glaucoma)
+    base = _rows(out / "gan" / "base" / "trained_on.csv")
+    assert {r["file"] for r in base if r["label"] == "glaucoma"} == first4  # the base saw only the smallest point
+    assert len([r for r in base if r["label"] != "glaucoma"]) == len([r for r in train if r["label"] != "glaucoma"])
+    assert len(_rows(out / "gan" / "glaucoma" / "all" / "trained_on.csv")) == len(glaucoma)
+
+    index = sorted({r["label"] for r in train}).index("glaucoma")
+    # real (1 seed) + 3 conditions x 2 seeds, at 2 points: the class holds the point's real
+    # images, plus 6 added (ungraded) ones in every condition but real.
+    fits = fits[:2 * (1 + 3 * 2)]  # the search's fits follow
+    counts = sorted(int((labels == index).sum()) for labels, _ in fits)
+    assert counts == sorted([4] + [10] * 6 + [len(glaucoma)] + [len(glaucoma) + 6] * 6)
+    assert "gan - traditional" in summary["glaucoma"]["4"]["all"]["differences"]
+    # The most promising cell is confirmed with the head searched on val: 3 seeds x 2 conditions.
+    assert len(list((out / "cells-searched").rglob("seed*.npz"))) == 6
+    report = (out / "report.md").read_text()
+    assert "Paired differences" in report and "head searched on val" in report
+    assert (out / "curves.png").stat().st_size > 10_000 and (out / "samples.jpg").is_file()
+
+    fits.clear()
+    (out / "report.md").unlink()
+    gan_curve.run_curve(out, config, log=lambda *a: None)  # everything is on disk: no fit runs again
+    assert fits == [] and (out / "report.md").is_file()
+    record = json.loads((out / gan_curve.CONFIG_FILE).read_text())
+    assert record["calls"] == 2 and record["seconds"] > 0  # the total time counts both calls
+    assert "over 2 call(s)" in (out / "report.md").read_text()
+    with pytest.raises(UserError, match="other options"):
+        gan_curve.run_curve(out, CurveConfig(**{**config.__dict__, "seeds": 3}), log=lambda *a: None)

@@ -1,0 +1,313 @@
+"""The learning curve's figures, verdicts, plots and report.md.
+
+Owns how a cell's test probabilities become the issue's figures:
+
+- the scarce class's sensitivity at a specificity of 0.90 (the threshold is the 90th
+  percentile of p(class) over the test images of every other class) and its one-vs-rest AUC,
+  on the whole test split and per source;
+- each condition's figure as the mean over its seeds, with a 95% bootstrap interval over test
+  images (resampled within the class and within the rest, so every resample has both);
+- paired differences between conditions at each point (the seeds' mean difference, and its
+  bootstrap interval from the same resamples of both conditions: the pairing is the test
+  images, and the seeds are averaged inside each resample).
+
+The verdict at a point compares GAN images with traditional augmentation, the issue's question:
+"helps" or "hurts" when the difference's interval excludes 0, "no effect" when the interval
+lies within +/- 3 points, "undecided" otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+
+SPECIFICITY = 0.90
+N_BOOTSTRAP = 1000
+NO_EFFECT = 0.03  # a difference interval inside +/- 3 points is an answer: no effect
+COMPARISONS = (("gan", "traditional"), ("both", "traditional"), ("gan", "real"), ("traditional", "real"))
+METRICS = ("sensitivity", "auc")
+HEADINGS = {"sensitivity": f"sensitivity at specificity {SPECIFICITY:.2f}", "auc": "AUC (one against the rest)"}
+
+
+def figures(positive: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """(sensitivity at SPECIFICITY, AUC) of one class's scores; NaNs without both kinds."""
+    from training.classifier.statistics import rank_auc
+
+    if positive.all() or not positive.any():
+        return float("nan"), float("nan")
+    threshold = np.quantile(score[~positive], SPECIFICITY)
+    return float(np.mean(score[positive] > threshold)), rank_auc(positive, score)
+
+
+def resamples(positive: np.ndarray, n: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """(n, len) index arrays: each a bootstrap of the class's images and, apart, of the rest."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
+    return np.stack([np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]) for _ in range(n)])
+
+
+def seed_figures(runs: list[np.ndarray], positive: np.ndarray, draws: np.ndarray) -> dict[str, np.ndarray]:
+    """{metric: (1 + n_draws,) seed-mean figure}: on the test images as they are, then per resample."""
+    out = {m: np.zeros(1 + len(draws)) for m in METRICS}
+    for scores in runs:
+        rows = [figures(positive, scores)] + [figures(positive[d], scores[d]) for d in draws]
+        values = np.array(rows)
+        for i, m in enumerate(METRICS):
+            out[m] += values[:, i] / len(runs)
+    return out
+
+
+def interval(values: np.ndarray) -> list[float]:
+    return [round(float(np.nanpercentile(values, 2.5)), 4), round(float(np.nanpercentile(values, 97.5)), 4)]
+
+
+def verdict(ci: list[float]) -> str:
+    if ci[0] > 0:
+        return "helps"
+    if ci[1] < 0:
+        return "hurts"
+    if -NO_EFFECT <= ci[0] and ci[1] <= NO_EFFECT:
+        return "no effect"
+    return "undecided"
+
+
+def summarise(curve, probs: dict) -> dict:
+    """Every figure of the curve: {label: {point: {...}}}, per source too."""
+    from training.experiments.curve_plan import CONDITIONS, point_name
+
+    config = curve.config
+    test = curve.sets()["test"]
+    out: dict = {}
+    for label in config.scarce:
+        index = curve.classes.index(label)
+        positive_all = test.labels == index
+        scopes = {"all": np.ones(len(test.labels), bool)}
+        for source in sorted(set(test.sources[positive_all])):
+            scopes[str(source)] = test.sources == source
+        out[label] = {}
+        for n in config.points:
+            entry: dict = {"real_images": len(curve.real_images(label, n))}
+            for scope, rows in scopes.items():
+                positive = positive_all[rows]
+                draws = resamples(positive)
+                seeds = {c: seed_figures([probs[(label, n, c, s)][rows, index] for s in
+                                          range(1 if c == "real" else config.seeds)], positive, draws)
+                         for c in CONDITIONS}
+                part: dict = {"positives": int(positive.sum()), "negatives": int((~positive).sum())}
+                for c in CONDITIONS:
+                    part[c] = {m: {"value": round(float(seeds[c][m][0]), 4), "ci": interval(seeds[c][m][1:])}
+                               for m in METRICS}
+                    if c != "real":
+                        for m in METRICS:
+                            per_seed = [figures(positive, probs[(label, n, c, s)][rows, index])[METRICS.index(m)]
+                                        for s in range(config.seeds)]
+                            part[c][m]["seed_std"] = round(float(np.std(per_seed)), 4)
+                part["differences"] = {}
+                for a, b in COMPARISONS:
+                    part["differences"][f"{a} - {b}"] = {}
+                    for m in METRICS:
+                        delta = seeds[a][m] - seeds[b][m]
+                        ci = interval(delta[1:])
+                        part["differences"][f"{a} - {b}"][m] = {
+                            "value": round(float(delta[0]), 4), "ci": ci, "verdict": verdict(ci)}
+                entry[scope] = part
+            out[label][point_name(n)] = entry
+    return out
+
+
+def most_promising(summary: dict) -> tuple[str, str]:
+    """(class, point) where GAN images beat traditional augmentation by the most sensitivity:
+    the cell the issue asks to confirm with the full recipe."""
+    cells = [(entry["all"]["differences"]["gan - traditional"]["sensitivity"]["value"], label, point)
+             for label, points in summary.items() for point, entry in points.items()]
+    _, label, point = max(cells)
+    return label, point
+
+
+def confirmation(curve, label: str, point: str, probs: dict, seeds: int) -> dict:
+    """gan against traditional at one cell with the head searched on val for every fit."""
+    test = curve.sets()["test"]
+    index = curve.classes.index(label)
+    positive = test.labels == index
+    draws = resamples(positive)
+    figures_of = {c: seed_figures([probs[(c, s)][:, index] for s in range(seeds)], positive, draws)
+                  for c in ("traditional", "gan")}
+    out: dict = {"class": label, "point": point, "seeds": seeds}
+    for c, values in figures_of.items():
+        out[c] = {m: {"value": round(float(values[m][0]), 4), "ci": interval(values[m][1:])} for m in METRICS}
+    out["gan - traditional"] = {}
+    for m in METRICS:
+        delta = figures_of["gan"][m] - figures_of["traditional"][m]
+        ci = interval(delta[1:])
+        out["gan - traditional"][m] = {"value": round(float(delta[0]), 4), "ci": ci, "verdict": verdict(ci)}
+    return out
+
+
+def plot_curves(summary: dict, path: Path) -> None:
+    """Per class, the two figures against the number of real images, one line per condition."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from training.experiments.curve_plan import CONDITIONS
+
+    labels = list(summary)
+    figure = Figure(figsize=(9, 3.4 * len(labels)), dpi=110)
+    FigureCanvasAgg(figure)
+    colours = {"real": "#7f7f7f", "traditional": "#4c72b0", "gan": "#dd8452", "both": "#55a868"}
+    for row, label in enumerate(labels):
+        points = summary[label]
+        xs = np.array([points[p]["real_images"] for p in points], dtype=float)
+        for col, metric in enumerate(METRICS):
+            axes = figure.add_subplot(len(labels), 2, 2 * row + col + 1)
+            for k, condition in enumerate(CONDITIONS):
+                shift = 1 + (k - 1.5) * 0.025  # side by side on the log axis
+                values = np.array([points[p]["all"][condition][metric]["value"] for p in points])
+                cis = np.array([points[p]["all"][condition][metric]["ci"] for p in points])
+                axes.errorbar(xs * shift, values, yerr=[values - cis[:, 0], cis[:, 1] - values], marker="o",
+                              markersize=4, capsize=3, color=colours[condition], label=condition)
+            axes.set_xscale("log")
+            axes.set_xticks(xs, [str(int(x)) for x in xs])
+            axes.minorticks_off()
+            axes.set_xlabel(f"real {label.replace('_', ' ')} training images")
+            axes.set_title(f"{label.replace('_', ' ')}: {HEADINGS[metric]}", fontsize=10)
+            axes.set_ylim(0, 1.02)
+            if row == 0 and col == 0:
+                axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))
+
+
+def sample_grid(curve, path: Path, columns: int = 8, tile: int = 96) -> None:
+    """Per class and point, the first GAN images of the point's pool beside real images of the
+    point: what each generator drew from what it was shown."""
+    from PIL import Image, ImageDraw
+
+    from retina_desktop.imaging.decode import load_image
+    from training.experiments.curve_plan import point_name
+
+    rows = []
+    for label in curve.config.scarce:
+        for n in curve.config.points:
+            name = point_name(n)
+            fakes = sorted((curve.out / "pools" / label / name / "gan").glob("*.png"))[:columns]
+            reals = [curve.dataset.root / s.file for s in curve.real_images(label, n)[:columns // 2]]
+            pictures = [load_image(p).rgb for p in reals] + [load_image(p).rgb for p in fakes[:columns - len(reals)]]
+            rows.append((f"{label.replace('_', ' ')}, {len(curve.real_images(label, n))} real: "
+                         f"{len(reals)} real, then GAN", pictures))
+    caption = 18
+    grid = Image.new("RGB", (columns * tile, len(rows) * (tile + caption)), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, (text, pictures) in enumerate(rows):
+        top = r * (tile + caption)
+        draw.text((4, top + 3), text, fill="black")
+        for c, picture in enumerate(pictures):
+            grid.paste(picture.convert("RGB").resize((tile, tile)), (c * tile, top + caption))
+    atomic_save(path, lambda tmp: grid.save(tmp, format="JPEG", quality=85))
+
+
+def _cell(entry: dict) -> str:
+    return f"{entry['value']:.3f} [{entry['ci'][0]:.3f}, {entry['ci'][1]:.3f}]"
+
+
+def _signed(entry: dict) -> str:
+    return f"{entry['value']:+.3f} [{entry['ci'][0]:+.3f}, {entry['ci'][1]:+.3f}] {entry['verdict']}"
+
+
+def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name: str) -> str:
+    from training.experiments.curve_plan import CONDITIONS
+
+    config = curve.config
+    lines = [
+        "# Does GAN data help the shipped fundus recipe? The learning curve (issue #36)",
+        "",
+        "Made by `gan-curve` (`training/experiments/gan_curve.py`); every figure below is on the test",
+        "split of " + f"`{config.data}`, never used to choose anything.",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"- Classifier: the shipped recipe (frozen ImageNet EfficientNet-Lite0 at {config.size} px, `fov`;",
+        f"  logistic regression with C = {config.C}, referable/mild DR weights {config.referable_weight}/"
+        f"{config.mild_weight}, logits at the training prior).",
+        f"- Each condition but `real` adds {config.added} images of the class: augmented views"
+        " (`traditional`), GAN images (`gan`), or half of each (`both`);",
+        f"  {config.seeds} seeds, each a draw of those images from pools of {2 * config.added}.",
+        "- Figures: the seeds' mean, with a 95% bootstrap interval over test images"
+        f" ({N_BOOTSTRAP} resamples, within the class and within the rest).",
+        "- Verdict of a difference: helps / hurts when its interval excludes 0; no effect when it lies"
+        f" within ±{NO_EFFECT:.2f}; undecided otherwise.",
+        f"- Time: {clock.total() / 60:.1f} min in all on this {platform.machine()} machine"
+        f" ({os.cpu_count()} cores), over {clock.calls} call(s) of the command (generators included).",
+        "",
+        f"![the curves]({plot_name})",
+        "",
+        "What each point's generator drew (left: real photographs of the point; right: its GAN images):",
+        "",
+        "![GAN images per point](samples.jpg)",
+        "",
+    ]
+    for label, points in summary.items():
+        lines += [f"## {label.replace('_', ' ')}", ""]
+        for metric in METRICS:
+            lines += [f"### {HEADINGS[metric]}, whole test split", "",
+                      "| real images | " + " | ".join(CONDITIONS) + " |",
+                      "|---" * (len(CONDITIONS) + 1) + "|"]
+            for entry in points.values():
+                lines.append(f"| {entry['real_images']} | "
+                             + " | ".join(_cell(entry["all"][c][metric]) for c in CONDITIONS) + " |")
+            lines.append("")
+        lines += ["### Paired differences (seed means, 95% bootstrap interval, verdict)", "",
+                  "| real images | comparison | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
+                  "|---|---|" + "---|" * len(METRICS)]
+        for entry in points.values():
+            for comparison, values in entry["all"]["differences"].items():
+                lines.append(f"| {entry['real_images']} | {comparison} | "
+                             + " | ".join(_signed(values[m]) for m in METRICS) + " |")
+        lines.append("")
+        sources = [s for s in next(iter(points.values())) if s not in ("real_images", "all")]
+        if sources:
+            lines += ["### Per source: gan − traditional", "",
+                      "| real images | source (class / rest) | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
+                      "|---|---|" + "---|" * len(METRICS)]
+            for entry in points.values():
+                for source in sources:
+                    part = entry[source]
+                    values = part["differences"]["gan - traditional"]
+                    lines.append(f"| {entry['real_images']} | {source} ({part['positives']} / {part['negatives']}) | "
+                                 + " | ".join(_signed(values[m]) for m in METRICS) + " |")
+            lines.append("")
+    lines += [
+        "## The most promising cell, with the head searched on val for every fit",
+        "",
+        f"{confirmed['class'].replace('_', ' ')} at {confirmed['point']} real images (the largest gain of GAN images"
+        " over traditional augmentation in sensitivity above), refitted as `screening-probe` itself does: L2"
+        f" strength and DR grade weights chosen on val for each fit, {confirmed['seeds']} seeds.",
+        "",
+        "| | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+        *[f"| {c} | " + " | ".join(_cell(confirmed[c][m]) for m in METRICS) + " |" for c in ("traditional", "gan")],
+        "| gan − traditional | " + " | ".join(_signed(confirmed["gan - traditional"][m]) for m in METRICS) + " |",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(curve, summary: dict, confirmed: dict, folder: Path, clock, log=print) -> None:
+    """summary.json, curves.png, samples.jpg and report.md in `folder`."""
+    from training.experiments.curve_plan import command_line
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_curves(summary, folder / "curves.png")
+    sample_grid(curve, folder / "samples.jpg")
+    with atomic_write(folder / "summary.json") as handle:
+        json.dump({"curve": summary, "confirmation": confirmed}, handle, indent=2)
+    with atomic_write(folder / "report.md") as handle:
+        handle.write(render(summary, confirmed, curve, clock, command_line(curve.config, curve.out), "curves.png"))
+    log(f"wrote report.md, summary.json, curves.png and samples.jpg to {folder}")

@@ -1,0 +1,327 @@
+"""The `gan-curve` verb: does GAN data help the shipped fundus recipe when real images are few?
+
+Issue #36's learning curve. For one scarce class at a time, the class's real training images
+are cut to each point of the curve (for example 25, 50, 100 and all), the other classes kept
+whole, and four conditions are fitted at each point:
+
+- `real`: the real images only;
+- `traditional`: the class oversampled with augmented views of its real images (the app's
+  geometric augmentation and camera changes, `experiments.features.augmented_view`);
+- `gan`: the class topped up with images of the point's own generator (`curve_generators`);
+- `both`: half of each.
+
+Every condition but `real` adds the same number of images (`--added`), so the comparison is of
+kinds of image, not of counts. Each point draws a pool of twice that many views and GAN images
+once; a seed is a draw of the added images from the pools.
+
+The classifier is the shipped fundus recipe (`screening-probe`): frozen ImageNet
+EfficientNet-Lite0 features at 224 px, a grade-weighted logistic regression with the shipped
+model's chosen settings, logits shifted to the training prior. Its features are computed once
+per image, so a cell is a fit of seconds; this fast protocol is the full recipe, with the head's
+settings held at the shipped model's rather than searched again per cell.
+
+Layout of `--out` (every step resumes: a file that exists is not made again):
+
+    curve.json                          the options; a re-run must match them
+    gan/base/, gan/<class>/<n>/         the base GAN and each point's fine-tune (+ trained_on.csv)
+    pools/<class>/<n>/gan/              the point's GAN images (PNG + manifest.csv)
+    features/                           frozen features: the splits, each point's GAN and views
+    cells/<class>/<n>/<condition>/seed<k>.npz   test probabilities of one fit
+    report.md, curve.json, *.png        `experiments.curve_report`
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.errors import UserError
+from training.experiments.curve_generators import GeneratorRecipe, base_generator, nested_order, point_generator
+from training.experiments.curve_plan import ALL, CONDITIONS, CONFIG_FILE, CurveConfig, parse_points, point_name
+
+__all__ = ["ALL", "CONDITIONS", "CONFIG_FILE", "Curve", "CurveConfig", "parse_points", "run_curve", "start_or_check"]
+
+class Curve:
+    """The run folder of one learning curve: its generators, image pools, features and fits."""
+
+    def __init__(self, out: Path, config: CurveConfig, log=print):
+        from training.datasets import load_dataset
+
+        self.out, self.config, self.log = out, config, log
+        self.dataset = load_dataset(config.data)
+        self.classes = self.dataset.classes
+        missing = [c for c in config.scarce if c not in self.classes]
+        if missing:
+            raise UserError(f"--scarce {','.join(missing)}: {config.data} has classes {', '.join(self.classes)}")
+        self.train = self.dataset.subset("train")
+        for label in config.scarce:
+            have = sum(s.label == label for s in self.train)
+            too_many = [n for n in config.points if n != ALL and n >= have]
+            if too_many:
+                raise UserError(f"--points {too_many[0]}: the train split has only {have} {label} images")
+        self._sets = None
+        self._network = None
+
+    # Generators and pools ---------------------------------------------------------------------
+
+    def smallest(self) -> int:
+        sizes = [n for n in self.config.points if n != ALL]
+        return min(sizes) if sizes else min(sum(s.label == c for s in self.train) for c in self.config.scarce)
+
+    def real_images(self, label: str, n: int) -> list:
+        order = nested_order(self.train, label)
+        return order if n == ALL else order[:n]
+
+    def generator(self, label: str, n: int) -> Path:
+        recipe, data = self.config.recipe, self.config.data
+        base = base_generator(self.dataset, self.train, self.config.scarce, self.smallest(), recipe,
+                              self.out / "gan" / "base", data, "fundus", log=self.log)
+        return point_generator(self.dataset, self.train, label, len(self.real_images(label, n)), base, recipe,
+                               self.out / "gan" / label / point_name(n), data, "fundus", log=self.log)
+
+    def gan_pool(self, label: str, n: int) -> np.ndarray:
+        """2 x `added` GAN images of the point, fitted to the classifier's input as real ones are."""
+        from retina_desktop.imaging.decode import load_image
+        from retina_desktop.imaging.preprocessing import fit_image
+        from training.gan.generator_file import load_generator
+        from training.gan.synthesize import synthesize
+
+        folder = self.out / "pools" / label / point_name(n) / "gan"
+        wanted = 2 * self.config.added
+        manifest = folder / "manifest.csv"
+        if manifest.is_file() and len(manifest.read_text().splitlines()) == wanted + 1:
+            paths = sorted(folder.glob("*.png"))
+        else:
+            generator_path = self.generator(label, n)
+            generator, _ = load_generator(generator_path)
+            self.log(f"{label} at {point_name(n)}: drawing {wanted} GAN images")
+            paths = synthesize(generator, [label], label, wanted, folder, seed=0, generator_path=generator_path)
+        return np.stack([fit_image(load_image(p).rgb, self.spec()) for p in paths])
+
+    def spec(self):
+        from retina_desktop.outputs.records import InputSpec
+
+        return InputSpec(self.config.size, self.config.size, self.config.recipe.fit, "none")
+
+    # Features ------------------------------------------------------------------------------
+
+    def sets(self):
+        """The splits' frozen features (shipped backbone, `pool`), computed once."""
+        if self._sets is None:
+            from training.experiments.screening_features import Backbone, pool_columns, pool_widths
+            from training.experiments.screening_sets import feature_sets
+
+            _, sets, network = feature_sets(Backbone(size=self.config.size, fit=self.config.recipe.fit),
+                                                  self.config.data, [], self.out / "features", log=self.log)
+            columns = pool_columns(pool_widths(network), ("pool",))
+            for entry in sets.values():
+                entry.features = entry.features[:, columns]
+            self._sets, self._network, self._columns = sets, network, columns
+        return self._sets
+
+    def pool_features(self, label: str, n: int, kind: str) -> np.ndarray:
+        """(2 x added, d) features of the point's GAN images or augmented views of its real ones."""
+        path = self.out / "features" / f"{label}-{point_name(n)}-{kind}.npz"
+        if path.is_file():
+            with np.load(path) as stored:
+                return stored["features"]
+        self.sets()
+        if kind == "gan":
+            images = self.gan_pool(label, n)
+        else:
+            images = self.augmented_pool(label, n)
+        from tqdm import tqdm
+
+        rows = []
+        for start in tqdm(range(0, len(images), 32), desc=f"{label} {point_name(n)} {kind} features",
+                          unit="batch", leave=False):
+            batch = images[start:start + 32].astype("float32")
+            rows.append(np.asarray(self._network.predict_on_batch(batch), dtype=np.float32)[:, self._columns])
+        features = np.concatenate(rows)
+        atomic_save(path, lambda tmp: np.savez(tmp, features=features))
+        return features
+
+    def augmented_pool(self, label: str, n: int) -> np.ndarray:
+        """2 x `added` augmented views, the point's real images taken in turn, view k of image i
+        drawn from a generator keyed by the image and k alone."""
+        from training.datasets import load_arrays
+        from training.experiments.features import augmented_view, image_key
+
+        real = load_arrays(self.dataset, self.real_images(label, n), self.spec(), progress=False)[0]
+        wanted = 2 * self.config.added
+        views = []
+        for k in range(wanted):
+            image = real[k % len(real)]
+            views.append(augmented_view(image, image_key(image, 1 + k // len(real)), "fundus", camera=True))
+        return np.stack(views)
+
+    # Fits ----------------------------------------------------------------------------------
+
+    def cell_path(self, label: str, n: int, condition: str, seed: int, searched: bool = False) -> Path:
+        return (self.out / ("cells-searched" if searched else "cells") / label / point_name(n) / condition
+                / f"seed{seed}.npz")
+
+    def cell_train(self, label: str, n: int, condition: str, seed: int):
+        """The training features of one fit: the train split with the class cut to the point's
+        real images, then the condition's added images (ungraded)."""
+        from training.experiments.screening_sets import FeatureSet
+
+        train = self.sets()["train"]
+        index = self.classes.index(label)
+        kept = {s.file for s in self.real_images(label, n)}
+        rows = np.array([lab != index or f in kept for lab, f in zip(train.labels, train.files, strict=True)])
+        added = self.added_features(label, n, condition, seed)
+        if not len(added):
+            added = np.zeros((0, train.features.shape[1]), np.float32)
+        return FeatureSet(
+            name=f"{label} {point_name(n)} {condition} seed {seed}",
+            features=np.concatenate([train.features[rows], added]),
+            labels=np.concatenate([train.labels[rows], np.full(len(added), index, train.labels.dtype)]),
+            grades=np.concatenate([train.grades[rows], np.full(len(added), -1, train.grades.dtype)]),
+            sources=np.concatenate([train.sources[rows], np.full(len(added), condition)]),
+            files=[f for f, keep in zip(train.files, rows, strict=True) if keep] + [condition] * len(added),
+        )
+
+    def fit_cell(self, label: str, n: int, condition: str, seed: int, searched: bool = False) -> np.ndarray:
+        """Test probabilities of one fit (cached). The head takes the shipped model's settings,
+        or, `searched`, those screening-probe's search picks on val for this fit's training set."""
+        path = self.cell_path(label, n, condition, seed, searched)
+        if path.is_file():
+            with np.load(path) as stored:
+                return stored["test_probs"]
+        from training.classifier.referral import DR_CLASS
+        from training.experiments.screening_head import HeadChoice, fit_head
+
+        sets = self.sets()
+        train = self.cell_train(label, n, condition, seed)
+        choice = HeadChoice(pools=("pool",), C=self.config.C, referable_weight=self.config.referable_weight,
+                            mild_weight=self.config.mild_weight, prior="train")
+        if searched:
+            from training.experiments.screening import ScreeningConfig, search_head
+
+            choice, _ = search_head({"train": train, "val": sets["val"]}, self.classes,
+                                    ScreeningConfig(pool_sets=(("pool",),), seed=seed),
+                                    {"pool": train.features.shape[1]}, log=lambda *a: None)
+        dr = self.classes.index(DR_CLASS) if DR_CLASS in self.classes else None
+        head = fit_head(train.features, train.labels, train.grades, dr, choice, seed=seed)
+        probs = head.probabilities(sets["test"].features).astype(np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(path, lambda tmp: np.savez(tmp, test_probs=probs, train_rows=np.array(len(train.labels)),
+                                               choice=np.array(json.dumps(choice.to_dict()))))
+        return probs
+
+    def added_features(self, label: str, n: int, condition: str, seed: int) -> np.ndarray:
+        """The seed's draw of added images for a condition: `added` of the pool(s), no repeats."""
+        if condition == "real":
+            return np.zeros((0, 0), np.float32)
+        count = self.config.added
+        rng = np.random.default_rng([seed, zlib.crc32(f"{label}|{n}|{condition}".encode())])
+        parts = {"traditional": [("views", count)], "gan": [("gan", count)],
+                 "both": [("gan", count // 2), ("views", count - count // 2)]}[condition]
+        chosen = []
+        for kind, k in parts:
+            pool = self.pool_features(label, n, kind)
+            chosen.append(pool[rng.choice(len(pool), k, replace=False)])
+        return np.concatenate(chosen)
+
+
+def start_or_check(out: Path, config: CurveConfig) -> None:
+    """Write the run's options, or refuse a re-run whose options differ (its cells would mix)."""
+    path = out / CONFIG_FILE
+    wanted = json.loads(json.dumps(config.to_dict()))
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError as err:
+            raise UserError(f"{path}: not a learning-curve record ({err})") from err
+        if stored.get("config") != wanted:
+            changed = sorted(k for k in wanted if stored.get("config", {}).get(k) != wanted[k])
+            raise UserError(f"{out} holds a learning curve with other options ({', '.join(changed)}); "
+                            "give another --out or the same options")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        json.dump({"config": wanted}, handle, indent=2)
+
+
+CONFIRM_SEEDS = 3  # the issue's "confirm the most promising cell with the full recipe and 3 seeds"
+
+
+class Clock:
+    """The curve's working time over every call that worked on it, kept in curve.json after each
+    finished step: an interrupted call loses only the time of the step it was in (a GAN it was
+    training resumes from its last epoch)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        stored = json.loads(path.read_text())
+        self.before, self.calls = float(stored.get("seconds", 0.0)), int(stored.get("calls", 0)) + 1
+        self.started = time.perf_counter()
+        self.save()
+
+    def this_call(self) -> float:
+        return time.perf_counter() - self.started
+
+    def total(self) -> float:
+        return self.before + self.this_call()
+
+    def save(self) -> None:
+        stored = json.loads(self.path.read_text())
+        stored.update(seconds=round(self.total(), 1), calls=self.calls)
+        with atomic_write(self.path) as handle:
+            json.dump(stored, handle, indent=2)
+
+
+def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, log=print) -> dict:
+    """Every cell of the curve, then its report; returns the report's summary."""
+    from tqdm import tqdm
+
+    from training.experiments.curve_report import confirmation, most_promising, summarise, write_report
+
+    start_or_check(out, config)
+    clock = Clock(out / CONFIG_FILE)
+    curve = Curve(out, config, log=log)
+    curve.sets()
+    clock.save()
+    for label in config.scarce:
+        for n in config.points:
+            for kind in ("gan", "views"):
+                curve.pool_features(label, n, kind)
+                clock.save()
+    cells = [(label, n, condition, seed) for label in config.scarce for n in config.points
+             for condition in CONDITIONS for seed in range(1 if condition == "real" else config.seeds)]
+    probs = {}
+    for cell in tqdm(cells, desc="fits", unit="fit"):
+        probs[cell] = curve.fit_cell(*cell)
+        clock.save()
+    summary = summarise(curve, probs)
+    label, point = most_promising(summary)
+    n = next(n for n in config.points if point_name(n) == point)
+    searched = {}
+    for condition in ("traditional", "gan"):
+        for seed in range(CONFIRM_SEEDS):
+            searched[(condition, seed)] = curve.fit_cell(label, n, condition, seed, searched=True)
+            clock.save()
+    confirmed = confirmation(curve, label, point, searched, CONFIRM_SEEDS)
+    write_report(curve, summary, confirmed, report_dir or out, clock, log=log)
+    clock.save()
+    log(f"learning curve: {len(cells)} fits; {clock.total() / 60:.1f} min in all over {clock.calls} call(s), "
+        f"{clock.this_call() / 60:.1f} min in this one")
+    return summary
+
+
+def run_gan_curve(args) -> int:
+    recipe = GeneratorRecipe(base_epochs=args.base_epochs, finetune_steps=args.finetune_steps)
+    scarce = tuple(s.strip() for s in args.scarce.split(",") if s.strip())
+    config = CurveConfig(data=str(args.data), scarce=scarce, points=parse_points(args.points), seeds=args.seeds,
+                         added=args.added, recipe=recipe)
+    if config.seeds < 1 or config.added < 2:
+        raise UserError("--seeds must be 1 or more and --added 2 or more")
+    run_curve(Path(args.out), config, Path(args.report) if args.report else None)
+    return 0
+
