@@ -68,6 +68,7 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     from training.classifier.classify import config_from_args
     from training.datasets import load_arrays, load_dataset, write_splits
     from training.provenance import this_run
+    from training.synthetic_images import with_synthetic
 
     for option in ("distribute", "resume", "coordinator", "num_processes", "process_id", "stop_after"):
         if getattr(args, option, None):  # the run's, not the pack's: say so rather than drop it
@@ -84,6 +85,9 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # compressed images do not deflate
             for split in ("train", "val"):
                 images, labels[split] = load_arrays(dataset, dataset.subset(split), spec)
+                if split == "train":  # GAN images travel as training images (`--synthetic`)
+                    images, labels[split] = with_synthetic((images, labels[split]), config.synthetic,
+                                                           dataset.classes, spec)
                 for i, image in enumerate(images):
                     archive.writestr(f"{split}/{i:06d}.webp", _compressed(image))
 

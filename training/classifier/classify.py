@@ -23,6 +23,7 @@ from training.classifier.trainer import RESUMABLE_FIELDS, ClassifierConfig, trai
 from training.datasets import load_arrays, load_dataset, write_splits
 from training.epochs import CheckpointFolder, refuse_changed_config, refuse_changed_data
 from training.provenance import this_run
+from training.synthetic_images import with_synthetic
 
 MODEL_FILE = "keras_model.h5"
 
@@ -69,6 +70,7 @@ def config_from_args(args) -> ClassifierConfig:
         frozen_blocks=args.frozen_blocks,
         epoch_size=args.epoch_size,
         local_contrast=args.local_contrast,
+        synthetic=tuple(str(Path(folder).resolve()) for folder in getattr(args, "synthetic", None) or ()),
     )
 
 
@@ -97,7 +99,8 @@ def run_classify(args) -> int:
     say(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
     for label, row in dataset.counts().items():
         say(f"  {label:24s} " + "  ".join(f"{k} {v:4d}" for k, v in row.items()))
-    train = load_arrays(dataset, dataset.subset("train"), spec)
+    real_train = load_arrays(dataset, dataset.subset("train"), spec)
+    train = with_synthetic(real_train, config.synthetic, dataset.classes, spec, log=say)
     val = load_arrays(dataset, dataset.subset("val"), spec)
     if writer:
         out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +141,7 @@ def run_classify(args) -> int:
     from training.classifier.evaluate import evaluate_bundle  # after training: a long run needs none of it
 
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
-    _fit_familiarity(model_path, dataset, train, val, metadata.provenance["command"])
+    _fit_familiarity(model_path, dataset, real_train, val, metadata.provenance["command"])
     print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
     return 0
 

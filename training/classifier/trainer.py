@@ -70,6 +70,9 @@ class ClassifierConfig:
     # pixel less its neighbourhood's mean, so a camera's colour and illumination fall away and
     # lesions and vessels stay.
     local_contrast: bool = False
+    # `synthesize` folders whose GAN images join the train split (`--synthetic`); none by
+    # default, because the learning curve of issue #36 measured no gain from them.
+    synthetic: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,6 +85,8 @@ class ClassifierConfig:
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown field(s) {sorted(unknown)}")
+        if "synthetic" in data:  # JSON has no tuples
+            data = {**data, "synthetic": tuple(data["synthetic"])}
         return cls(**data)
 
 

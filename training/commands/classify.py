@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="let a pretrained backbone's batch norm relearn its statistics (default: frozen)")
     parser.add_argument("--group-pattern", default=r"^(\d+)[_-]",
                         help="regex whose group 1 is the patient, used without splits.csv")
+    parser.add_argument("--synthetic", action="append", metavar="DIR",
+                        help="add the GAN images of a `synthesize` folder to the train split (repeatable); "
+                             "measured effect: docs/experiments/gan-curve-fundus/report.md")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="model name shown in the app")
     parser.add_argument("--model-version", default="1")

@@ -47,6 +47,7 @@ class ScreeningConfig:
     c_grid: tuple[float, ...] = C_GRID
     grade_weightings: tuple[tuple[float, float], ...] = GRADE_WEIGHTINGS
     seed: int = 0
+    synthetic: tuple[str, ...] = ()  # `synthesize` folders added to the train split (none by default)
 
     def backbone(self) -> Backbone:
         return Backbone(self.architecture, self.size, self.fit, self.weights)
@@ -159,13 +160,16 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     from training.datasets import load_arrays, load_dataset, write_splits
     from training.experiments.screening_features import pool_columns, pool_widths
     from training.experiments.screening_head import fit_head
-    from training.experiments.screening_sets import feature_sets
+    from training.experiments.screening_sets import feature_sets, with_synthetic_features
 
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or user_cache_dir() / "screening-features"
     classes, sets, network = feature_sets(config.backbone(), data, [], cache, log=log)
+    if config.synthetic:
+        sets["train"] = with_synthetic_features(sets["train"], network, config.synthetic, classes,
+                                                InputSpec(config.size, config.size, config.fit, "none"), log=log)
     widths = pool_widths(network)
     feature_seconds = time.perf_counter() - started
     log(f"features: {network.output.shape[-1]} per image ({widths}) in {feature_seconds:.0f} s")
@@ -217,7 +221,8 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
 
 def run_screening_probe(args) -> int:
     config = ScreeningConfig(architecture=args.architecture, size=args.size, fit=args.fit, weights=args.weights,
-                             seed=args.seed)
+                             seed=args.seed,
+                             synthetic=tuple(str(Path(folder).resolve()) for folder in args.synthetic or ()))
     run_screening(args.data, args.out, config, cache=Path(args.cache) if args.cache else None, name=args.name,
                   version=args.model_version, heatmaps=args.heatmaps, n_bootstrap=args.bootstrap)
     return 0

@@ -65,3 +65,23 @@ def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Pat
             files=[s.file for s in samples],
         )
     return classes, sets, network
+
+
+def with_synthetic_features(train: FeatureSet, network, folders, classes: list[str], spec, log=print) -> FeatureSet:
+    """The train split's features with those of the GAN images of `folders` after them (source
+    "synthetic", ungraded). Not cached: they are few, and a folder's images may be redrawn."""
+    from training.synthetic_images import read_synthetic
+
+    images, labels = read_synthetic(folders, classes, spec)
+    rows = [np.asarray(network.predict_on_batch(images[i:i + 32].astype("float32")), dtype=np.float32)
+            for i in range(0, len(images), 32)]
+    features = np.concatenate(rows) if rows else np.zeros((0, train.features.shape[1]), np.float32)
+    log(f"synthetic training images: {len(images)} from {len(folders)} folder(s)")
+    return FeatureSet(
+        name=train.name,
+        features=np.concatenate([train.features, features]),
+        labels=np.concatenate([train.labels, labels]),
+        grades=np.concatenate([train.grades, np.full(len(labels), -1, train.grades.dtype)]),
+        sources=np.concatenate([train.sources, np.full(len(labels), "synthetic")]),
+        files=train.files + [f"synthetic:{i}" for i in range(len(labels))],
+    )
