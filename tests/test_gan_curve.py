@@ -85,23 +85,13 @@ def test_the_verb_is_known_with_the_issues_defaults():
     assert (args.points, args.seeds, args.scarce) == ("25,50,100,all", 5, "glaucoma,cataract")
 
 
-@pytest.fixture(autouse=False)
-def imagenet_wheel():
-    from training.classifier.import_weights import imagenet_weights
-
-    try:
-        imagenet_weights("efficientnet-lite0")
-    except UserError as err:
-        pytest.skip(str(err))
-
-
 def _rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
 
 
 @pytest.mark.slow
-def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatch, imagenet_wheel):
+def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatch, imagenet_lite0):
     import training.experiments.screening_head as screening_head
     from tests.test_screening import _graded_data
 

@@ -22,15 +22,7 @@ FROZEN = ["--classifier", "frozen-lite0", "--views", "2", "--size", "32",
           "--conditions", "none,traditional,gan,gan+traditional,filtered-gan,filtered-gan+traditional"]
 
 
-@pytest.fixture(autouse=True)
-def imagenet_wheel():
-    from retina_desktop.errors import UserError
-    from training.classifier.import_weights import imagenet_weights
-
-    try:
-        imagenet_weights("efficientnet-lite0")
-    except UserError as err:
-        pytest.skip(str(err))
+pytestmark = pytest.mark.usefixtures("imagenet_lite0")
 
 
 def _with_sources(root):
