@@ -78,11 +78,42 @@ def test_a_rerun_with_other_options_is_refused(tmp_path):
         gan_curve.start_or_check(tmp_path, CurveConfig(data="d"))
 
 
+def _fake_generator(folder: Path, counts: dict) -> Path:
+    """A generator file whose sidecar says what each of its parts learnt from (gan-combine's form)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "generator.keras"
+    path.write_bytes(b"not read by the check")
+    parts = [{"classes": [label], "provenance": {"train_images": {label: n}}} for label, n in counts.items()]
+    path.with_suffix(".json").write_text(json.dumps({
+        "kind": "conditional generator (EMA weights)", "classes": list(counts), "size": 16, "latent_dim": 8,
+        "provenance": {"parts": parts}}))
+    return path
+
+
+def test_the_shipped_generator_joins_only_when_it_learnt_from_exactly_the_train_split(tmp_path):
+    from tests.test_screening import _graded_data
+    from training.experiments.curve_plan import SHIPPED, conditions_at
+
+    root = _graded_data(tmp_path / "data", per_class=24, size=40)
+    right = _fake_generator(tmp_path / "right", {"glaucoma": 12, "normal": 12})
+    curve = gan_curve.Curve(tmp_path / "run", CurveConfig(data=str(root), scarce=("glaucoma",), points=(4, ALL),
+                                                          shipped_generator=str(right)))
+    assert curve.shipped_generator("glaucoma") == right
+    assert SHIPPED in conditions_at(curve.config, ALL) and SHIPPED not in conditions_at(curve.config, 4)
+    for counts in ({"glaucoma": 15}, {"normal": 12}):  # saw more glaucoma images than train holds; none at all
+        wrong = _fake_generator(tmp_path / f"wrong{len(str(counts))}", counts)
+        curve = gan_curve.Curve(tmp_path / "run", CurveConfig(data=str(root), scarce=("glaucoma",), points=(4, ALL),
+                                                              shipped_generator=str(wrong)))
+        with pytest.raises(UserError, match="learnt glaucoma from .* not from this train split's 12"):
+            curve.shipped_generator("glaucoma")
+
+
 def test_the_verb_is_known_with_the_issues_defaults():
     from training.cli import build_parser
 
     args = build_parser().parse_args(["gan-curve", "--data", "d", "--out", "o"])
     assert (args.points, args.seeds, args.scarce) == ("25,50,100,all", 5, "glaucoma,cataract")
+    assert args.shipped_generator == "models/generator.keras"
 
 
 def _rows(path: Path) -> list[dict]:
@@ -94,10 +125,20 @@ def _rows(path: Path) -> list[dict]:
 def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatch, imagenet_lite0):
     import training.experiments.screening_head as screening_head
     from tests.test_screening import _graded_data
+    from training.datasets import load_dataset
+    from training.experiments.curve_generators import base_generator, point_generator
 
     root = _graded_data(tmp_path / "data", per_class=24, size=40)
+    recipe = GeneratorRecipe(size=16, width=4, d_width=8, base_epochs=1, finetune_steps=2)
+    # "Shipped": a generator that learnt glaucoma from every train image, made beforehand.
+    dataset = load_dataset(root)
+    train_split = dataset.subset("train")
+    shipped_base = base_generator(dataset, train_split, ("glaucoma",), 12, recipe, tmp_path / "shipped" / "base",
+                                  str(root), "fundus", log=lambda *a: None)
+    shipped = point_generator(dataset, train_split, "glaucoma", 12, shipped_base, recipe, tmp_path / "shipped" / "g",
+                              str(root), "fundus", log=lambda *a: None)
     config = CurveConfig(data=str(root), scarce=("glaucoma",), points=(4, ALL), seeds=2, added=6, size=32,
-                         recipe=GeneratorRecipe(size=16, width=4, d_width=8, base_epochs=1, finetune_steps=2))
+                         recipe=recipe, shipped_generator=str(shipped))
     fits = []
     real_fit = screening_head.fit_head
 
@@ -119,11 +160,13 @@ def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatc
     assert len(_rows(out / "gan" / "glaucoma" / "all" / "trained_on.csv")) == len(glaucoma)
 
     index = sorted({r["label"] for r in train}).index("glaucoma")
-    # real (1 seed) + 3 conditions x 2 seeds, at 2 points: the class holds the point's real
-    # images, plus 6 added (ungraded) ones in every condition but real.
-    fits = fits[:2 * (1 + 3 * 2)]  # the search's fits follow
+    # real (1 seed) + 3 conditions x 2 seeds, at 2 points, and the shipped generator's 2 seeds
+    # at "all": the class holds the point's real images, plus 6 added (ungraded) ones in every
+    # condition but real.
+    fits = fits[:2 * (1 + 3 * 2) + 2]  # the search's fits follow
     counts = sorted(int((labels == index).sum()) for labels, _ in fits)
-    assert counts == sorted([4] + [10] * 6 + [len(glaucoma)] + [len(glaucoma) + 6] * 6)
+    assert counts == sorted([4] + [10] * 6 + [len(glaucoma)] + [len(glaucoma) + 6] * 8)
+    assert "shipped-gan" in summary["glaucoma"]["all"]["all"] and "shipped-gan" not in summary["glaucoma"]["4"]["all"]
     assert "gan - traditional" in summary["glaucoma"]["4"]["all"]["differences"]
     # The most promising cell is confirmed with the head searched on val: 3 seeds x 2 conditions.
     assert len(list((out / "cells-searched").rglob("seed*.npz"))) == 6

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--added", type=int, default=250, help="images each condition but 'real' adds")
     parser.add_argument("--base-epochs", type=int, default=8, help="epochs of the base GAN (from random weights)")
     parser.add_argument("--finetune-steps", type=int, default=300, help="steps of each point's one-class fine-tune")
+    parser.add_argument("--shipped-generator", default="models/generator.keras",
+                        help="also add this generator's images at the point of every real image ('' for none); "
+                             "refused unless its record shows it learnt from exactly the train split's images")
     parser.add_argument("--report", help="folder for report.md, curves.png and summary.json (default: --out)")
 
 

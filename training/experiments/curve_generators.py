@@ -44,6 +44,7 @@ class GeneratorRecipe:
     finetune_steps: int = 300  # the shipped glaucoma fine-tune's chosen step (20 epochs of 15)
     finetune_g_learning_rate: float = 1e-4
     finetune_d_learning_rate: float = 8e-4
+    finetune_d_width: int = 0  # the shipped fine-tunes' fresh discriminator: as wide as the generator
 
     def spec(self):
         from retina_desktop.outputs.records import InputSpec
@@ -120,7 +121,7 @@ def point_generator(dataset, train, label: str, n: int, base: Path, recipe: Gene
     rows = max(len(samples), MIN_EPOCH_ROWS)
     steps_per_epoch = max(1, rows // 16)
     config = _started_config(out, GanConfig(
-        size=recipe.size, width=recipe.width, d_width=recipe.d_width, loss="hinge",
+        size=recipe.size, width=recipe.width, d_width=recipe.finetune_d_width, loss="hinge",
         g_learning_rate=recipe.finetune_g_learning_rate, d_learning_rate=recipe.finetune_d_learning_rate,
         epochs=max(1, round(recipe.finetune_steps / steps_per_epoch)), seed=0, labels=(label,),
         init_generator=str(base)))

@@ -12,6 +12,9 @@ from retina_desktop.errors import UserError
 from training.experiments.curve_generators import GeneratorRecipe
 
 CONDITIONS = ("real", "traditional", "gan", "both")
+# The shipped generator learnt from every training image, so it may join only the point that
+# holds every real image.
+SHIPPED = "shipped-gan"
 CONFIG_FILE = "curve.json"
 ALL = 0  # the point that keeps every real image of the class
 
@@ -28,9 +31,15 @@ class CurveConfig:
     C: float = 0.001  # the shipped head's settings (models/config.json "chosen")
     referable_weight: float = 3.0
     mild_weight: float = 0.25
+    shipped_generator: str = ""  # also judge this generator at the point of every real image
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def conditions_at(config: CurveConfig, n: int) -> tuple[str, ...]:
+    """The conditions fitted at point `n`."""
+    return CONDITIONS + ((SHIPPED,) if config.shipped_generator and n == ALL else ())
 
 
 def point_name(n: int) -> str:
@@ -55,4 +64,5 @@ def command_line(config: CurveConfig, out: str | Path) -> str:
     points = ",".join(point_name(n) for n in config.points)
     return (f"python -m training gan-curve --data {config.data} --out {out} --scarce {','.join(config.scarce)} "
             f"--points {points} --seeds {config.seeds} --added {config.added} "
-            f"--base-epochs {config.recipe.base_epochs} --finetune-steps {config.recipe.finetune_steps}")
+            f"--base-epochs {config.recipe.base_epochs} --finetune-steps {config.recipe.finetune_steps}"
+            + (f" --shipped-generator {config.shipped_generator}" if config.shipped_generator else ""))

@@ -79,7 +79,7 @@ def verdict(ci: list[float]) -> str:
 
 def summarise(curve, probs: dict) -> dict:
     """Every figure of the curve: {label: {point: {...}}}, per source too."""
-    from training.experiments.curve_plan import CONDITIONS, point_name
+    from training.experiments.curve_plan import SHIPPED, conditions_at, point_name
 
     config = curve.config
     test = curve.sets()["test"]
@@ -93,14 +93,16 @@ def summarise(curve, probs: dict) -> dict:
         out[label] = {}
         for n in config.points:
             entry: dict = {"real_images": len(curve.real_images(label, n))}
+            conditions = conditions_at(config, n)
+            comparisons = COMPARISONS + (((SHIPPED, "traditional"), (SHIPPED, "real")) if SHIPPED in conditions else ())
             for scope, rows in scopes.items():
                 positive = positive_all[rows]
                 draws = resamples(positive)
                 seeds = {c: seed_figures([probs[(label, n, c, s)][rows, index] for s in
                                           range(1 if c == "real" else config.seeds)], positive, draws)
-                         for c in CONDITIONS}
+                         for c in conditions}
                 part: dict = {"positives": int(positive.sum()), "negatives": int((~positive).sum())}
-                for c in CONDITIONS:
+                for c in conditions:
                     part[c] = {m: {"value": round(float(seeds[c][m][0]), 4), "ci": interval(seeds[c][m][1:])}
                                for m in METRICS}
                     if c != "real":
@@ -109,7 +111,7 @@ def summarise(curve, probs: dict) -> dict:
                                         for s in range(config.seeds)]
                             part[c][m]["seed_std"] = round(float(np.std(per_seed)), 4)
                 part["differences"] = {}
-                for a, b in COMPARISONS:
+                for a, b in comparisons:
                     part["differences"][f"{a} - {b}"] = {}
                     for m in METRICS:
                         delta = seeds[a][m] - seeds[b][m]
@@ -154,12 +156,12 @@ def plot_curves(summary: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from training.experiments.curve_plan import CONDITIONS
+    from training.experiments.curve_plan import CONDITIONS, SHIPPED
 
     labels = list(summary)
     figure = Figure(figsize=(9, 3.4 * len(labels)), dpi=110)
     FigureCanvasAgg(figure)
-    colours = {"real": "#7f7f7f", "traditional": "#4c72b0", "gan": "#dd8452", "both": "#55a868"}
+    colours = {"real": "#7f7f7f", "traditional": "#4c72b0", "gan": "#dd8452", "both": "#55a868", SHIPPED: "#c44e52"}
     for row, label in enumerate(labels):
         points = summary[label]
         xs = np.array([points[p]["real_images"] for p in points], dtype=float)
@@ -171,6 +173,12 @@ def plot_curves(summary: dict, path: Path) -> None:
                 cis = np.array([points[p]["all"][condition][metric]["ci"] for p in points])
                 axes.errorbar(xs * shift, values, yerr=[values - cis[:, 0], cis[:, 1] - values], marker="o",
                               markersize=4, capsize=3, color=colours[condition], label=condition)
+            shipped = [(x, points[p]["all"][SHIPPED][metric]) for x, p in zip(xs, points, strict=True)
+                       if SHIPPED in points[p]["all"]]
+            for x, value in shipped:  # one point: the shipped generator at every real image
+                axes.errorbar([x * 1.06], [value["value"]], yerr=[[value["value"] - value["ci"][0]],
+                              [value["ci"][1] - value["value"]]], marker="D", markersize=5, capsize=3,
+                              color=colours[SHIPPED], label=SHIPPED, linestyle="none")
             axes.set_xscale("log")
             axes.set_xticks(xs, [str(int(x)) for x in xs])
             axes.minorticks_off()
@@ -220,9 +228,10 @@ def _signed(entry: dict) -> str:
 
 
 def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name: str) -> str:
-    from training.experiments.curve_plan import CONDITIONS
+    from training.experiments.curve_plan import CONDITIONS, SHIPPED
 
     config = curve.config
+    columns = CONDITIONS + ((SHIPPED,) if config.shipped_generator else ())
     lines = [
         "# Does GAN data help the shipped fundus recipe? The learning curve (issue #36)",
         "",
@@ -239,6 +248,9 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
         f"- Each condition but `real` adds {config.added} images of the class: augmented views"
         " (`traditional`), GAN images (`gan`), or half of each (`both`);",
         f"  {config.seeds} seeds, each a draw of those images from pools of {2 * config.added}.",
+        *([f"- `{SHIPPED}`: the same number of images from the shipped generator (`{config.shipped_generator}`),"
+           " at the point of every real image only: it learnt from every training image of the class."]
+          if config.shipped_generator else []),
         "- Figures: the seeds' mean, with a 95% bootstrap interval over test images"
         f" ({N_BOOTSTRAP} resamples, within the class and within the rest).",
         "- Verdict of a difference: helps / hurts when its interval excludes 0; no effect when it lies"
@@ -257,11 +269,11 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
         lines += [f"## {label.replace('_', ' ')}", ""]
         for metric in METRICS:
             lines += [f"### {HEADINGS[metric]}, whole test split", "",
-                      "| real images | " + " | ".join(CONDITIONS) + " |",
-                      "|---" * (len(CONDITIONS) + 1) + "|"]
+                      "| real images | " + " | ".join(columns) + " |",
+                      "|---" * (len(columns) + 1) + "|"]
             for entry in points.values():
-                lines.append(f"| {entry['real_images']} | "
-                             + " | ".join(_cell(entry["all"][c][metric]) for c in CONDITIONS) + " |")
+                lines.append(f"| {entry['real_images']} | " + " | ".join(
+                    _cell(entry["all"][c][metric]) if c in entry["all"] else "–" for c in columns) + " |")
             lines.append("")
         lines += ["### Paired differences (seed means, 95% bootstrap interval, verdict)", "",
                   "| real images | comparison | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",

@@ -42,7 +42,16 @@ import numpy as np
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from training.experiments.curve_generators import GeneratorRecipe, base_generator, nested_order, point_generator
-from training.experiments.curve_plan import ALL, CONDITIONS, CONFIG_FILE, CurveConfig, parse_points, point_name
+from training.experiments.curve_plan import (
+    ALL,
+    CONDITIONS,
+    CONFIG_FILE,
+    SHIPPED,
+    CurveConfig,
+    conditions_at,
+    parse_points,
+    point_name,
+)
 
 __all__ = ["ALL", "CONDITIONS", "CONFIG_FILE", "Curve", "CurveConfig", "parse_points", "run_curve", "start_or_check"]
 
@@ -84,24 +93,46 @@ class Curve:
         return point_generator(self.dataset, self.train, label, len(self.real_images(label, n)), base, recipe,
                                self.out / "gan" / label / point_name(n), data, "fundus", log=self.log)
 
-    def gan_pool(self, label: str, n: int) -> np.ndarray:
-        """2 x `added` GAN images of the point, fitted to the classifier's input as real ones are."""
+    def gan_pool(self, label: str, n: int, kind: str = "gan") -> np.ndarray:
+        """2 x `added` GAN images of the point (`kind` "gan": its own generator; "shipped-gan": the
+        shipped one, at the point of every real image), fitted to the classifier's input as real
+        images are."""
         from retina_desktop.imaging.decode import load_image
         from retina_desktop.imaging.preprocessing import fit_image
         from training.gan.generator_file import load_generator
         from training.gan.synthesize import synthesize
 
-        folder = self.out / "pools" / label / point_name(n) / "gan"
+        folder = self.out / "pools" / label / point_name(n) / kind
         wanted = 2 * self.config.added
         manifest = folder / "manifest.csv"
         if manifest.is_file() and len(manifest.read_text().splitlines()) == wanted + 1:
             paths = sorted(folder.glob("*.png"))
         else:
-            generator_path = self.generator(label, n)
-            generator, _ = load_generator(generator_path)
+            generator_path = self.generator(label, n) if kind == "gan" else self.shipped_generator(label)
+            generator, sidecar = load_generator(generator_path)
             self.log(f"{label} at {point_name(n)}: drawing {wanted} GAN images")
-            paths = synthesize(generator, [label], label, wanted, folder, seed=0, generator_path=generator_path)
+            paths = synthesize(generator, list(sidecar["classes"]), label, wanted, folder, seed=0,
+                               generator_path=generator_path)
         return np.stack([fit_image(load_image(p).rgb, self.spec()) for p in paths])
+
+    def shipped_generator(self, label: str) -> Path:
+        """The shipped generator, once its record shows it learnt `label` from as many images as
+        this train split holds: then it saw no image that the point of every image holds back."""
+        from retina_desktop.synthesis.generator_runtime import read_generator_info
+
+        path = Path(self.config.shipped_generator)
+        if not path.is_file():
+            raise UserError(f"--shipped-generator {path}: no such file")
+        info = read_generator_info(path)
+        provenance = info.sidecar.get("provenance", {})
+        parts = provenance.get("parts") or [{"classes": info.classes, "provenance": provenance}]
+        counts = [part.get("provenance", {}).get("train_images", {}).get(label) for part in parts
+                  if label in part.get("classes", [])]
+        have = sum(s.label == label for s in self.train)
+        if counts != [have]:
+            raise UserError(f"--shipped-generator {path}: its record says it learnt {label} from {counts or 'no'} "
+                            f"images, not from this train split's {have}")
+        return path
 
     def spec(self):
         from retina_desktop.outputs.records import InputSpec
@@ -131,10 +162,7 @@ class Curve:
             with np.load(path) as stored:
                 return stored["features"]
         self.sets()
-        if kind == "gan":
-            images = self.gan_pool(label, n)
-        else:
-            images = self.augmented_pool(label, n)
+        images = self.augmented_pool(label, n) if kind == "views" else self.gan_pool(label, n, kind)
         from tqdm import tqdm
 
         rows = []
@@ -221,7 +249,7 @@ class Curve:
             return np.zeros((0, 0), np.float32)
         count = self.config.added
         rng = np.random.default_rng([seed, zlib.crc32(f"{label}|{n}|{condition}".encode())])
-        parts = {"traditional": [("views", count)], "gan": [("gan", count)],
+        parts = {"traditional": [("views", count)], "gan": [("gan", count)], SHIPPED: [(SHIPPED, count)],
                  "both": [("gan", count // 2), ("views", count - count // 2)]}[condition]
         chosen = []
         for kind, k in parts:
@@ -290,11 +318,11 @@ def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, lo
     clock.save()
     for label in config.scarce:
         for n in config.points:
-            for kind in ("gan", "views"):
+            for kind in ("gan", "views") + ((SHIPPED,) if SHIPPED in conditions_at(config, n) else ()):
                 curve.pool_features(label, n, kind)
                 clock.save()
     cells = [(label, n, condition, seed) for label in config.scarce for n in config.points
-             for condition in CONDITIONS for seed in range(1 if condition == "real" else config.seeds)]
+             for condition in conditions_at(config, n) for seed in range(1 if condition == "real" else config.seeds)]
     probs = {}
     for cell in tqdm(cells, desc="fits", unit="fit"):
         probs[cell] = curve.fit_cell(*cell)
@@ -319,7 +347,7 @@ def run_gan_curve(args) -> int:
     recipe = GeneratorRecipe(base_epochs=args.base_epochs, finetune_steps=args.finetune_steps)
     scarce = tuple(s.strip() for s in args.scarce.split(",") if s.strip())
     config = CurveConfig(data=str(args.data), scarce=scarce, points=parse_points(args.points), seeds=args.seeds,
-                         added=args.added, recipe=recipe)
+                         added=args.added, recipe=recipe, shipped_generator=args.shipped_generator)
     if config.seeds < 1 or config.added < 2:
         raise UserError("--seeds must be 1 or more and --added 2 or more")
     run_curve(Path(args.out), config, Path(args.report) if args.report else None)
