@@ -87,3 +87,11 @@ def test_cluster_options_without_distribute_are_refused(tmp_path, capsys):
                  "--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "0"]) == 1
     assert "need --distribute" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_trainer_says_the_same_line_of_how_it_spreads():
+    from training.distribute import Placement
+
+    assert Placement(devices=8).describe() == "data parallel over 8 devices"
+    assert Placement(process_id=1, processes=2, devices=4).describe() == \
+        "data parallel over 4 devices in 2 processes (this is process 1)"

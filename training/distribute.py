@@ -78,6 +78,11 @@ class Placement:
     processes: int = 1
     devices: int = 1
 
+    def describe(self) -> str:
+        """The line a trainer prints when it spreads its batches."""
+        return (f"data parallel over {self.devices} devices"
+                + (f" in {self.processes} processes (this is process {self.process_id})" if self.processes > 1 else ""))
+
 
 _placement = Placement()
 

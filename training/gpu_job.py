@@ -150,7 +150,7 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
     if distribute:
         from training import distribute as spread
 
-        log(f"data parallel over {spread.use_devices(config.batch_size).devices} devices")
+        log(spread.use_devices(config.batch_size).describe())
     import jax
 
     log(f"Keras {keras.__version__} on {keras_backend()}; devices: {', '.join(str(d) for d in jax.devices())}")

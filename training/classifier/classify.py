@@ -88,9 +88,7 @@ def run_classify(args) -> int:
         # Each process would otherwise train the whole run alone and write the same --out.
         raise UserError("--coordinator, --num-processes and --process-id (or KERAS_DISTRIBUTION_*) need --distribute")
     if getattr(args, "distribute", False):
-        place = distribute.use_devices(config.batch_size, cluster)
-        print(f"data parallel over {place.devices} devices"
-              + (f" in {place.processes} processes (this is process {place.process_id})" if place.processes > 1 else ""))
+        print(distribute.use_devices(config.batch_size, cluster).describe())
     # One process of a distributed run writes and reports; the others train alongside it.
     writer = distribute.is_writer()
     say = print if writer else _quiet

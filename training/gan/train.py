@@ -116,7 +116,7 @@ def run_gan(args) -> int:
     if args.distribute:
         from training.distribute import use_devices
 
-        print(f"data parallel over {use_devices(config.batch_size).devices} devices")
+        print(use_devices(config.batch_size).describe())
     gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after,
                            epoch_callbacks_before_checkpoint=kept)
     if state.epoch < config.epochs:

@@ -93,7 +93,7 @@ def run_pix2pix(args) -> int:
     if args.distribute:
         from training.distribute import use_devices
 
-        print(f"data parallel over {use_devices(config.batch_size).devices} devices")
+        print(use_devices(config.batch_size).describe())
 
     model, state = train_pix2pix(config, sources, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
     if state.epoch < config.epochs:
