@@ -183,3 +183,13 @@ def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatc
     assert "over 2 call(s)" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="other options"):
         gan_curve.run_curve(out, CurveConfig(**{**config.__dict__, "seeds": 3}), log=lambda *a: None)
+
+
+def test_the_cell_to_confirm_is_the_largest_gain_of_either_gan_condition():
+    def entry(gan, both):
+        differences = {f"{c} - traditional": {"sensitivity": {"value": v}, "auc": {"value": 0.0}}
+                       for c, v in (("gan", gan), ("both", both))}
+        return {"all": {"differences": differences}}
+
+    summary = {"glaucoma": {"25": entry(0.01, 0.04), "50": entry(-0.01, 0.05)}, "cataract": {"25": entry(0.02, 0.0)}}
+    assert curve_report.most_promising(summary) == ("glaucoma", "50", "both")

@@ -6,9 +6,9 @@ marks that `synthesize` writes into its PNG text, so that a folder of patient ph
 val or test image among them) cannot be slipped in as "synthetic", and so that what a model
 trained on is named in its record.
 
-Whether they help is measured, not assumed: the learning curve of issue #36
-(docs/experiments/gan-curve-fundus/report.md) found that the shipped recipe does not gain from
-them, so no default adds any.
+Whether they help is measured, not assumed: on the learning curve of issue #36
+(docs/experiments/gan-curve-fundus/report.md) the shipped recipe did not gain from them with
+every real image of a class, so no default adds any.
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def _train_and_save(dataset, samples, gan_config, folder: Path, data: str, modal
     if repeat_to and len(images) < repeat_to:  # a longer epoch of the same images, drawn alike
         reps = math.ceil(repeat_to / len(images))
         images, labels = np.tile(images, (reps, 1, 1, 1)), np.tile(labels, reps)
-    log(f"GAN {folder.name}: {gan_config.epochs} epochs on {sum(counts.values())} images "
+    name = folder.name if folder.name == "base" else f"{folder.parent.name} {folder.name}"
+    log(f"GAN {name}: {gan_config.epochs} epochs on {sum(counts.values())} images "
         f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
     gan, state = train_gan(gan_config, images, labels, folder, resume=True, verbose=0, log=log)
     args = SimpleNamespace(modality=modality, fit=fit, data=data)
@@ -95,7 +96,7 @@ def _train_and_save(dataset, samples, gan_config, folder: Path, data: str, modal
                                 state.seconds)
     sidecar["provenance"]["trained_on"] = "trained_on.csv (only images the point's classifiers also see)"
     save_generator(gan.ema_generator, path, sidecar)
-    log(f"GAN {folder.name}: {state.seconds / 60:.1f} min")
+    log(f"GAN {name}: {state.seconds / 60:.1f} min")
     return path
 
 

@@ -328,14 +328,14 @@ def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, lo
         probs[cell] = curve.fit_cell(*cell)
         clock.save()
     summary = summarise(curve, probs)
-    label, point = most_promising(summary)
+    label, point, promising = most_promising(summary)
     n = next(n for n in config.points if point_name(n) == point)
     searched = {}
-    for condition in ("traditional", "gan"):
+    for condition in ("traditional", promising):
         for seed in range(CONFIRM_SEEDS):
             searched[(condition, seed)] = curve.fit_cell(label, n, condition, seed, searched=True)
             clock.save()
-    confirmed = confirmation(curve, label, point, searched, CONFIRM_SEEDS)
+    confirmed = confirmation(curve, label, point, promising, searched, CONFIRM_SEEDS)
     write_report(curve, summary, confirmed, report_dir or out, clock, log=log)
     clock.save()
     log(f"learning curve: {len(cells)} fits; {clock.total() / 60:.1f} min in all over {clock.calls} call(s), "
