@@ -162,15 +162,11 @@ class Curve:
             with np.load(path) as stored:
                 return stored["features"]
         self.sets()
-        images = self.augmented_pool(label, n) if kind == "views" else self.gan_pool(label, n, kind)
-        from tqdm import tqdm
+        from training.experiments.screening_features import network_features
 
-        rows = []
-        for start in tqdm(range(0, len(images), 32), desc=f"{label} {point_name(n)} {kind} features",
-                          unit="batch", leave=False):
-            batch = images[start:start + 32].astype("float32")
-            rows.append(np.asarray(self._network.predict_on_batch(batch), dtype=np.float32)[:, self._columns])
-        features = np.concatenate(rows)
+        images = self.augmented_pool(label, n) if kind == "views" else self.gan_pool(label, n, kind)
+        features = network_features(self._network, images, desc=f"{label} {point_name(n)} {kind} features")
+        features = features[:, self._columns]
         atomic_save(path, lambda tmp: np.savez(tmp, features=features))
         return features
 

@@ -96,11 +96,20 @@ def pool_columns(widths: dict[str, int], chosen: tuple[str, ...]) -> np.ndarray:
     return np.concatenate(columns)
 
 
+def network_features(network, images: np.ndarray, *, batch_size: int = 32, desc: str = "features") -> np.ndarray:
+    """(n, d) float32 features of uint8 images (n x h x w x 3), in batches with a progress bar."""
+    from tqdm import tqdm
+
+    rows = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
+        batch = images[start : start + batch_size].astype("float32")
+        rows.append(np.asarray(network.predict_on_batch(batch), dtype=np.float32))
+    return np.concatenate(rows) if rows else np.zeros((0, network.output.shape[-1]), np.float32)
+
+
 def cached_features(network, images_of, key: str, cache: Path, *, batch_size: int = 32, desc: str = "features"):
     """Features of the images `images_of()` returns (uint8, n x h x w x 3), kept in
     `cache/<key>.npz` so that a second run reads them instead of running the network."""
-    from tqdm import tqdm
-
     from retina_desktop.atomic import atomic_save
 
     path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npz"
@@ -108,12 +117,7 @@ def cached_features(network, images_of, key: str, cache: Path, *, batch_size: in
         with np.load(path) as stored:
             if str(stored["key"]) == key:
                 return stored["features"]
-    images = images_of()
-    rows = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
-        batch = images[start : start + batch_size].astype("float32")
-        rows.append(np.asarray(network.predict_on_batch(batch), dtype=np.float32))
-    features = np.concatenate(rows) if rows else np.zeros((0, network.output.shape[-1]), np.float32)
+    features = network_features(network, images_of(), batch_size=batch_size, desc=desc)
     cache.mkdir(parents=True, exist_ok=True)
     atomic_save(path, lambda tmp: np.savez(tmp, key=np.array(key), features=features))
     return features

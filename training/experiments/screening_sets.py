@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.experiments.screening_features import Backbone, cached_features, feature_network
+from training.experiments.screening_features import Backbone, cached_features, feature_network, network_features
 
 FIT_SPLITS = ("train", "val", "test")
 
@@ -73,9 +73,7 @@ def with_synthetic_features(train: FeatureSet, network, folders, classes: list[s
     from training.synthetic_images import read_synthetic
 
     images, labels = read_synthetic(folders, classes, spec)
-    rows = [np.asarray(network.predict_on_batch(images[i:i + 32].astype("float32")), dtype=np.float32)
-            for i in range(0, len(images), 32)]
-    features = np.concatenate(rows) if rows else np.zeros((0, train.features.shape[1]), np.float32)
+    features = network_features(network, images, desc="synthetic features")
     log(f"synthetic training images: {len(images)} from {len(folders)} folder(s)")
     return FeatureSet(
         name=train.name,
