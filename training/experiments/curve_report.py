@@ -53,14 +53,24 @@ def resamples(positive: np.ndarray, n: int = N_BOOTSTRAP, seed: int = 0) -> np.n
 
 
 def seed_figures(runs: list[np.ndarray], positive: np.ndarray, draws: np.ndarray) -> dict[str, np.ndarray]:
-    """{metric: (1 + n_draws,) seed-mean figure}: on the test images as they are, then per resample."""
-    out = {m: np.zeros(1 + len(draws)) for m in METRICS}
-    for scores in runs:
-        rows = [figures(positive, scores)] + [figures(positive[d], scores[d]) for d in draws]
-        values = np.array(rows)
-        for i, m in enumerate(METRICS):
-            out[m] += values[:, i] / len(runs)
-    return out
+    """{metric: (seeds, 1 + n_draws)}: each seed's figure on the test images as they are, then per
+    resample."""
+    values = np.array([[figures(positive, scores)] + [figures(positive[d], scores[d]) for d in draws]
+                       for scores in runs])  # (seeds, 1 + n_draws, metrics)
+    return {m: values[:, :, i] for i, m in enumerate(METRICS)}
+
+
+def seed_mean(per_seed: np.ndarray) -> dict:
+    """The seeds' mean figure with its bootstrap interval."""
+    mean = per_seed.mean(axis=0)
+    return {"value": round(float(mean[0]), 4), "ci": interval(mean[1:])}
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> dict:
+    """Seed-mean figure of `a` less `b`, paired through the same resamples, with its verdict."""
+    delta = a.mean(axis=0) - b.mean(axis=0)
+    ci = interval(delta[1:])
+    return {"value": round(float(delta[0]), 4), "ci": ci, "verdict": verdict(ci)}
 
 
 def interval(values: np.ndarray) -> list[float]:
@@ -90,34 +100,25 @@ def summarise(curve, probs: dict) -> dict:
         scopes = {"all": np.ones(len(test.labels), bool)}
         for source in sorted(set(test.sources[positive_all])):
             scopes[str(source)] = test.sources == source
+        # (rows, the class among them, resamples): the same at every point of the curve
+        scopes = {scope: (rows, positive_all[rows], resamples(positive_all[rows])) for scope, rows in scopes.items()}
         out[label] = {}
         for n in config.points:
             entry: dict = {"real_images": len(curve.real_images(label, n))}
             conditions = conditions_at(config, n)
             comparisons = COMPARISONS + (((SHIPPED, "traditional"), (SHIPPED, "real")) if SHIPPED in conditions else ())
-            for scope, rows in scopes.items():
-                positive = positive_all[rows]
-                draws = resamples(positive)
+            for scope, (rows, positive, draws) in scopes.items():
                 seeds = {c: seed_figures([probs[(label, n, c, s)][rows, index] for s in
                                           range(1 if c == "real" else config.seeds)], positive, draws)
                          for c in conditions}
                 part: dict = {"positives": int(positive.sum()), "negatives": int((~positive).sum())}
                 for c in conditions:
-                    part[c] = {m: {"value": round(float(seeds[c][m][0]), 4), "ci": interval(seeds[c][m][1:])}
-                               for m in METRICS}
+                    part[c] = {m: seed_mean(seeds[c][m]) for m in METRICS}
                     if c != "real":
                         for m in METRICS:
-                            per_seed = [figures(positive, probs[(label, n, c, s)][rows, index])[METRICS.index(m)]
-                                        for s in range(config.seeds)]
-                            part[c][m]["seed_std"] = round(float(np.std(per_seed)), 4)
-                part["differences"] = {}
-                for a, b in comparisons:
-                    part["differences"][f"{a} - {b}"] = {}
-                    for m in METRICS:
-                        delta = seeds[a][m] - seeds[b][m]
-                        ci = interval(delta[1:])
-                        part["differences"][f"{a} - {b}"][m] = {
-                            "value": round(float(delta[0]), 4), "ci": ci, "verdict": verdict(ci)}
+                            part[c][m]["seed_std"] = round(float(np.std(seeds[c][m][:, 0])), 4)
+                part["differences"] = {f"{a} - {b}": {m: difference(seeds[a][m], seeds[b][m]) for m in METRICS}
+                                       for a, b in comparisons}
                 entry[scope] = part
             out[label][point_name(n)] = entry
     return out
@@ -150,12 +151,8 @@ def confirmation(curve, label: str, point: str, condition: str, probs: dict, see
                   for c in ("traditional", condition)}
     out: dict = {"class": label, "point": point, "condition": condition, "seeds": seeds}
     for c, values in figures_of.items():
-        out[c] = {m: {"value": round(float(values[m][0]), 4), "ci": interval(values[m][1:])} for m in METRICS}
-    out["difference"] = {}
-    for m in METRICS:
-        delta = figures_of[condition][m] - figures_of["traditional"][m]
-        ci = interval(delta[1:])
-        out["difference"][m] = {"value": round(float(delta[0]), 4), "ci": ci, "verdict": verdict(ci)}
+        out[c] = {m: seed_mean(values[m]) for m in METRICS}
+    out["difference"] = {m: difference(figures_of[condition][m], figures_of["traditional"][m]) for m in METRICS}
     return out
 
 
