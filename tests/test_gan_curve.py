@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from retina_desktop.errors import UserError
+from training.datasets import drawn_order
 from training.experiments import curve_report, gan_curve
-from training.experiments.curve_generators import GeneratorRecipe, nested_order
+from training.experiments.curve_generators import GeneratorRecipe
 from training.experiments.gan_curve import ALL, CurveConfig
 
 
@@ -29,10 +30,10 @@ class _Sample:
 def test_points_are_nested_and_depend_on_the_file_names_only():
     samples = [_Sample(f"glaucoma/{i:03d}.png", "glaucoma") for i in range(120)]
     samples += [_Sample(f"normal/{i:03d}.png", "normal") for i in range(30)]
-    order = nested_order(samples, "glaucoma")
+    order = drawn_order(samples, "glaucoma")
     assert len(order) == 120 and {s.label for s in order} == {"glaucoma"}
     shuffled = [samples[i] for i in np.random.default_rng(3).permutation(len(samples))]
-    assert [s.file for s in nested_order(shuffled, "glaucoma")] == [s.file for s in order]
+    assert [s.file for s in drawn_order(shuffled, "glaucoma")] == [s.file for s in order]
     assert {s.file for s in order[:25]} <= {s.file for s in order[:50]} <= {s.file for s in order[:100]}
     assert [s.file for s in order[:25]] != sorted(s.file for s in order[:25])  # drawn, not the first names
 

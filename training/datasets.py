@@ -160,6 +160,17 @@ def _read_grades(root: Path, grades_file: Path) -> tuple[dict[str, int | None], 
         return grades, groups
 
 
+def drawn_order(samples: list[Sample], label: str, seed: int = 0) -> list[Sample]:
+    """The samples of `label` in a reproducible random order: the first n of it are a draw of n,
+    and every smaller draw is inside every larger one. Depends only on (seed, label, file names),
+    not on the order the samples come in."""
+    import zlib
+
+    members = sorted((s for s in samples if s.label == label), key=lambda s: s.file)
+    rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+    return [members[i] for i in rng.permutation(len(members))]
+
+
 def grades_of(samples: list[Sample]) -> np.ndarray:
     """Each sample's ICDR grade as an int array, UNGRADED (-1) where the data gives none."""
     return np.array([UNGRADED if s.grade is None else s.grade for s in samples], dtype=np.int64)

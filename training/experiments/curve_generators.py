@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from retina_desktop.atomic import atomic_write
+from training.datasets import drawn_order
 
 GENERATOR_FILE = "generator.keras"
 # A fine-tune epoch holds at least this many draws, so that a 25-image class does not end an
@@ -50,17 +51,6 @@ class GeneratorRecipe:
         from retina_desktop.outputs.records import InputSpec
 
         return InputSpec(self.size, self.size, self.fit, "none")
-
-
-def nested_order(samples, label: str, seed: int = 0) -> list:
-    """The train images of `label` in the curve's order: a point of n images takes the first n,
-    so every smaller point's images are inside every larger point's. Depends only on (seed,
-    label, file names)."""
-    import zlib
-
-    members = sorted((s for s in samples if s.label == label), key=lambda s: s.file)
-    rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
-    return [members[i] for i in rng.permutation(len(members))]
 
 
 def _train_and_save(dataset, samples, gan_config, folder: Path, data: str, modality: str, fit: str,
@@ -105,7 +95,7 @@ def base_generator(dataset, train, scarce: tuple[str, ...], smallest: int, recip
     """The four-class base: the train split with each scarce class cut to the smallest point."""
     from training.gan.trainer import GanConfig
 
-    kept = {s.file for label in scarce for s in nested_order(train, label)[:smallest]}
+    kept = {s.file for label in scarce for s in drawn_order(train, label)[:smallest]}
     samples = [s for s in train if s.label not in scarce or s.file in kept]
     config = _started_config(out, GanConfig(
         size=recipe.size, width=recipe.width, d_width=recipe.d_width, loss="hinge", epochs=recipe.base_epochs,
@@ -118,7 +108,7 @@ def point_generator(dataset, train, label: str, n: int, base: Path, recipe: Gene
     """`label` alone, fine-tuned from the base on the point's n real images."""
     from training.gan.trainer import GanConfig
 
-    samples = nested_order(train, label)[:n]
+    samples = drawn_order(train, label)[:n]
     rows = max(len(samples), MIN_EPOCH_ROWS)
     steps_per_epoch = max(1, rows // 16)
     config = _started_config(out, GanConfig(

@@ -41,7 +41,8 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
-from training.experiments.curve_generators import GeneratorRecipe, base_generator, nested_order, point_generator
+from training.datasets import drawn_order
+from training.experiments.curve_generators import GeneratorRecipe, base_generator, point_generator
 from training.experiments.curve_plan import (
     ALL,
     CONDITIONS,
@@ -83,7 +84,7 @@ class Curve:
         return min(sizes) if sizes else min(sum(s.label == c for s in self.train) for c in self.config.scarce)
 
     def real_images(self, label: str, n: int) -> list:
-        order = nested_order(self.train, label)
+        order = drawn_order(self.train, label)
         return order if n == ALL else order[:n]
 
     def generator(self, label: str, n: int) -> Path:

@@ -39,13 +39,13 @@ import os
 import platform
 import shutil
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
+from training.datasets import drawn_order
 from training.experiments.report import write_report
 from training.experiments.runs import (
     CONDITIONS,
@@ -145,14 +145,13 @@ def scarce_cut(dataset, scarce: tuple[str, ...], n: int, seed: int = 0) -> list:
     train = dataset.subset("train")
     kept: set[str] = set()
     for label in scarce:
-        members = sorted((s.file for s in train if s.label == label))
+        members = drawn_order(train, label, seed)
         if n >= len(members):
             raise UserError(
                 f"--scarce-n {n}: the train split of {dataset.root} has only {len(members)} {label} "
                 "images, so the cut setting would not cut; choose a smaller --scarce-n"
             )
-        rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
-        kept.update(members[i] for i in rng.permutation(len(members))[:n])
+        kept.update(s.file for s in members[:n])
     return [s for s in train if s.label not in scarce or s.file in kept]
 
 
