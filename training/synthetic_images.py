@@ -58,13 +58,14 @@ def read_synthetic(folders, classes: list[str], spec) -> tuple[np.ndarray, np.nd
 
     from retina_desktop.imaging.decode import load_image
     from retina_desktop.imaging.preprocessing import fit_image
+    from retina_desktop.synthesis.samples import is_marked_synthetic
 
     files = [item for folder in folders for item in synthetic_files(folder, classes)]
     images = []
     for path, _ in files:
         try:
             with Image.open(path) as opened:
-                marked = opened.info.get("Synthetic") == "true"
+                marked = is_marked_synthetic(opened.info)
         except OSError as err:
             raise UserError(f'--synthetic "{path}": not a readable image ({err})') from err
         if not marked:

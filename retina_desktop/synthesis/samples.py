@@ -230,6 +230,15 @@ def generator_label(generator_path: str | Path) -> str:
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
+SYNTHETIC_MARK = ("Synthetic", "true")  # the PNG text entry every synthetic image carries
+
+
+def is_marked_synthetic(png_text: dict) -> bool:
+    """Whether a PNG's text entries (Pillow's `Image.info`) carry the synthetic mark."""
+    key, value = SYNTHETIC_MARK
+    return png_text.get(key) == value
+
+
 def synthetic_png_info(image: SyntheticImage, generator_path: str | Path):
     """PNG text chunks that mark the file as synthetic and say how to make it again: the
     generator, class, seed, latent index and note, and a plain "not a patient image"."""
@@ -240,7 +249,7 @@ def synthetic_png_info(image: SyntheticImage, generator_path: str | Path):
     # "Description" and "Software" are registered PNG keywords that image viewers show.
     info.add_text("Description", f"synthetic image made by {generator}; not a patient image")
     info.add_text("Software", "Retina Desktop")
-    info.add_text("Synthetic", "true")
+    info.add_text(*SYNTHETIC_MARK)
     info.add_text("Generator", str(generator_path))
     info.add_text("Class", image.label)
     info.add_text("Seed", "" if image.seed is None else str(image.seed))
