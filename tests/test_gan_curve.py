@@ -19,7 +19,7 @@ from retina_desktop.errors import UserError
 from training.datasets import drawn_order
 from training.experiments import curve_report, gan_curve
 from training.experiments.curve_generators import GeneratorRecipe
-from training.experiments.gan_curve import ALL, CurveConfig
+from training.experiments.curve_plan import ALL, CONFIG_FILE, CurveConfig, parse_points
 
 
 class _Sample:
@@ -63,10 +63,10 @@ def test_the_verdict_needs_an_interval_that_decides(ci, expected):
 
 
 def test_points_parse_and_bad_ones_are_one_line():
-    assert gan_curve.parse_points("25, 50,all", "--points") == (25, 50, ALL)
+    assert parse_points("25, 50,all", "--points") == (25, 50, ALL)
     for bad in ("25,x", "0", "-3"):
         with pytest.raises(UserError, match="--points"):
-            gan_curve.parse_points(bad, "--points")
+            parse_points(bad, "--points")
 
 
 def test_a_rerun_with_other_options_is_refused(tmp_path):
@@ -74,7 +74,7 @@ def test_a_rerun_with_other_options_is_refused(tmp_path):
     gan_curve.start_or_check(tmp_path, CurveConfig(data="d"))  # the same options resume
     with pytest.raises(UserError, match="other options.*added"):
         gan_curve.start_or_check(tmp_path, CurveConfig(data="d", added=100))
-    (tmp_path / gan_curve.CONFIG_FILE).write_text("{cut")
+    (tmp_path / CONFIG_FILE).write_text("{cut")
     with pytest.raises(UserError, match="not a learning-curve record"):
         gan_curve.start_or_check(tmp_path, CurveConfig(data="d"))
 
@@ -179,7 +179,7 @@ def test_a_toy_curve_keeps_held_back_images_out_and_resumes(tmp_path, monkeypatc
     (out / "report.md").unlink()
     gan_curve.run_curve(out, config, log=lambda *a: None)  # everything is on disk: no fit runs again
     assert fits == [] and (out / "report.md").is_file()
-    record = json.loads((out / gan_curve.CONFIG_FILE).read_text())
+    record = json.loads((out / CONFIG_FILE).read_text())
     assert record["calls"] == 2 and record["seconds"] > 0  # the total time counts both calls
     assert "over 2 call(s)" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="other options"):

@@ -27,7 +27,8 @@ Layout of `--out` (every step resumes: a file that exists is not made again):
     pools/<class>/<n>/gan/              the point's GAN images (PNG + manifest.csv)
     features/                           frozen features: the splits, each point's GAN and views
     cells/<class>/<n>/<condition>/seed<k>.npz   test probabilities of one fit
-    report.md, curve.json, *.png        `experiments.curve_report`
+    cells-searched/...                  the same, with the head searched on val (the confirmed cell)
+    report.md, summary.json, curves.png, samples.jpg   `experiments.curve_report` (or in --report)
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from training.datasets import drawn_order
 from training.experiments.curve_generators import GeneratorRecipe, base_generator, point_generator
 from training.experiments.curve_plan import (
     ALL,
-    CONDITIONS,
     CONFIG_FILE,
     SHIPPED,
     CurveConfig,
@@ -54,7 +54,6 @@ from training.experiments.curve_plan import (
     point_name,
 )
 
-__all__ = ["ALL", "CONDITIONS", "CONFIG_FILE", "Curve", "CurveConfig", "parse_points", "run_curve", "start_or_check"]
 
 class Curve:
     """The run folder of one learning curve: its generators, image pools, features and fits."""
@@ -201,8 +200,6 @@ class Curve:
         kept = {s.file for s in self.real_images(label, n)}
         rows = np.array([lab != index or f in kept for lab, f in zip(train.labels, train.files, strict=True)])
         added = self.added_features(label, n, condition, seed)
-        if not len(added):
-            added = np.zeros((0, train.features.shape[1]), np.float32)
         return FeatureSet(
             name=f"{label} {point_name(n)} {condition} seed {seed}",
             features=np.concatenate([train.features[rows], added]),
@@ -243,7 +240,7 @@ class Curve:
     def added_features(self, label: str, n: int, condition: str, seed: int) -> np.ndarray:
         """The seed's draw of added images for a condition: `added` of the pool(s), no repeats."""
         if condition == "real":
-            return np.zeros((0, 0), np.float32)
+            return np.zeros((0, self.sets()["train"].features.shape[1]), np.float32)
         count = self.config.added
         rng = np.random.default_rng([seed, zlib.crc32(f"{label}|{n}|{condition}".encode())])
         parts = {"traditional": [("views", count)], "gan": [("gan", count)], SHIPPED: [(SHIPPED, count)],
