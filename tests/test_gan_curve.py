@@ -109,12 +109,29 @@ def test_the_shipped_generator_joins_only_when_it_learnt_from_exactly_the_train_
             curve.shipped_generator("glaucoma")
 
 
-def test_the_verb_is_known_with_the_issues_defaults():
+def _config_of(command: str) -> CurveConfig:
+    import shlex
+
     from training.cli import build_parser
 
-    args = build_parser().parse_args(["gan-curve", "--data", "d", "--out", "o"])
-    assert (args.points, args.seeds, args.scarce) == ("25,50,100,all", 5, "glaucoma,cataract")
-    assert args.shipped_generator == "models/generator.keras"
+    return gan_curve.config_from_args(build_parser().parse_args(shlex.split(command)))
+
+
+def test_the_verb_takes_each_modalitys_defaults_and_its_command_line_remakes_the_curve():
+    from training.experiments.curve_plan import command_line
+
+    fundus = _config_of("gan-curve --data d --out o")
+    assert (fundus.points, fundus.seeds, fundus.scarce) == ((25, 50, 100, ALL), 5, ("glaucoma", "cataract"))
+    assert (fundus.shipped_generator, fundus.C, fundus.confirm) == ("models/generator.keras", 0.001, "searched")
+    assert (fundus.recipe.loss, fundus.recipe.base_epochs) == ("hinge", 8)
+    oct_curve = _config_of("gan-curve --data d --out o --modality oct --base-epochs 50")
+    assert (oct_curve.scarce, oct_curve.points, oct_curve.C) == (("DME",), (25, 50, ALL), None)
+    assert (oct_curve.confirm, oct_curve.confirm_model) == ("cnn", "models/oct/keras_model.h5")
+    assert (oct_curve.recipe.loss, oct_curve.recipe.r1_gamma, oct_curve.recipe.base_epochs) == ("nonsaturating", 0.2, 50)
+    assert _config_of("gan-curve --data d --out o --shipped-generator ''").shipped_generator == ""
+    for config in (fundus, oct_curve, _config_of("gan-curve --data d --out o --shipped-generator '' --points 10,all")):
+        # the report's command is the one that resumes the same run
+        assert _config_of(command_line(config, "o").removeprefix("python -m training ")) == config
 
 
 def _rows(path: Path) -> list[dict]:
@@ -194,3 +211,43 @@ def test_the_cell_to_confirm_is_the_largest_gain_of_either_gan_condition():
 
     summary = {"glaucoma": {"25": entry(0.01, 0.04), "50": entry(-0.01, 0.05)}, "cataract": {"25": entry(0.02, 0.0)}}
     assert curve_report.most_promising(summary) == ("glaucoma", "50", "both")
+
+
+@pytest.mark.slow
+def test_an_oct_style_curve_confirms_with_the_shipped_models_own_recipe(tmp_path, imagenet_lite0):
+    from tests.test_screening import _graded_data
+    from training.classifier.trainer import ClassifierConfig
+
+    root = _graded_data(tmp_path / "data", per_class=24, size=40)
+    recipe = GeneratorRecipe(size=16, width=4, d_width=0, fit="stretch", loss="nonsaturating", r1_gamma=0.2,
+                             base_epochs=1, finetune_steps=2)
+    # The "shipped" CNN: only its record is read, the recipe it was trained with.
+    shipped_cnn = tmp_path / "oct" / "keras_model.h5"
+    shipped_cnn.parent.mkdir()
+    cnn = ClassifierConfig(height=16, width=24, fit="stretch", width_multiplier=0.25, epochs=2, batch_size=8, seed=7)
+    shipped_cnn.with_suffix(".json").write_text(json.dumps({"provenance": {"config": cnn.to_dict()}}))
+    config = CurveConfig(data=str(root), modality="oct", scarce=("glaucoma",), points=(4, ALL), seeds=2, added=6,
+                         size=32, recipe=recipe, C=None, confirm="cnn", confirm_model=str(shipped_cnn))
+    out = tmp_path / "run"
+    summary = gan_curve.run_curve(out, config, log=lambda *a: None)
+
+    # Every cell's head was searched on val: its record holds the choice, not a held C.
+    choices = {json.loads(str(np.load(p)["choice"]))["C"] for p in (out / "cells").rglob("seed*.npz")}
+    assert choices and choices <= {0.0003, 0.001, 0.003, 0.01, 0.03}
+    # The confirmation trained the recipe (2 epochs, the seed its own) on the cell's images:
+    # the train split with the class cut to the point, plus the 6 added ones.
+    label, point, condition = curve_report.most_promising(summary)
+    train = [r for r in _rows(root / "splits.csv") if r["split"] == "train"]
+    real = 4 if point == "4" else sum(r["label"] == "glaucoma" for r in train)
+    others = sum(r["label"] != "glaucoma" for r in train)
+    cells = sorted((out / "cells-cnn").rglob("seed*.npz"))
+    assert len(cells) == 6
+    for path in cells:
+        with np.load(path) as stored:
+            assert int(stored["train_rows"]) == others + real + 6
+            assert stored["test_probs"].shape == (len([r for r in _rows(root / "splits.csv") if r["split"] == "test"]),
+                                                  4)
+    assert not [p for p in (out / "cells-cnn").rglob("*") if p.is_dir() and p.name.startswith("seed")]  # no checkpoints
+    report = (out / "report.md").read_text()
+    assert "# Does GAN data help the shipped OCT recipe?" in report
+    assert "trained with the shipped model's own recipe" in report and "2 epochs of batch 8" in report

@@ -98,7 +98,8 @@ def summarise(curve, probs: dict) -> dict:
         index = curve.classes.index(label)
         positive_all = test.labels == index
         scopes = {"all": np.ones(len(test.labels), bool)}
-        for source in sorted(set(test.sources[positive_all])):
+        sources = sorted(set(test.sources[positive_all]))
+        for source in sources if len(sources) > 1 else ():  # one source is the whole split again
             scopes[str(source)] = test.sources == source
         # (rows, the class among them, resamples): the same at every point of the curve
         scopes = {scope: (rows, positive_all[rows], resamples(positive_all[rows])) for scope, rows in scopes.items()}
@@ -246,8 +247,17 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
 
     config = curve.config
     columns = CONDITIONS + ((SHIPPED,) if config.shipped_generator else ())
+    modality = {"fundus": "fundus", "oct": "OCT"}[config.modality]
+    if config.C is None:
+        head = ("logistic regression with its L2 strength searched on val for every fit (screening-probe's grid),"
+                " logits at the training prior")
+    else:
+        head = (f"logistic regression with C = {config.C}, referable/mild DR weights {config.referable_weight}/"
+                f"{config.mild_weight}, logits at the training prior")
+    fast = ("the shipped recipe" if config.modality == "fundus" and config.C is not None
+            else "a fast protocol (the shipped OCT model is a small CNN from scratch, too slow for every cell)")
     lines = [
-        "# Does GAN data help the shipped fundus recipe? The learning curve (issue #36)",
+        f"# Does GAN data help the shipped {modality} recipe? The learning curve (issue #36)",
         "",
         "Made by `gan-curve` (`training/experiments/gan_curve.py`); every figure below is on the test",
         "split of " + f"`{config.data}`, never used to choose anything.",
@@ -256,9 +266,8 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
         command,
         "```",
         "",
-        f"- Classifier: the shipped recipe (frozen ImageNet EfficientNet-Lite0 at {config.size} px, `fov`;",
-        f"  logistic regression with C = {config.C}, referable/mild DR weights {config.referable_weight}/"
-        f"{config.mild_weight}, logits at the training prior).",
+        f"- Classifier of every cell: {fast}: frozen ImageNet EfficientNet-Lite0 at {config.size} px"
+        f" (`{config.recipe.fit}`); {head}.",
         f"- Each condition but `real` adds {config.added} images of the class: augmented views"
         " (`traditional`), GAN images (`gan`), or half of each (`both`);",
         f"  {config.seeds} seeds, each a draw of those images from pools of {2 * config.added}.",
@@ -311,12 +320,12 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
                                  + " | ".join(_signed(values[m]) for m in METRICS) + " |")
             lines.append("")
     lines += [
-        "## The most promising cell, with the head searched on val for every fit",
+        f"## The most promising cell, {confirmation_heading(config)}",
         "",
         f"`{confirmed['condition']}` for {confirmed['class'].replace('_', ' ')} at {confirmed['point']} real images"
         " (the largest gain in sensitivity of a condition with GAN images over traditional augmentation above),"
-        " refitted as `screening-probe` itself does: L2 strength and DR grade weights chosen on val for each"
-        f" fit, {confirmed['seeds']} seeds.",
+        f" {confirmation_method(config)}, {confirmed['seeds']} seeds (the same draws of added images as the"
+        " curve's seeds).",
         "",
         "| | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
         "|---|" + "---|" * len(METRICS),
@@ -327,6 +336,25 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
         "",
     ]
     return "\n".join(lines) + "\n"
+
+
+def confirmation_heading(config) -> str:
+    if config.confirm == "cnn":
+        return "trained with the shipped model's own recipe"
+    return "with the head searched on val for every fit"
+
+
+def confirmation_method(config) -> str:
+    if config.confirm == "cnn":
+        from training.experiments.curve_cnn import shipped_recipe
+
+        recipe = shipped_recipe(config.confirm_model)
+        return (f"trained with the recipe in `{config.confirm_model}`'s record: the `{recipe.architecture}` CNN from"
+                f" scratch at {recipe.height} x {recipe.width} (`{recipe.fit}`), {recipe.epochs} epochs of batch"
+                f" {recipe.batch_size}, learning rate {recipe.learning_rate:g}, the app's {config.modality}"
+                " augmentation, class weights, the best epoch by val macro AUC")
+    return ("refitted as `screening-probe` itself does: L2 strength and DR grade weights chosen on val for each"
+            " fit")
 
 
 def write_report(curve, summary: dict, confirmed: dict, folder: Path, clock, log=print) -> None:

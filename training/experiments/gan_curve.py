@@ -1,12 +1,13 @@
-"""The `gan-curve` verb: does GAN data help the shipped fundus recipe when real images are few?
+"""The `gan-curve` verb: does GAN data help the shipped recipe when real images are few?
 
-Issue #36's learning curve. For one scarce class at a time, the class's real training images
-are cut to each point of the curve (for example 25, 50, 100 and all), the other classes kept
-whole, and four conditions are fitted at each point:
+Issue #36's learning curve, for fundus photographs or OCT B-scans. For one scarce class at a
+time, the class's real training images are cut to each point of the curve (for example 25, 50,
+100 and all), the other classes kept whole, and four conditions are fitted at each point:
 
 - `real`: the real images only;
 - `traditional`: the class oversampled with augmented views of its real images (the app's
-  geometric augmentation and camera changes, `experiments.features.augmented_view`);
+  augmentation for the modality, and camera changes for fundus photographs,
+  `experiments.features.augmented_view`);
 - `gan`: the class topped up with images of the point's own generator (`curve_generators`);
 - `both`: half of each.
 
@@ -14,11 +15,14 @@ Every condition but `real` adds the same number of images (`--added`), so the co
 kinds of image, not of counts. Each point draws a pool of twice that many views and GAN images
 once; a seed is a draw of the added images from the pools.
 
-The classifier is the shipped fundus recipe (`screening-probe`): frozen ImageNet
-EfficientNet-Lite0 features at 224 px, a grade-weighted logistic regression with the shipped
-model's chosen settings, logits shifted to the training prior. Its features are computed once
-per image, so a cell is a fit of seconds; this fast protocol is the full recipe, with the head's
-settings held at the shipped model's rather than searched again per cell.
+The fast classifier is the shipped fundus recipe (`screening-probe`): frozen ImageNet
+EfficientNet-Lite0 features at 224 px, a grade-weighted logistic regression, logits shifted to
+the training prior. Its features are computed once per image, so a cell is a fit of seconds.
+For fundus the head holds the shipped model's chosen settings and the confirmation searches
+them on val for every fit. The shipped OCT model is instead a small CNN trained from scratch
+(10 to 15 minutes a training here), so the OCT curve's cells use the same frozen features with
+the head searched on val, and its most promising cell is confirmed by training the shipped OCT
+model's own recipe on the cell's images (`experiments.curve_cnn`).
 
 Layout of `--out` (every step resumes: a file that exists is not made again):
 
@@ -27,7 +31,7 @@ Layout of `--out` (every step resumes: a file that exists is not made again):
     pools/<class>/<n>/gan/              the point's GAN images (PNG + manifest.csv)
     features/                           frozen features: the splits, each point's GAN and views
     cells/<class>/<n>/<condition>/seed<k>.npz   test probabilities of one fit
-    cells-searched/...                  the same, with the head searched on val (the confirmed cell)
+    cells-searched/..., cells-cnn/...   the confirmed cell: head searched on val, or the shipped CNN recipe
     report.md, summary.json, curves.png, samples.jpg   `experiments.curve_report` (or in --report)
 """
 
@@ -43,13 +47,14 @@ import numpy as np
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from training.datasets import drawn_order
-from training.experiments.curve_generators import GeneratorRecipe, base_generator, point_generator
+from training.experiments.curve_generators import base_generator, point_generator
 from training.experiments.curve_plan import (
     ALL,
     CONFIG_FILE,
     SHIPPED,
     CurveConfig,
     conditions_at,
+    modality_config,
     parse_points,
     point_name,
 )
@@ -89,14 +94,14 @@ class Curve:
     def generator(self, label: str, n: int) -> Path:
         recipe, data = self.config.recipe, self.config.data
         base = base_generator(self.dataset, self.train, self.config.scarce, self.smallest(), recipe,
-                              self.out / "gan" / "base", data, "fundus", log=self.log)
+                              self.out / "gan" / "base", data, self.config.modality, log=self.log)
         return point_generator(self.dataset, self.train, label, len(self.real_images(label, n)), base, recipe,
-                               self.out / "gan" / label / point_name(n), data, "fundus", log=self.log)
+                               self.out / "gan" / label / point_name(n), data, self.config.modality, log=self.log)
 
-    def gan_pool(self, label: str, n: int, kind: str = "gan") -> np.ndarray:
+    def gan_pool(self, label: str, n: int, kind: str = "gan", spec=None) -> np.ndarray:
         """2 x `added` GAN images of the point (`kind` "gan": its own generator; "shipped-gan": the
-        shipped one, at the point of every real image), fitted to the classifier's input as real
-        images are."""
+        shipped one, at the point of every real image), fitted to `spec` (the frozen backbone's
+        input) as real images are."""
         from retina_desktop.imaging.decode import load_image
         from retina_desktop.imaging.preprocessing import fit_image
         from training.gan.generator_file import load_generator
@@ -113,7 +118,7 @@ class Curve:
             self.log(f"{label} at {point_name(n)}: drawing {wanted} GAN images")
             paths = synthesize(generator, list(sidecar["classes"]), label, wanted, folder, seed=0,
                                generator_path=generator_path)
-        return np.stack([fit_image(load_image(p).rgb, self.spec()) for p in paths])
+        return np.stack([fit_image(load_image(p).rgb, spec or self.spec()) for p in paths])
 
     def shipped_generator(self, label: str) -> Path:
         """The shipped generator, once its record shows it learnt `label` from as many images as
@@ -170,24 +175,30 @@ class Curve:
         atomic_save(path, lambda tmp: np.savez(tmp, features=features))
         return features
 
-    def augmented_pool(self, label: str, n: int) -> np.ndarray:
-        """2 x `added` augmented views, the point's real images taken in turn, view k of image i
-        drawn from a generator keyed by the image and k alone."""
+    def augmented_pool(self, label: str, n: int, spec=None) -> np.ndarray:
+        """2 x `added` augmented views at `spec` (the frozen backbone's input), the point's real
+        images taken in turn, view k of image i drawn from a generator keyed by the image and k
+        alone."""
         from training.datasets import load_arrays
         from training.experiments.features import augmented_view, image_key
 
-        real = load_arrays(self.dataset, self.real_images(label, n), self.spec(), progress=False)[0]
+        real = load_arrays(self.dataset, self.real_images(label, n), spec or self.spec(), progress=False)[0]
         wanted = 2 * self.config.added
+        modality = self.config.modality
         views = []
         for k in range(wanted):
             image = real[k % len(real)]
-            views.append(augmented_view(image, image_key(image, 1 + k // len(real)), "fundus", camera=True))
+            # Camera changes are of colour photographs; an OCT scanner's are not modelled.
+            views.append(augmented_view(image, image_key(image, 1 + k // len(real)), modality,
+                                        camera=modality == "fundus"))
         return np.stack(views)
 
     # Fits ----------------------------------------------------------------------------------
 
-    def cell_path(self, label: str, n: int, condition: str, seed: int, searched: bool = False) -> Path:
-        return (self.out / ("cells-searched" if searched else "cells") / label / point_name(n) / condition
+    def cell_path(self, label: str, n: int, condition: str, seed: int, protocol: str = "") -> Path:
+        """Where one fit's test probabilities are kept: `protocol` "" for the curve's fast
+        protocol, else the confirmation's ("searched", "cnn")."""
+        return (self.out / (f"cells-{protocol}" if protocol else "cells") / label / point_name(n) / condition
                 / f"seed{seed}.npz")
 
     def cell_train(self, label: str, n: int, condition: str, seed: int):
@@ -210,9 +221,10 @@ class Curve:
         )
 
     def fit_cell(self, label: str, n: int, condition: str, seed: int, searched: bool = False) -> np.ndarray:
-        """Test probabilities of one fit (cached). The head takes the shipped model's settings,
-        or, `searched`, those screening-probe's search picks on val for this fit's training set."""
-        path = self.cell_path(label, n, condition, seed, searched)
+        """Test probabilities of one fit (cached). The head takes the config's settings, or,
+        `searched` (or no C given), those screening-probe's search picks on val for this fit's
+        training set."""
+        path = self.cell_path(label, n, condition, seed, "searched" if searched else "")
         if path.is_file():
             with np.load(path) as stored:
                 return stored["test_probs"]
@@ -223,7 +235,7 @@ class Curve:
         train = self.cell_train(label, n, condition, seed)
         choice = HeadChoice(pools=("pool",), C=self.config.C, referable_weight=self.config.referable_weight,
                             mild_weight=self.config.mild_weight, prior="train")
-        if searched:
+        if searched or self.config.C is None:
             from training.experiments.screening import ScreeningConfig, search_head
 
             choice, _ = search_head({"train": train, "val": sets["val"]}, self.classes,
@@ -237,19 +249,28 @@ class Curve:
                                                choice=np.array(json.dumps(choice.to_dict()))))
         return probs
 
-    def added_features(self, label: str, n: int, condition: str, seed: int) -> np.ndarray:
-        """The seed's draw of added images for a condition: `added` of the pool(s), no repeats."""
+    def confirm_cell(self, label: str, n: int, condition: str, seed: int) -> np.ndarray:
+        """Test probabilities of one fit of the confirmation (`config.confirm`), cached."""
+        if self.config.confirm == "cnn":
+            from training.experiments.curve_cnn import train_cnn_cell
+
+            return train_cnn_cell(self, label, n, condition, seed)
+        return self.fit_cell(label, n, condition, seed, searched=True)
+
+    def added_draw(self, label: str, n: int, condition: str, seed: int) -> list[tuple[str, np.ndarray]]:
+        """The seed's draw of added images for a condition: (pool kind, rows of its pool), `added`
+        images in all, no repeats; the same for every classifier that trains on the cell."""
         if condition == "real":
-            return np.zeros((0, self.sets()["train"].features.shape[1]), np.float32)
+            return []
         count = self.config.added
         rng = np.random.default_rng([seed, zlib.crc32(f"{label}|{n}|{condition}".encode())])
         parts = {"traditional": [("views", count)], "gan": [("gan", count)], SHIPPED: [(SHIPPED, count)],
                  "both": [("gan", count // 2), ("views", count - count // 2)]}[condition]
-        chosen = []
-        for kind, k in parts:
-            pool = self.pool_features(label, n, kind)
-            chosen.append(pool[rng.choice(len(pool), k, replace=False)])
-        return np.concatenate(chosen)
+        return [(kind, rng.choice(2 * count, k, replace=False)) for kind, k in parts]
+
+    def added_features(self, label: str, n: int, condition: str, seed: int) -> np.ndarray:
+        chosen = [self.pool_features(label, n, kind)[rows] for kind, rows in self.added_draw(label, n, condition, seed)]
+        return np.concatenate(chosen) if chosen else np.zeros((0, self.sets()["train"].features.shape[1]), np.float32)
 
 
 def start_or_check(out: Path, config: CurveConfig) -> None:
@@ -324,12 +345,12 @@ def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, lo
     summary = summarise(curve, probs)
     label, point, promising = most_promising(summary)
     n = next(n for n in config.points if point_name(n) == point)
-    searched = {}
+    confirming = {}
     for condition in ("traditional", promising):
         for seed in range(CONFIRM_SEEDS):
-            searched[(condition, seed)] = curve.fit_cell(label, n, condition, seed, searched=True)
+            confirming[(condition, seed)] = curve.confirm_cell(label, n, condition, seed)
             clock.save()
-    confirmed = confirmation(curve, label, point, promising, searched, CONFIRM_SEEDS)
+    confirmed = confirmation(curve, label, point, promising, confirming, CONFIRM_SEEDS)
     write_report(curve, summary, confirmed, report_dir or out, clock, log=log)
     clock.save()
     log(f"learning curve: {len(cells)} fits; {clock.total() / 60:.1f} min in all over {clock.calls} call(s), "
@@ -337,13 +358,20 @@ def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, lo
     return summary
 
 
-def run_gan_curve(args) -> int:
-    recipe = GeneratorRecipe(base_epochs=args.base_epochs, finetune_steps=args.finetune_steps)
-    scarce = tuple(s.strip() for s in args.scarce.split(",") if s.strip())
-    config = CurveConfig(data=str(args.data), scarce=scarce, points=parse_points(args.points), seeds=args.seeds,
-                         added=args.added, recipe=recipe, shipped_generator=args.shipped_generator)
+def config_from_args(args) -> CurveConfig:
+    """The curve the options describe, the modality's defaults filling what they leave out."""
+    scarce = tuple(s.strip() for s in args.scarce.split(",") if s.strip()) if args.scarce else None
+    config = modality_config(str(args.data), args.modality, scarce=scarce,
+                             points=parse_points(args.points) if args.points else None, seeds=args.seeds,
+                             added=args.added, base_epochs=args.base_epochs, finetune_steps=args.finetune_steps,
+                             shipped_generator=args.shipped_generator)
     if config.seeds < 1 or config.added < 2:
         raise UserError("--seeds must be 1 or more and --added 2 or more")
+    return config
+
+
+def run_gan_curve(args) -> int:
+    config = config_from_args(args)
     run_curve(Path(args.out), config, Path(args.report) if args.report else None)
     return 0
 
