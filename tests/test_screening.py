@@ -60,6 +60,23 @@ def test_the_training_prior_moves_probability_from_scarce_classes_and_keeps_the_
     assert np.allclose(softmax / softmax.sum(1, keepdims=True), pn, atol=1e-5)
 
 
+def test_a_two_class_head_is_the_regressions_sigmoid_and_one_dense_layer_gives_it():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], [20, 80])  # DME / no DME: an OCT head has two classes
+    x = rng.normal(size=(100, 5)) + np.eye(2, 5)[labels] * 2.0
+    head = fit_head(x, labels, np.full(100, -1), None, HeadChoice(C=1.0, prior="balanced"))
+    probs = head.probabilities(x)
+    expected = head.regression.predict_proba((x - head.mean) / head.scale)
+    assert probs.shape == (100, 2) and np.allclose(probs, expected, atol=1e-9)
+    kernel, bias = fit_head(x, labels, np.full(100, -1), None, HeadChoice(C=1.0)).dense_weights()
+    logits = x @ kernel.astype(np.float64) + bias
+    assert kernel.shape == (5, 2) and np.allclose(np.exp(logits[:, 0]) / np.exp(logits).sum(1),
+                                                  fit_head(x, labels, np.full(100, -1), None,
+                                                           HeadChoice(C=1.0)).probabilities(x)[:, 0], atol=1e-5)
+    with pytest.raises(ValueError, match="two or more classes"):
+        fit_head(x, np.zeros(100, int), np.full(100, -1), None, HeadChoice())
+
+
 def test_cli_knows_the_verb_and_its_defaults():
     args = build_parser().parse_args(["screening-probe", "--data", "d", "--out", "o"])
     assert (args.architecture, args.size, args.fit) == ("efficientnet-lite0", 224, "fov")

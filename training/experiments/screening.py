@@ -87,7 +87,8 @@ def search_head(sets, classes: list[str], config: ScreeningConfig, widths: dict[
             score = trial(choice)
             if score > best_score:
                 best, best_score = choice, score
-    for referable, mild in config.grade_weightings:
+    # Grade weights weigh DR eyes only: without a DR class every weighting is the same fit.
+    for referable, mild in config.grade_weightings if dr is not None else ():
         if (referable, mild) == (1.0, 1.0):
             continue
         choice = dataclasses.replace(best, referable_weight=referable, mild_weight=mild)

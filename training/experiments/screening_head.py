@@ -61,16 +61,27 @@ class FittedHead:
     scale: np.ndarray
     log_prior: np.ndarray  # added to the logits (zeros for "balanced")
 
+    def coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """(classes, d) coefficients and (classes,) intercepts on standardised features. A
+        two-class regression holds one row, the second class's logit against the first's: a
+        softmax over (0, that logit) is its sigmoid."""
+        coef, intercept = self.regression.coef_, self.regression.intercept_
+        if coef.shape[0] == 1:
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+        return coef, intercept
+
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        logits = self.regression.decision_function((features - self.mean) / self.scale) + self.log_prior
+        coef, intercept = self.coefficients()
+        logits = ((features - self.mean) / self.scale) @ coef.T + intercept + self.log_prior
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         return probs / probs.sum(axis=1, keepdims=True)
 
     def dense_weights(self) -> list[np.ndarray]:
         """[kernel, bias] of one Dense softmax layer on raw features that equals `probabilities`."""
-        kernel = (self.regression.coef_ / self.scale).T
-        bias = self.regression.intercept_ - (self.regression.coef_ / self.scale) @ self.mean + self.log_prior
+        coef, intercept = self.coefficients()
+        kernel = (coef / self.scale).T
+        bias = intercept - (coef / self.scale) @ self.mean + self.log_prior
         return [kernel.astype("float32"), bias.astype("float32")]
 
 
@@ -93,6 +104,9 @@ def fit_head(features: np.ndarray, labels: np.ndarray, grades: np.ndarray, dr: i
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
+    present = np.unique(labels)
+    if len(present) < 2 or len(present) != labels.max() + 1:
+        raise ValueError("the screening head needs two or more classes, each with training images")
     mean = features.mean(axis=0).astype(np.float64)
     scale = features.std(axis=0).astype(np.float64)
     scale[scale < 1e-12] = 1.0  # a feature constant on train carries nothing; keep it finite
@@ -100,8 +114,6 @@ def fit_head(features: np.ndarray, labels: np.ndarray, grades: np.ndarray, dr: i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported by n_iter_ in the run's record
         regression.fit((features - mean) / scale, labels, sample_weight=grade_weights(labels, grades, dr, choice))
-    if len(regression.classes_) != labels.max() + 1 or len(regression.classes_) < 3:
-        raise ValueError("the screening head needs three or more classes, each with training images")
     shares = np.bincount(labels) / len(labels)
     log_prior = np.log(shares) if choice.prior == "train" else np.zeros(len(shares))
     return FittedHead(choice, regression, mean, scale, log_prior)
