@@ -7,8 +7,8 @@ val or test image among them) cannot be slipped in as "synthetic", and so that w
 trained on is named in its record.
 
 Whether they help is measured, not assumed: on the learning curve of issue #36
-(docs/experiments/gan-curve-fundus/report.md) the shipped recipe did not gain from them with
-every real image of a class, so no default adds any.
+(docs/experiments/gan-curve-fundus/report.md, gan-curve-oct/report.md) neither shipped recipe
+gained from them with every real image of a class, so no default adds any.
 """
 
 from __future__ import annotations

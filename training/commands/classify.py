@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="regex whose group 1 is the patient, used without splits.csv")
     parser.add_argument("--synthetic", action="append", metavar="DIR",
                         help="add the GAN images of a `synthesize` folder to the train split (repeatable); "
-                             "measured effect: docs/experiments/gan-curve-fundus/report.md")
+                             "measured effect: docs/experiments/gan-curve-fundus/report.md, gan-curve-oct/report.md")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="model name shown in the app")
     parser.add_argument("--model-version", default="1")

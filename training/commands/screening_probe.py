@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-version", default="1", help="version string stored in the sidecar")
     parser.add_argument("--synthetic", action="append", metavar="DIR",
                         help="add the GAN images of a `synthesize` folder to the train split (repeatable); "
-                             "measured effect: docs/experiments/gan-curve-fundus/report.md")
+                             "measured effect: docs/experiments/gan-curve-fundus/report.md, gan-curve-oct/report.md")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -323,7 +323,8 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
         f"## The most promising cell, {confirmation_heading(config)}",
         "",
         f"`{confirmed['condition']}` for {confirmed['class'].replace('_', ' ')} at {confirmed['point']} real images"
-        " (the largest gain in sensitivity of a condition with GAN images over traditional augmentation above),"
+        " (the largest gain in sensitivity, then in AUC, of a condition with GAN images over traditional"
+        " augmentation above),"
         f" {confirmation_method(config)}, {confirmed['seeds']} seeds (the same draws of added images as the"
         " curve's seeds).",
         "",
