@@ -38,7 +38,6 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec
 
 JOB_VERSION = 1
 # WebP at 90 is about half the bytes of JPEG at 92 for these images (3.5 against 6.8 kB at 192 px).
@@ -76,7 +75,7 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
             raise UserError(f"{flag} belongs to the run on the GPU machine: pass it to run.sh, not to gpu-job"
                             if option in ("distribute", "resume") else f"gpu-job packs one machine's run: no {flag}")
     config = config_from_args(args)
-    spec = InputSpec(config.height, config.width, config.fit, "none")
+    spec = config.input_spec()
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     labels = {}
@@ -178,7 +177,7 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
         "best_val_macro_auc": round(state.best_score, 4),
     }
     if stop_after_epochs is None or state.epoch >= config.epochs or state.wait >= config.patience:
-        spec = InputSpec(config.height, config.width, config.fit, "none")
+        spec = config.input_spec()
         write_bundle(out, model, job["classes"], spec, modality=job["modality"],
                      name=job["name"] or f"{job['modality']} classifier ({', '.join(job['classes'])})",
                      version=job["model_version"], data=job["data"], config=config.to_dict(),

@@ -93,7 +93,7 @@ def run_classify(args) -> int:
     writer = distribute.is_writer()
     say = print if writer else _quiet
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
-    spec = InputSpec(config.height, config.width, config.fit, "none")
+    spec = config.input_spec()
     say(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
     for label, row in dataset.counts().items():
         say(f"  {label:24s} " + "  ".join(f"{k} {v:4d}" for k, v in row.items()))

@@ -74,6 +74,12 @@ class ClassifierConfig:
     # default, because the learning curve of issue #36 measured no gain from them.
     synthetic: tuple[str, ...] = ()
 
+    def input_spec(self):
+        """The InputSpec of a model trained with this config: its size and fit, pixels unscaled."""
+        from retina_desktop.outputs.records import InputSpec
+
+        return InputSpec(self.height, self.width, self.fit, "none")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -36,12 +36,6 @@ def shipped_recipe(model: str | Path):
         raise UserError(f"{sidecar}: no training recipe to rerun ({err})") from err
 
 
-def cnn_spec(config):
-    from retina_desktop.outputs.records import InputSpec
-
-    return InputSpec(config.height, config.width, config.fit, "none")
-
-
 def cell_images(curve, label: str, n: int, condition: str, seed: int, spec) -> tuple[np.ndarray, np.ndarray]:
     """(images, class indices) the cell trains on, at `spec`."""
     from training.datasets import load_arrays
@@ -76,7 +70,7 @@ def train_cnn_cell(curve, label: str, n: int, condition: str, seed: int, log=Non
         with np.load(path) as stored:
             return stored["test_probs"]
     config = dataclasses.replace(shipped_recipe(curve.config.confirm_model), seed=seed)
-    spec = cnn_spec(config)
+    spec = config.input_spec()
     train = cell_images(curve, label, n, condition, seed, spec)
     val = load_arrays(curve.dataset, curve.dataset.subset("val"), spec, progress=False)
     folder = path.with_suffix("")
