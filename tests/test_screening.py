@@ -120,3 +120,18 @@ def test_the_screening_bundle_refers_by_its_threshold_in_the_app(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in cached]
     run_screening(root, tmp_path / "again", config, cache=tmp_path / "cache", n_bootstrap=5, log=lambda *_: None)
     assert [p.stat().st_mtime_ns for p in cached] == stamps
+
+
+def test_cached_features_are_keyed_by_the_weights_they_came_from(tmp_path):
+    """Features of a WiSE-FT or fine-tuned backbone must never be read back for ImageNet's or
+    for another file's: the cache key names the weights by their contents."""
+    from training.experiments.screening_features import Backbone
+
+    first, second = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    first.write_bytes(b"one")
+    second.write_bytes(b"two")
+    tags = {Backbone().tag(), Backbone(weights=str(first)).tag(), Backbone(weights=str(second)).tag()}
+    assert len(tags) == 3
+    assert Backbone().tag() == "efficientnet-lite0-224px-fov"  # ImageNet's caches stay valid
+    second.write_bytes(b"one")
+    assert Backbone(weights=str(second)).tag().endswith(Backbone(weights=str(first)).tag().rsplit("-", 1)[1])

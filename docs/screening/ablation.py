@@ -2,17 +2,20 @@
 chosen on val, reported on val, the test split and both external sets.
 
     python3 docs/screening/ablation.py lite0@224 lite0@320 lite2@260 [--cache runs/screening/cache]
+    python3 docs/screening/ablation.py lite0@224=runs/lpft/wise-0.50.weights.h5   # other weights
 
-For each backbone (EfficientNet-Lite variant @ input size, `fov` framing): the frozen features of
-fundus4's splits and of fundus-external and messidor2 (cached, so a second run reads them), the
-head that `screening-probe` would choose on val (`search_head`), the held-out-camera figure that
-compares backbones (`held_out_camera_figures`: training data only), and three variants of the
-chosen head: as chosen (training prior), with balanced class priors, and without grade weights.
-Each row: the val selection score; test macro, DR-vs-normal and referable-DR AUC; healthy test
-eyes called glaucoma; fundus-external DR-vs-normal AUC, DR eyes referred and healthy eyes not
-referred; messidor2 referable-DR AUC, referable eyes referred and grade-0 eyes not referred. The
-referral threshold of every row is chosen on its own val p(DR) (sensitivity 0.9 to referable
-eyes), after a temperature fitted on val, as `evaluate` does. The external sets choose nothing.
+For each backbone (EfficientNet-Lite variant @ input size, `fov` framing, ImageNet's weights or
+the `.weights.h5` file after `=`, such as a WiSE-FT interpolation from `import-weights --toward`):
+the frozen features of fundus4's splits and of fundus-external and messidor2 (cached, so a second
+run reads them), the head that `screening-probe` would choose on val (`search_head`), the
+held-out-camera figure that compares backbones (`held_out_camera_figures`: training data only),
+and three variants of the chosen head: as chosen (training prior), with balanced class priors, and
+without grade weights. Each row: the val selection score; test macro, DR-vs-normal and
+referable-DR AUC; healthy test eyes called glaucoma; fundus-external DR-vs-normal AUC, DR eyes
+referred and healthy eyes not referred; messidor2 referable-DR AUC, referable eyes referred and
+grade-0 eyes not referred. The referral threshold of every row is chosen on its own val p(DR)
+(sensitivity 0.9 to referable eyes), after a temperature fitted on val, as `evaluate` does. The
+external sets choose nothing.
 """
 
 from __future__ import annotations
@@ -76,13 +79,14 @@ def row_figures(classes, sets, head, columns) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("backbones", nargs="+", metavar="liteN@SIZE")
+    parser.add_argument("backbones", nargs="+", metavar="liteN@SIZE[=WEIGHTS]")
     parser.add_argument("--cache", default=str(ROOT / "runs" / "screening" / "cache"))
     args = parser.parse_args()
     table: list[tuple[str, dict]] = []
     for spec in args.backbones:
-        variant, size = spec.split("@")
-        config = ScreeningConfig(architecture=f"efficientnet-{variant}", size=int(size))
+        backbone, _, weights = spec.partition("=")
+        variant, size = backbone.split("@")
+        config = ScreeningConfig(architecture=f"efficientnet-{variant}", size=int(size), weights=weights or "imagenet")
         classes, sets, network = feature_sets(config.backbone(), DATA / "fundus4", [DATA / e for e in EXTERNAL],
                                               Path(args.cache), log=lambda *_: None)
         widths = pool_widths(network)

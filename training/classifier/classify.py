@@ -71,6 +71,7 @@ def config_from_args(args) -> ClassifierConfig:
         epoch_size=args.epoch_size,
         local_contrast=args.local_contrast,
         synthetic=tuple(str(Path(folder).resolve()) for folder in getattr(args, "synthetic", None) or ()),
+        init_from=str(Path(args.init_from).resolve()) if getattr(args, "init_from", "") else "",
     )
 
 

@@ -152,6 +152,24 @@ def load_imagenet_features(model, variant: str, source: str | Path | None, *, sk
     return assign(model, weight_arrays(variant, source), weights_path(variant, source), skip=skip)
 
 
+def start_from(model, bundle: str | Path) -> int:
+    """Set every weighted layer of `model` from the layer of the same name in the Keras model
+    file `bundle` (LP-FT's start: a fitted linear probe on the same network); returns the arrays
+    set. A file that is not such a model is one line naming it."""
+    from retina_desktop.quiet import import_keras
+
+    path = Path(bundle)
+    if not path.is_file():
+        raise UserError(f'"{path}" is not there: --init-from takes a fitted model file (keras_model.h5)')
+    try:
+        fitted = import_keras().models.load_model(str(path), compile=False)
+    except Exception as err:  # h5py, zipfile and Keras each have their own word for a bad file
+        raise UserError(
+            f'"{path}" cannot be read as a Keras model ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})'
+        ) from err
+    return assign(model, {layer.name: layer.get_weights() for layer in fitted.layers if layer.weights}, path)
+
+
 def imagenet_input(image: np.ndarray, size: int) -> np.ndarray:
     """A (1, size, size, 3) float batch in 0..255: the centre square of `image`, resized (bilinear)."""
     from PIL import Image
@@ -163,16 +181,29 @@ def imagenet_input(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(square.resize((size, size), Image.BILINEAR), dtype="float32")[None]
 
 
-def convert(variant: str, pth: str | Path | None, out: str | Path) -> tuple[int, int]:
-    """Write `variant`'s ImageNet weights as a Keras `.weights.h5`; returns (arrays, top-1 on the cat)."""
+def convert(variant: str, pth: str | Path | None, out: str | Path, *, toward: str | Path | None = None,
+            alpha: float = 1.0) -> tuple[int, int]:
+    """Write `variant`'s ImageNet weights as a Keras `.weights.h5`; returns (arrays, top-1 on the cat).
+
+    With `toward` (a model fine-tuned from these weights), every layer it shares with the
+    network is moved the fraction `alpha` of the way to the fine-tuned weights: WiSE-FT
+    (Wortsman et al. 2022), whose interpolated networks keep more of what carries to new
+    images than either end. Batch norm the fine-tune kept frozen interpolates to itself.
+    """
     from retina_desktop.atomic import atomic_save
 
     out = Path(out)
     if not out.name.endswith(".weights.h5"):
         raise UserError(f'"{out}": the output must end in .weights.h5 (Keras weights format)')
+    if not 0.0 <= alpha <= 1.0:
+        raise UserError(f"--alpha {alpha:g}: the fraction of the way to the fine-tuned weights is between 0 and 1")
     source = Path(pth) if pth else imagenet_weights(variant)
     model = build_efficientnet_lite(variant)
     count = assign(model, weight_arrays(variant, source), source)
+    if toward is not None:
+        moved = interpolate_toward(model, toward, alpha)
+        if not moved:
+            raise UserError(f'"{toward}" shares no layer with {variant_name(variant)}: not fine-tuned from it')
     from skimage import data
 
     logits = model.predict(imagenet_input(data.chelsea(), native_size(variant)), verbose=0)
@@ -180,12 +211,42 @@ def convert(variant: str, pth: str | Path | None, out: str | Path) -> tuple[int,
     return count, int(np.argmax(logits[0]))
 
 
+def interpolate_toward(model, fine_tuned: str | Path, alpha: float) -> int:
+    """Move each layer of `model` that the model file `fine_tuned` has (same name, same shapes)
+    to (1 - alpha) * its weights + alpha * the fine-tuned ones; returns the layers moved."""
+    from retina_desktop.quiet import import_keras
+
+    path = Path(fine_tuned)
+    try:
+        tuned = {layer.name: layer.get_weights()
+                 for layer in import_keras().models.load_model(str(path), compile=False).layers if layer.weights}
+    except Exception as err:  # h5py, zipfile and Keras each have their own word for a bad file
+        raise UserError(
+            f'"{path}" cannot be read as a Keras model ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})'
+        ) from err
+    moved = 0
+    for layer in model.layers:
+        ends = tuned.get(layer.name)
+        if not layer.weights or ends is None:
+            continue
+        start = layer.get_weights()
+        if [a.shape for a in start] != [b.shape for b in ends]:
+            raise UserError(f'"{path}" does not fit layer {layer.name}: fine-tuned from another network?')
+        layer.set_weights([(1.0 - alpha) * a + alpha * b for a, b in zip(start, ends)])
+        moved += 1
+    return moved
+
+
 def run_import_weights(args) -> int:
+    toward = getattr(args, "toward", None)
+    alpha = getattr(args, "alpha", 1.0)
     print(f"converting {args.variant} ImageNet weights ...", flush=True)
-    count, top1 = convert(args.variant, args.pth, args.out)
-    print(f"wrote {args.out}: {count} arrays")
+    count, top1 = convert(args.variant, args.pth, args.out, toward=toward, alpha=alpha)
+    moved = f", its features {alpha:g} of the way to {toward}" if toward else ""
+    print(f"wrote {args.out}: {count} arrays{moved}")
     name = IMAGENET_CATS.get(top1)
     verdict = f"ImageNet class {top1} ({name})" if name else f"ImageNet class {top1}, NOT a cat (281-285)"
     print(f"self-check: scikit-image's chelsea (a cat) -> {verdict}")
-    return 0 if name else 1
+    # Moved features under ImageNet's own head need not name the cat; converted ones must.
+    return 0 if name or toward else 1
 

@@ -73,6 +73,11 @@ class ClassifierConfig:
     # `synthesize` folders whose GAN images join the train split (`--synthetic`); none by
     # default, because the learning curve of issue #36 measured no gain from them.
     synthetic: tuple[str, ...] = ()
+    # A fitted model (a screening bundle's .h5) whose layers start the classifier's layers of
+    # the same names: its head is a linear probe on the frozen features, so fine-tuning starts
+    # from a head that already fits them and the first steps do not tear the features apart
+    # to fit a random one (LP-FT, Kumar et al. 2022). Empty: ImageNet features, a random head.
+    init_from: str = ""
 
     def input_spec(self):
         """The InputSpec of a model trained with this config: its size and fit, pixels unscaled."""
@@ -267,6 +272,10 @@ def build_trainer(config: ClassifierConfig, num_classes: int, augment: AugmentCo
     keras = import_keras()
     random_gamma_layer()  # registered before a checkpoint that contains it is loaded
     classifier = build_classifier(config, num_classes)
+    if config.init_from:
+        from training.classifier.import_weights import start_from
+
+        start_from(classifier, config.init_from)
     if config.architecture != "small":
         freeze_pretrained(classifier, config)
     layers = [keras.Input((config.height, config.width, 3))]

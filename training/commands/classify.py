@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "each epoch, so the camera cannot tell the class (fundus)")
     parser.add_argument("--frozen-blocks", type=int, default=0,
                         help="keep a pretrained backbone's stem and first N blocks frozen")
+    parser.add_argument("--init-from", default="", metavar="MODEL",
+                        help="start every layer from the same-named layer of this fitted model (a screening-probe "
+                             "keras_model.h5 of the same architecture and size): linear probe, then fine-tune")
     parser.add_argument("--epoch-size", type=int, default=0,
                         help="images per epoch, every class equally often (0: all, with class weights)")
     parser.add_argument("--local-contrast", action="store_true",

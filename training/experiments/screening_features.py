@@ -40,7 +40,14 @@ class Backbone:
     weights: str | None = "imagenet"
 
     def tag(self) -> str:
-        return f"{self.architecture}-{self.size}px-{self.fit}"
+        """What the cached features depend on. Weights other than ImageNet's are named by their
+        contents, so features of one fine-tune are never read back for another."""
+        tag = f"{self.architecture}-{self.size}px-{self.fit}"
+        if self.weights and self.weights != "imagenet":
+            path = Path(self.weights)
+            digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
+            tag += f"-{path.name}-{digest}"
+        return tag
 
 
 def mid_layer_name(model) -> str:
