@@ -152,22 +152,27 @@ def load_imagenet_features(model, variant: str, source: str | Path | None, *, sk
     return assign(model, weight_arrays(variant, source), weights_path(variant, source), skip=skip)
 
 
-def start_from(model, bundle: str | Path) -> int:
-    """Set every weighted layer of `model` from the layer of the same name in the Keras model
-    file `bundle` (LP-FT's start: a fitted linear probe on the same network); returns the arrays
-    set. A file that is not such a model is one line naming it."""
+def model_arrays(path: Path) -> dict[str, list[np.ndarray]]:
+    """{layer name: weights} of every weighted layer of the Keras model file `path`; a file that
+    is not one is one line naming it."""
     from retina_desktop.quiet import import_keras
 
-    path = Path(bundle)
     if not path.is_file():
-        raise UserError(f'"{path}" is not there: --init-from takes a fitted model file (keras_model.h5)')
+        raise UserError(f'"{path}" is not there: expected a fitted model file (keras_model.h5)')
     try:
         fitted = import_keras().models.load_model(str(path), compile=False)
     except Exception as err:  # h5py, zipfile and Keras each have their own word for a bad file
         raise UserError(
             f'"{path}" cannot be read as a Keras model ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})'
         ) from err
-    return assign(model, {layer.name: layer.get_weights() for layer in fitted.layers if layer.weights}, path)
+    return {layer.name: layer.get_weights() for layer in fitted.layers if layer.weights}
+
+
+def start_from(model, bundle: str | Path) -> int:
+    """Set every weighted layer of `model` from the layer of the same name in the Keras model
+    file `bundle` (LP-FT's start: a fitted linear probe on the same network); returns the arrays
+    set."""
+    return assign(model, model_arrays(Path(bundle)), bundle)
 
 
 def imagenet_input(image: np.ndarray, size: int) -> np.ndarray:
@@ -214,16 +219,8 @@ def convert(variant: str, pth: str | Path | None, out: str | Path, *, toward: st
 def interpolate_toward(model, fine_tuned: str | Path, alpha: float) -> int:
     """Move each layer of `model` that the model file `fine_tuned` has (same name, same shapes)
     to (1 - alpha) * its weights + alpha * the fine-tuned ones; returns the layers moved."""
-    from retina_desktop.quiet import import_keras
-
     path = Path(fine_tuned)
-    try:
-        tuned = {layer.name: layer.get_weights()
-                 for layer in import_keras().models.load_model(str(path), compile=False).layers if layer.weights}
-    except Exception as err:  # h5py, zipfile and Keras each have their own word for a bad file
-        raise UserError(
-            f'"{path}" cannot be read as a Keras model ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})'
-        ) from err
+    tuned = model_arrays(path)
     moved = 0
     for layer in model.layers:
         ends = tuned.get(layer.name)
