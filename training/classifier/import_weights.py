@@ -236,7 +236,10 @@ def interpolate_toward(model, fine_tuned: str | Path, alpha: float) -> int:
 
 def run_import_weights(args) -> int:
     toward = getattr(args, "toward", None)
-    alpha = getattr(args, "alpha", 1.0)
+    alpha = getattr(args, "alpha", None)
+    if alpha is not None and not toward:
+        raise UserError("--alpha is the fraction of the way to a fine-tuned model: it needs --toward MODEL")
+    alpha = 1.0 if alpha is None else alpha
     print(f"converting {args.variant} ImageNet weights ...", flush=True)
     count, top1 = convert(args.variant, args.pth, args.out, toward=toward, alpha=alpha)
     moved = f", its features {alpha:g} of the way to {toward}" if toward else ""

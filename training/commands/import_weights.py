@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--toward", metavar="MODEL",
                         help="a model fine-tuned from these weights (keras_model.h5): move the shared layers "
                              "--alpha of the way to it (WiSE-FT weight interpolation)")
-    parser.add_argument("--alpha", type=float, default=1.0,
+    parser.add_argument("--alpha", type=float,
                         help="with --toward: 0 keeps ImageNet's weights, 1 takes the fine-tuned ones (default 1)")
 
 
