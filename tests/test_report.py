@@ -61,6 +61,26 @@ def test_figure_holds_the_result_model_date_and_notice() -> None:
     assert len(fig.axes[3].patches) == len(CLASSES)  # one bar per class
 
 
+def test_a_long_model_name_stays_on_the_page() -> None:
+    """The shipped fundus model's name, version and modality ran past the right edge of the PDF."""
+    import dataclasses
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    long = "fundus screening model (frozen EfficientNet-Lite0 features, 224 px) trained by a very careful clinic"
+    named = dataclasses.replace(prediction(), model_name=long)
+    fig = build_report_figure(named, metadata=METADATA, created=WHEN)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width = fig.bbox.width
+    for ax in fig.axes:
+        for text in ax.texts:
+            assert text.get_window_extent(renderer).x1 <= width, text.get_text()
+    header = "\n".join(t.get_text() for t in fig.axes[0].texts)
+    assert "careful clinic, model version 1.2, modality fundus" in " ".join(header.split())
+
+
 @pytest.mark.parametrize("suffix,magic", [(".pdf", b"%PDF"), (".png", b"\x89PNG")])
 def test_export_writes_the_file_atomically(tmp_path, suffix, magic) -> None:
     target = tmp_path / "out" / f"report{suffix}"

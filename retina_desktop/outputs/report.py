@@ -144,10 +144,12 @@ def build_report_figure(
         model_line += f", model version {metadata.version}, modality {metadata.modality}"
     lines = [
         f"Image: {Path(prediction.file).name}",
-        f"Model: {model_line}",
+        # At 10 points a line of the page holds about 100 characters; the shipped fundus model's
+        # name and version alone ran past the right edge.
+        _wrapped(f"Model: {model_line}", HEADER_WIDTH),
         f"Date: {created.strftime('%Y-%m-%d %H:%M %Z').strip()}",
     ]
-    header.text(0, 0.62, "\n".join(lines), fontsize=10, va="top", linespacing=1.6)
+    header.text(0, 0.68, "\n".join(lines), fontsize=10, va="top", linespacing=1.6)
 
     left = fig.add_subplot(grid[1, 0])
     left.imshow(picture)
@@ -190,6 +192,9 @@ def build_report_figure(
     footer.text(0, 1, "\n".join(_wrapped(n) for n in notes), fontsize=9, va="top", linespacing=1.5)
     footer.text(0, 0.05, NOTICE, fontsize=11, fontweight="bold", color="#8b1a1a", va="bottom")
     return fig
+
+
+HEADER_WIDTH = 96  # characters of a 10-point header line on the A4 page
 
 
 def _wrapped(text: str, width: int = 110) -> str:
