@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator
 
 _lock = threading.Lock()
-_captured_import_log = ""
 _keras = None  # set only once the whole import has finished
 
 # Read by TensorFlow when it loads; the defaults make it chatty.
@@ -56,7 +55,7 @@ def keras_backend() -> str:
 
 def import_keras():
     """Import and return `keras` quietly. Safe to call from any thread, any number of times."""
-    global _captured_import_log, _keras
+    global _keras
     if _keras is not None:
         return _keras
     with _lock:
@@ -74,7 +73,6 @@ def import_keras():
         except Exception:
             sys.stderr.write("".join(captured))
             raise
-        _captured_import_log = "".join(captured)
         if tf is not None:
             tf.get_logger().setLevel(logging.ERROR)
         logging.getLogger("absl").setLevel(logging.ERROR)
@@ -84,8 +82,3 @@ def import_keras():
             absl.logging.set_verbosity(absl.logging.ERROR)
         _keras = keras
         return keras
-
-
-def import_log() -> str:
-    """What TensorFlow printed while it was imported (for the log file)."""
-    return _captured_import_log

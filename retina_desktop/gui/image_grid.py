@@ -61,11 +61,6 @@ class ImageGrid(ttk.Frame):
         self.selected ^= {index}
         self._draw()
 
-    def cell_center(self, index: int) -> tuple[int, int]:
-        """Canvas coordinates of a picture's centre (for tests that click it)."""
-        x, y, side = self._cells[index]
-        return x + side // 2, y + side // 2
-
     def _resized(self, event) -> None:
         if event.width != self._width:
             self._width = event.width

@@ -120,7 +120,6 @@ class SyntheticPanel(ttk.Frame):
         self.images: list[SyntheticImage] = []
         self.shown_info: GeneratorInfo | None = None  # the generator that made `images`
         self.judged: list[tuple[str, float]] | None = None
-        self.judged_model = ""
         self.judged_answers: list = []
         self._token = 0
         self._opening: Path | None = None
@@ -358,7 +357,7 @@ class SyntheticPanel(ttk.Frame):
     def judged_done(self, judged: Judged) -> None:
         if judged.token != self._token:
             return
-        self.judged, self.judged_model, self.judged_answers = judged.labels, judged.model, judged.answers
+        self.judged, self.judged_answers = judged.labels, judged.answers
         for image, (label, confidence) in zip(self.images, judged.labels):
             image.predicted, image.confidence = label, confidence
         agree = sum(1 for image, (label, _) in zip(self.images, judged.labels) if label == image.label)

@@ -28,7 +28,6 @@ FIT_MODES = ("crop", "pad", "stretch", "fov")
 # which is how our own models keep preprocessing in one place), "tm" = x/127.5 - 1 (Teachable
 # Machine and MobileNet), "unit" = x/255.
 SCALINGS = ("none", "tm", "unit")
-MODALITIES = ("fundus", "oct", "unknown")
 # How a stored threshold decides (OperatingPoint): a two-class operating point, or a referral.
 DECISION_RULES = ("operating", "referral")
 # Below this probability of its label an answer is called unsure (the user's setting overrides it).

@@ -17,11 +17,9 @@ import numpy as np
 
 from retina_desktop.atomic import atomic_save
 from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import UNSURE_BELOW, ModelMetadata, Prediction, display_name
+from retina_desktop.outputs.records import ModelMetadata, Prediction, display_name
 
 NOTICE = "Model output, not a diagnosis. Retina Desktop is not a medical device."
-# The default unsure level (the prediction carries the one in force; see records.Answer).
-UNSURE_THRESHOLD = UNSURE_BELOW
 REPORT_SUFFIXES = (".pdf", ".png")
 _A4_PORTRAIT = (8.27, 11.69)
 # Bar colours: the reported class, the others, and every bar of an image not judged.

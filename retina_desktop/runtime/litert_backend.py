@@ -164,7 +164,6 @@ def decode_array(data: dict[str, Any]) -> np.ndarray:
 # ---- the head between the feature maps and the output, in numpy ------------------------------
 
 HEAD_OPS = ("global_average_pool", "flatten", "dense", "activation", "affine")
-ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh", "softmax")
 
 
 def _activate(name: str, x: np.ndarray) -> np.ndarray:
@@ -341,8 +340,3 @@ class CompiledModel:
         maps = features[0].astype(np.float64)
         weights = self.head.score_gradient(maps, int(class_index)).mean(axis=(0, 1))
         return np.maximum((maps * weights).sum(axis=-1), 0.0).astype(np.float32)
-
-
-def open_compiled(path: Path) -> CompiledModel:
-    """Open a compiled model; raises `ModelError` when it cannot be used."""
-    return CompiledModel(path)

@@ -34,7 +34,6 @@ from retina_desktop.runtime.litert_backend import (
     CompiledModel,
     Head,
     cached_path_for,
-    compiled_path_for,
     encode_array,
     file_sha256,
     manifest_path_for,
@@ -103,11 +102,6 @@ def compile_model(
         manifest_path_for(out).unlink(missing_ok=True)
         raise
     return out
-
-
-def compile_beside(model: Any, source: Path, folder: Path | None = None, *, scaling: str = "none") -> Path:
-    """Compile to `<stem>.tflite` beside `source` (or in `folder`)."""
-    return compile_model(model, source, compiled_path_for(source, folder), scaling=scaling)
 
 
 def compile_to_cache(model: Any, source: Path, *, scaling: str = "none", sha256: str | None = None) -> Path:

@@ -24,17 +24,15 @@ manifest row.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from retina_desktop.atomic import atomic_save, atomic_write
 from retina_desktop.errors import UserError
 from retina_desktop.paths import models_dir
-from retina_desktop.runtime.litert_backend import find_compiled, manifest_path_for
+from retina_desktop.runtime.litert_backend import find_compiled
 from retina_desktop.synthesis.generator_runtime import (  # noqa: F401  (re-exported: the app's names for them)
     CONDITIONAL,
     VESSEL_TO_FUNDUS,
@@ -301,11 +299,3 @@ def export_images(images: list[SyntheticImage], folder: str | Path, generator_pa
                              "" if image.confidence is None else f"{image.confidence:.4f}"])
     written.append(folder / "manifest.csv")
     return written
-
-
-def compiled_manifest(generator: Generator) -> dict[str, Any]:
-    """The compiled copy's manifest (for the About box and --self-test)."""
-    try:
-        return json.loads(manifest_path_for(generator.compiled).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}

@@ -16,7 +16,6 @@ import numpy as np
 
 from retina_desktop.errors import UserError
 
-HEALTHY = "normal"
 DISEASE = "diabetic_retinopathy"
 
 

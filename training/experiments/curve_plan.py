@@ -17,10 +17,6 @@ CONDITIONS = ("real", "traditional", "gan", "both")
 SHIPPED = "shipped-gan"
 CONFIG_FILE = "curve.json"
 ALL = 0  # the point that keeps every real image of the class
-# How the most promising cell is confirmed: "searched", the fast protocol's head searched on
-# val for every fit (the fundus recipe is that head on frozen features); "cnn", the shipped
-# model's own recipe (`confirm_model`'s record) trained on the cell's images.
-CONFIRMATIONS = ("searched", "cnn")
 
 
 @dataclass(frozen=True)
