@@ -44,9 +44,10 @@ class Backbone:
         contents, so features of one fine-tune are never read back for another."""
         tag = f"{self.architecture}-{self.size}px-{self.fit}"
         if self.weights and self.weights != "imagenet":
+            from retina_desktop.runtime.litert_backend import file_sha256  # cached per path, size and time
+
             path = Path(self.weights)
-            digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
-            tag += f"-{path.name}-{digest}"
+            tag += f"-{path.name}-{file_sha256(path)[:12] if path.is_file() else 'missing'}"
         return tag
 
 
