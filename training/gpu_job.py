@@ -119,10 +119,9 @@ def pack_files(config, out: Path) -> dict:
     such path. `unpack_files` turns the names back into paths there."""
     recorded = config.to_dict()
     for field, stem in PACKED_FILES.items():
-        value = recorded.get(field)
-        if not value or value == "imagenet":
+        if not names_a_file(recorded.get(field)):
             continue
-        source = Path(value)
+        source = Path(recorded[field])
         if not source.is_file():
             raise UserError(f'"{source}" (--{field.replace("_", "-")}) is not there to pack into the job')
         name = stem + "".join(source.suffixes[-2:])  # .weights.h5, .h5, .pth
@@ -134,8 +133,12 @@ def pack_files(config, out: Path) -> dict:
 def unpack_files(config: dict, job_dir: Path) -> dict:
     """The packed config with each packed file named by its path in `job_dir`."""
     return {**config, **{field: str(job_dir / config[field]) for field in PACKED_FILES
-                         if config.get(field) and config[field] != "imagenet"
-                         and not Path(config[field]).is_absolute()}}
+                         if names_a_file(config.get(field)) and not Path(config[field]).is_absolute()}}
+
+
+def names_a_file(value) -> bool:
+    """Whether a config value of `PACKED_FILES` names a file ("imagenet" names the installed wheel)."""
+    return bool(value) and value != "imagenet"
 
 
 RUN_SH = """#!/usr/bin/env bash
