@@ -51,30 +51,36 @@ class MeanOfHeads:
                        axis=0)
 
 
-def chosen(config: ScreeningConfig, cache: Path):
-    """(classes, sets, network, the columns of the val-chosen pools, the fitted head)."""
-    classes, sets, network = feature_sets(config.backbone(), DATA / "fundus4", [DATA / e for e in EXTERNAL], cache,
-                                          log=lambda *_: None)
+def features(config: ScreeningConfig, cache: Path):
+    """(classes, sets, network) of fundus4's splits and both external sets, as the ablation reads them."""
+    return feature_sets(config.backbone(), DATA / "fundus4", [DATA / e for e in EXTERNAL], cache, log=lambda *_: None)
+
+
+def chosen_head(sets, classes: list[str], config: ScreeningConfig, network):
+    """(the columns of the val-chosen pools, the head fitted on them), as `screening-probe` chooses."""
     widths = pool_widths(network)
     choice, _ = search_head(sets, classes, config, widths, log=lambda *_: None)
     columns = pool_columns(widths, choice.pools)
     train = sets["train"]
-    head = fit_head(train.features[:, columns], train.labels, train.grades, classes.index(DR_CLASS), choice)
-    return classes, sets, network, columns, head
+    return columns, fit_head(train.features[:, columns], train.labels, train.grades, classes.index(DR_CLASS), choice)
 
 
 def multi_scale(cache: Path, sizes=(224, 320)) -> dict:
-    members = [chosen(ScreeningConfig(size=size), cache) for size in sizes]
-    classes, first = members[0][0], members[0][1]
-    joined = {name: FeatureSet(name, np.concatenate([m[1][name].features[:, m[3]] for m in members], axis=1),
+    members = []
+    for size in sizes:
+        config = ScreeningConfig(size=size)
+        classes, sets, network = features(config, cache)
+        members.append((sets, *chosen_head(sets, classes, config, network)))
+    first = members[0][0]
+    joined = {name: FeatureSet(name, np.concatenate([m[0][name].features[:, m[1]] for m in members], axis=1),
                                s.labels, s.grades, s.sources, s.files) for name, s in first.items()}
-    head = MeanOfHeads([m[4] for m in members], [len(m[3]) for m in members])
+    head = MeanOfHeads([m[2] for m in members], [len(m[1]) for m in members])
     return row_figures(classes, joined, head, np.arange(joined["train"].features.shape[1]))
 
 
 def camera_copies(cache: Path, copies: int) -> dict:
     config = ScreeningConfig()
-    classes, sets, network, _, _ = chosen(config, cache)
+    classes, sets, network = features(config, cache)
     dataset = load_dataset(DATA / "fundus4")
     samples = dataset.subset("train")
     train = sets["train"]
@@ -90,11 +96,7 @@ def camera_copies(cache: Path, copies: int) -> dict:
     n = copies + 1
     sets = {**sets, "train": FeatureSet("train", np.concatenate([train.features, *extra]), np.tile(train.labels, n),
                                         np.tile(train.grades, n), np.tile(train.sources, n), train.files * n)}
-    widths = pool_widths(network)
-    choice, _ = search_head(sets, classes, config, widths, log=lambda *_: None)
-    columns = pool_columns(widths, choice.pools)
-    head = fit_head(sets["train"].features[:, columns], sets["train"].labels, sets["train"].grades,
-                    classes.index(DR_CLASS), choice)
+    columns, head = chosen_head(sets, classes, config, network)
     return row_figures(classes, sets, head, columns)
 
 
