@@ -46,7 +46,6 @@ FUNDUS_INPUTS = (("messidor2/diabetic_retinopathy", 2), ("messidor2/normal", 2),
                  ("wrong-inputs/oct-angiography", 1), ("oct-dme/DME", 1))
 OCT_INPUTS = (("oct-dme/DME", 2), ("oct-dme/NO_DME", 2), ("messidor2/normal", 1))
 BATCH_FOLDERS = {"fundus": "wrong-inputs/lens-photo", "oct": "oct-dme/DME"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm")
 SEED = 0
 # The date a report prints (the app prints the time it was made, which two runs would not share).
 REPORT_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
@@ -54,11 +53,9 @@ REPORT_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 def inputs(folders) -> list[str]:
     """The first files of each folder, sorted: the same list on every machine with the data."""
-    chosen = []
-    for folder, count in folders:
-        files = sorted(p for p in (DATA / folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        chosen += [str(p) for p in files[:count]]
-    return chosen
+    from retina_desktop.imaging.decode import list_images
+
+    return [str(path) for folder, count in folders for path in list_images(DATA / folder)[:count]]
 
 
 def cli_output(argv: list[str]) -> str:

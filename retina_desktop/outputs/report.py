@@ -21,6 +21,7 @@ from retina_desktop.outputs.records import ModelMetadata, Prediction, display_na
 
 NOTICE = "Model output, not a diagnosis. Retina Desktop is not a medical device."
 REPORT_SUFFIXES = (".pdf", ".png")
+HEADER_WIDTH = 96  # characters of a 10-point header line on the A4 page
 _A4_PORTRAIT = (8.27, 11.69)
 # Bar colours: the reported class, the others, and every bar of an image not judged.
 TOP_COLOUR, OTHER_COLOUR, GREY_COLOUR = "#1f5f8b", "#9bb7cc", "#c8c8c8"
@@ -190,9 +191,6 @@ def build_report_figure(
     footer.text(0, 1, "\n".join(_wrapped(n) for n in notes), fontsize=9, va="top", linespacing=1.5)
     footer.text(0, 0.05, NOTICE, fontsize=11, fontweight="bold", color="#8b1a1a", va="bottom")
     return fig
-
-
-HEADER_WIDTH = 96  # characters of a 10-point header line on the A4 page
 
 
 def _wrapped(text: str, width: int = 110) -> str:
