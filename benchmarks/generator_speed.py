@@ -25,9 +25,9 @@ from timing import summary, timed  # noqa: E402  (benchmarks/, beside this scrip
 
 
 def main() -> int:
-    from retina_desktop.quiet import import_keras
-    from retina_desktop.synthesis.samples import CONDITIONAL, latents, open_generator, sample
-    from retina_desktop.synthesis.vessel_synthesis import generator_input, random_vessel_tree
+    from retina_desktop.core.quiet import import_keras
+    from retina_desktop.services.synthetic_samples import CONDITIONAL, latents, open_generator, sample
+    from retina_desktop.services.vessel_synthesis import generator_input, random_vessel_tree
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", default=str(ROOT / "models" / "generator.keras"))
@@ -48,14 +48,19 @@ def main() -> int:
             z = latents(0, range(64), info.latent_dim)
             labels = np.zeros(64, np.int32)
             print(f"{path} ({info.size} px, {len(info.classes)} classes): 64 images")
-            print(f"  LiteRT (the app)  {summary(timed(lambda: sample(generator, label, 64, seed=0), args.repeat))}")
-            print(f"  Keras  (training) {summary(timed(lambda: model([z, labels], training=False), args.repeat))}")
+            # timed() calls each lambda at once, so binding this iteration's values changes nothing.
+            lite = timed(lambda generator=generator, label=label: sample(generator, label, 64, seed=0), args.repeat)
+            print(f"  LiteRT (the app)  {summary(lite)}")
+            full = timed(lambda model=model, z=z, labels=labels: model([z, labels], training=False), args.repeat)
+            print(f"  Keras  (training) {summary(full)}")
         else:
             vessels, fov = random_vessel_tree(info.size, seed=0)
             planes = generator_input(vessels, fov, info.styles[0], info.styles, info.size)
             print(f"{path} ({info.size} px, styles {', '.join(info.styles)}): 1 image")
-            print(f"  LiteRT (the app)  {summary(timed(lambda: generator.translate(planes), args.repeat))}")
-            print(f"  Keras  (training) {summary(timed(lambda: model(planes, training=False), args.repeat))}")
+            lite = timed(lambda generator=generator, planes=planes: generator.translate(planes), args.repeat)
+            print(f"  LiteRT (the app)  {summary(lite)}")
+            full = timed(lambda model=model, planes=planes: model(planes, training=False), args.repeat)
+            print(f"  Keras  (training) {summary(full)}")
     return 0
 
 

@@ -55,14 +55,14 @@ def _child(args) -> None:
     files = list_images(args.folder)[: args.images] if args.folder else []
     image = Path(args.image)
     if args.path == "plain":
-        from retina_desktop.models.bundle import load_bundle
+        from retina_desktop.core.quiet import import_keras
+        from retina_desktop.inference.bundle import load_bundle
 
         # Only to read the input spec without TensorFlow's help; the model is loaded below.
-        from retina_desktop.models.model_files import read_sidecar, sidecar_path_for
-        from retina_desktop.quiet import import_keras
+        from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for
 
         import_keras()
-        from retina_desktop.models.legacy_h5 import load_h5_model
+        from retina_desktop.inference.legacy_h5 import load_h5_model
 
         model = load_h5_model(Path(args.model))
         sidecar = read_sidecar(sidecar_path_for(Path(args.model)))
@@ -77,8 +77,8 @@ def _child(args) -> None:
         def predict_batch(fitted):
             return model.predict(prepare_batch(list(fitted), spec), batch_size=32, verbose=0)
     else:
-        from retina_desktop.service import Classifier
-        from retina_desktop.settings import Settings
+        from retina_desktop.core.settings import Settings
+        from retina_desktop.services.classify import Classifier
 
         classifier = Classifier(args.model, backend=args.path, settings=Settings(checks_enabled=False))
         spec = classifier.bundle().metadata.input
@@ -152,11 +152,17 @@ def _frozen(args) -> dict | None:
     if not exe.exists():
         return None
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
-    model = folder / "_internal" / Path(args.model).resolve().relative_to(ROOT) if Path(args.model).resolve().is_relative_to(ROOT) else Path(args.model)
+    model = (
+        folder / "_internal" / Path(args.model).resolve().relative_to(ROOT)
+        if Path(args.model).resolve().is_relative_to(ROOT)
+        else Path(args.model)
+    )
     times, peaks = [], []
     for _ in range(3):
         start = time.perf_counter()
-        code, _, err, peak = _measured([str(exe), "predict", str(args.image), "--json", "--model", str(model), "--no-checks"])
+        code, _, err, peak = _measured(
+            [str(exe), "predict", str(args.image), "--json", "--model", str(model), "--no-checks"]
+        )
         times.append(time.perf_counter() - start)
         peaks.append(peak)
         if code:

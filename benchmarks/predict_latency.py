@@ -39,10 +39,10 @@ def main() -> int:
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     cold = time.perf_counter() - start
 
+    from retina_desktop.core.settings import Settings
     from retina_desktop.imaging.decode import load_image
     from retina_desktop.imaging.preprocessing import fit_image, scale_pixels
-    from retina_desktop.service import Classifier
-    from retina_desktop.settings import Settings
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier(args.model)
     bundle = classifier.bundle()
@@ -58,7 +58,10 @@ def main() -> int:
     ours_model = timed(lambda: classifier.predict_arrays(fitted[None]), args.repeat)
     plain = timed(lambda: bundle.model.predict(x, verbose=0), args.repeat)
 
-    print(f"model: {args.model} ({bundle.metadata.name}, input {bundle.metadata.input.height}x{bundle.metadata.input.width})")
+    print(
+        f"model: {args.model} ({bundle.metadata.name}, "
+        f"input {bundle.metadata.input.height}x{bundle.metadata.input.width})"
+    )
     print(f"image: {image}")
     print(f"warm, per image, {args.repeat} runs:")
     print(f"  plain model.predict(x)                  {summary(plain)}")

@@ -18,4 +18,5 @@ def timed(fn, repeat: int) -> list[float]:
 
 
 def summary(times: list[float]) -> str:
-    return f"median {statistics.median(times) * 1000:7.1f} ms   p90 {sorted(times)[int(len(times) * 0.9)] * 1000:7.1f} ms"
+    p90 = sorted(times)[int(len(times) * 0.9)]
+    return f"median {statistics.median(times) * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms"

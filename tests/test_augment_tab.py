@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from retina_desktop.synthesis import samples as synthesis
+from retina_desktop.services import synthetic_samples as synthesis
 from tests.conftest import fundus_like
 from tests.test_gui import FakeClassifier, display, make_app, pump, real_classifier  # noqa: F401
 
@@ -272,7 +272,7 @@ def test_vessel_mask_page_draws_generates_by_style_and_exports(make_app, vessel_
 
 def test_the_shipped_fundus_generator_fills_a_grid(make_app) -> None:
     """The generator the app ships (models/generator.keras, compiled), not a stand-in."""
-    from retina_desktop.paths import models_dir
+    from retina_desktop.core.paths import models_dir
 
     if not (models_dir() / "generator.keras").exists():
         pytest.skip("no shipped generator in models/ (a models-only checkout)")

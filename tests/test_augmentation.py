@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from retina_desktop.core.quiet import import_keras
 from retina_desktop.imaging.augmentation import (
     AugmentConfig,
     build_augmenter,
@@ -11,7 +12,6 @@ from retina_desktop.imaging.augmentation import (
     preview,
     random_gamma_layer,
 )
-from retina_desktop.quiet import import_keras
 from tests.conftest import fundus_like
 
 

@@ -36,7 +36,7 @@ import json, sys
 import numpy as np
 from training.cli import main
 code = main(sys.argv[1:])
-from retina_desktop.service import Classifier
+from retina_desktop.services.classify import Classifier
 import keras
 classifier = Classifier(sys.argv[sys.argv.index("--out") + 1] + "/keras_model.h5", backend="keras")
 batch = np.random.default_rng(0).integers(0, 255, (4, 24, 24, 3)).astype(np.uint8)
@@ -59,7 +59,7 @@ def test_classify_trains_on_jax_without_tensorflow_and_the_app_gives_its_answers
     assert (out / "keras_model.familiarity.npz").exists()
 
     # Here, on TensorFlow: the Keras path and the compiled one give the JAX model's answers.
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     batch = np.random.default_rng(0).integers(0, 255, (4, 24, 24, 3)).astype(np.uint8)
     for backend in ("keras", "auto"):
@@ -275,7 +275,10 @@ def sampler_inputs(kind: str) -> list:
     """A fixed input to each trainer's sampling network (the GAN's EMA generator, pix2pix's generator)."""
     config, data, _, _ = adversarial_run(kind)
     if kind == "gan":
-        return [np.random.default_rng(0).normal(size=(2, config.latent_dim)).astype("float32"), np.array([0, 1], np.int32)]
+        return [
+            np.random.default_rng(0).normal(size=(2, config.latent_dim)).astype("float32"),
+            np.array([0, 1], np.int32),
+        ]
     return [data[0][:2]]
 
 
@@ -315,7 +318,7 @@ def test_the_adversarial_trainers_run_on_jax_without_tensorflow_resume_exactly_a
     for key in straight:
         np.testing.assert_array_equal(run[key.replace("_straight_", "_resumed_")], run[key], err_msg=key)
 
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     sampler = import_keras().models.load_model(tmp_path / "sampler.keras", compile=False)
     np.testing.assert_allclose(np.asarray(sampler(sampler_inputs(kind), training=False)), run["made"], atol=1e-5)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.errors import ModelError, UnsafeModelError
-from retina_desktop.models.bundle import load_bundle
-from retina_desktop.models.model_files import find_code_layers, read_labels, write_labels
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.errors import ModelError, UnsafeModelError
+from retina_desktop.core.quiet import import_keras
+from retina_desktop.inference.bundle import load_bundle
+from retina_desktop.inference.model_files import find_code_layers, read_labels, write_labels
 from tests.conftest import CLASSES
 
 
@@ -184,7 +184,7 @@ def test_wrong_typed_sidecar_values_are_refused_at_load_naming_the_key(small_bun
 
 
 def test_the_shipped_sidecars_are_valid():
-    from retina_desktop.models.model_files import read_sidecar
+    from retina_desktop.inference.model_files import read_sidecar
     from tests.conftest import ROOT
 
     for sidecar in sorted((ROOT / "models").rglob("keras_model.json")):

@@ -6,17 +6,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from retina_desktop.imaging.checks import CheckThresholds, judge, measure
+from retina_desktop.core.model_card import CheckThresholds
+from retina_desktop.core.paths import default_model_path, modality_model_path, models_dir
+from retina_desktop.core.settings import Settings
+from retina_desktop.imaging.checks import judge, measure
 from retina_desktop.imaging.decode import load_image
-from retina_desktop.paths import default_model_path, modality_model_path, models_dir
-from retina_desktop.service import Classifier
-from retina_desktop.settings import Settings
+from retina_desktop.services.classify import Classifier
 from tests.conftest import fundus_like
 
 FUNDUS_OK = {"fundus": 0.98, "oct": 0.01, "other": 0.01}
 
 
-def _reasons(image: Image.Image, modality="fundus", probs=FUNDUS_OK, thresholds=CheckThresholds()):
+DEFAULT_THRESHOLDS = CheckThresholds()
+
+
+def _reasons(image: Image.Image, modality="fundus", probs=FUNDUS_OK, thresholds=DEFAULT_THRESHOLDS):
     return judge(measure(image), image.size, thresholds, modality, probs).reasons
 
 
@@ -26,7 +30,9 @@ def _textured(size=512, seed=0) -> Image.Image:
     base = np.asarray(fundus_like(size, seed), dtype=np.float64)
     stripes = (np.sin(np.arange(size) / 3.0)[None, :] * 40)[..., None]
     disc = base.sum(-1, keepdims=True) > 60
-    return Image.fromarray(np.clip(base + stripes * disc + rng.normal(0, 5, base.shape) * disc, 0, 255).astype(np.uint8))
+    return Image.fromarray(
+        np.clip(base + stripes * disc + rng.normal(0, 5, base.shape) * disc, 0, 255).astype(np.uint8)
+    )
 
 
 def test_a_good_image_passes():
@@ -93,7 +99,9 @@ def test_a_refusal_never_says_it_looks_like_what_the_model_reads():
     photo = _textured()
     unsure = {"fundus": 0.55, "oct": 0.05, "other": 0.40}
     verdict = judge(measure(photo), photo.size, CheckThresholds(min_modality_probability=0.555), "fundus", unsure)
-    assert verdict.reasons[0] == "not clearly a colour fundus photograph (the image check rates it 55% likely; needs 56%)"
+    assert verdict.reasons[0] == (
+        "not clearly a colour fundus photograph (the image check rates it 55% likely; needs 56%)"
+    )
     assert verdict.looks_like == ""
     for probs in ({"fundus": 0.55, "oct": 0.05, "other": 0.4}, {"fundus": 0.3, "oct": 0.6, "other": 0.1},
                   {"fundus": 0.2, "oct": 0.1, "other": 0.7}):
@@ -200,7 +208,8 @@ def test_real_test_images_mostly_pass(shared_data):
     ],
 )
 def test_a_refusal_never_prints_the_value_equal_to_its_limit(stats, needle):
-    from retina_desktop.imaging.checks import CheckThresholds, judge
+    from retina_desktop.core.model_card import CheckThresholds
+    from retina_desktop.imaging.checks import judge
 
     thresholds = CheckThresholds(min_brightness=34.63, max_saturated=0.0459, min_sharpness=13.253,
                                  min_field_of_view=0.454)

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.service import Classifier
+from retina_desktop.core.errors import UserError
+from retina_desktop.services.classify import Classifier
 from tests.conftest import class_folders
 from training.classifier.classify import run_classify
 from training.classifier.trainer import ClassifierConfig, build_classifier, class_weights

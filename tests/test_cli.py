@@ -126,7 +126,7 @@ def test_predict_on_real_images_with_the_shipped_model(shared_data):
 
 @pytest.mark.parametrize("text", ["[]", "null", '"s"', '{"check_overrides": {"min_side": "big"}}'])
 def test_a_settings_file_of_the_wrong_shape_is_one_warning_not_a_traceback(small_bundle, capsys, text):
-    from retina_desktop.settings import settings_path
+    from retina_desktop.core.settings import settings_path
 
     path = settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def test_a_settings_file_of_the_wrong_shape_is_one_warning_not_a_traceback(small
 
 
 def _never_classify(monkeypatch):
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     def refuse(*args, **kwargs):
         raise AssertionError("images were classified before --out was checked")
@@ -187,7 +187,7 @@ def test_predict_text_with_a_file_name_that_is_not_utf8(small_bundle, tmp_path):
 
 
 def test_batch_rows_are_kept_when_a_later_file_fails_unexpectedly(small_bundle, tmp_path, monkeypatch):
-    from retina_desktop.outputs import batch
+    from retina_desktop.services import batch
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -253,7 +253,7 @@ def _answer_nan(monkeypatch):
     """Every model call answers NaN, as a model file with changed bytes did."""
     import numpy as np
 
-    from retina_desktop.runtime import model_runtime
+    from retina_desktop.inference import model_runtime
 
     for runtime in (model_runtime.KerasRuntime, model_runtime.LiteRTRuntime):
         real = runtime.predict_with_features
@@ -284,7 +284,7 @@ def test_nan_model_output_is_an_error_line_in_text_json_and_csv(small_bundle, tm
 
 
 def test_predict_json_is_strict_even_if_a_nan_reaches_it(small_bundle, image_file, capsys, monkeypatch):
-    from retina_desktop.outputs.records import Prediction
+    from retina_desktop.core.prediction import Prediction
 
     real = Prediction.to_json_dict
     monkeypatch.setattr(Prediction, "to_json_dict", lambda self: {**real(self), "confidence": float("nan")})
@@ -295,7 +295,7 @@ def test_predict_json_is_strict_even_if_a_nan_reaches_it(small_bundle, image_fil
 
 def test_a_second_batch_with_the_same_out_is_refused_and_the_first_is_whole(small_bundle, tmp_path, capsys,
                                                                              monkeypatch):
-    from retina_desktop.outputs import batch
+    from retina_desktop.services import batch
 
     folder = tmp_path / "images"
     folder.mkdir()

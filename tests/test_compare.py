@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training.experiments.compare import render_table, row_figures, run_compare
 
 

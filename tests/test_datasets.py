@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec
 from tests.conftest import fundus_like
 from training.datasets import display_aspect, load_arrays, load_dataset, make_group_split
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training import distribute
 from training.distribute import Cluster, Placement
 

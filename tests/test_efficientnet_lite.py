@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training.classifier.efficientnet_lite import blocks, build_efficientnet_lite
 from training.classifier.import_weights import assign, imagenet_input, imagenet_weights, weight_arrays
 from training.classifier.torch_weights import read_state_dict

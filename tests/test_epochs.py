@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training import epochs as epochs_module
 from training.epochs import CheckpointFolder, TrainState, epoch_callbacks
 
@@ -31,7 +31,7 @@ class ToyConfig:
 
 
 def _model(seed: int):
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)

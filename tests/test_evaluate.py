@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.models.calibration import apply_temperature
+from retina_desktop.inference.calibration import apply_temperature
 from training.classifier.evaluate import (
     binary_operating_point,
     compute_metrics,
@@ -84,7 +84,7 @@ def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
 
 @pytest.mark.parametrize("bad", ["no-equals-sign", "=pattern", "x=("])
 def test_a_bad_source_option_is_a_clear_error(bad):
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
     from training.classifier.evaluate import parse_sources
 
     with pytest.raises(UserError, match="--source"):
@@ -269,8 +269,8 @@ def _fake_fov(monkeypatch):
 
 
 def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bundle, tmp_path, monkeypatch, capsys):
-    from retina_desktop.models.model_files import read_sidecar
-    from retina_desktop.service import Classifier
+    from retina_desktop.inference.model_files import read_sidecar
+    from retina_desktop.services.classify import Classifier
     from training.classifier.evaluate import evaluate_bundle, load_split
     from training.classifier.model_card import render_card
     from training.datasets import load_dataset
@@ -305,7 +305,7 @@ def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bu
 
 
 def test_a_data_set_class_the_model_does_not_know_is_refused(small_bundle, tmp_path):
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
     from training.classifier.evaluate import evaluate_bundle
     from training.datasets import load_dataset
 

@@ -19,19 +19,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.errors import ModelError
-from retina_desktop.models.bundle import load_bundle
-from retina_desktop.paths import models_dir
-from retina_desktop.runtime.heatmaps import gradcam
-from retina_desktop.runtime.litert_backend import (
+from retina_desktop.core.errors import ModelError
+from retina_desktop.core.paths import models_dir
+from retina_desktop.core.settings import Settings
+from retina_desktop.inference.bundle import load_bundle
+from retina_desktop.inference.heatmaps import gradcam
+from retina_desktop.inference.litert_backend import (
     compiled_path_for,
     file_sha256,
     find_compiled,
     manifest_path_for,
     read_manifest,
 )
-from retina_desktop.service import Classifier
-from retina_desktop.settings import Settings
+from retina_desktop.services.classify import Classifier
 from tests.conftest import CLASSES, ROOT, fundus_like
 from tests.keras2_scripts import REWRITE_AS_KERAS24
 from training.classifier.export import export_model
@@ -100,7 +100,9 @@ def test_export_verb_writes_a_complete_bundle_into_out(small_bundle, tmp_path, c
 
     assert main(["export", "--model", str(small_bundle), "--out", str(tmp_path / "out")]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["keras_model.h5", "keras_model.json", "keras_model.tflite", "keras_model.tflite.json", "labels.txt"]
+    assert names == [
+        "keras_model.h5", "keras_model.json", "keras_model.tflite", "keras_model.tflite.json", "labels.txt"
+    ]
     assert "keras_model.tflite" in capsys.readouterr().out
     assert load_bundle(tmp_path / "out" / "keras_model.h5", backend="litert").backend == "litert"
 
@@ -135,8 +137,8 @@ def test_a_stale_compiled_model_is_not_used(small_bundle, tmp_path):
 NO_TF_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from retina_desktop.runtime.heatmaps import heatmap_for
-    from retina_desktop.service import Classifier
+    from retina_desktop.inference.heatmaps import heatmap_for
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier(sys.argv[1], modality_model=sys.argv[2])
     prediction = classifier.predict_file(sys.argv[3])
@@ -165,8 +167,8 @@ def _run_clean(args: list[str], cache: Path) -> dict:
 @pytest.fixture(scope="module")
 def modality_bundle(tmp_path_factory) -> Path:
     """A tiny fundus / oct / other model standing in for the image checks' modality model."""
-    from retina_desktop.models.model_files import write_labels
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
+    from retina_desktop.inference.model_files import write_labels
     from training.classifier.trainer import ClassifierConfig, build_classifier
 
     keras = import_keras()
@@ -247,7 +249,9 @@ def teachable_machine_export(tmp_path_factory) -> tuple[Path, np.ndarray, np.nda
     images = _images((96, 96), n=5)
     np.save(folder / "x.npy", images)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
-    done = subprocess.run([sys.executable, "-c", TM_SCRIPT, str(folder)], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", TM_SCRIPT, str(folder)], env=env, capture_output=True, text=True, timeout=600
+    )
     if done.returncode == 3:
         pytest.skip("tf_keras (Keras 2) is not installed")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -296,7 +300,7 @@ def test_shipped_models_agree_on_both_paths(name, tmp_path, shared_data):
 
 
 def test_self_test_reports_models_on_the_compiled_path(small_bundle, modality_bundle, tmp_path, monkeypatch):
-    from retina_desktop import selftest
+    from retina_desktop.services import selftest
 
     fundus = _copy_bundle(small_bundle, tmp_path / "models")
     modality = _copy_bundle(modality_bundle, tmp_path / "models" / "modality")
@@ -356,8 +360,8 @@ def test_the_cli_warns_in_one_line_about_a_changed_compiled_copy(small_bundle, t
 
 
 def test_a_compiled_generator_with_changed_bytes_is_refused(tiny_generator, tmp_path):
-    from retina_desktop.synthesis.generator_export import compile_generator_beside
-    from retina_desktop.synthesis.samples import open_generator
+    from retina_desktop.inference.generator_export import compile_generator_beside
+    from retina_desktop.services.synthetic_samples import open_generator
 
     folder = tmp_path / "gen"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""The unfamiliar-image flag (retina_desktop/models/familiarity.py, training/classifier/familiarity.py): fitting,
+"""The unfamiliar-image flag (retina_desktop/inference/familiarity.py, training/classifier/familiarity.py): fitting,
 the threshold, storage and its refusal of foreign or malformed files, the same distance on both
 backends, and the warning in every output (CLI text and JSON, batch CSV, PDF report)."""
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.models.familiarity import (
+from retina_desktop.core.model_card import ModelMetadata
+from retina_desktop.core.settings import Settings
+from retina_desktop.inference.familiarity import (
     FORMAT,
     Familiarity,
     FamiliarityError,
@@ -21,8 +23,6 @@ from retina_desktop.models.familiarity import (
     path_for,
     pooled_features,
 )
-from retina_desktop.outputs.records import ModelMetadata
-from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, fundus_like
 
 NO_CHECKS = Settings(checks_enabled=False)
@@ -61,7 +61,9 @@ def test_new_images_like_the_training_images_lie_near_and_others_far() -> None:
     # Only the direction counts: a brighter copy of an image (longer features) is as familiar.
     assert np.allclose(record.distance(3 * features[300:310]), record.distance(features[300:310]))
     # Brute force agrees: the 5th nearest training point in the projected unit-length space.
-    query = (features[300:303] / np.linalg.norm(features[300:303], axis=1, keepdims=True) - record.mean) @ record.projection
+    query = (
+        features[300:303] / np.linalg.norm(features[300:303], axis=1, keepdims=True) - record.mean
+    ) @ record.projection
     gaps = np.linalg.norm(query[:, None] - record.points[None].astype(np.float64), axis=2)
     assert np.allclose(np.sort(gaps, axis=1)[:, 4], record.distance(features[300:303]), atol=1e-5)
 
@@ -216,8 +218,8 @@ def flagged_bundle(small_bundle, tmp_path_factory) -> Path:
 
 
 def test_the_verb_stores_the_record_and_its_sidecar_entry(flagged_bundle) -> None:
-    from retina_desktop.models.bundle import load_bundle
-    from retina_desktop.runtime.litert_backend import file_sha256
+    from retina_desktop.inference.bundle import load_bundle
+    from retina_desktop.inference.litert_backend import file_sha256
 
     record = Familiarity.load(path_for(flagged_bundle))
     assert record.model_sha256 == file_sha256(flagged_bundle)
@@ -255,7 +257,7 @@ def test_a_malformed_record_leaves_the_model_working_without_the_flag(flagged_bu
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ai_edge_litert") is None,
                     reason="ai-edge-litert is not installed")
 def test_both_backends_give_the_same_distance(flagged_bundle, tmp_path, monkeypatch) -> None:
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
     from training.classifier.export import export_model
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -281,7 +283,7 @@ def test_both_backends_give_the_same_distance(flagged_bundle, tmp_path, monkeypa
 
 def _unfamiliar_classifier(flagged_bundle, threshold: float):
     """The flagged bundle's classifier with its threshold moved, so an image is flagged or not."""
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier(flagged_bundle, backend="keras", settings=NO_CHECKS)
     bundle = classifier.bundle()
@@ -291,8 +293,8 @@ def _unfamiliar_classifier(flagged_bundle, threshold: float):
 
 def test_the_flag_is_a_warning_beside_the_answer_in_every_output(flagged_bundle, tmp_path, capsys, monkeypatch) -> None:
     from retina_desktop import cli
-    from retina_desktop.outputs import report
-    from retina_desktop.outputs.batch import BatchRow, csv_fields, csv_header
+    from retina_desktop.services import report
+    from retina_desktop.services.batch import BatchRow, csv_fields, csv_header
 
     image = tmp_path / "eye.png"
     fundus_like(96).save(image)
@@ -302,7 +304,8 @@ def test_the_flag_is_a_warning_beside_the_answer_in_every_output(flagged_bundle,
     assert prediction.unfamiliar is True and answer.label in CLASSES  # the answer stays
     assert answer.text().endswith("; unfamiliar image: output may be unreliable")
     assert "Unfamiliar image: unlike the images this model learned from" in answer.warning()
-    assert "its output may be unreliable" in answer.warning() and answer.headline().startswith(("Model output", "Unsure"))
+    assert "its output may be unreliable" in answer.warning()
+    assert answer.headline().startswith(("Model output", "Unsure"))
     fields = prediction.to_json_dict()
     assert fields["unfamiliar"] is True and fields["familiarity_distance"] > fields["familiarity_threshold"]
     assert fields["label"] == answer.label
@@ -331,8 +334,8 @@ def test_the_flag_is_a_warning_beside_the_answer_in_every_output(flagged_bundle,
 
 
 def test_no_record_means_no_flag_and_empty_fields(small_bundle, image_file) -> None:
-    from retina_desktop.outputs.batch import BatchRow, csv_fields, csv_header
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.batch import BatchRow, csv_fields, csv_header
+    from retina_desktop.services.classify import Classifier
 
     prediction = Classifier(small_bundle, backend="keras", settings=NO_CHECKS).predict_file(image_file)
     assert prediction.unfamiliar is None and prediction.to_json_dict()["unfamiliar"] is None

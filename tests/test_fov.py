@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from retina_desktop.core.model_card import InputSpec
 from retina_desktop.imaging.fov import (
     Circle,
     field_of_view_mask,
@@ -16,7 +17,6 @@ from retina_desktop.imaging.fov import (
     standardise_field_of_view,
 )
 from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.outputs.records import InputSpec
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

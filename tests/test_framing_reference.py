@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retina_desktop.core.model_card import InputSpec
 from retina_desktop.imaging.decode import load_image
 from retina_desktop.imaging.fov import FOV_VERSION, find_field_of_view
 from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.outputs.records import InputSpec
 from tests.conftest import SHARED_DATA
 from training.classifier.camera_variants import VARIANTS
 

@@ -24,7 +24,11 @@ pytestmark = pytest.mark.slow
 # the joined fundus generator (four parts, docs/gan-fundus.md) adds 48 MB, its .keras file (kept
 # for the hash check) and its compiled copy, and the build is now about 343 MB.
 MAX_BUILD_MB = 360
-SHIPPED = [ROOT / "models" / "keras_model.h5", ROOT / "models" / "oct" / "keras_model.h5", ROOT / "models" / "modality" / "keras_model.h5"]
+SHIPPED = [
+    ROOT / "models" / "keras_model.h5",
+    ROOT / "models" / "oct" / "keras_model.h5",
+    ROOT / "models" / "modality" / "keras_model.h5",
+]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -79,12 +83,18 @@ def test_frozen_predict_equals_the_unfrozen_app(app, model_name, tmp_path):
     sample = tmp_path / "eye.png"
     fundus_like(300, seed=3).save(sample)
     frozen = subprocess.run(
-        [str(app / "RetinaDesktop"), "predict", str(sample), "--json", "--model", str(app / "_internal" / "models" / model_name)],
+        [
+            str(app / "RetinaDesktop"), "predict", str(sample), "--json",
+            "--model", str(app / "_internal" / "models" / model_name),
+        ],
         capture_output=True, text=True, timeout=120, env=_env(tmp_path),
     )
     assert frozen.returncode == 0, frozen.stderr
     source = subprocess.run(
-        [sys.executable, "-m", "retina_desktop", "predict", str(sample), "--json", "--model", str(ROOT / "models" / model_name)],
+        [
+            sys.executable, "-m", "retina_desktop", "predict", str(sample), "--json",
+            "--model", str(ROOT / "models" / model_name),
+        ],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env(tmp_path),
     )
     assert source.returncode == 0, source.stderr
@@ -96,7 +106,9 @@ def test_frozen_predict_equals_the_unfrozen_app(app, model_name, tmp_path):
 
 
 def test_frozen_self_test(app, tmp_path):
-    done = subprocess.run([str(app / "RetinaDesktop"), "--self-test"], capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+    done = subprocess.run(
+        [str(app / "RetinaDesktop"), "--self-test"], capture_output=True, text=True, timeout=120, env=_env(tmp_path)
+    )
     report = done.stdout
     assert "frozen build" in report and "Result:" in report, done.stderr
     assert "[ok  ] assets" in report and "[ok  ] Tcl/Tk" in report
@@ -111,12 +123,14 @@ def test_frozen_self_test(app, tmp_path):
 def test_frozen_gui_opens_a_window_under_xvfb(app, tmp_path):
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         pytest.skip("needs Xvfb and xdotool")
-    from retina_desktop.gui.screenshots import virtual_display
+    from tests.virtual_display import virtual_display
 
     with virtual_display(1280, 800) as display:
         env = dict(_env(tmp_path), DISPLAY=display)
         started = time.perf_counter()
-        gui = subprocess.Popen([str(app / "RetinaDesktop")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        gui = subprocess.Popen(
+            [str(app / "RetinaDesktop")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             window = ""
             while time.perf_counter() - started < 30 and not window and gui.poll() is None:
@@ -124,7 +138,9 @@ def test_frozen_gui_opens_a_window_under_xvfb(app, tmp_path):
                                        env=env, capture_output=True, text=True)
                 window = found.stdout.split()[0] if found.stdout.split() else ""
                 time.sleep(0.2)
-            assert window, f"no window appeared (exit {gui.poll()}): {gui.stderr.read() if gui.poll() is not None else ''}"
+            assert window, (
+                f"no window appeared (exit {gui.poll()}): {gui.stderr.read() if gui.poll() is not None else ''}"
+            )
             # No window manager on Xvfb to send WM_DELETE_WINDOW: quit as a user would, Ctrl+Q.
             subprocess.run(["xdotool", "windowfocus", "--sync", window, "key", "ctrl+q"], env=env, capture_output=True)
             try:

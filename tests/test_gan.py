@@ -31,7 +31,7 @@ def _toy(n=16, seed=0):
 
 
 def test_the_label_changes_the_generated_image():
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     import_keras().utils.set_random_seed(0)
     generator = build_generator(TINY, 2)
@@ -45,7 +45,7 @@ def test_the_label_changes_the_generated_image():
 
 def test_each_class_has_its_own_batch_norm_gain_and_old_configs_keep_the_input_label_only():
     """Changing one class's gains changes that class's images and no other's."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     import_keras().utils.set_random_seed(0)
     generator = build_generator(TINY, 2)
@@ -66,7 +66,7 @@ def test_each_class_has_its_own_batch_norm_gain_and_old_configs_keep_the_input_l
 
 def test_the_discriminator_sees_a_batch_with_no_spread():
     """Mode collapse (one image for every latent) shows in the batch-spread feature map."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(0)
@@ -100,7 +100,7 @@ def test_the_discriminator_can_reach_the_hinge_margin():
     a gap of 0.75)."""
     import tensorflow as tf
 
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(0)
@@ -197,7 +197,7 @@ def test_adaptive_augmentation_r1_and_nonsaturating_loss_train(tmp_path):
 
 
 def test_synthesize_is_reproducible_by_seed(tmp_path):
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     import_keras().utils.set_random_seed(0)
     path = tmp_path / "generator.keras"
@@ -326,7 +326,7 @@ def test_resume_refuses_another_fit(tmp_path, monkeypatch):
 
 def _saved_generator(folder, config, classes=("a", "b"), seed=1):
     """A generator of `config` saved as a .keras file with the sidecar `gan` would write."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     import_keras().utils.set_random_seed(seed)
     generator = build_generator(config, len(classes))
@@ -399,7 +399,7 @@ def test_a_run_of_one_class_starts_from_that_class_of_a_many_class_generator(tmp
 
 
 def test_init_generator_refuses_other_classes_or_widths_in_one_line(tmp_path):
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
     from training.gan.trainer import make_gan
     from training.gan.warm_start import warm_start
 
@@ -469,7 +469,7 @@ def test_the_cli_turns_an_impossible_configuration_into_one_line(tmp_path, capsy
 
 
 def _tiny_generator_file(folder):
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     import_keras().utils.set_random_seed(0)
     path = folder / "generator.keras"

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from retina_desktop.synthesis.generator_runtime import Generator, latents, one_hot, read_generator_info
+from retina_desktop.inference.generator_runtime import Generator, latents, one_hot, read_generator_info
 from tests.test_gan import TINY, _saved_generator
 from training.cli import main
 from training.gan.generator_file import load_generator
@@ -44,7 +44,7 @@ def test_each_class_is_drawn_by_its_own_part_and_the_file_reloads_safely(tmp_pat
 
 
 def test_the_combined_generator_compiles_for_the_app_with_its_routes(tmp_path, base_and_part):
-    from retina_desktop.synthesis.generator_export import compile_generator_beside
+    from retina_desktop.inference.generator_export import compile_generator_beside
 
     base, base_path, part, part_path = base_and_part
     out = tmp_path / "combined.keras"
@@ -94,7 +94,7 @@ def test_a_base_whose_every_class_is_drawn_elsewhere_is_left_out(tmp_path, base_
 
 
 def test_a_combined_generator_cannot_start_a_run_and_says_which_parts_can(tmp_path, base_and_part):
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
     from training.gan.warm_start import check_source_generator
 
     _, base_path, _, part_path = base_and_part

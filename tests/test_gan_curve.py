@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training.datasets import drawn_order
 from training.experiments import curve_report, gan_curve
 from training.experiments.curve_generators import GeneratorRecipe
@@ -127,7 +127,9 @@ def test_the_verb_takes_each_modalitys_defaults_and_its_command_line_remakes_the
     oct_curve = _config_of("gan-curve --data d --out o --modality oct --base-epochs 50")
     assert (oct_curve.scarce, oct_curve.points, oct_curve.C) == (("DME",), (25, 50, ALL), None)
     assert (oct_curve.confirm, oct_curve.confirm_model) == ("cnn", "models/oct/keras_model.h5")
-    assert (oct_curve.recipe.loss, oct_curve.recipe.r1_gamma, oct_curve.recipe.base_epochs) == ("nonsaturating", 0.2, 50)
+    assert (oct_curve.recipe.loss, oct_curve.recipe.r1_gamma, oct_curve.recipe.base_epochs) == (
+        "nonsaturating", 0.2, 50
+    )
     assert _config_of("gan-curve --data d --out o --shipped-generator ''").shipped_generator == ""
     for config in (fundus, oct_curve, _config_of("gan-curve --data d --out o --shipped-generator '' --points 10,all")):
         # the report's command is the one that resumes the same run

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from tests.conftest import class_folders
 from training.cli import main
 from training.gpu_job import BUNDLE_FILES, read_images, read_job, wheels_needed
@@ -34,7 +34,7 @@ def test_the_job_holds_what_training_sees(job):
     assert described["classes"] == ["dme", "normal"] and described["config"]["height"] == 24
     assert described["command"].startswith("python -m training")  # (pytest's own arguments, here)
 
-    from retina_desktop.outputs.records import InputSpec
+    from retina_desktop.core.model_card import InputSpec
     from training.datasets import load_arrays, load_dataset
 
     dataset = load_dataset(str(data), seed=1)
@@ -90,7 +90,7 @@ def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(jo
     sidecar = json.loads((back / "keras_model.json").read_text())
     assert sidecar["classes"] == ["dme", "normal"] and sidecar["provenance"]["packed_by"]
 
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     batch = np.random.default_rng(0).integers(0, 255, (3, 24, 24, 3)).astype(np.uint8)
     probabilities = Classifier(result / "keras_model.h5", backend="keras").predict_arrays(batch, calibrated=False)

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.errors import ImageError, ModelError, UserError
+from retina_desktop.core.errors import ImageError, ModelError, UserError
+from retina_desktop.core.model_card import InputSpec, ModelMetadata
+from retina_desktop.core.prediction import Prediction
+from retina_desktop.core.settings import Settings
 from retina_desktop.imaging.decode import load_image
 from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.outputs.records import InputSpec, ModelMetadata, Prediction
-from retina_desktop.settings import Settings
 from tests.conftest import CLASSES, SHARED_DATA, fundus_like
 
 tk = pytest.importorskip("tkinter")
@@ -33,7 +34,7 @@ def display():
         return
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed and no DISPLAY is set: GUI tests need a display")
-    from retina_desktop.gui.screenshots import virtual_display
+    from tests.virtual_display import virtual_display
 
     with virtual_display(1280, 800) as name:
         os.environ["DISPLAY"] = name
@@ -46,7 +47,7 @@ def display():
 @pytest.fixture(scope="session")
 def real_classifier(small_bundle):
     """One classifier for the session, loaded by the first window's worker thread."""
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     return Classifier(small_bundle)
 
@@ -220,7 +221,7 @@ def test_browse_shows_image_result_chart_and_heatmap(make_app, real_classifier, 
     assert app.status_var.get() == "Heatmap for normal."
 
     # Export report, to a path the (patched) dialog returns: with the heatmap of the class chosen.
-    from retina_desktop.outputs import report
+    from retina_desktop.services import report
 
     out = tmp_path / "report.pdf"
     monkeypatch.setattr("tkinter.filedialog.asksaveasfilename", lambda **kw: str(out))
@@ -363,7 +364,7 @@ def test_batch_runs_a_folder_of_real_images(make_app, real_classifier, tmp_path,
 
 def test_the_service_and_the_fakes_implement_the_gui_protocol(small_bundle) -> None:
     from retina_desktop.gui.service_api import ClassifierService
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     for classifier in (Classifier(small_bundle), FakeClassifier(), BrokenClassifier(), ScriptedClassifier()):
         assert isinstance(classifier, ClassifierService), type(classifier).__name__
@@ -402,7 +403,7 @@ def test_an_image_that_fails_its_checks_is_not_judged(make_app, real_classifier,
 
 
 def test_settings_dialog_saves_overrides_and_applies_them(make_app, tmp_path, monkeypatch) -> None:
-    from retina_desktop.settings import load_settings
+    from retina_desktop.core.settings import load_settings
 
     fake = FakeClassifier()
     app = make_app(fake)
@@ -505,9 +506,9 @@ def test_a_thresholded_answer_names_its_threshold_and_marks_it_on_the_chart(make
 def test_a_not_judged_image_greys_the_chart_and_offers_the_model_that_reads_it(make_app, tmp_path) -> None:
     from matplotlib.colors import to_hex
 
-    from retina_desktop.outputs.records import CheckResult
-    from retina_desktop.outputs.report import GREY_COLOUR
-    from retina_desktop.paths import bundle_root
+    from retina_desktop.core.paths import bundle_root
+    from retina_desktop.core.prediction import CheckResult
+    from retina_desktop.services.report import GREY_COLOUR
 
     checks = CheckResult(False, ["looks like an OCT B-scan (97%), but this model reads colour fundus photographs"],
                          looks_like="oct", suggested_model="models/oct/keras_model.h5")
@@ -536,7 +537,7 @@ def test_a_not_judged_image_greys_the_chart_and_offers_the_model_that_reads_it(m
 
 
 def test_the_status_bar_elides_long_messages_and_the_notice_stays_at_900x600(make_app) -> None:
-    from retina_desktop.outputs.report import NOTICE
+    from retina_desktop.services.report import NOTICE
 
     app = make_app(FakeClassifier())
     pump(app.root, lambda: app.model_ready)

@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.runtime.heatmaps: Grad-CAM finds the evidence, works for our models and
+"""Tests for retina_desktop.inference.heatmaps: Grad-CAM finds the evidence, works for our models and
 Teachable-Machine-shaped nested models, runs under the classifier's lock, and the overlay and
 placement onto the whole photograph are right."""
 
@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from retina_desktop.outputs.records import InputSpec
-from retina_desktop.runtime.heatmaps import find_target_layer, gradcam, heatmap_for, overlay, place_heatmap
+from retina_desktop.core.model_card import InputSpec
+from retina_desktop.inference.heatmaps import find_target_layer, gradcam, heatmap_for, overlay, place_heatmap
 from tests.conftest import CLASSES, fundus_like
 
 
@@ -25,7 +25,7 @@ def two_square_image(size: int = 32) -> np.ndarray:
 @pytest.fixture(scope="module")
 def colour_model():
     """Class 0 = "red", class 1 = "green": each class's evidence is one square of the image."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     inputs = keras.Input((32, 32, 3))
@@ -54,7 +54,7 @@ def test_heatmap_peaks_where_the_evidence_is(colour_model) -> None:
 
 
 def test_heatmap_for_our_model_runs_under_the_lock_on_the_calling_thread(small_bundle) -> None:
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier(small_bundle)
     picture = fundus_like(64, seed=3)
@@ -85,7 +85,7 @@ def test_heatmap_for_our_model_runs_under_the_lock_on_the_calling_thread(small_b
 
 
 def test_unknown_class_is_refused(small_bundle) -> None:
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier(small_bundle)
     bundle = classifier.bundle()
@@ -98,9 +98,9 @@ def test_unknown_class_is_refused(small_bundle) -> None:
 def test_teachable_machine_shaped_model(tmp_path) -> None:
     """Sequential > Sequential > Functional MobileNetV2: no `last_conv`, the block is nested;
     saved as .h5 without a sidecar and loaded the way the app loads a TM export."""
-    from retina_desktop.models.bundle import load_bundle
-    from retina_desktop.models.model_files import write_labels
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
+    from retina_desktop.inference.bundle import load_bundle
+    from retina_desktop.inference.model_files import write_labels
 
     keras = import_keras()
     keras.utils.set_random_seed(0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.errors import ImageError
+from retina_desktop.core.errors import ImageError
 from retina_desktop.imaging.decode import MAX_PIXELS, list_images, load_image
 from tests.conftest import fundus_like
 
@@ -200,7 +200,7 @@ def _write_deflated_dicom(path, frames: int, rows: int, columns: int, bits: int 
     The header comes from pydicom; the pixel data is one compressed block of zeros repeated
     (a full flush makes each block independent, so copies concatenate into a valid stream).
     """
-    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("pydicom")
     import struct
     import zlib
 

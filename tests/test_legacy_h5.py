@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.models.legacy_h5: Keras 2 and Keras 3 `.h5` files load with equal predictions.
+"""Tests for retina_desktop.inference.legacy_h5: Keras 2 and Keras 3 `.h5` files load with equal predictions.
 
 The Keras 2 files are made by tf_keras (the Keras 2 package) in a subprocess, so that Keras 2 and
 Keras 3 never share a process; that subprocess also records Keras 2's own predictions.
@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 import pytest
 
-from retina_desktop.errors import ModelError, UnsafeModelError
-from retina_desktop.models.legacy_h5 import load_h5_model, upgrade_config
+from retina_desktop.core.errors import ModelError, UnsafeModelError
+from retina_desktop.inference.legacy_h5 import load_h5_model, upgrade_config
 from tests.keras2_scripts import REWRITE_AS_KERAS24
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,7 +201,7 @@ def test_weights_only_file_raises(keras2_dir: Path) -> None:
 
 
 def test_keras3_h5_round_trips(tmp_path: Path) -> None:
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(0)
@@ -265,7 +265,7 @@ def test_upgrade_config_rewrites_keras2_spellings() -> None:
 
 def test_importing_the_module_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, retina_desktop.models.legacy_h5; "
+        "import sys, retina_desktop.inference.legacy_h5; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)

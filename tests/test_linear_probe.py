@@ -59,7 +59,9 @@ def test_a_class_absent_from_train_gets_no_probability():
 
 def test_cli_knows_the_verb_and_its_defaults():
     args = build_parser().parse_args(["linear-probe", "--data", "d", "--out", "o"])
-    assert (args.verb, args.architecture, args.size, args.fit, args.C) == ("linear-probe", "efficientnet-lite0", 192, "fov", None)
+    assert (args.verb, args.architecture, args.size, args.fit, args.C) == (
+        "linear-probe", "efficientnet-lite0", 192, "fov", None
+    )
 
 
 def _probe_and_check(tmp_path: Path, config: ProbeConfig) -> None:
@@ -67,7 +69,7 @@ def _probe_and_check(tmp_path: Path, config: ProbeConfig) -> None:
     compare its predict_proba with what the app reports for the test images."""
     from sklearn.linear_model import LogisticRegression
 
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
     from training.datasets import load_arrays, load_dataset
 
     root = _three_classes(tmp_path / "data")
@@ -109,7 +111,7 @@ def test_probe_bundle_is_the_regression_and_loads_in_the_app(tmp_path):
 
 @pytest.mark.slow
 def test_probe_on_imagenet_efficientnet_lite0(tmp_path):
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
     from training.classifier.import_weights import imagenet_weights
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.quiet import import_keras
 from training.classifier.local_contrast import gaussian_kernel, local_contrast
 
 

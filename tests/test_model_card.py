@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.models.model_files import write_sidecar
-from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec, ModelMetadata
+from retina_desktop.inference.model_files import write_sidecar
 from training.classifier.model_card import render_card
 
 

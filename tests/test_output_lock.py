@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from retina_desktop.errors import OutputError
-from retina_desktop.output_lock import lock_path_for, output_lock
+from retina_desktop.core.errors import OutputError
+from retina_desktop.core.output_lock import lock_path_for, output_lock
 from tests.conftest import ROOT
 
 
@@ -32,7 +32,7 @@ def test_a_killed_writer_leaves_no_stuck_lock(tmp_path):
     out = tmp_path / "results.csv"
     script = textwrap.dedent(f"""
         import os, sys
-        from retina_desktop.output_lock import output_lock
+        from retina_desktop.core.output_lock import output_lock
         with output_lock({str(out)!r}):
             print("held", flush=True)
             sys.stdin.readline()

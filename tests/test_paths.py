@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from retina_desktop import paths
+from retina_desktop.core import paths
 from tests.conftest import fundus_like
 
 
@@ -41,7 +41,7 @@ def test_a_folder_that_cannot_be_made_falls_back_to_a_temporary_one_with_one_war
 
 def test_predict_batch_and_info_work_without_a_home(no_home, small_bundle, tmp_path, capsys):
     from retina_desktop.cli import main
-    from retina_desktop.logs import close_log, log_file
+    from retina_desktop.core.logs import close_log, log_file
 
     image = tmp_path / "images" / "eye.png"
     image.parent.mkdir()

@@ -14,8 +14,8 @@ import shutil
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec
 from tests.conftest import class_folders
 from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from tests.test_pipeline import PLAN, _args, _quietly, _toy_data
 from training.experiments import pipeline
 from training.experiments.features import FeatureStore, HeadConfig, augmented_view, image_key, train_head

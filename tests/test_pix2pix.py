@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.errors import ImageError, ModelError, UserError
-from retina_desktop.synthesis.vessel_synthesis import (
+from retina_desktop.core.errors import ImageError, ModelError, UserError
+from retina_desktop.services.vessel_synthesis import (
     SynthesisSpec,
     check_input,
     default_fov,
@@ -187,7 +187,10 @@ def test_pairs_are_matched_by_file_name(tmp_path):
     folder = find_pairs(root)
     assert folder.style == "drive" and style_of(tmp_path / "chase") == "chase"
     assert [(p.name, p.image.name, p.vessels.name, p.fov.name) for p in folder.pairs] == [
-        ("00", "00.png", "00.png", "00.png"), ("01", "01.png", "01.gif", "01.png"), ("02", "02.png", "02.png", "02.png")]
+        ("00", "00.png", "00.png", "00.png"),
+        ("01", "01.png", "01.gif", "01.png"),
+        ("02", "02.png", "02.png", "02.png"),
+    ]
     assert find_pairs(root, "mine").style == "mine"
 
     (root / "image" / "03.png").write_bytes((root / "image" / "00.png").read_bytes())
@@ -298,7 +301,7 @@ def test_fov_metrics_ignore_pixels_outside():
 # --- the model -----------------------------------------------------------------------------
 
 def test_builders_give_the_documented_shapes():
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     import_keras().utils.set_random_seed(0)
     generator = build_unet_generator(32, 4, 4, levels=3, max_channels=16)
@@ -369,7 +372,8 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
         "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
     assert Image.open(tmp_path / "b" / "samples" / "epoch_0003.png").size == (3 * 32, 2 * 32)
     rows = list(csv.DictReader(open(tmp_path / "b" / "losses.csv")))
-    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and {"d_loss", "l1", "g_adversarial", "seconds"} <= set(rows[0])
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert {"d_loss", "l1", "g_adversarial", "seconds"} <= set(rows[0])
     assert len(list((tmp_path / "b" / "checkpoint").glob("*.weights.h5"))) == 1
 
 
@@ -417,7 +421,9 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
     # CHASE's masks drawn in DRIVE's colours, and a single drawn mask with no field of view.
     as_drive, as_chase = tmp_path / "as_drive", tmp_path / "as_chase"
     model = str(out / "generator.keras")
-    assert _verb(pix2pix_generate, ["--model", model, "--mask", str(chase), "--style", "drive", "--out", str(as_drive)]) == 0
+    assert _verb(
+        pix2pix_generate, ["--model", model, "--mask", str(chase), "--style", "drive", "--out", str(as_drive)]
+    ) == 0
     assert _verb(pix2pix_generate, ["--model", model, "--mask", str(chase), "--style", "chase", "--out", str(as_chase),
                                     "--grid", str(tmp_path / "styles.png")]) == 0
     # One row per mask (4 here): mask | drive | chase | the mask's own photograph.
@@ -434,7 +440,7 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
 
 
 def test_random_vessel_trees_are_seeded_vessel_like_and_inside_the_field_of_view():
-    from retina_desktop.synthesis.vessel_synthesis import random_vessel_tree
+    from retina_desktop.services.vessel_synthesis import random_vessel_tree
 
     first, fov = random_vessel_tree(256, seed=4)
     again, _ = random_vessel_tree(256, seed=4)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import ModelMetadata
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import ModelMetadata
 from tests.conftest import fundus_like
 from training.classifier.referral import referral_threshold, screening_by_source, screening_figures
 from training.datasets import load_dataset

@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.outputs.report: the wording of results and the exported report."""
+"""Tests for retina_desktop.services.report: the wording of results and the exported report."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec, ModelMetadata, Prediction
-from retina_desktop.outputs.report import (
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec, ModelMetadata
+from retina_desktop.core.prediction import Prediction
+from retina_desktop.services.report import (
     NOTICE,
     build_report_figure,
     export_report,

@@ -1,4 +1,4 @@
-"""Tests for retina_desktop.runtime.model_runtime (and retina_desktop.models.layers): the Keras and LiteRT runtimes
+"""Tests for retina_desktop.inference.model_runtime (and retina_desktop.inference.layers): the Keras and LiteRT runtimes
 both implement `ModelRuntime`, the bundle chooses one when it opens a model, and they give the
 same probabilities, features and Grad-CAM."""
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from retina_desktop.imaging.preprocessing import prepare_batch
-from retina_desktop.models.bundle import load_bundle
-from retina_desktop.models.layers import find_target_layer, iter_layers, output_layer
-from retina_desktop.runtime.model_runtime import KerasRuntime, LiteRTRuntime, ModelRuntime
+from retina_desktop.inference.bundle import load_bundle
+from retina_desktop.inference.layers import find_target_layer, iter_layers, output_layer
+from retina_desktop.inference.model_runtime import KerasRuntime, LiteRTRuntime, ModelRuntime
 from tests.conftest import CLASSES
 
 
@@ -75,7 +75,7 @@ def test_the_litert_runtime_answers_like_keras(small_bundle, tmp_path) -> None:
 
 
 def test_layers_are_found_in_nested_models() -> None:
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 1, name="block")], name="inner")
@@ -92,10 +92,10 @@ def test_layers_are_found_in_nested_models() -> None:
 
 def test_blas_runs_on_one_thread_around_the_apps_small_products_and_is_restored_after():
     """OpenBLAS threads left spinning after a familiarity distance slowed the next model call
-    from 7 to 13 ms on two cores (runtime/blas_threads.py)."""
+    from 7 to 13 ms on two cores (inference/blas_threads.py)."""
     from threadpoolctl import threadpool_info
 
-    from retina_desktop.runtime.blas_threads import one_blas_thread
+    from retina_desktop.inference.blas_threads import one_blas_thread
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

@@ -83,8 +83,8 @@ def test_cli_knows_the_verb_and_its_defaults():
 
 
 def test_the_screening_bundle_refers_by_its_threshold_in_the_app(tmp_path):
-    from retina_desktop.errors import UserError
-    from retina_desktop.service import Classifier
+    from retina_desktop.core.errors import UserError
+    from retina_desktop.services.classify import Classifier
     from training.classifier.import_weights import imagenet_weights
     from training.experiments.screening import ScreeningConfig, run_screening
 

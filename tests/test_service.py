@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from retina_desktop import service
-from retina_desktop.errors import ImageError
+from retina_desktop.core.errors import ImageError
+from retina_desktop.core.model_card import InputSpec
 from retina_desktop.imaging.preprocessing import fit_image, scale_pixels
-from retina_desktop.models.calibration import apply_temperature
-from retina_desktop.outputs.records import InputSpec
-from retina_desktop.service import Classifier
+from retina_desktop.inference.calibration import apply_temperature
+from retina_desktop.services import classify as service
+from retina_desktop.services.classify import Classifier
 from tests.conftest import CLASSES, fundus_like
 
 
@@ -87,8 +87,8 @@ def test_bad_image_raises_image_error(small_bundle, tmp_path):
 
 
 def test_predict_files_answers_as_predict_file_does_in_order_errors_included(small_bundle, tmp_path):
-    from retina_desktop.errors import UserError
-    from retina_desktop.paths import modality_model_path
+    from retina_desktop.core.errors import UserError
+    from retina_desktop.core.paths import modality_model_path
 
     paths = []
     for i in range(7):
@@ -99,7 +99,7 @@ def test_predict_files_answers_as_predict_file_does_in_order_errors_included(sma
             # Different sizes and a dark one, so the checks' verdicts differ between files.
             fundus_like(120 + 20 * i, seed=i).point(lambda v, i=i: v // (8 if i == 5 else 1)).save(path)
         paths.append(path)
-    from retina_desktop.settings import Settings
+    from retina_desktop.core.settings import Settings
 
     # Checks on whatever an earlier test saved as the user's settings.
     classifier = Classifier(small_bundle, settings=Settings(checks_enabled=True))
@@ -162,7 +162,7 @@ def test_closing_predict_files_early_stops_its_readers(small_bundle, tmp_path, m
 
 
 def test_predict_files_keeps_the_settings_it_started_with(small_bundle, tmp_path):
-    from retina_desktop.settings import Settings
+    from retina_desktop.core.settings import Settings
 
     paths = _image_files(tmp_path / "images", 6)
     classifier = Classifier(small_bundle, settings=Settings(checks_enabled=False))
@@ -176,7 +176,7 @@ def test_predict_files_keeps_the_settings_it_started_with(small_bundle, tmp_path
 
 
 def test_a_cancelled_batch_reads_no_more_files(small_bundle, tmp_path, monkeypatch):
-    from retina_desktop.outputs.batch import classify_folder
+    from retina_desktop.services.batch import classify_folder
 
     folder = tmp_path / "images"
     _image_files(folder, 12)
@@ -220,7 +220,7 @@ def test_temperature_keeps_ranking_and_softens():
 
 
 def test_a_two_class_model_reports_by_its_operating_threshold():
-    from retina_desktop.outputs.records import ModelMetadata
+    from retina_desktop.core.model_card import ModelMetadata
 
     plain = ModelMetadata(classes=["DME", "NO_DME"])
     screening = ModelMetadata(classes=["DME", "NO_DME"],
@@ -244,7 +244,7 @@ def test_predict_files_gives_a_name_too_long_its_own_error_and_runs_the_rest(sma
 
 
 def test_a_model_answering_nan_is_an_error_for_that_file_not_an_answer(small_bundle, tmp_path, monkeypatch):
-    from retina_desktop.errors import ModelError, UserError
+    from retina_desktop.core.errors import ModelError, UserError
 
     classifier = Classifier(small_bundle)
     runtime = classifier.bundle().runtime

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retina_desktop.settings import Settings, load_settings, save_settings, settings_path
+from retina_desktop.core.settings import Settings, load_settings, save_settings, settings_path
 
 
 def test_round_trip():
@@ -19,7 +19,7 @@ def test_each_test_starts_with_its_own_user_folders():
     """test_round_trip above saved settings; they must not reach this test (conftest)."""
     import os
 
-    from retina_desktop.logs import log_file
+    from retina_desktop.core.logs import log_file
 
     assert not settings_path().exists()
     assert Path(os.environ["XDG_CONFIG_HOME"]) in settings_path().parents

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.models.model_files import read_sidecar
-from retina_desktop.paths import models_dir
-from retina_desktop.service import Classifier
-from retina_desktop.settings import Settings
+from retina_desktop.core.paths import models_dir
+from retina_desktop.core.settings import Settings
+from retina_desktop.inference.model_files import read_sidecar
+from retina_desktop.services.classify import Classifier
 
 MODEL = models_dir() / "keras_model.h5"
 
@@ -30,7 +30,8 @@ def test_the_sidecar_says_how_it_was_made_and_how_it_generalises():
     externals = metadata.metrics["external"]
     assert externals.keys() >= {"fundus-external", "messidor2"}
     assert externals["fundus-external"]["classes_present"] == ["diabetic_retinopathy", "normal"]
-    assert "versus_normal" in externals["fundus-external"] and externals["fundus-external"]["command"].startswith("python")
+    assert "versus_normal" in externals["fundus-external"]
+    assert externals["fundus-external"]["command"].startswith("python")
     assert externals["messidor2"]["referable_dr"]["n_referable"] > 0
     assert metadata.metrics["per_source"].keys() >= {"odir", "eyepacs", "small", "srahim"}
     assert 0 < metadata.metrics["heatmap_in_fov"]["median"] <= 1

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras
-from retina_desktop.synthesis.samples import (
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.quiet import import_keras
+from retina_desktop.services.synthetic_samples import (
     SyntheticImage,
     as_seen,
     export_images,
@@ -154,7 +154,7 @@ def test_every_export_is_named_and_marked_synthetic(generator, tiny_generator, t
 
 
 def test_the_default_export_folder_is_its_own(monkeypatch, tmp_path):
-    from retina_desktop.synthesis.samples import default_export_folder
+    from retina_desktop.services.synthetic_samples import default_export_folder
 
     monkeypatch.setattr("platformdirs.user_documents_dir", lambda: str(tmp_path / "Documents"))
     assert default_export_folder() == tmp_path / "Documents" / "Retina Desktop synthetic"

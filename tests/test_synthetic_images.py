@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec
-from retina_desktop.synthesis.samples import SyntheticImage, synthetic_png_info
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec
+from retina_desktop.services.synthetic_samples import SyntheticImage, synthetic_png_info
 from tests.conftest import class_folders, fundus_like
 from training.synthetic_images import read_synthetic, with_synthetic
 

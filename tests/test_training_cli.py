@@ -9,7 +9,7 @@ import inspect
 
 import pytest
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from tests.conftest import ROOT
 from training import cli
 

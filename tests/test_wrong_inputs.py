@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_desktop.imaging.checks import CheckThresholds
+from retina_desktop.core.model_card import CheckThresholds
+from retina_desktop.core.paths import default_model_path, modality_model_path, models_dir
 from retina_desktop.imaging.decode import load_image
-from retina_desktop.paths import default_model_path, modality_model_path, models_dir
 from training.classifier.wrong_inputs import FUNDUS_KINDS, SIDES, folder_files, fundus_files, make_kind, side_of
 
 
@@ -28,7 +28,9 @@ def test_the_sides_are_fixed_disjoint_and_cover_every_file(tmp_path):
     root = _folder(tmp_path)
     parts = {side: {p for _, p in folder_files(root, side)} for side in SIDES}
     assert all(parts.values())
-    assert not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"]) and not (parts["train"] & parts["val"])
+    assert not (parts["train"] & parts["test"])
+    assert not (parts["val"] & parts["test"])
+    assert not (parts["train"] & parts["val"])
     assert set().union(*parts.values()) == set(root.rglob("*.png"))
     # A stable hash of the file name, not Python's salted one: these never move.
     assert [side_of(n) for n in ("a.jpg", "b.jpg", "f.jpg")] == ["test", "train", "val"]
@@ -123,12 +125,18 @@ def test_the_test_part_of_the_real_folder_and_fundus_kinds(shared_data):
     assert len({p for _, p in made}) == len(made)
     import csv
 
-    test_split = {r["file"] for r in csv.DictReader((shared_data / "fundus4" / "splits.csv").open()) if r["split"] == "test"}
+    test_split = {
+        r["file"] for r in csv.DictReader((shared_data / "fundus4" / "splits.csv").open()) if r["split"] == "test"
+    }
     assert all(p.relative_to(shared_data / "fundus4").as_posix() in test_split for _, p in made)
 
 
 needs_models = pytest.mark.skipif(
-    not (modality_model_path().exists() and default_model_path().exists() and (models_dir() / "oct" / "keras_model.h5").exists()),
+    not (
+        modality_model_path().exists()
+        and default_model_path().exists()
+        and (models_dir() / "oct" / "keras_model.h5").exists()
+    ),
     reason="the shipped models are not built yet (models/keras_model.h5, models/oct/, models/modality/)",
 )
 
@@ -136,7 +144,7 @@ needs_models = pytest.mark.skipif(
 @needs_models
 @pytest.mark.data
 def test_the_shipped_models_refuse_real_wrong_inputs(shared_data):
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     picked = []
     for kind in ("fluorescein-angiogram", "oct-angiography"):
@@ -154,7 +162,7 @@ def test_lens_photographs_are_refused_and_a_3_2_camera_frame_passes(shared_data)
     """The lens-photo test part is refused by both models; real fundus photographs in a 3:2
     sensor's clipped frame pass the fundus model's checks (a European camera's frames were
     refused 2 times in 3 by the check trained on our cameras alone)."""
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
     from training.classifier.camera_variants import clipped_3_2, wide_frame
 
     lenses = [p for k, p in folder_files(shared_data / "wrong-inputs", "test") if k == "lens-photo"]

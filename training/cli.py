@@ -13,7 +13,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 
 # verb -> module in training/commands/, in the order `--help` lists them.
 VERBS = {

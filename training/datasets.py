@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec
+from retina_desktop.core.paths import user_cache_dir
 from retina_desktop.imaging.decode import IMAGE_EXTENSIONS, load_image
 from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.outputs.records import InputSpec
-from retina_desktop.paths import user_cache_dir
 
 SPLITS = ("train", "val", "test")
 # Not a split of its own: every image of a data set, for judging an external set whole.
@@ -271,7 +271,7 @@ def make_group_split(
 
 def write_splits(dataset: Dataset, path: Path) -> None:
     """Record the split used, so that a run can be repeated and judged on the same test set."""
-    from retina_desktop.atomic import atomic_write
+    from retina_desktop.core.atomic import atomic_write
 
     # The source column only when there is one to keep: older readers expect four columns.
     with_source = any(s.source for s in dataset.samples)
@@ -344,7 +344,7 @@ def load_arrays(
     ):
         images[i] = fit_image(load_image(dataset.root / sample.file).rgb, spec)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    from retina_desktop.atomic import atomic_save
+    from retina_desktop.core.atomic import atomic_save
 
     atomic_save(cache, lambda tmp: np.savez(tmp, images=images))
     return images, labels

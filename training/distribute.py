@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save
-from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras, keras_backend
+from retina_desktop.core.atomic import atomic_save
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.quiet import import_keras, keras_backend
 
 # Keras's own variables for a multi-process run (read by keras.distribution.initialize too).
 ADDRESS_VARIABLE = "KERAS_DISTRIBUTION_JOB_ADDRESSES"

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras, keras_backend
+from retina_desktop.core.atomic import atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.quiet import import_keras, keras_backend
 from training import distribute
 
 # The best weights' name in the classifier's checkpoints from before files were named per epoch.

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
 
 JOB_VERSION = 1
 # WebP at 90 is about half the bytes of JPEG at 92 for these images (3.5 against 6.8 kB at 192 px).
@@ -173,8 +173,8 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
               stop_after_epochs: int | None = None, bring_back: Path | None = None, log=print) -> dict:
     """Train the packed job into `out`; returns (and writes to speed.json) the speed figures.
     With `bring_back`, the bundle's files (`BUNDLE_FILES`, not the checkpoints) are copied there."""
+    from retina_desktop.core.quiet import import_keras, keras_backend
     from retina_desktop.imaging.augmentation import default_config
-    from retina_desktop.quiet import import_keras, keras_backend
     from training.classifier.classify import write_bundle
     from training.classifier.trainer import ClassifierConfig, train_classifier
 

@@ -6,7 +6,7 @@ lists and give `fit()` the two optimisers of a GAN as the one it carries.
 
 from __future__ import annotations
 
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.quiet import import_keras
 
 keras = import_keras()
 

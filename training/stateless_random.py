@@ -8,7 +8,7 @@ draw the same numbers: the transforms that use them are written once (`keras.ops
 
 from __future__ import annotations
 
-from retina_desktop.quiet import keras_backend
+from retina_desktop.core.quiet import keras_backend
 
 
 class StatelessRandom:

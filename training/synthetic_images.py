@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training.bounds import MAX_IMAGES
 
 MANIFEST = "manifest.csv"
@@ -58,7 +58,7 @@ def read_synthetic(folders, classes: list[str], spec) -> tuple[np.ndarray, np.nd
 
     from retina_desktop.imaging.decode import load_image
     from retina_desktop.imaging.preprocessing import fit_image
-    from retina_desktop.synthesis.samples import is_marked_synthetic
+    from retina_desktop.services.synthetic_samples import is_marked_synthetic
 
     files = [item for folder in folders for item in synthetic_files(folder, classes)]
     images = []

@@ -25,8 +25,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from retina_desktop.service import Classifier  # noqa: E402
-from retina_desktop.settings import Settings  # noqa: E402
+from retina_desktop.core.settings import Settings  # noqa: E402
+from retina_desktop.services.classify import Classifier  # noqa: E402
 from training.classifier import camera_variants  # noqa: E402
 from training.classifier.fit_checks import camera_variant_report  # noqa: E402
 

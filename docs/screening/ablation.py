@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from retina_desktop.models.calibration import apply_temperature  # noqa: E402
+from retina_desktop.inference.calibration import apply_temperature  # noqa: E402
 from training.classifier.evaluate import fit_temperature  # noqa: E402
 from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, referable_rows, referral_threshold, screening_figures  # noqa: E402
 from training.classifier.statistics import rank_auc  # noqa: E402

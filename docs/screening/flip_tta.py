@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from retina_desktop.outputs.records import InputSpec  # noqa: E402
+from retina_desktop.core.model_card import InputSpec  # noqa: E402  (after ROOT joins sys.path)
 from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows  # noqa: E402
 from training.classifier.statistics import rank_auc  # noqa: E402
 from training.datasets import ALL_SPLITS, class_indices, load_arrays, load_dataset  # noqa: E402

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation import DATA, EXTERNAL, row_figures  # noqa: E402
 
+from retina_desktop.core.model_card import InputSpec  # noqa: E402  (after ROOT joins sys.path)
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch  # noqa: E402
-from retina_desktop.outputs.records import InputSpec  # noqa: E402
 from training.classifier.referral import DR_CLASS  # noqa: E402
 from training.datasets import load_arrays, load_dataset  # noqa: E402
 from training.experiments.screening import ScreeningConfig, search_head  # noqa: E402

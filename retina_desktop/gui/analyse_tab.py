@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from retina_desktop.core.logs import log_unexpected
+from retina_desktop.core.model_card import InputSpec
+from retina_desktop.core.paths import bundle_root
+from retina_desktop.core.prediction import Prediction
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_panel import ImagePanel
 from retina_desktop.gui.prob_chart import ProbabilityChart
 from retina_desktop.gui.service_api import ClassifierService
-from retina_desktop.logs import log_unexpected
-from retina_desktop.outputs import report
-from retina_desktop.outputs.records import InputSpec, Prediction
-from retina_desktop.paths import bundle_root
-from retina_desktop.runtime import heatmaps
+from retina_desktop.services import pictures, report
 
 # Largest side of the picture kept for display: more than any panel, far less than a photo.
 DISPLAY_SIZE = 1600
@@ -383,10 +383,10 @@ class AnalyseTab(ttk.Frame):
             return
         key = (name, id(values))
         if self._placed_for != key:
-            self._placed = heatmaps.place_heatmap(values, self.picture.size, self.spec,
+            self._placed = pictures.place_heatmap(values, self.picture.size, self.spec,
                                                   self.prediction.field_of_view if self.prediction else None)
             self._placed_for = key
-        blended = heatmaps.overlay(np.asarray(self.picture), self._placed, float(self.opacity_var.get()))
+        blended = pictures.overlay(np.asarray(self.picture), self._placed, float(self.opacity_var.get()))
         self.panel.show(Image.fromarray(blended))
 
     def clear(self) -> None:

@@ -10,9 +10,9 @@ import sys
 import tkinter as tk
 from pathlib import Path
 
+from retina_desktop.core.paths import assets_dir
 from retina_desktop.gui.main_window import MainWindow
-from retina_desktop.paths import assets_dir
-from retina_desktop.service import Classifier
+from retina_desktop.services.classify import Classifier
 
 
 def run_app(

@@ -17,12 +17,10 @@ from typing import Any
 
 from PIL import Image
 
+from retina_desktop.core.model_card import InputSpec
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_grid import ImageGrid, LargeView
-from retina_desktop.imaging.augmentation import AugmentConfig, default_config, random_previews
-from retina_desktop.imaging.decode import load_image
-from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.outputs.records import InputSpec
+from retina_desktop.services.pictures import AugmentConfig, default_config, fit_image, load_image, random_previews
 
 PREVIEWS = 15  # plus the original: a 4 x 4 grid
 DEBOUNCE_MS = 150

@@ -16,8 +16,8 @@ from typing import Any
 
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.service_api import ClassifierService
-from retina_desktop.imaging.decode import list_images
-from retina_desktop.outputs.batch import BatchRow, classify_folder, write_csv
+from retina_desktop.services.batch import BatchRow, classify_folder, write_csv
+from retina_desktop.services.pictures import list_images
 
 COLUMNS = (
     ("file", "File", 280, "w"),

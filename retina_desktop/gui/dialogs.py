@@ -10,10 +10,10 @@ import tkinter as tk
 from pathlib import Path
 from tkinter import filedialog, messagebox, ttk
 
-from retina_desktop.imaging.decode import IMAGE_EXTENSIONS
-from retina_desktop.outputs.records import ModelMetadata
-from retina_desktop.outputs.report import NOTICE, display_name, metrics_text
-from retina_desktop.synthesis.samples import default_export_folder, export_conflicts, export_images
+from retina_desktop.core.model_card import ModelMetadata
+from retina_desktop.services.pictures import IMAGE_EXTENSIONS
+from retina_desktop.services.report import NOTICE, display_name, metrics_text
+from retina_desktop.services.synthetic_samples import default_export_folder, export_conflicts, export_images
 
 
 def _patterns(extensions) -> str:

@@ -19,7 +19,10 @@ from tkinter import font as tkfont
 from tkinter import ttk
 from typing import Any
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.logs import log_unexpected
+from retina_desktop.core.model_card import ModelMetadata
+from retina_desktop.core.settings import Settings, save_settings, settings_path
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.analyse_tab import AnalyseTab
 from retina_desktop.gui.augment_tab import AugmentTab
@@ -30,11 +33,8 @@ from retina_desktop.gui.service_api import ClassifierService
 from retina_desktop.gui.settings_dialog import SettingsDialog
 from retina_desktop.gui.status_bar import StatusBar
 from retina_desktop.gui.worker import JobFailure, Worker
-from retina_desktop.logs import log_unexpected
-from retina_desktop.models.model_files import labels_path_for, sidecar_path_for
-from retina_desktop.outputs.records import ModelMetadata
-from retina_desktop.outputs.report import NOTICE, display_name
-from retina_desktop.settings import Settings, save_settings, settings_path
+from retina_desktop.services.classify import needs_labels
+from retina_desktop.services.report import NOTICE, display_name
 
 POLL_MS = 50
 
@@ -264,7 +264,7 @@ class MainWindow:
         if path is None:
             return
         labels = None
-        if not labels_path_for(path).exists() and not sidecar_path_for(path).exists():
+        if needs_labels(path):
             labels = dialogs.ask_labels(self.root, path)
             if labels is None:
                 return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tkinter import ttk
 
-from retina_desktop.outputs.report import draw_probabilities
+from retina_desktop.services.report import draw_probabilities
 
 
 class ProbabilityChart(ttk.Frame):

@@ -8,15 +8,16 @@ sets `settings` on the Tk thread. Nothing here imports TensorFlow or the service
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import ModelMetadata, Prediction
-from retina_desktop.settings import Settings
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import ModelMetadata
+from retina_desktop.core.prediction import Prediction
+from retina_desktop.core.settings import Settings
 
 
 class LoadedModel(Protocol):
@@ -45,7 +46,7 @@ class ClassifierService(Protocol):
         prediction (`Prediction.picture`); raises `ImageError` for a bad file."""
         ...
 
-    def predict_files(self, paths: Iterable[str | Path]) -> Iterator[tuple[Path, Prediction | UserError]]:
+    def predict_files(self, paths: Iterable[str | Path]) -> Generator[tuple[Path, Prediction | UserError], None, None]:
         """Classify many files in order: (path, Prediction or the file's UserError)."""
         ...
 

@@ -12,9 +12,8 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
-from retina_desktop.imaging.checks import CheckThresholds
-from retina_desktop.outputs.records import ModelMetadata
-from retina_desktop.settings import Settings
+from retina_desktop.core.model_card import CheckThresholds, ModelMetadata
+from retina_desktop.core.settings import Settings
 
 LABELS = {
     "min_side": "Smallest image side (pixels)",

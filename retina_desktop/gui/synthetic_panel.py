@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.prediction import Prediction
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_grid import ImageGrid, LargeView
-from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.outputs.records import Prediction
-from retina_desktop.outputs.report import display_name
-from retina_desktop.synthesis.samples import (
+from retina_desktop.services.pictures import fit_image
+from retina_desktop.services.report import display_name
+from retina_desktop.services.synthetic_samples import (
     CONDITIONAL,
     GeneratorInfo,
     SyntheticImage,

@@ -20,8 +20,13 @@ from PIL import Image, ImageDraw
 
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_panel import ImagePanel
-from retina_desktop.synthesis.samples import VESSEL_TO_FUNDUS, SyntheticImage, open_generator, shipped_generators
-from retina_desktop.synthesis.vessel_synthesis import default_fov, generator_input, load_mask, random_vessel_tree
+from retina_desktop.services.synthetic_samples import (
+    VESSEL_TO_FUNDUS,
+    SyntheticImage,
+    open_generator,
+    shipped_generators,
+)
+from retina_desktop.services.vessel_synthesis import default_fov, generator_input, load_mask, random_vessel_tree
 
 EDIT_SIZE = 512  # the mask is edited at this resolution, then resized for the generator
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from retina_desktop.errors import UserError
-from retina_desktop.logs import log_unexpected
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.logs import log_unexpected
 
 # Message kinds the worker itself emits (job results use the job's own kind).
 ERROR = "error"

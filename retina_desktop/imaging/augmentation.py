@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.quiet import import_keras
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def default_config(modality: str) -> AugmentConfig:
 def build_augmenter(config: AugmentConfig, seed: int | None = None):
     """A `keras.Sequential` that augments batches of 0..255 float images in training mode."""
     keras = import_keras()
-    layers = []
+    layers: list[Any] = []
 
     def next_seed():
         return None if seed is None else seed + len(layers)
@@ -204,7 +205,9 @@ def random_transform(config: AugmentConfig, rng: np.random.Generator) -> Transfo
     )
 
 
-def random_previews(image: np.ndarray, config: AugmentConfig, count: int, seed: int = 0) -> list[tuple[np.ndarray, Transform]]:
+def random_previews(
+    image: np.ndarray, config: AugmentConfig, count: int, seed: int = 0
+) -> list[tuple[np.ndarray, Transform]]:
     """`count` random augmentations of one uint8 image, with the draw that made each."""
     rng = np.random.default_rng(seed)
     draws = [random_transform(config, rng) for _ in range(count)]

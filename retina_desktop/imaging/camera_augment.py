@@ -53,7 +53,7 @@ def camera_augment(image: np.ndarray, config: CameraAugmentConfig, rng: np.rando
     strength = rng.uniform(0.0, config.vignetting)
     cuts = rng.uniform(0.0, config.frame_cut, 2)
 
-    x = np.asarray(image, np.float32)
+    x: np.ndarray = np.asarray(image, np.float32)
     if use[0] and config.colour_balance > 0:
         x = x * gains
     if use[4] and config.vignetting > 0:

@@ -14,15 +14,13 @@ milliseconds; the modality classifier is one small compiled call.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 from PIL import Image
 
+from retina_desktop.core.model_card import CheckThresholds
+from retina_desktop.core.prediction import CheckResult
+from retina_desktop.core.wording import MODALITY_NAMES
 from retina_desktop.imaging.fov import UNSEARCHED
-from retina_desktop.outputs.records import MODALITY_NAMES, CheckResult
 
 # The working size for statistics: small enough to be fast, fixed so figures are comparable.
 WORK_SIZE = 160
@@ -34,26 +32,6 @@ BACKGROUND_LEVEL = 10
 # of fundus4's measured 6.4). A fundus model read a 16-bit greyscale copy of a "normal 0.992"
 # photograph as diabetic retinopathy at 0.959: colour is evidence it cannot do without.
 GREYSCALE_BELOW = 2.0
-
-
-@dataclass(frozen=True)
-class CheckThresholds:
-    """Limits for one modality. Defaults are generous; fitted values come from the sidecar."""
-
-    min_side: int = 128
-    min_brightness: float = 25.0  # mean luminance inside the field of view
-    max_saturated: float = 0.25  # fraction of field-of-view pixels at 250 or more
-    min_sharpness: float = 2.0  # variance of the Laplacian of the luminance at a standard exposure
-    min_field_of_view: float = 0.25  # fraction of the frame that is not background (fundus)
-    min_modality_probability: float = 0.5  # the modality classifier's belief in our modality
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> CheckThresholds:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def measure(image: Image.Image, fit: str = "", circle=UNSEARCHED) -> dict[str, float]:
@@ -167,12 +145,12 @@ _PLURALS = {"fundus": "colour fundus photographs", "oct": "OCT B-scans"}
 def _other_modality(modality: str, probs: dict[str, float]) -> str:
     """The other retinal modality when the image most looks like it (an OCT scan given to the
     fundus model): then a model that reads it can be named. Else ""."""
-    best = max(probs, key=probs.get)
+    best = max(probs, key=probs.__getitem__)
     return best if modality in ("fundus", "oct") and best in ("fundus", "oct") and best != modality else ""
 
 
 def _modality_reasons(modality: str, probs: dict[str, float], minimum: float) -> list[str]:
-    best = max(probs, key=probs.get)
+    best = max(probs, key=probs.__getitem__)
     if modality in ("fundus", "oct"):
         if probs.get(modality, 0.0) >= minimum:
             return []
@@ -183,7 +161,10 @@ def _modality_reasons(modality: str, probs: dict[str, float], minimum: float) ->
             # like a fundus photograph, but this model reads fundus photographs".
             value, limit = distinct(probs[modality], minimum, 0, percent=True)
             return [f"not clearly {_NAMES[modality]} (the image check rates it {value} likely; needs {limit})"]
-        return [f"does not look like {_NAMES[modality]} (the image check rates it {probs.get('other', 0):.0%} non-retinal)"]
+        return [
+            f"does not look like {_NAMES[modality]} "
+            f"(the image check rates it {probs.get('other', 0):.0%} non-retinal)"
+        ]
     # A model of unknown modality (a Teachable Machine export): only "is it retinal at all".
     if probs.get("other", 0.0) > 1 - minimum:
         return [f"does not look like a retinal image (the image check rates it {probs['other']:.0%} non-retinal)"]

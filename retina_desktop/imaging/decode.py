@@ -18,12 +18,12 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from retina_desktop.errors import ImageError
+from retina_desktop.core.errors import ImageError
 
 # Extensions offered by file dialogs and picked up by folder scans: what `load_image` reads
 # (Pillow here is built with WebP, AVIF and JPEG 2000). A folder scan names what it skipped
@@ -354,7 +354,12 @@ def _dicom_frame(path: Path, source: Path | IO[bytes]) -> tuple[np.ndarray, str,
     try:
         # One frame only: an OCT volume's middle B-scan usually passes through the fovea.
         # raw=False converts YBR colour to RGB; view_only spares a copy of uncompressed pixels.
-        pixels = pixel_array(source, index=frames // 2 if frames > 1 else None, view_only=True)
+        # pydicom's hints name BinaryIO; the inflated copy is a binary temporary file.
+        pixels = pixel_array(
+            source if isinstance(source, Path) else cast(BinaryIO, source),
+            index=frames // 2 if frames > 1 else None,
+            view_only=True,
+        )
     except Exception as err:  # pydicom raises many types for unsupported compression
         raise ImageError(
             f'"{path}": the DICOM pixel data cannot be decoded ({err}); '

@@ -111,7 +111,7 @@ def _to_picture(found: Circle | None, small_shape: tuple[int, int], shape: tuple
 def _detection_copy(rgb: np.ndarray | Image.Image) -> np.ndarray:
     """`rgb` box-filtered down to at most DETECT_SIDE on its long side (unchanged if smaller)."""
     picture = rgb if isinstance(rgb, Image.Image) else None
-    width, height = picture.size if picture is not None else (rgb.shape[1], rgb.shape[0])
+    width, height = rgb.size if isinstance(rgb, Image.Image) else (rgb.shape[1], rgb.shape[0])
     scale = DETECT_SIDE / max(height, width)
     if scale >= 1:
         return np.asarray(rgb, np.uint8)
@@ -190,7 +190,7 @@ def _span_fill(lit: np.ndarray) -> np.ndarray:
     first = np.argmax(lit, axis=1)
     last = width - 1 - np.argmax(lit[:, ::-1], axis=1)
     columns = np.arange(width)
-    return (columns >= first[:, None]) & (columns <= last[:, None]) & lit.any(axis=1)[:, None]
+    return (columns >= first[:, None]) & (columns <= last[:, None]) & np.asarray(lit.any(axis=1))[:, None]
 
 
 def frame_colour(pixels: np.ndarray) -> np.ndarray:
@@ -365,7 +365,7 @@ def standardise_field_of_view(image: Image.Image, size: tuple[int, int],
     `circle`: the field of view when the caller has searched already (None: it found none).
     """
     picture = image if image.mode == "RGB" else image.convert("RGB")
-    if circle is UNSEARCHED:
+    if isinstance(circle, _Unsearched):
         circle = find_field_of_view(picture)
     if circle is None:
         return None

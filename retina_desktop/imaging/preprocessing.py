@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+from retina_desktop.core.model_card import InputSpec
 from retina_desktop.imaging.fov import UNSEARCHED
-from retina_desktop.outputs.records import InputSpec
 
 # Lanczos is what Teachable Machine's own snippet uses; matching it keeps exports' accuracy.
 RESAMPLE = Image.Resampling.LANCZOS

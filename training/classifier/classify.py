@@ -13,11 +13,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec, ModelMetadata
 from retina_desktop.imaging.augmentation import default_config
-from retina_desktop.models.model_files import write_labels, write_sidecar
-from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from retina_desktop.inference.model_files import write_labels, write_sidecar
 from training import distribute
 from training.classifier.trainer import RESUMABLE_FIELDS, ClassifierConfig, train_classifier
 from training.datasets import load_arrays, load_dataset, write_splits

@@ -179,7 +179,7 @@ def build_efficientnet_lite(variant: str, include_top: bool = True, input_size: 
 
     `input_size` defaults to the variant's native resolution.
     """
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     name = variant_name(variant)

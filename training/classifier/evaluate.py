@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.models.calibration import apply_temperature
-from retina_desktop.models.model_files import read_sidecar, sidecar_path_for, write_sidecar
-from retina_desktop.quiet import keras_backend
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.quiet import keras_backend
+from retina_desktop.inference.calibration import apply_temperature
+from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for, write_sidecar
 from training.classifier.referral import format_screening, screening_by_source, screening_figures
 from training.classifier.statistics import bootstrap_figures, percentile_ci, rank_auc
 from training.datasets import Dataset, class_indices, grades_of, load_arrays, load_dataset
@@ -190,7 +190,7 @@ def binary_operating_point(probs: np.ndarray, labels: np.ndarray, positive: int,
 def open_classifier(model_path: Path, dataset: Dataset, trust: bool = False):
     """The app's service for `model_path` (Keras path); the data set's classes must be among the
     model's (a subset is fine: an external set may hold two of them)."""
-    from retina_desktop.service import Classifier
+    from retina_desktop.services.classify import Classifier
 
     classifier = Classifier(model_path, trust_model=trust, backend="keras")
     class_indices(dataset, classifier.bundle().metadata.classes, model_path)
@@ -403,9 +403,9 @@ def heatmap_in_fov(
     """
     from tqdm import tqdm
 
+    from retina_desktop.core.prediction import Prediction
     from retina_desktop.imaging.fov import retina_mask
-    from retina_desktop.outputs.records import Prediction
-    from retina_desktop.runtime.heatmaps import heatmap_for
+    from retina_desktop.inference.heatmaps import heatmap_for
 
     classes = classifier.bundle().classes
     rng = np.random.default_rng(seed)
@@ -473,7 +473,7 @@ def evaluate_bundle(
     bundle = classifier.bundle()
     classes = bundle.metadata.classes
     if healthy_class != HEALTHY_CLASS and healthy_class not in classes:
-        from retina_desktop.errors import UserError
+        from retina_desktop.core.errors import UserError
 
         raise UserError(f'--normal-class "{healthy_class}" is not one of the classes of "{model_path}": {classes}')
     images, labels = load_split(classifier, dataset, split)
@@ -766,7 +766,7 @@ def _format_heatmaps(figure: dict[str, Any] | None) -> list[str]:
 
 def parse_sources(items: list[str] | None) -> dict[str, str] | None:
     """`--source NAME=REGEX` options as an ordered dict; a bad one is a usage error."""
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
 
     sources = {}
     for item in items or []:
@@ -782,7 +782,7 @@ def parse_sources(items: list[str] | None) -> dict[str, str] | None:
 
 
 def run_evaluate(args) -> int:
-    from retina_desktop.errors import UserError
+    from retina_desktop.core.errors import UserError
 
     store_external = getattr(args, "store_external", None)
     if store_external is not None and args.store_temperature:

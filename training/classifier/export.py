@@ -5,7 +5,7 @@ SHA-256 of the model file it was compiled from, the heatmap head) beside the mod
 `--out`, which then receives the model file, `labels.txt` and the sidecar too, so that the
 folder is a complete bundle. The compiled model is checked against Keras before it is kept.
 Generators (`generator.keras` with a sidecar saying so) are compiled beside themselves by
-`retina_desktop.synthesis.generator_export`, for the Augment tab.
+`retina_desktop.inference.generator_export`, for the Augment tab.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import shutil
 import time
 from pathlib import Path
 
-from retina_desktop.errors import UserError
-from retina_desktop.models.bundle import load_bundle
-from retina_desktop.models.model_files import labels_path_for, sidecar_path_for
-from retina_desktop.runtime.litert_backend import compiled_path_for, read_manifest
-from retina_desktop.runtime.litert_export import compile_model
+from retina_desktop.core.errors import UserError
+from retina_desktop.inference.bundle import load_bundle
+from retina_desktop.inference.litert_backend import compiled_path_for, read_manifest
+from retina_desktop.inference.litert_export import compile_model
+from retina_desktop.inference.model_files import labels_path_for, sidecar_path_for
 
 
 def export_model(model_path: Path, out: Path | None = None, *, trust_model: bool = False) -> Path:
@@ -58,7 +58,7 @@ def run_export(args) -> int:
         start = time.perf_counter()
         print(f"compiling {path} ...", flush=True)
         if is_generator(path):
-            from retina_desktop.synthesis.generator_export import compile_generator_beside
+            from retina_desktop.inference.generator_export import compile_generator_beside
 
             if args.out:
                 raise UserError(f'"{path}" is a generator; it is compiled beside itself (leave out --out)')

@@ -1,7 +1,7 @@
 """The `familiarity` verb: fit a model's unfamiliar-image flag and measure whether it is worth
 showing.
 
-The record (`retina_desktop.models.familiarity`) is fitted on the features of the model's TRAINING
+The record (`retina_desktop.inference.familiarity`) is fitted on the features of the model's TRAINING
 split, as the app computes them (the service's preprocessing and model, so nothing is written
 twice); its threshold is a percentile of the VALIDATION split's distances. Then it is judged by
 what matters, on images it never saw:
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 
 PERCENTILE = 97.5
 
@@ -73,9 +73,9 @@ def fit_for_model(
     `train` and `val` are the splits' fitted images and labels when the caller has them in
     memory already (`classify`); else they are loaded (from the decoded-array cache).
     """
-    from retina_desktop.models.familiarity import Familiarity, choose_threshold, path_for
-    from retina_desktop.models.model_files import sidecar_path_for, update_sidecar
-    from retina_desktop.runtime.litert_backend import file_sha256
+    from retina_desktop.inference.familiarity import Familiarity, choose_threshold, path_for
+    from retina_desktop.inference.litert_backend import file_sha256
+    from retina_desktop.inference.model_files import sidecar_path_for, update_sidecar
     from training.classifier.evaluate import load_split, open_classifier
 
     say = (lambda *a: None) if quiet else print

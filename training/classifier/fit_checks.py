@@ -33,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.imaging.checks import CheckThresholds, judge
+from retina_desktop.core.model_card import CheckThresholds
+from retina_desktop.core.settings import Settings
+from retina_desktop.imaging.checks import judge
 from retina_desktop.imaging.decode import load_image
-from retina_desktop.models.model_files import read_sidecar, sidecar_path_for, write_sidecar
-from retina_desktop.service import Classifier
-from retina_desktop.settings import Settings
+from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for, write_sidecar
+from retina_desktop.services.classify import Classifier
 from training.classifier.negatives import negatives
 from training.classifier.wrong_inputs import wrong_inputs
 from training.datasets import load_dataset

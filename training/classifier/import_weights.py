@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training.classifier.efficientnet_lite import build_efficientnet_lite, native_size, variant_name
 
 # A few ImageNet classes, so that the self-check can say more than a number.
@@ -155,7 +155,7 @@ def load_imagenet_features(model, variant: str, source: str | Path | None, *, sk
 def model_arrays(path: Path) -> dict[str, list[np.ndarray]]:
     """{layer name: weights} of every weighted layer of the Keras model file `path`; a file that
     is not one is one line naming it."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     if not path.is_file():
         raise UserError(f'"{path}" is not there: expected a fitted model file (keras_model.h5)')
@@ -195,7 +195,7 @@ def convert(variant: str, pth: str | Path | None, out: str | Path, *, toward: st
     (Wortsman et al. 2022), whose interpolated networks keep more of what carries to new
     images than either end. Batch norm the fine-tune kept frozen interpolates to itself.
     """
-    from retina_desktop.atomic import atomic_save
+    from retina_desktop.core.atomic import atomic_save
 
     out = Path(out)
     if not out.name.endswith(".weights.h5"):

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.model_card import InputSpec, ModelMetadata
 from retina_desktop.imaging.augmentation import AugmentConfig
 from retina_desktop.imaging.decode import list_images, load_image
 from retina_desktop.imaging.preprocessing import fit_image
-from retina_desktop.models.model_files import write_labels, write_sidecar
-from retina_desktop.outputs.records import InputSpec, ModelMetadata
+from retina_desktop.inference.model_files import write_labels, write_sidecar
 from training.classifier.negatives import negatives, random_crops
 from training.classifier.trainer import ClassifierConfig, train_classifier
 from training.classifier.wrong_inputs import wrong_inputs

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retina_desktop.atomic import atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.models.model_files import read_sidecar, sidecar_path_for
+from retina_desktop.core.atomic import atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for
 from training.classifier.wrong_inputs import FUNDUS_KINDS
 
 NOTICE = (

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.quiet import import_keras, keras_backend
 from retina_desktop.imaging.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch
-from retina_desktop.quiet import import_keras, keras_backend
 from training import distribute
 from training.epochs import CheckpointFolder, TrainState, epoch_callbacks, last_epoch_of_call
 
@@ -81,7 +81,7 @@ class ClassifierConfig:
 
     def input_spec(self):
         """The InputSpec of a model trained with this config: its size and fit, pixels unscaled."""
-        from retina_desktop.outputs.records import InputSpec
+        from retina_desktop.core.model_card import InputSpec
 
         return InputSpec(self.height, self.width, self.fit, "none")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from retina_desktop.outputs.records import FIT_MODES
+from retina_desktop.core.model_card import FIT_MODES
 from training.bounds import count
 
 HELP = "train a classifier and write its bundle"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from retina_desktop.outputs.records import FIT_MODES
+from retina_desktop.core.model_card import FIT_MODES
 
 HELP = "screening fundus model: frozen pooled features + a head chosen on val, with a referral threshold"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 
 DISEASE = "diabetic_retinopathy"
 
@@ -29,7 +29,7 @@ def run_compare(args) -> int:
         rows.append((name, [(_read(test), _read(external) if external else None) for test, external in pairs]))
     table = render_table(rows)
     if args.out:
-        from retina_desktop.atomic import atomic_write
+        from retina_desktop.core.atomic import atomic_write
 
         with atomic_write(Path(args.out)) as handle:
             handle.write(table)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save
+from retina_desktop.core.errors import UserError
 
 
 def shipped_recipe(model: str | Path):
@@ -58,8 +58,8 @@ def cell_images(curve, label: str, n: int, condition: str, seed: int, spec) -> t
 def train_cnn_cell(curve, label: str, n: int, condition: str, seed: int, log=None) -> np.ndarray:
     """Test probabilities of the shipped recipe trained on one cell (seed `seed`), cached. The
     training checkpoints every epoch in the cell's folder, so an interrupted one resumes."""
+    from retina_desktop.core.quiet import import_keras
     from retina_desktop.imaging.augmentation import default_config
-    from retina_desktop.quiet import import_keras
     from training.classifier.trainer import train_classifier
     from training.datasets import load_arrays
     from training.experiments.curve_plan import point_name

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_write
+from retina_desktop.core.atomic import atomic_write
 from training.datasets import drawn_order
 
 GENERATOR_FILE = "generator.keras"
@@ -50,7 +50,7 @@ class GeneratorRecipe:
     finetune_d_width: int = 0  # the shipped fine-tunes' fresh discriminator: as wide as the generator
 
     def spec(self):
-        from retina_desktop.outputs.records import InputSpec
+        from retina_desktop.core.model_card import InputSpec
 
         return InputSpec(self.size, self.size, self.fit, "none")
 
@@ -70,7 +70,7 @@ def _train_and_save(dataset, samples, gan_config, folder: Path, data: str, modal
     """Train `gan_config` on `samples` into `folder` (resuming an interrupted run) and write the
     EMA generator with its sidecar; return the generator's path. Done once: an existing
     generator is returned as it is."""
-    from retina_desktop.outputs.records import InputSpec
+    from retina_desktop.core.model_card import InputSpec
     from training.datasets import display_aspect, load_arrays
     from training.gan.train import generator_sidecar, save_generator
     from training.gan.trainer import train_gan

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from training.experiments.curve_generators import RECIPES, GeneratorRecipe
 
 CONDITIONS = ("real", "traditional", "gan", "both")

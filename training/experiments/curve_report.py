@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.core.atomic import atomic_save, atomic_write
 
 SPECIFICITY = 0.90
 N_BOOTSTRAP = 1000
@@ -202,9 +202,9 @@ def sample_grid(curve, path: Path, columns: int = 8, tile: int = 96) -> None:
     point: what each generator drew from what it was shown."""
     from PIL import Image, ImageDraw
 
+    from retina_desktop.core.model_card import InputSpec
     from retina_desktop.imaging.decode import load_image
     from retina_desktop.imaging.preprocessing import fit_image
-    from retina_desktop.outputs.records import InputSpec
     from training.experiments.curve_plan import SHIPPED, point_name
 
     framed = InputSpec(tile, tile, curve.config.recipe.fit, "none")  # real photographs as the GAN learnt them

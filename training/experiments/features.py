@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save
+from retina_desktop.core.atomic import atomic_save
 
 BACKBONE = "efficientnet-lite0"
 
@@ -118,7 +118,7 @@ def train_head(train_views: list[np.ndarray], y: np.ndarray, val: tuple[np.ndarr
     `train_views` holds one (n, d) array per view of the same n training images (one array
     without augmentation); each epoch takes every image once, in a view drawn for it afresh.
     """
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
     from training.experiments.linear_probe import macro_auc
 
     keras = import_keras()

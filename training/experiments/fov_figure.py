@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from retina_desktop.atomic import atomic_save
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save
+from retina_desktop.core.errors import UserError
 from retina_desktop.imaging.decode import load_image
 from retina_desktop.imaging.fov import find_field_of_view, standardise_field_of_view
 

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
 from training.datasets import drawn_order
 from training.experiments.curve_generators import base_generator, point_generator
 from training.experiments.curve_plan import (
@@ -123,7 +123,7 @@ class Curve:
     def shipped_generator(self, label: str) -> Path:
         """The shipped generator, once its record shows it learnt `label` from as many images as
         this train split holds: then it saw no image that the point of every image holds back."""
-        from retina_desktop.synthesis.generator_runtime import read_generator_info
+        from retina_desktop.inference.generator_runtime import read_generator_info
 
         path = Path(self.config.shipped_generator)
         if not path.is_file():
@@ -140,7 +140,7 @@ class Curve:
         return path
 
     def spec(self):
-        from retina_desktop.outputs.records import InputSpec
+        from retina_desktop.core.model_card import InputSpec
 
         return InputSpec(self.config.size, self.config.size, self.config.recipe.fit, "none")
 

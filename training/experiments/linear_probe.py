@@ -66,7 +66,7 @@ def pooled_features(model, images: np.ndarray, batch_size: int = 64, *, desc: st
     """The `pool` layer's output for uint8 (n, h, w, 3) images, in batches with a progress bar."""
     from tqdm import tqdm
 
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     extractor = keras.Model(model.inputs, model.get_layer(POOL_LAYER).output, name="pooled_features")
@@ -161,9 +161,9 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
               name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
               log=print) -> Path:
     """Build the frozen network, fit the probe, write the bundle and its test figures; returns the model path."""
-    from retina_desktop.atomic import atomic_write
-    from retina_desktop.outputs.records import InputSpec
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.atomic import atomic_write
+    from retina_desktop.core.model_card import InputSpec
+    from retina_desktop.core.quiet import import_keras
     from training.classifier.classify import write_bundle
     from training.classifier.trainer import build_classifier
     from training.datasets import load_arrays, load_dataset, write_splits

@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
 from training.datasets import drawn_order
 from training.experiments.report import write_report
 from training.experiments.runs import (
@@ -240,7 +240,7 @@ class Experiment:
         return self.cut if setting == "cut" else self.dataset.subset("train")
 
     def spec(self, size: int | None = None):
-        from retina_desktop.outputs.records import InputSpec
+        from retina_desktop.core.model_card import InputSpec
 
         size = size or self.config.size
         return InputSpec(size, size, self.config.fit, "none")
@@ -581,8 +581,8 @@ class Experiment:
 
     def train_small(self, key: RunKey, folder: Path, prefix: str):
         """The `small` CNN trained end to end on images; (test probabilities, counts, facts)."""
+        from retina_desktop.core.quiet import import_keras
         from retina_desktop.imaging.augmentation import default_config
-        from retina_desktop.quiet import import_keras
         from training.classifier import trainer as classifier_module
 
         x, y, counts = self.training_set(key)

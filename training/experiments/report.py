@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
+from retina_desktop.core.atomic import atomic_save, atomic_write
 from training.experiments.runs import (
     CONDITIONS,
     FILTERED_CONDITIONS,
@@ -432,7 +432,7 @@ def _external_table(setting: str, config: PipelineConfig, results: list[dict]) -
     if not mine:
         return []
     first = mine[0]["external"]
-    diseases = list(((first.get("versus_normal") or {}).get("diseases") or {}))
+    diseases = list((first.get("versus_normal") or {}).get("diseases") or {})
     columns = [(d, "auc", f"{d} vs normal AUC") for d in diseases] + [
         (d, "sensitivity", f"{d} sensitivity") for d in diseases]
     columns += [(diseases[0], "specificity", "healthy called normal")] if diseases else []
@@ -490,7 +490,7 @@ def _counts_table(out: Path, config: PipelineConfig, results: list[dict]) -> lis
              "|---|" + "---|" * len(seen) + "---|"]
     for c in classes:
         cells = []
-        for setting, kinds in seen.items():
+        for kinds in seen.values():
             counts = kinds.get("gan") or kinds["real"]
             synth = counts["synthetic"].get(c, 0)
             cells.append(f"{counts['real'][c]}" + (f" + {synth}" if synth else ""))

@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 
 # The four conditions of the experiment, and the confidence-filtered GAN conditions (the lever of
 # issue #21: GAN images that a classifier trained on real images does not take for their own

@@ -137,7 +137,7 @@ def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, widths
 def head_model(network, head, classes: list[str], pools: tuple[str, ...]):
     """The app's model: the feature network's chosen pools into a Dense softmax that equals the
     fitted regression (standardisation folded into its weights)."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     keras = import_keras()
     chosen = [network.get_layer(name).output for name in pools]
@@ -152,9 +152,9 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
                   name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
                   log=print) -> Path:
     """Search the head on val, write the bundle and its test figures; returns the model path."""
-    from retina_desktop.atomic import atomic_write
-    from retina_desktop.outputs.records import InputSpec
-    from retina_desktop.paths import user_cache_dir
+    from retina_desktop.core.atomic import atomic_write
+    from retina_desktop.core.model_card import InputSpec
+    from retina_desktop.core.paths import user_cache_dir
     from training.classifier.classify import write_bundle
     from training.classifier.evaluate import evaluate_bundle
     from training.classifier.referral import DR_CLASS

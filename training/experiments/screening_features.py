@@ -44,7 +44,7 @@ class Backbone:
         contents, so features of one fine-tune are never read back for another."""
         tag = f"{self.architecture}-{self.size}px-{self.fit}"
         if self.weights and self.weights != "imagenet":
-            from retina_desktop.runtime.litert_backend import file_sha256  # cached per path, size and time
+            from retina_desktop.inference.litert_backend import file_sha256  # cached per path, size and time
 
             path = Path(self.weights)
             tag += f"-{path.name}-{file_sha256(path)[:12] if path.is_file() else 'missing'}"
@@ -54,7 +54,7 @@ class Backbone:
 def mid_layer_name(model) -> str:
     """The expand activation of the first block that halves stride-16 maps: the richest stride-16
     features (the block's own 6x expansion), just before the last downsampling."""
-    from retina_desktop.models.layers import TARGET_LAYER
+    from retina_desktop.inference.layers import TARGET_LAYER
 
     last = model.get_layer(TARGET_LAYER).output.shape[1]
     # Maps of odd sizes halve to ceil(n / 2) ("same" padding), so stride 16 is "larger than the last".
@@ -68,8 +68,8 @@ def mid_layer_name(model) -> str:
 def feature_network(backbone: Backbone, pools: tuple[str, ...] = POOLS):
     """(image 0..255 -> concatenated pools, the classifier it is cut from): the frozen backbone
     with the chosen pools concatenated as the `features` layer."""
-    from retina_desktop.models.layers import TARGET_LAYER
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
+    from retina_desktop.inference.layers import TARGET_LAYER
     from training.classifier.trainer import ClassifierConfig, build_classifier
 
     keras = import_keras()
@@ -118,7 +118,7 @@ def network_features(network, images: np.ndarray, *, batch_size: int = 32, desc:
 def cached_features(network, images_of, key: str, cache: Path, *, batch_size: int = 32, desc: str = "features"):
     """Features of the images `images_of()` returns (uint8, n x h x w x 3), kept in
     `cache/<key>.npz` so that a second run reads them instead of running the network."""
-    from retina_desktop.atomic import atomic_save
+    from retina_desktop.core.atomic import atomic_save
 
     path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npz"
     if path.is_file():

@@ -34,7 +34,7 @@ def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Pat
                  log=print) -> tuple[list[str], dict[str, FeatureSet], object]:
     """(classes, {"train", "val", "test", <external folder name>...: FeatureSet}, the feature
     network) for `backbone`; features come from `cache` when they were computed before."""
-    from retina_desktop.outputs.records import InputSpec
+    from retina_desktop.core.model_card import InputSpec
     from training.datasets import ALL_SPLITS, class_indices, grades_of, load_arrays, load_dataset
 
     network, _ = feature_network(backbone)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.quiet import import_keras
 from training.gan.generator_file import load_generator
 from training.gan.trainer import GanConfig, build_generator
 from training.gan.warm_start import copy_generator_weights
@@ -53,7 +53,7 @@ def load_parts(base: Path, chosen: dict[str, Path]):
     parts = [(path, *load_generator(path)) for path in paths]
     base_sidecar = parts[0][2]
     classes = list(base_sidecar["classes"])
-    for label, path in chosen.items():
+    for label in chosen:
         if label not in classes:
             raise UserError(f"--class {label}: the base generator {base} has no class {label!r} "
                             f"(its classes: {', '.join(classes)})")

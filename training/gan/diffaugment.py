@@ -21,7 +21,7 @@ tensors in [-1, 1], NHWC.
 
 from __future__ import annotations
 
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.quiet import import_keras
 from training.stateless_random import StatelessRandom
 
 POLICIES = ("color", "translation", "cutout")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from retina_desktop.errors import UserError
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.quiet import import_keras
 
 
 def load_generator(path: str | Path):

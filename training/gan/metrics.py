@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec
+from retina_desktop.core.quiet import import_keras
 
 FEATURE_LAYER = "pool"
 
@@ -36,7 +36,7 @@ FEATURE_LAYER = "pool"
 @functools.lru_cache(maxsize=2)
 def _feature_model(model_path: str):
     """(sub-model to the feature layer, the classifier's input spec), loaded once per path."""
-    from retina_desktop.models.bundle import load_bundle
+    from retina_desktop.inference.bundle import load_bundle
 
     keras = import_keras()
     bundle = load_bundle(model_path, backend="keras")
@@ -49,7 +49,7 @@ def _feature_model(model_path: str):
 
 
 def default_classifier() -> Path:
-    from retina_desktop.paths import default_model_path
+    from retina_desktop.core.paths import default_model_path
 
     return default_model_path()
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.synthesis.samples import SyntheticImage, synthetic_png_info
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.services.synthetic_samples import SyntheticImage, synthetic_png_info
 from training.bounds import MAX_IMAGES
 from training.gan.generator_file import load_generator
 from training.gan.trainer import sample

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.outputs.records import InputSpec
-from retina_desktop.quiet import import_keras
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.core.model_card import InputSpec
+from retina_desktop.core.quiet import import_keras
 from training.datasets import display_aspect, load_arrays, load_dataset
 from training.epochs import CheckpointFolder, refuse_changed_config
 from training.gan.trainer import CHECKPOINT_FOLDER, GanConfig, train_gan

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save
-from retina_desktop.quiet import import_keras, keras_backend
-from retina_desktop.synthesis.generator_runtime import latents, to_uint8
+from retina_desktop.core.atomic import atomic_save
+from retina_desktop.core.quiet import import_keras, keras_backend
+from retina_desktop.inference.generator_runtime import latents, to_uint8
 from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
 from training.gan.diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
 from training.jax_steps import BothOptimizers, places, put, take, update_metrics

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
-from retina_desktop.synthesis.generator_runtime import read_generator_info
+from retina_desktop.core.errors import UserError
+from retina_desktop.inference.generator_runtime import read_generator_info
 
 
 def check_source_generator(path: str | Path, labels, size: int, latent_dim: int) -> Path:

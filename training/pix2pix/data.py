@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.errors import UserError
+from retina_desktop.core.errors import UserError
 from retina_desktop.imaging.decode import IMAGE_EXTENSIONS, load_image
-from retina_desktop.synthesis.vessel_synthesis import (
+from retina_desktop.services.vessel_synthesis import (
     FIRST_STYLE_CHANNEL,
     estimate_fov,
     generator_input,
@@ -181,7 +181,7 @@ def augment(sources, targets, seed, *, hflip: bool, vflip: bool, rotate_degrees:
     connected; style planes are left alone. Written in `keras.ops`: TensorFlow runs its
     projective-transform kernel, JAX its own interpolation.
     """
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
     from training.stateless_random import StatelessRandom
 
     ops = import_keras().ops

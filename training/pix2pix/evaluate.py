@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.synthesis.vessel_synthesis import SynthesisSpec, generator_input, resize_image, resize_mask
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.services.vessel_synthesis import SynthesisSpec, generator_input, resize_image, resize_mask
 from training.pix2pix.data import find_pairs, mean_colour, read_pair, with_mean_colour
 
 MSE_FLOOR = 1e-10  # PSNR cap: 100 dB
@@ -127,7 +127,7 @@ def coarse_only_figures(generated: np.ndarray, expected: np.ndarray, fov: np.nda
 
 def load_vessel_generator(path: str | Path):
     """(Keras generator, SynthesisSpec); UserError naming the file when it is not one."""
-    from retina_desktop.quiet import import_keras
+    from retina_desktop.core.quiet import import_keras
 
     path = Path(path)
     if not path.is_file():

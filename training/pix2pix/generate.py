@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save
-from retina_desktop.errors import UserError
+from retina_desktop.core.atomic import atomic_save
+from retina_desktop.core.errors import UserError
 from retina_desktop.imaging.decode import IMAGE_EXTENSIONS, load_image
-from retina_desktop.synthesis.vessel_synthesis import estimate_fov, generator_input, load_mask
+from retina_desktop.services.vessel_synthesis import estimate_fov, generator_input, load_mask
 from training.pix2pix.evaluate import load_vessel_generator
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save, atomic_write
-from retina_desktop.errors import UserError
-from retina_desktop.synthesis.vessel_synthesis import KIND, input_layout
+from retina_desktop.core.atomic import atomic_save, atomic_write
+from retina_desktop.core.errors import UserError
+from retina_desktop.services.vessel_synthesis import KIND, input_layout
 from training.epochs import refuse_changed_config
 from training.pix2pix.config import Pix2PixConfig
 from training.pix2pix.data import even_out_colour, find_pairs, load_pairs, style_indices
@@ -116,7 +116,7 @@ def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoc
         "inputs": {
             "shape": f"(n, {config.size}, {config.size}, {config.channels_in}) float32",
             "channels": input_layout(config.styles),
-            "preparation": "retina_desktop.synthesis.vessel_synthesis.generator_input: masks stretched to size x size; "
+            "preparation": "retina_desktop.services.vessel_synthesis.generator_input: masks stretched to size x size; "
                            "vessels thresholded at coverage 0.45 / reduction, field of view at 0.5",
         },
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",

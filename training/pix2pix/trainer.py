@@ -5,7 +5,7 @@ generator with skip connections carries the vessel layout straight to the output
 discriminator judges overlapping patches of (input, photograph) pairs, and the generator's
 loss is the adversarial term plus 100 x L1 to the real photograph. Here the L1 counts the
 field of view fully and the black surround at `outside_weight` (it is trivial to learn and
-says nothing about the retina). The generator's input is `retina_desktop.synthesis.vessel_synthesis`'s
+says nothing about the retina). The generator's input is `retina_desktop.services.vessel_synthesis`'s
 contract: vessel mask, field of view, one-hot colour-style planes.
 
 Sized for a CPU: at 256 x 256 the default U-Net (width 32, 7 halvings to 2 x 2, at most 256
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.atomic import atomic_save
-from retina_desktop.quiet import import_keras, keras_backend
-from retina_desktop.synthesis.vessel_synthesis import to_uint8
+from retina_desktop.core.atomic import atomic_save
+from retina_desktop.core.quiet import import_keras, keras_backend
+from retina_desktop.services.vessel_synthesis import to_uint8
 from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
 from training.jax_steps import BothOptimizers, places, put, take, update_metrics
 from training.pix2pix.config import Pix2PixConfig

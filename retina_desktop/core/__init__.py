@@ -1,0 +1,1 @@
+"""The records, errors, files and settings every layer shares. Imports neither tkinter nor tensorflow."""

@@ -1,1 +1,0 @@
-"""What runs a model: the `ModelRuntime` interface, its Keras and LiteRT sides, heatmaps, LiteRT export."""

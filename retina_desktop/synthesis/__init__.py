@@ -1,1 +1,0 @@
-"""Synthetic images for the Augment tab: the generators' runtime, their export, and their samples."""
