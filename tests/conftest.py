@@ -176,3 +176,8 @@ def imagenet_lite0():
         imagenet_weights("efficientnet-lite0")
     except UserError as err:
         pytest.skip(str(err))
+
+
+# The GUI tests' fixtures (a display, a window factory, the session's real classifier), shared by
+# test_gui.py and test_augment_tab.py; imported last because gui_support reads CLASSES above.
+from tests.gui_support import display, make_app, real_classifier  # noqa: E402, F401

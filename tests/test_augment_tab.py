@@ -14,7 +14,7 @@ import pytest
 
 from retina_desktop.services import synthetic_samples as synthesis
 from tests.conftest import fundus_like
-from tests.test_gui import FakeClassifier, display, make_app, pump, real_classifier  # noqa: F401
+from tests.gui_support import FakeClassifier, pump
 
 tk = pytest.importorskip("tkinter")
 
@@ -47,7 +47,7 @@ def _generate(app, panel, label: str, seed: int, count: str = "8") -> np.ndarray
     panel.class_var.set(label)
     panel.seed_var.set(str(seed))
     panel.count_var.set(count)
-    token = panel._token
+    token = panel.requests.latest
     panel.generate_button.invoke()
     pump(app.root, lambda: panel.shown_token > token and "disabled" not in panel.generate_button.state())
     return _grid(panel)
@@ -77,16 +77,16 @@ def test_vary_and_interpolate_act_on_the_selection(make_app, generator_calls) ->
     pump(app.root, lambda: panel.generator is not None)
     first = _generate(app, panel, "cataract", 1)
     panel.grid_view.toggle(2)
-    token = panel._token
+    token = panel.requests.latest
     panel.vary_button.invoke()
-    pump(app.root, lambda: panel._token > token and len(panel.grid_view.images) >= 8
+    pump(app.root, lambda: panel.requests.latest > token and len(panel.grid_view.images) >= 8
          and panel.what_var.get().startswith("variations"))
     assert np.array_equal(_grid(panel)[0], first[2])  # the original comes first
     panel.grid_view.toggle(0)
     panel.target_var.set("normal")
-    token = panel._token
+    token = panel.requests.latest
     panel.interpolate_button.invoke()
-    pump(app.root, lambda: panel._token > token and panel.what_var.get().startswith("interpolation"))
+    pump(app.root, lambda: panel.requests.latest > token and panel.what_var.get().startswith("interpolation"))
     strip = _grid(panel)
     assert len(strip) == 8 and np.abs(strip[0].astype(int) - first[2]).max() <= 1
     assert "MainThread" not in generator_calls
@@ -122,7 +122,8 @@ def test_a_stretched_generator_is_shown_at_its_scans_proportions(make_app, tiny_
     assert panel.images[0].pixels.shape == (16, 16, 3)  # what export writes: the generator's own
     panel.judge_var.set(True)
     panel._judge_toggled()  # the open (fundus) model is not asked about OCT images
-    assert "reads fundus images and these are OCT: open an OCT model" in panel.note.cget("text") and panel.judged is None
+    assert "reads fundus images and these are OCT: open an OCT model" in panel.note.cget("text")
+    assert panel.judged is None
 
 
 def test_classifier_labels_each_synthetic_image(make_app, real_classifier, generator_calls) -> None:
@@ -202,17 +203,17 @@ def test_augmentation_controls_change_the_preview(make_app, tmp_path, monkeypatc
     before = _grid(page)
     assert before[0].shape == (32, 32, 3)  # fitted to the (fake) model's input
     assert page.variables["rotation_degrees"].get() == 15.0  # training's fundus default
-    token = page._token
+    token = page.requests.latest
     page.variables["rotation_degrees"].set(0.0)
     page.variables["brightness"].set(0.5)
     page.changed()
-    pump(app.root, lambda: page._token > token and not np.array_equal(_grid(page), before))
+    pump(app.root, lambda: page.requests.latest > token and not np.array_equal(_grid(page), before))
     after = _grid(page)
     assert np.array_equal(after[0], before[0])  # the unchanged image stays first
     assert all("rot" not in caption for caption in page.grid_view.captions[1:])
-    token = page._token
+    token = page.requests.latest
     page.random_button.invoke()
-    pump(app.root, lambda: page._token > token and not np.array_equal(_grid(page), after))
+    pump(app.root, lambda: page.requests.latest > token and not np.array_equal(_grid(page), after))
 
 
 @pytest.fixture
@@ -243,7 +244,7 @@ def test_vessel_mask_page_draws_generates_by_style_and_exports(make_app, vessel_
     assert page.vessels.mean() > 0.01
 
     def made(style):
-        token = page._token
+        token = page.requests.latest
         page.style_var.set(style)
         page.generate_button.invoke()
         pump(app.root, lambda: page.shown_token > token)

@@ -66,7 +66,9 @@ class Cluster:
         if ":" not in coordinator:
             raise UserError(f"--coordinator {coordinator!r} needs a port: HOST:PORT, the first process's address")
         if processes < 1 or not 0 <= process_id < processes:
-            raise UserError(f"--process-id {process_id} must be one of 0..{processes - 1} (--num-processes {processes})")
+            raise UserError(
+                f"--process-id {process_id} must be one of 0..{processes - 1} (--num-processes {processes})"
+            )
         return cls(coordinator, processes, process_id)
 
 

@@ -96,9 +96,10 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     atomic_save(out / "images.zip", write_images)
     write_splits(dataset, out / "splits.csv")
     job = {
-        "version": JOB_VERSION, "command": this_run()["command"], "config": recorded, "classes": dataset.classes, "modality": args.modality,
-        "name": args.name, "model_version": args.model_version, "data": str(Path(args.data).resolve()),
-        "labels": {split: values.tolist() for split, values in labels.items()}, "image_format": [IMAGE_FORMAT, IMAGE_QUALITY],
+        "version": JOB_VERSION, "command": this_run()["command"], "config": recorded, "classes": dataset.classes,
+        "modality": args.modality, "name": args.name, "model_version": args.model_version,
+        "data": str(Path(args.data).resolve()), "labels": {split: values.tolist() for split, values in labels.items()},
+        "image_format": [IMAGE_FORMAT, IMAGE_QUALITY],
     }
     with atomic_write(out / "job.json") as handle:
         json.dump(job, handle)
@@ -222,7 +223,8 @@ def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: boo
     with atomic_write(out / "speed.json") as handle:
         json.dump(speed, handle, indent=1)
     log(f"{speed['images_per_second']} images/s ({speed['seconds_per_epoch']} s an epoch, validation included) on "
-        f"{speed['devices']} x {speed['device']}; training {speed['training_seconds']} s, wall {speed['wall_seconds']} s; "
+        f"{speed['devices']} x {speed['device']}; training {speed['training_seconds']} s, "
+        f"wall {speed['wall_seconds']} s; "
         f"wrote {out}")
     if bring_back is not None:
         bring_back.mkdir(parents=True, exist_ok=True)

@@ -292,7 +292,8 @@ class Answer:
         empty. (A not-judged answer's `hint`, which names the model to open, is shown beside it.)"""
         if self.not_judged:
             reasons = "; ".join(self.reasons) or "the image checks failed"
-            return f"The image checks failed: {reasons}. The probabilities are greyed: shown for reference only, not an answer."
+            return (f"The image checks failed: {reasons}. The probabilities are greyed: shown for reference only, "
+                    "not an answer.")
         parts = []
         if self.unsure:
             shown, level = apart(self._probability, self.unsure_below, percent=not self._thresholded())

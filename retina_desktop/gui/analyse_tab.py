@@ -1,7 +1,8 @@
 """The Analyse tab: one image, the model's output for it, the heatmap, and the report.
 
 The tab keeps what is on screen; the model runs in jobs on the app's worker thread (the
-module-level functions below), and their results come back through `handle()` on the Tk thread.
+module-level functions below), each submitted with the callbacks that take its result on the
+Tk thread. A result for an image that is no longer the newest is dropped by the worker.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -21,9 +21,11 @@ from retina_desktop.core.model_card import InputSpec
 from retina_desktop.core.paths import bundle_root
 from retina_desktop.core.prediction import Prediction
 from retina_desktop.gui import dialogs
+from retina_desktop.gui.host import TabHost
 from retina_desktop.gui.image_panel import ImagePanel
 from retina_desktop.gui.prob_chart import ProbabilityChart
 from retina_desktop.gui.service_api import ClassifierService
+from retina_desktop.gui.worker import Requests
 from retina_desktop.services import pictures, report
 
 # Largest side of the picture kept for display: more than any panel, far less than a photo.
@@ -33,9 +35,8 @@ SIDE_WIDTH = 360
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the worker found for one image (payload of "analyse.prediction")."""
+    """What the worker found for one image, before its heatmap."""
 
-    token: int
     prediction: Prediction
     picture: Image.Image
     spec: InputSpec
@@ -43,9 +44,8 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Heatmap:
-    """Payload of "analyse.analysis" / "analyse.heatmap": Grad-CAM for one class, or why not."""
+    """Grad-CAM for one class, or why there is none."""
 
-    token: int
     class_name: str
     values: np.ndarray | None
     problem: str = ""
@@ -54,31 +54,34 @@ class Heatmap:
 # ---- jobs: these run on the worker thread ------------------------------------------------
 
 
-def analyse_job(classifier: ClassifierService, path: Path, token: int, post) -> Heatmap:
-    """Classify `path`, post the prediction at once, then compute the heatmap (worker thread)."""
+def analyse_job(classifier: ClassifierService, path: Path, progress) -> Heatmap:
+    """Classify `path`, report the prediction at once (`progress`), then compute the heatmap
+    (worker thread)."""
     prediction = classifier.predict_file(path)
+    assert prediction.picture is not None  # predict_file keeps the decoded picture
     # The picture the service decoded, not a second decoding of the file; the tab keeps only
     # this display copy.
     picture = Image.fromarray(prediction.picture)
     picture.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
     prediction = dataclasses.replace(prediction, picture=None)
-    post("analyse.prediction", Analysis(token, prediction, picture, classifier.bundle().metadata.input))
-    return heatmap_job(classifier, prediction, prediction.label, token)
+    progress(Analysis(prediction, picture, classifier.bundle().metadata.input))
+    return heatmap_job(classifier, prediction, prediction.label)
 
 
-def heatmap_job(classifier: ClassifierService, prediction: Prediction, class_name: str, token: int) -> Heatmap:
+def heatmap_job(classifier: ClassifierService, prediction: Prediction, class_name: str) -> Heatmap:
     """Grad-CAM for one class (worker thread); a model it cannot explain is not an error."""
     try:
         values = classifier.heatmap(prediction, class_name)
     except ValueError as err:
-        return Heatmap(token, class_name, None, f"No heatmap for this model: {err}")
+        return Heatmap(class_name, None, f"No heatmap for this model: {err}")
     except Exception as err:  # a heatmap must never cost the user the result itself
         path = log_unexpected("Heatmap failed", err)
-        return Heatmap(token, class_name, None, f"The heatmap could not be computed (see {path})")
-    return Heatmap(token, class_name, values)
+        return Heatmap(class_name, None, f"The heatmap could not be computed (see {path})")
+    return Heatmap(class_name, values)
 
 
-def report_job(classifier: ClassifierService, path: Path, prediction: Prediction, picture: Image.Image, heat, opacity: float,
+def report_job(classifier: ClassifierService, path: Path, prediction: Prediction, picture: Image.Image, heat,
+               opacity: float,
                heatmap_class: str | None = None) -> Path:
     """Write the report, with the heatmap of `heatmap_class` (worker thread)."""
     metadata = classifier.bundle().metadata
@@ -92,9 +95,7 @@ def report_job(classifier: ClassifierService, path: Path, prediction: Prediction
 
 
 class AnalyseTab(ttk.Frame):
-    message_prefixes = ("analyse",)  # its worker messages, routed here by the main window
-
-    def __init__(self, parent, app) -> None:
+    def __init__(self, parent, app: TabHost) -> None:
         super().__init__(parent, padding=(10, 8))
         self.app = app
         self.prediction: Prediction | None = None
@@ -102,7 +103,7 @@ class AnalyseTab(ttk.Frame):
         self.spec: InputSpec | None = None
         self.heatmaps: dict[str, np.ndarray] = {}  # class name -> Grad-CAM over the model input
         self.busy_path: Path | None = None
-        self._token = 0
+        self.requests = Requests()  # one per image opened: only the newest is shown
         self._placed_for: tuple[str, int] | None = None
         self._placed: np.ndarray | None = None
         self._heatmap_status = ""  # the status message of the heatmap being computed
@@ -202,15 +203,14 @@ class AnalyseTab(ttk.Frame):
         if self._refuse_if_busy():
             return False
         path = Path(path)
-        self._token += 1
         self.busy_path = path
         self.browse_button.state(["disabled"])
         self.file_label.configure(text=str(path))
         self.result_var.set("Waiting for the model to load…" if not self.app.model_ready else "Analysing…")
         self.app.set_status(f"Analysing {path.name}…")
-        classifier = self.app.classifier
-        worker = self.app.worker
-        worker.submit("analyse.analysis", analyse_job, classifier, path, self._token, worker.post, context=path)
+        self.app.worker.submit("analyse", analyse_job, self.app.classifier, path, request=self.requests.new(),
+                               on_progress=self._show_prediction, on_done=self._add_heatmap,
+                               on_error=self._analysis_failed, on_end=self._analysis_ended)
         return True
 
     def _refuse_if_busy(self) -> bool:
@@ -222,7 +222,8 @@ class AnalyseTab(ttk.Frame):
 
     def export_report(self) -> None:
         if self.prediction is None or self.picture is None:
-            dialogs.show_info(self.winfo_toplevel(), "Export report", "Open an image first: there is nothing to report yet.")
+            dialogs.show_info(self.winfo_toplevel(), "Export report",
+                              "Open an image first: there is nothing to report yet.")
             return
         if self._refuse_if_busy():
             return
@@ -237,8 +238,10 @@ class AnalyseTab(ttk.Frame):
             chosen = self.prediction.label
         heat = self.heatmaps.get(chosen)
         self.app.set_status(f"Writing {path.name}…")
-        self.app.worker.submit("analyse.report", report_job, self.app.classifier, path, self.prediction,
-                               self.picture, heat, float(self.opacity_var.get()), chosen, context=path)
+        self.app.worker.submit("report", report_job, self.app.classifier, path, self.prediction,
+                               self.picture, heat, float(self.opacity_var.get()), chosen,
+                               on_done=lambda saved: self.app.set_status(f"Report saved to {saved}"),
+                               on_error=self._failed)
 
     def _class_chosen(self) -> None:
         name = self._class_from_display(self.class_var.get())
@@ -250,7 +253,8 @@ class AnalyseTab(ttk.Frame):
             return
         self._heatmap_status = f"Computing the heatmap for {report.display_name(name)}…"
         self.app.set_status(self._heatmap_status)
-        self.app.worker.submit("analyse.heatmap", heatmap_job, self.app.classifier, self.prediction, name, self._token)
+        self.app.worker.submit("heatmap", heatmap_job, self.app.classifier, self.prediction, name,
+                               request=self.requests.current(), on_done=self._add_heatmap, on_error=self._failed)
 
     def _class_from_display(self, text: str) -> str | None:
         if self.prediction is None:
@@ -265,37 +269,26 @@ class AnalyseTab(ttk.Frame):
         if self.heatmap_var.get():
             self.refresh_image()
 
-    # results from the worker
-    def handle(self, kind: str, payload: Any) -> None:
-        """A message for this tab from the worker queue. Tk thread only."""
-        if kind == "analyse.prediction":
-            self._show_prediction(payload)
-        elif kind in ("analyse.analysis", "analyse.heatmap"):
-            self._add_heatmap(payload)
-        elif kind == "analyse.report":
-            self.app.set_status(f"Report saved to {payload}")
+    # results from the worker (Tk thread)
+    def _analysis_ended(self) -> None:
+        self.busy_path = None
+        self.browse_button.state(["!disabled"])
 
-    def job_done(self, kind: str) -> None:
-        if kind == "analyse.analysis":
-            self.busy_path = None
-            self.browse_button.state(["!disabled"])
+    def _analysis_failed(self, message: str) -> None:
+        # The previous result (if any) stays; the failed file is named in the dialog.
+        if self.prediction is not None:
+            self.result_var.set(report.result_text(self.prediction))
+            self.file_label.configure(text=self.prediction.file)
+        else:
+            self.result_var.set("No result yet.")
+            self.file_label.configure(text="No image open")
+        self.app.set_status("Could not analyse the image.")
+        dialogs.show_error(self.app.root, "Cannot analyse the image", message)
 
-    def job_failed(self, kind: str, message: str) -> None:
-        if kind == "analyse.analysis":
-            # The previous result (if any) stays; the failed file is named in the dialog.
-            if self.prediction is not None:
-                self.result_var.set(report.result_text(self.prediction))
-                self.file_label.configure(text=self.prediction.file)
-            else:
-                self.result_var.set("No result yet.")
-                self.file_label.configure(text="No image open")
-            self.app.set_status("Could not analyse the image.")
-        title = "Cannot analyse the image" if kind == "analyse.analysis" else "Retina Desktop"
-        dialogs.show_error(self.app.root, title, message)
+    def _failed(self, message: str) -> None:
+        dialogs.show_error(self.app.root, "Retina Desktop", message)
 
     def _show_prediction(self, analysis: Analysis) -> None:
-        if analysis.token != self._token:
-            return
         prediction = analysis.prediction
         self.prediction, self.picture, self.spec = prediction, analysis.picture, analysis.spec
         self.heatmaps = {}
@@ -350,8 +343,6 @@ class AnalyseTab(ttk.Frame):
             self.app.open_model(self.suggested_model)
 
     def _add_heatmap(self, heat: Heatmap) -> None:
-        if heat.token != self._token:
-            return
         if self._heatmap_status:  # the "Computing…" message is stale once the heatmap is here
             done = "Heatmap not available" if heat.values is None else "Heatmap"
             self.app.set_status_if(self._heatmap_status, f"{done} for {report.display_name(heat.class_name)}.")
@@ -382,16 +373,17 @@ class AnalyseTab(ttk.Frame):
             self.panel.show(self.picture)
             return
         key = (name, id(values))
-        if self._placed_for != key:
-            self._placed = pictures.place_heatmap(values, self.picture.size, self.spec,
-                                                  self.prediction.field_of_view if self.prediction else None)
-            self._placed_for = key
-        blended = pictures.overlay(np.asarray(self.picture), self._placed, float(self.opacity_var.get()))
+        placed = self._placed
+        if self._placed_for != key or placed is None:
+            placed = pictures.place_heatmap(values, self.picture.size, self.spec,
+                                            self.prediction.field_of_view if self.prediction else None)
+            self._placed, self._placed_for = placed, key
+        blended = pictures.overlay(np.asarray(self.picture), placed, float(self.opacity_var.get()))
         self.panel.show(Image.fromarray(blended))
 
     def clear(self) -> None:
         """Forget the result (after switching models). Tk thread only."""
-        self._token += 1
+        self.requests.drop_all()
         self.prediction = self.picture = self.spec = None
         self.heatmaps = {}
         self.result_var.set("No result yet.")

@@ -2,26 +2,25 @@
 fundus photographs drawn from vessel masks (pix2pix).
 
 Its pages share one worker thread of their own ("retina-augment"), so generating a grid never
-waits behind a model load or an analysis in the Analyse tab, and their messages ("augment.*")
-come back through the main window's queue to `handle`.
+waits behind a model load or an analysis in the Analyse tab; each page submits its jobs there
+with its own callbacks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
 
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.augmentation_panel import AugmentationPanel
+from retina_desktop.gui.host import TabHost
 from retina_desktop.gui.synthetic_panel import SyntheticPanel
 from retina_desktop.gui.vessel_panel import VesselPanel
 
 
 class AugmentTab(ttk.Frame):
-    message_prefixes = ("augment",)  # its worker messages, routed here by the main window
-
-    def __init__(self, parent, app) -> None:
+    def __init__(self, parent, app: TabHost) -> None:
         super().__init__(parent, padding=(4, 4))
         self.app = app
         self.worker = app.augment_worker
@@ -38,27 +37,16 @@ class AugmentTab(ttk.Frame):
         self.pages.add(self.vessels, text="From vessel mask")
         self.panels = [self.synthetic, self.augmentation, self.vessels]
 
-    def handle(self, kind: str, payload: Any) -> None:
-        """A worker message for this tab. Tk thread only."""
-        for panel in self.panels:
-            if panel.handle(kind, payload):
-                return
+    def failure(self, restore: Callable[[str], None] | None = None) -> Callable[[str], None]:
+        """An `on_error` for a page's job: `restore` puts the page right, then the user is told."""
 
-    def job_done(self, kind: str) -> None:
-        if kind == "augment.images":
-            self.synthetic.request_finished()
-        elif kind in ("augment.vessel_image", "augment.vessel_generator"):
-            self.vessels.request_finished()
+        def failed(message: str) -> None:
+            if restore is not None:
+                restore(message)
+            self.app.set_status("The Augment tab could not finish that; see the message.")
+            dialogs.show_error(self.app.root, "Augment", message)
 
-    def job_failed(self, kind: str, message: str) -> None:
-        if kind == "augment.generator":
-            self.synthetic.generator_failed(message)
-        elif kind == "augment.images":
-            self.synthetic.request_finished()
-        elif kind.startswith("augment.vessel"):
-            self.vessels.request_finished()
-        self.app.set_status("The Augment tab could not finish that; see the message.")
-        dialogs.show_error(self.app.root, "Augment", message)
+        return failed
 
     def model_changed(self) -> None:
         """The classifier changed: its modality sets the augmentation defaults."""

@@ -8,6 +8,7 @@ The same seed gives the same draws, so moving one control shows what that contro
 
 from __future__ import annotations
 
+import functools
 import random
 import tkinter as tk
 from dataclasses import dataclass, fields
@@ -20,6 +21,7 @@ from PIL import Image
 from retina_desktop.core.model_card import InputSpec
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_grid import ImageGrid, LargeView
+from retina_desktop.gui.worker import Requests
 from retina_desktop.services.pictures import AugmentConfig, default_config, fit_image, load_image, random_previews
 
 PREVIEWS = 15  # plus the original: a 4 x 4 grid
@@ -38,19 +40,18 @@ SLIDERS = (
 class Previews:
     """Payload of "augment.previews"."""
 
-    token: int
     original: Image.Image
     images: list[Image.Image]
     captions: list[str]
 
 
-def previews_job(picture: Image.Image, spec: InputSpec, config: AugmentConfig, seed: int, token: int) -> Previews:
+def previews_job(picture: Image.Image, spec: InputSpec, config: AugmentConfig, seed: int) -> Previews:
     """The fitted image and PREVIEWS random augmentations of it (augment worker)."""
     import numpy as np
 
     fitted = fit_image(picture, spec)
     drawn = random_previews(fitted, config, PREVIEWS, seed=seed)
-    return Previews(token, Image.fromarray(fitted), [Image.fromarray(np.asarray(a)) for a, _ in drawn],
+    return Previews(Image.fromarray(fitted), [Image.fromarray(np.asarray(a)) for a, _ in drawn],
                     [t.describe() for _, t in drawn])
 
 
@@ -67,8 +68,8 @@ class AugmentationPanel(ttk.Frame):
         self.picture: Image.Image | None = None
         self.source = ""
         self.seed = 0
-        self._token = 0
-        self._pending = None
+        self.requests = Requests()  # one per redraw
+        self._pending: str | None = None
         self.variables: dict[str, tk.Variable] = {}
         self._build()
         self.reset()
@@ -97,19 +98,19 @@ class AugmentationPanel(ttk.Frame):
         flips = ttk.Frame(controls)
         flips.pack(fill="x")
         for name, text in (("flip_horizontal", "Flip left-right"), ("flip_vertical", "Flip upside down")):
-            variable = tk.BooleanVar()
-            self.variables[name] = variable
-            ttk.Checkbutton(flips, text=text, variable=variable, command=self.changed).pack(side="left", padx=(0, 8))
+            flag = tk.BooleanVar()
+            self.variables[name] = flag
+            ttk.Checkbutton(flips, text=text, variable=flag, command=self.changed).pack(side="left", padx=(0, 8))
         self.scales: dict[str, ttk.Scale] = {}
         self.value_labels: dict[str, ttk.Label] = {}
         for name, text, low, high, fmt in SLIDERS:
             ttk.Label(controls, text=text).pack(anchor="w", pady=(8, 0))
             line = ttk.Frame(controls)
             line.pack(fill="x")
-            variable = tk.DoubleVar()
-            self.variables[name] = variable
-            scale = ttk.Scale(line, from_=low, to=high, variable=variable, length=220,
-                              command=lambda _v, n=name, f=fmt: self._moved(n, f))
+            value = tk.DoubleVar()
+            self.variables[name] = value
+            scale = ttk.Scale(line, from_=low, to=high, variable=value, length=220,
+                              command=functools.partial(self._moved, name, fmt))
             scale.pack(side="left")
             self.scales[name] = scale
             self.value_labels[name] = ttk.Label(line, width=6)
@@ -124,15 +125,19 @@ class AugmentationPanel(ttk.Frame):
 
         right = ttk.Frame(self)
         right.pack(side="left", fill="both", expand=True)
-        ttk.Label(right, text="First: the image as the model sees it. Then random augmentations, as training draws them.").pack(anchor="w")
+        ttk.Label(right, text="First: the image as the model sees it. Then random augmentations, "
+                              "as training draws them.").pack(anchor="w")
         self.grid_view = ImageGrid(right, "Open an image in the Analyse tab (or with Open… here) to see "
                                           "what training's augmentation does to it.", on_open=self.open_large)
         self.grid_view.pack(fill="both", expand=True)
 
     # the controls
-    def config(self) -> AugmentConfig:
+    def augment_config(self) -> AugmentConfig:
         values = {f.name: self.variables[f.name].get() for f in fields(AugmentConfig)}
-        return AugmentConfig(**{k: (bool(v) if k.startswith("flip") else round(float(v), 3)) for k, v in values.items()})
+        chosen: dict[str, Any] = {
+            k: (bool(v) if k.startswith("flip") else round(float(v), 3)) for k, v in values.items()
+        }
+        return AugmentConfig(**chosen)
 
     def set_config(self, config: AugmentConfig) -> None:
         for f in fields(AugmentConfig):
@@ -145,14 +150,16 @@ class AugmentationPanel(ttk.Frame):
         defaults = default_config(self.modality)
         self.defaults_note.configure(text=(
             f"Training defaults for {self.modality}: flips {'↔' if defaults.flip_horizontal else ''}"
-            f"{' ↕' if defaults.flip_vertical else ''}{'' if defaults.flip_horizontal or defaults.flip_vertical else 'none'}, "
-            f"rotation ±{defaults.rotation_degrees:.0f}°, zoom ±{defaults.zoom:.0%}, brightness ±{defaults.brightness:.2f}, "
+            f"{' ↕' if defaults.flip_vertical else ''}"
+            f"{'' if defaults.flip_horizontal or defaults.flip_vertical else 'none'}, "
+            f"rotation ±{defaults.rotation_degrees:.0f}°, zoom ±{defaults.zoom:.0%}, "
+            f"brightness ±{defaults.brightness:.2f}, "
             f"contrast ±{defaults.contrast:.2f}, gamma ±{defaults.gamma:.2f}."
             + (" OCT B-scans are never flipped upside down: the retina's layers have a top and a bottom."
                if self.modality == "oct" else "")))
         self.set_config(defaults)
 
-    def _moved(self, name: str, fmt: str) -> None:
+    def _moved(self, name: str, fmt: str, _value: str = "") -> None:
         self.value_labels[name].configure(text=fmt.format(self.variables[name].get()))
         self.changed()
 
@@ -168,16 +175,21 @@ class AugmentationPanel(ttk.Frame):
 
     # the image
     def use_analyse_image(self) -> None:
-        analyse = self.tab.app.analyse
-        if analyse.picture is None or analyse.prediction is None:
+        analysed = self.tab.app.analysed_picture()
+        if analysed is None:
             self.source_label.configure(text="No image is open in the Analyse tab; use Open… here instead.")
             return
-        self.set_picture(analyse.picture, Path(analyse.prediction.file).name)
+        self.set_picture(*analysed)
 
     def browse(self) -> None:
         path = dialogs.ask_image(self)
         if path is not None:
-            self.tab.worker.submit("augment.picture", load_picture_job, path, context=path)
+            self.tab.worker.submit("picture", load_picture_job, path, on_done=self._picture_loaded,
+                                   on_error=self.tab.failure())
+
+    def _picture_loaded(self, path_and_picture: tuple[Path, Image.Image]) -> None:
+        path, picture = path_and_picture
+        self.set_picture(picture, path.name)
 
     def set_picture(self, picture: Image.Image, source: str) -> None:
         self.picture, self.source = picture, source
@@ -188,24 +200,11 @@ class AugmentationPanel(ttk.Frame):
         self._pending = None
         if self.picture is None:
             return
-        self._token += 1
-        self.tab.worker.submit("augment.previews", previews_job, self.picture, self.spec, self.config(),
-                               self.seed, self._token)
+        self.tab.worker.submit("previews", previews_job, self.picture, self.spec, self.augment_config(), self.seed,
+                               request=self.requests.new(), on_done=self.show, on_error=self.tab.failure())
 
     def show(self, previews: Previews) -> None:
-        if previews.token != self._token:
-            return
         self.grid_view.show([previews.original] + previews.images, ["model input (unchanged)"] + previews.captions)
 
     def open_large(self, index: int) -> None:
         LargeView(self, self.grid_view.images[index], self.grid_view.captions[index])
-
-    def handle(self, kind: str, payload: Any) -> bool:
-        if kind == "augment.previews":
-            self.show(payload)
-        elif kind == "augment.picture":
-            path, picture = payload
-            self.set_picture(picture, path.name)
-        else:
-            return False
-        return True

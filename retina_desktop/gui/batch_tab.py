@@ -1,25 +1,30 @@
 """The Batch tab: classify every image in a folder, show the results in a sortable table.
 
-The run is a job on the app's batch worker (so the Analyse tab stays usable meanwhile); each
-file's row comes back as a "batch.row" message. Cancel sets an event the job checks between
-files. A file that cannot be read becomes a row with its error; it never stops the run.
+The run is a job on the app's batch worker (so the Analyse tab stays usable meanwhile); the
+number of images and then each file's row come back as its progress. Cancel sets an event the
+job checks between files. A file that cannot be read becomes a row with its error; it never
+stops the run.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
+from typing import Literal
 
 from retina_desktop.gui import dialogs
+from retina_desktop.gui.host import TabHost
 from retina_desktop.gui.service_api import ClassifierService
+from retina_desktop.gui.worker import Requests
 from retina_desktop.services.batch import BatchRow, classify_folder, write_csv
 from retina_desktop.services.pictures import list_images
 
-COLUMNS = (
+# key, heading, width, anchor
+COLUMNS: tuple[tuple[str, str, int, Literal["w", "e"]], ...] = (
     ("file", "File", 280, "w"),
     ("label", "Model output", 265, "w"),
     ("confidence", "Confidence", 190, "e"),
@@ -28,8 +33,14 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
+class BatchStarted:
+    """The first progress of a run: how many images the folder holds."""
+
+    total: int
+
+
+@dataclass(frozen=True)
 class BatchSummary:
-    token: int
     total: int
     done: int
     cancelled: bool
@@ -38,16 +49,16 @@ class BatchSummary:
 # ---- jobs: these run on the batch worker thread -----------------------------------------
 
 
-def batch_job(classifier: ClassifierService, folder: Path, cancel: threading.Event, token: int, post) -> BatchSummary:
-    """Classify `folder`, posting ("batch.started", (token, n)) and ("batch.row", (token, row))."""
+def batch_job(classifier: ClassifierService, folder: Path, cancel: threading.Event, progress) -> BatchSummary:
+    """Classify `folder`, reporting `BatchStarted` and then each file's `BatchRow` (`progress`)."""
     classifier.bundle()  # a bad model fails once, before any file
     total = len(list_images(folder))
-    post("batch.started", (token, total))
+    progress(BatchStarted(total))
     done = 0
     for row in classify_folder(folder, classifier.predict_files, cancel):
         done += 1
-        post("batch.row", (token, row))
-    return BatchSummary(token, total, done, cancel.is_set() and done < total)
+        progress(row)
+    return BatchSummary(total, done, cancel.is_set() and done < total)
 
 
 def csv_job(path: Path, rows: list[BatchRow], classes: list[str]) -> Path:
@@ -59,16 +70,14 @@ def csv_job(path: Path, rows: list[BatchRow], classes: list[str]) -> Path:
 
 
 class BatchTab(ttk.Frame):
-    message_prefixes = ("batch",)  # its worker messages, routed here by the main window
-
-    def __init__(self, parent, app) -> None:
+    def __init__(self, parent, app: TabHost) -> None:
         super().__init__(parent, padding=(10, 8))
         self.app = app
         self.folder: Path | None = None
         self.rows: list[BatchRow] = []
         self.running = False
         self._cancel = threading.Event()
-        self._token = 0
+        self.requests = Requests()  # one per run
         self._total = 0
         self._sort: tuple[str, bool] = ("file", False)
         self._items: dict[str, BatchRow] = {}
@@ -102,7 +111,7 @@ class BatchTab(ttk.Frame):
         table.rowconfigure(0, weight=1)
         self.tree = ttk.Treeview(table, columns=[c[0] for c in COLUMNS], show="headings", selectmode="browse")
         for key, title, width, anchor in COLUMNS:
-            self.tree.heading(key, text=title, command=lambda k=key: self.sort_by(k))
+            self.tree.heading(key, text=title, command=functools.partial(self.sort_by, key))
             self.tree.column(key, width=width, minwidth=60, anchor=anchor, stretch=key in ("file", "error"))
         self.tree.tag_configure("error", foreground="#a01818")
         self.tree.tag_configure("unsure", foreground="#8a5a00")
@@ -130,7 +139,6 @@ class BatchTab(ttk.Frame):
         if self._refuse_if_running():
             return False
         self.folder = Path(folder)
-        self._token += 1
         self._cancel = threading.Event()
         self.rows = []
         self._items = {}
@@ -142,9 +150,9 @@ class BatchTab(ttk.Frame):
         self.progress.configure(value=0, maximum=1)
         self.folder_label.configure(text=str(self.folder))
         self.summary_var.set("Waiting for the model…" if not self.app.model_ready else "Listing images…")
-        worker = self.app.batch_worker
-        worker.submit("batch.finished", batch_job, self.app.classifier, self.folder, self._cancel, self._token,
-                      worker.post, context=self.folder)
+        self.app.batch_worker.submit("batch", batch_job, self.app.classifier, self.folder, self._cancel,
+                                     request=self.requests.new(), on_progress=self._progress, on_done=self._finish,
+                                     on_error=self._failed, on_end=self._run_ended)
         return True
 
     def _refuse_if_running(self) -> bool:
@@ -155,6 +163,7 @@ class BatchTab(ttk.Frame):
         return True
 
     def cancel(self) -> None:
+        """Stop the run after the images being classified (the Cancel button)."""
         if self.running:
             self._cancel.set()
             self.cancel_button.state(["disabled"])
@@ -169,7 +178,9 @@ class BatchTab(ttk.Frame):
             return
         first = next((r.prediction for r in self.rows if r.prediction is not None), None)
         classes = list(first.probabilities) if first else []
-        self.app.worker.submit("batch.csv", csv_job, path, list(self.rows), classes, context=path)
+        self.app.worker.submit("csv", csv_job, path, list(self.rows), classes,
+                               on_done=lambda saved: self.app.set_status(f"Results saved to {saved}"),
+                               on_error=self._failed)
 
     def sort_by(self, key: str) -> None:
         current, descending = self._sort
@@ -218,7 +229,7 @@ class BatchTab(ttk.Frame):
                     error = error[len(prefix):]
                     break
             values = (self._display_file(row), "", "", error[:1].upper() + error[1:])
-            tags = ("error",)
+            tags: tuple[str, ...] = ("error",)
         else:
             # Worded by records.Answer, as in the CLI, the CSV and the Analyse tab.
             answer = row.prediction.answer()
@@ -244,36 +255,26 @@ class BatchTab(ttk.Frame):
         if row is not None:
             self.app.open_in_analyse(Path(row.file))
 
-    # results from the worker
-    def handle(self, kind: str, payload: Any) -> None:
-        """A message for this tab from the worker queue. Tk thread only."""
-        if kind == "batch.started":
-            token, total = payload
-            if token == self._token:
-                self._total = total
-                self.progress.configure(maximum=max(total, 1), value=0)
-                self.summary_var.set(f"0 of {total} images" if total else "No images found in this folder.")
-        elif kind == "batch.row":
-            token, row = payload
-            if token == self._token:
-                self.rows.append(row)
-                self._insert(row)
-                self.progress.configure(value=len(self.rows))
-                self.summary_var.set(f"{len(self.rows)} of {self._total} images…")
-        elif kind == "batch.finished":
-            if payload.token == self._token:
-                self._finish(payload)
-        elif kind == "batch.csv":
-            self.app.set_status(f"Results saved to {payload}")
+    # results from the worker (Tk thread)
+    def _progress(self, update: BatchStarted | BatchRow) -> None:
+        if isinstance(update, BatchStarted):
+            self._total = update.total
+            self.progress.configure(maximum=max(update.total, 1), value=0)
+            self.summary_var.set(f"0 of {update.total} images" if update.total else "No images found in this folder.")
+            return
+        self.rows.append(update)
+        self._insert(update)
+        self.progress.configure(value=len(self.rows))
+        self.summary_var.set(f"{len(self.rows)} of {self._total} images…")
 
-    def job_done(self, kind: str) -> None:
-        if kind == "batch.finished" and self.running:
-            # Ends a run that failed as a whole (the failure itself is shown by the app).
+    def _run_ended(self) -> None:
+        if self.running:
+            # Ends a run that failed as a whole (the failure itself is shown by `_failed`).
             self._set_idle()
             if not self.rows:
                 self.summary_var.set("The batch did not run.")
 
-    def job_failed(self, kind: str, message: str) -> None:
+    def _failed(self, message: str) -> None:
         dialogs.show_error(self.app.root, "Batch", message)
 
     def _finish(self, summary: BatchSummary) -> None:
@@ -283,7 +284,7 @@ class BatchTab(ttk.Frame):
         text = f"{summary.done} of {summary.total} images: {summary.done - failed} classified"
         if failed:
             text += f", {failed} could not be read"
-        flagged = sum(1 for r in self.rows if r.ok and not r.prediction.fit_to_judge)
+        flagged = sum(1 for r in self.rows if r.prediction is not None and not r.prediction.fit_to_judge)
         if flagged:
             text += f", {flagged} not judged (image checks)"
         if summary.cancelled:

@@ -42,7 +42,8 @@ class ImageGrid(ttk.Frame):
         for wheel in ("<Button-4>", "<Button-5>", "<MouseWheel>"):
             self.canvas.bind(wheel, self._wheel)
 
-    def show(self, images: list[Image.Image], captions: list[str] | None = None, placeholder: str | None = None) -> None:
+    def show(self, images: list[Image.Image], captions: list[str] | None = None,
+             placeholder: str | None = None) -> None:
         """Replace the grid's contents (an empty list shows the placeholder)."""
         self.images = list(images)
         self.captions = list(captions or [""] * len(self.images))
@@ -85,16 +86,20 @@ class ImageGrid(ttk.Frame):
         if side != self._photo_side:  # a click or a new caption redraws; only a new size rescales
             # Each picture fills its square cell along its longer side: a wide OCT B-scan keeps
             # its proportions and is centred vertically.
-            self._photos = [ImageTk.PhotoImage(ImageOps.contain(image, (side, side), Image.Resampling.NEAREST
-                                                                if image.width * 2 <= side else Image.Resampling.LANCZOS))
-                            for image in self.images]
+            self._photos = [
+                ImageTk.PhotoImage(ImageOps.contain(
+                    image, (side, side),
+                    Image.Resampling.NEAREST if image.width * 2 <= side else Image.Resampling.LANCZOS))
+                for image in self.images
+            ]
             self._photo_side = side
         caption_height = self._caption_height(side)
         for index, (photo, caption) in enumerate(zip(self._photos, self.captions)):
             row, column = divmod(index, columns)
             x, y = 8 + column * (side + 8), 8 + row * (side + caption_height + 8)
             self._cells.append((x, y, side))
-            canvas.create_image(x + (side - photo.width()) // 2, y + (side - photo.height()) // 2, image=photo, anchor="nw")
+            canvas.create_image(x + (side - photo.width()) // 2, y + (side - photo.height()) // 2, image=photo,
+                                anchor="nw")
             if index in self.selected:
                 canvas.create_rectangle(x - 3, y - 3, x + side + 2, y + side + 2, outline=SELECTED, width=3)
             canvas.create_text(x, y + side + 3, text=caption, anchor="nw", fill=CAPTION, width=side,

@@ -2,10 +2,10 @@
 message loop between the Tk thread and the worker threads.
 
 The window is built at once; the model loads on a worker thread started by `after(1, ...)`
-once Tk is running. Workers put `(kind, payload)` messages on one queue; `_drain`, rescheduled
-every 50 ms, hands them to a `MessageRouter`, which passes each to the owner of its prefix: a
-tab ("analyse.*", "batch.*", "augment.*", as each tab declares) or this window ("app.*",
-"model.*"). Widgets are touched on the Tk thread only.
+once Tk is running. Every job is submitted with its callbacks (worker.py); the workers put
+their deliveries on one queue, and `_drain`, rescheduled every 50 ms, runs them on the Tk
+thread. The tabs use this window through `TabHost` (host.py). Widgets are touched on the Tk
+thread only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from tkinter import font as tkfont
 from tkinter import ttk
-from typing import Any
+
+from PIL import Image
 
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.logs import log_unexpected
@@ -28,11 +29,10 @@ from retina_desktop.gui.analyse_tab import AnalyseTab
 from retina_desktop.gui.augment_tab import AugmentTab
 from retina_desktop.gui.batch_tab import BatchTab
 from retina_desktop.gui.dnd import enable_file_drop
-from retina_desktop.gui.messages import MessageRouter
 from retina_desktop.gui.service_api import ClassifierService
 from retina_desktop.gui.settings_dialog import SettingsDialog
 from retina_desktop.gui.status_bar import StatusBar
-from retina_desktop.gui.worker import JobFailure, Worker
+from retina_desktop.gui.worker import Worker
 from retina_desktop.services.classify import needs_labels
 from retina_desktop.services.report import NOTICE, display_name
 
@@ -63,8 +63,7 @@ QUIT_WAIT_S = 15.0
 
 
 class MainWindow:
-    # The kinds of the jobs this window runs itself (a MessageOwner, like the tabs).
-    message_prefixes = ("app", "model")
+    """The application window; the tabs' `TabHost`."""
 
     def __init__(
         self,
@@ -84,11 +83,11 @@ class MainWindow:
         self._opening_model: Path | None = None
         self._initial_image = Path(image) if image else None
         self.messages: queue.Queue = queue.Queue()
-        self.worker = Worker(self.messages, "retina-worker")
-        self.batch_worker = Worker(self.messages, "retina-batch")
-        self.augment_worker = Worker(self.messages, "retina-augment")
+        # A job submitted without its own error callback is reported in a plain dialog.
+        self.worker = Worker(self.messages, "retina-worker", self._job_failed)
+        self.batch_worker = Worker(self.messages, "retina-batch", self._job_failed)
+        self.augment_worker = Worker(self.messages, "retina-augment", self._job_failed)
         self._closed = False
-        self.router = MessageRouter(self._unowned_failure)
 
         root.title("Retina Desktop")
         root.report_callback_exception = self.report_exception
@@ -168,8 +167,6 @@ class MainWindow:
         self.notebook.add(self.analyse, text="Analyse")
         self.notebook.add(self.batch, text="Batch")
         self.notebook.add(self.augment, text="Augment")
-        for owner in (self, self.analyse, self.batch, self.augment):
-            self.router.register(owner)
 
         # The status bar and the notice are packed at the bottom before the notebook is given the
         # rest: a small window then squeezes the notebook, never the not-a-medical-device notice.
@@ -187,13 +184,24 @@ class MainWindow:
                 ("b", self.classify_folder), ("h", self.toggle_heatmap))
         for key, action in keys:
             for sequence in (f"<Control-{key}>", f"<Control-{key.upper()}>"):
-                self.root.bind_all(sequence, lambda _e, a=action: (a(), "break")[1])
+                self.root.bind_all(sequence, self._shortcut(action))
+
+    @staticmethod
+    def _shortcut(action: Callable[[], None]) -> Callable[[tk.Event], str]:
+        """A key binding that runs `action` and stops Tk's own handling of the key."""
+
+        def run(_event: tk.Event) -> str:
+            action()
+            return "break"
+
+        return run
 
     def _start(self) -> None:
         """Runs once Tk is up: the slow imports and the model load go to the worker."""
-        self.worker.submit("app.chart", import_chart_job)
+        self.worker.submit("chart", import_chart_job, on_done=lambda _: self.analyse.chart.attach())
         self._loading(f"Loading model {Path(self.classifier.model_path).name}…")
-        self.worker.submit("model.loaded", load_model_job, self.classifier, context=self.classifier.model_path)
+        self.worker.submit("model", load_model_job, self.classifier, on_done=lambda loaded: self._model_loaded(*loaded),
+                           on_error=self._model_failed, on_end=self._loaded)
         if self._initial_image is not None:
             self.analyse.open_image(self._initial_image)
 
@@ -255,6 +263,13 @@ class MainWindow:
         self.notebook.select(self.analyse)
         self.analyse.export_report()
 
+    def analysed_picture(self) -> tuple[Image.Image, str] | None:
+        """The picture open in the Analyse tab and its file name; None when there is none."""
+        picture, prediction = self.analyse.picture, self.analyse.prediction
+        if picture is None or prediction is None:
+            return None
+        return picture, Path(prediction.file).name
+
     def open_model(self, path: str | Path | None = None) -> None:
         """Switch to the model at `path` (asked for when None), loading it on the worker."""
         if self._opening_model is not None:
@@ -268,11 +283,13 @@ class MainWindow:
             labels = dialogs.ask_labels(self.root, path)
             if labels is None:
                 return
-        factory = self.classifier_factory or type(self.classifier)
+        factory: Callable[..., ClassifierService] = self.classifier_factory or type(self.classifier)
         candidate = factory(path, labels, trust_model=self.trust_model)
         self._opening_model = path
         self._loading(f"Loading model {path.name}…")
-        self.worker.submit("model.open", load_model_job, candidate, context=path)
+        self.worker.submit("open model", load_model_job, candidate,
+                           on_done=lambda loaded: self._model_loaded(*loaded, switched=True),
+                           on_error=self._model_not_changed, on_end=self._model_opened)
 
     @property
     def unsure_below(self) -> float:
@@ -298,7 +315,7 @@ class MainWindow:
         if self._closed:
             return
         self._closed = True
-        self.batch._cancel.set()
+        self.batch.cancel()
         for worker in (self.worker, self.batch_worker, self.augment_worker):
             worker.stop()
         try:
@@ -338,34 +355,20 @@ class MainWindow:
     def _drain(self) -> None:
         try:
             for _ in range(500):  # bounded, so a flood of batch rows cannot starve Tk
-                kind, payload = self.messages.get_nowait()
-                self.dispatch(kind, payload)
+                self.messages.get_nowait().deliver()
         except queue.Empty:
             pass
         finally:
             if not self._closed:
                 self._poll_id = self.root.after(POLL_MS, self._drain)
 
-    def dispatch(self, kind: str, payload: Any) -> None:
-        """Handle one worker message. Tk thread only."""
-        self.router.dispatch(kind, payload)
+    # the model's jobs
+    def _model_opened(self) -> None:
+        self._opening_model = None
+        self._loaded()
 
-    # this window's own messages ("app.*", "model.*")
-    def handle(self, kind: str, payload: Any) -> None:
-        """A worker message of this window's kinds. Tk thread only."""
-        if kind == "app.chart":
-            self.analyse.chart.attach()
-        elif kind in ("model.loaded", "model.open"):
-            self._model_loaded(kind, *payload)
-
-    def job_done(self, kind: str) -> None:
-        if kind in ("model.loaded", "model.open"):
-            if kind == "model.open":
-                self._opening_model = None
-            self._loaded()
-
-    def _model_loaded(self, kind: str, classifier: ClassifierService, metadata: ModelMetadata,
-                      compiled_problem: str = "") -> None:
+    def _model_loaded(self, classifier: ClassifierService, metadata: ModelMetadata, compiled_problem: str = "",
+                      *, switched: bool = False) -> None:
         previous = self.analyse.prediction
         self.classifier = classifier
         self.metadata = metadata
@@ -373,7 +376,7 @@ class MainWindow:
         self.model_var.set(self._model_text(metadata))
         self.set_status("Ready. Open an image (Ctrl+O) or choose a folder in the Batch tab.")
         self.augment.model_changed()
-        if kind == "model.open":
+        if switched:
             self.analyse.clear()
             self.set_status(f"Model {metadata.name} loaded.")
             if previous is not None and self.analyse.busy_path is None:
@@ -383,21 +386,19 @@ class MainWindow:
             # and a changed .tflite may mean a tampered or damaged install.
             self.set_status(f"{compiled_problem}; the model file is used instead.")
 
-    def job_failed(self, job: str, message: str) -> None:
-        if job == "model.loaded":
-            self.model_var.set("No model loaded")
-            self.set_status("The model could not be loaded; use File > Open model.")
-            dialogs.show_error(self.root, "Model not loaded", message)
-        elif job == "model.open":
-            kept = f"\n\nStill using {self.metadata.name}." if self.model_ready and self.metadata else ""
-            if self.model_ready and self.metadata:
-                self.model_var.set(self._model_text(self.metadata))
-            else:
-                self.model_var.set("No model loaded")
-            self.set_status("The model was not changed.")
-            dialogs.show_error(self.root, "Cannot open the model", message + kept)
-        else:
-            dialogs.show_error(self.root, "Retina Desktop", message)
+    def _model_failed(self, message: str) -> None:
+        self.model_var.set("No model loaded")
+        self.set_status("The model could not be loaded; use File > Open model.")
+        dialogs.show_error(self.root, "Model not loaded", message)
 
-    def _unowned_failure(self, failure: JobFailure) -> None:
-        dialogs.show_error(self.root, "Retina Desktop", failure.message)
+    def _model_not_changed(self, message: str) -> None:
+        kept = f"\n\nStill using {self.metadata.name}." if self.model_ready and self.metadata else ""
+        if self.model_ready and self.metadata:
+            self.model_var.set(self._model_text(self.metadata))
+        else:
+            self.model_var.set("No model loaded")
+        self.set_status("The model was not changed.")
+        dialogs.show_error(self.root, "Cannot open the model", message + kept)
+
+    def _job_failed(self, message: str) -> None:
+        dialogs.show_error(self.root, "Retina Desktop", message)

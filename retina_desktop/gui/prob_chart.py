@@ -8,22 +8,28 @@ any result, the frame shows a short text.
 from __future__ import annotations
 
 from tkinter import ttk
+from typing import TYPE_CHECKING
 
+from retina_desktop.core.model_card import OperatingPoint
 from retina_desktop.services.report import draw_probabilities
+
+if TYPE_CHECKING:  # imported when the chart attaches (matplotlib is slow to import)
+    from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
+    from matplotlib.figure import Figure
 
 
 class ProbabilityChart(ttk.Frame):
     def __init__(self, parent) -> None:
         super().__init__(parent)
-        self.figure = None
-        self.canvas = None
+        self.figure: Figure | None = None
+        self.canvas: FigureCanvasTkAgg | None = None
         self._waiting = ttk.Label(self, text="Class probabilities appear here.", foreground="#555555")
         self._waiting.pack(expand=True)
         # What is on display, for tests: probabilities (name -> p), the reported class, the
         # operating point marked, and whether the bars are greyed (image not judged).
         self.values: dict[str, float] = {}
         self.label: str | None = None
-        self.operating_point = None
+        self.operating_point: OperatingPoint | None = None
         self.greyed = False
 
     def attach(self) -> None:
@@ -34,12 +40,13 @@ class ProbabilityChart(ttk.Frame):
         from matplotlib.figure import Figure
 
         dpi = self.winfo_fpixels("1i")
-        self.figure = Figure(figsize=(3.6, 1.9), dpi=dpi, layout="constrained")
-        self.figure.patch.set_facecolor(self._background())
-        self.canvas = FigureCanvasTkAgg(self.figure, master=self)
+        figure = Figure(figsize=(3.6, 1.9), dpi=dpi, layout="constrained")
+        figure.patch.set_facecolor(self._background())
+        canvas = FigureCanvasTkAgg(figure, master=self)
+        self.figure, self.canvas = figure, canvas
         self._waiting.pack_forget()
-        self.canvas.get_tk_widget().configure(highlightthickness=0, height=int(1.9 * dpi), width=int(3.6 * dpi))
-        self.canvas.get_tk_widget().pack(fill="both", expand=True)
+        canvas.get_tk_widget().configure(highlightthickness=0, height=int(1.9 * dpi), width=int(3.6 * dpi))
+        canvas.get_tk_widget().pack(fill="both", expand=True)
         self.show(self.values, self.label, operating_point=self.operating_point, greyed=self.greyed)
 
     def _background(self) -> str:
@@ -57,8 +64,8 @@ class ProbabilityChart(ttk.Frame):
         an empty dict clears. Tk thread only."""
         self.values = dict(probabilities)
         self.label, self.operating_point, self.greyed = label, operating_point, greyed
-        if self.figure is None:
-            return
+        if self.figure is None or self.canvas is None:
+            return  # not attached yet: attach() draws what was kept
         self.figure.clear()
         axes = self.figure.add_subplot()
         axes.set_facecolor(self._background())

@@ -41,7 +41,8 @@ class SettingsDialog(tk.Toplevel):
         self.checks_var = tk.BooleanVar(value=settings.checks_enabled)
         ttk.Checkbutton(body, text="Check each image before showing an answer", variable=self.checks_var).grid(
             row=0, column=0, columnspan=3, sticky="w")
-        ttk.Label(body, text="Call an answer unsure below (confidence, 0-1)").grid(row=1, column=0, sticky="w", pady=(8, 0))
+        ttk.Label(body, text="Call an answer unsure below (confidence, 0-1)").grid(
+            row=1, column=0, sticky="w", pady=(8, 0))
         self.unsure_var = tk.StringVar(value=f"{settings.unsure_below:g}")
         ttk.Entry(body, textvariable=self.unsure_var, width=10).grid(row=1, column=2, sticky="w", pady=(8, 0))
 
@@ -59,12 +60,14 @@ class SettingsDialog(tk.Toplevel):
         for row, f in enumerate(dataclasses.fields(CheckThresholds), start=3):
             ttk.Label(body, text=LABELS.get(f.name, f.name)).grid(row=row, column=0, sticky="w")
             ttk.Label(body, text=f"{getattr(fitted, f.name):g}").grid(row=row, column=1, sticky="w", padx=10)
-            var = tk.StringVar(value=f"{settings.check_overrides[f.name]:g}" if f.name in settings.check_overrides else "")
+            overridden = f.name in settings.check_overrides
+            var = tk.StringVar(value=f"{settings.check_overrides[f.name]:g}" if overridden else "")
             ttk.Entry(body, textvariable=var, width=10).grid(row=row, column=2, sticky="w", pady=1)
             self.override_vars[f.name] = var
 
         self.error_var = tk.StringVar()
-        ttk.Label(body, textvariable=self.error_var, foreground="#a01818").grid(row=20, column=0, columnspan=3, sticky="w")
+        ttk.Label(body, textvariable=self.error_var, foreground="#a01818").grid(
+            row=20, column=0, columnspan=3, sticky="w")
         buttons = ttk.Frame(body)
         buttons.grid(row=21, column=0, columnspan=3, sticky="e", pady=(10, 0))
         ttk.Button(buttons, text="Use model values", command=self.reset).pack(side="left", padx=4)

@@ -1,8 +1,8 @@
 """The Augment tab's "Synthetic images" page: sample a GAN, vary, interpolate, judge, export.
 
-Every generator call and every classifier call runs on the augment worker; results come back
-as "augment.*" messages carrying the request's token, and a result for an older request than
-the one on screen is dropped.
+Every generator call and every classifier call runs on the augment worker, submitted with the
+callbacks that take its result; a result for an older request than the newest is dropped by
+the worker.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tkinter as tk
 from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import ttk
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -21,10 +21,12 @@ from retina_desktop.core.errors import UserError
 from retina_desktop.core.prediction import Prediction
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_grid import ImageGrid, LargeView
+from retina_desktop.gui.worker import Requests
 from retina_desktop.services.pictures import fit_image
 from retina_desktop.services.report import display_name
 from retina_desktop.services.synthetic_samples import (
     CONDITIONAL,
+    Generator,
     GeneratorInfo,
     SyntheticImage,
     as_seen,
@@ -44,9 +46,8 @@ CHUNK = 8  # images per generator call, so progress moves and a 64-grid still fe
 
 @dataclass(frozen=True)
 class Batch:
-    """Payload of "augment.images": the images of one request."""
+    """The images of one request."""
 
-    token: int
     images: list[SyntheticImage]
     what: str
     info: GeneratorInfo  # of the generator that made them: how they are shown
@@ -54,9 +55,8 @@ class Batch:
 
 @dataclass(frozen=True)
 class Judged:
-    """Payload of "augment.judged": the classifier's label and confidence for each image."""
+    """The classifier's label and confidence for each image."""
 
-    token: int
     labels: list[tuple[str, float]]
     model: str
     # Each image's answer worded by the one rule (records.Answer), for the captions.
@@ -70,26 +70,27 @@ def open_generator_job(path: Path):
     return open_generator(path)
 
 
-def sample_job(generator, label: str, n: int, seed: int, token: int, post) -> Batch:
+def sample_job(generator, label: str, n: int, seed: int, progress) -> Batch:
     images: list[SyntheticImage] = []
     for start in range(0, n, CHUNK):
         images += sample(generator, label, min(CHUNK, n - start), seed, start=start)
-        post("augment.progress", (token, len(images), n))
-    return Batch(token, images, f"{n} × {display_name(label)}, seed {seed}", generator.info)
+        progress((len(images), n))
+    return Batch(images, f"{n} × {display_name(label)}, seed {seed}", generator.info)
 
 
-def vary_job(generator, image: SyntheticImage, n: int, strength: float, seed: int, token: int) -> Batch:
-    return Batch(token, [image] + vary(generator, image, n - 1, strength, seed),
-                 f"variations of {display_name(image.label)} seed {image.seed} #{image.latent_index} (first: the original)",
+def vary_job(generator, image: SyntheticImage, n: int, strength: float, seed: int) -> Batch:
+    return Batch([image] + vary(generator, image, n - 1, strength, seed),
+                 f"variations of {display_name(image.label)} seed {image.seed} #{image.latent_index} "
+                 "(first: the original)",
                  generator.info)
 
 
-def interpolate_job(generator, start, end, steps: int, token: int) -> Batch:
-    return Batch(token, interpolate(generator, start, end, steps),
+def interpolate_job(generator, start, end, steps: int) -> Batch:
+    return Batch(interpolate(generator, start, end, steps),
                  f"interpolation {display_name(start[0])} → {display_name(end[0])}", generator.info)
 
 
-def judge_job(classifier: ClassifierService, images: list[SyntheticImage], token: int) -> Judged:
+def judge_job(classifier: ClassifierService, images: list[SyntheticImage]) -> Judged:
     """The open classifier's answer for each image, fitted to its input like any photo."""
     bundle = classifier.bundle()
     metadata = bundle.metadata
@@ -97,7 +98,7 @@ def judge_job(classifier: ClassifierService, images: list[SyntheticImage], token
     probabilities = classifier.predict_arrays(fitted)
     labels, answers = [], []
     unsure_below = classifier.settings.unsure_below
-    for image, fitted_image, probs in zip(images, fitted, probabilities):
+    for fitted_image, probs in zip(fitted, probabilities):
         index = metadata.label_for(list(probs))
         labels.append((metadata.classes[index], float(probs[index])))
         # Synthetic images are not checked: the answer is the model's, worded as everywhere else.
@@ -105,7 +106,7 @@ def judge_job(classifier: ClassifierService, images: list[SyntheticImage], token
                                 dict(zip(metadata.classes, map(float, probs))), fitted_image, metadata.name,
                                 operating_point=metadata.operating_point(), unsure_below=unsure_below)
         answers.append(prediction.answer())
-    return Judged(token, labels, metadata.name, answers)
+    return Judged(labels, metadata.name, answers)
 
 
 # ---- the page: Tk thread only ------------------------------------------------------------------
@@ -116,12 +117,12 @@ class SyntheticPanel(ttk.Frame):
         super().__init__(parent, padding=(8, 8))
         self.tab = tab
         self.generators = [g for g in shipped_generators() if g.kind == CONDITIONAL]
-        self.generator = None  # a synthesis.Generator once opened (on the worker)
+        self.generator: Generator | None = None  # once opened (on the worker)
         self.images: list[SyntheticImage] = []
         self.shown_info: GeneratorInfo | None = None  # the generator that made `images`
         self.judged: list[tuple[str, float]] | None = None
         self.judged_answers: list = []
-        self._token = 0
+        self.requests = Requests()  # one per Generate, Vary or Interpolate
         self._opening: Path | None = None
         self._build()
         self.shown_token = 0  # the request whose images are on screen
@@ -158,7 +159,8 @@ class SyntheticPanel(ttk.Frame):
         self.count_box.grid(row=1, column=0, sticky="w")
         ttk.Label(grid, text="Seed").grid(row=0, column=1, sticky="w", padx=(12, 0))
         self.seed_var = tk.StringVar(value="0")
-        ttk.Spinbox(grid, from_=0, to=2**31 - 1, textvariable=self.seed_var, width=10).grid(row=1, column=1, padx=(12, 0))
+        ttk.Spinbox(grid, from_=0, to=2**31 - 1, textvariable=self.seed_var, width=10).grid(
+            row=1, column=1, padx=(12, 0))
         ttk.Button(grid, text="New", width=5, command=self.new_seed).grid(row=1, column=2, padx=(4, 0))
 
         self.generate_button = ttk.Button(controls, text="Generate", style="Accent.TButton", command=self.generate)
@@ -193,7 +195,8 @@ class SyntheticPanel(ttk.Frame):
         self.export_selected_button = ttk.Button(export_row, text="Export selected…",
                                                  command=lambda: self.export(selected_only=True))
         self.export_selected_button.pack(side="left")
-        self.export_all_button = ttk.Button(export_row, text="Export all…", command=lambda: self.export(selected_only=False))
+        self.export_all_button = ttk.Button(export_row, text="Export all…",
+                                            command=lambda: self.export(selected_only=False))
         self.export_all_button.pack(side="left", padx=(6, 0))
         self.note = ttk.Label(controls, text="", wraplength=300, justify="left", style="Status.TLabel")
         self.note.pack(anchor="w", pady=(10, 0))
@@ -232,7 +235,8 @@ class SyntheticPanel(ttk.Frame):
         self.generator = None
         self.generate_button.state(["disabled"])
         self.tab.app.set_status(f"Opening generator {path.name}…")
-        self.tab.worker.submit("augment.generator", open_generator_job, path, context=path)
+        self.tab.worker.submit("generator", open_generator_job, path, on_done=self.generator_opened,
+                               on_error=self.tab.failure(self.generator_failed))
 
     def generator_opened(self, generator) -> None:
         if self._opening is not None and generator.info.path != self._opening:
@@ -260,10 +264,13 @@ class SyntheticPanel(ttk.Frame):
 
     # requests
     def _label(self) -> str:
-        names = [display_name(c) for c in self.generator.info.classes]
+        if self.generator is None:
+            raise UserError("Open a generator first.")
+        classes = self.generator.info.classes
+        names = [display_name(c) for c in classes]
         if self.class_var.get() not in names:
             raise UserError(f"Choose one of the generator's classes: {', '.join(names)}.")
-        return self.generator.info.classes[names.index(self.class_var.get())]
+        return classes[names.index(self.class_var.get())]
 
     def _seed(self) -> int:
         try:
@@ -274,19 +281,19 @@ class SyntheticPanel(ttk.Frame):
     def new_seed(self) -> None:
         self.seed_var.set(str(random.randrange(0, 1_000_000)))
 
-    def _submit(self, job, *args, total: int, **kwargs) -> None:
-        self._token += 1
+    def _submit(self, job, *args, total: int, reports_progress: bool = False) -> None:
         self.progress.configure(maximum=total, value=0)
         self.generate_button.state(["disabled"])
         self.tab.app.set_status("Generating…")
-        self.tab.worker.submit("augment.images", job, *args, self._token, **kwargs)
+        self.tab.worker.submit("images", job, *args, request=self.requests.new(), on_done=self.show,
+                               on_progress=self.progress_made if reports_progress else None,
+                               on_error=self.tab.failure(), on_end=self.request_finished)
 
     def generate(self) -> None:
         if self.generator is None:
             return
         n = int(self.count_var.get())
-        self._submit(sample_job, self.generator, self._label(), n, self._seed(), total=n,
-                     post=self.tab.worker.post)
+        self._submit(sample_job, self.generator, self._label(), n, self._seed(), total=n, reports_progress=True)
 
     def _selected(self) -> list[SyntheticImage]:
         return [self.images[i] for i in sorted(self.grid_view.selected)]
@@ -302,7 +309,8 @@ class SyntheticPanel(ttk.Frame):
     def interpolate(self) -> None:
         chosen = [i for i in self._selected() if i.latent_index is not None]
         if self.generator is None or not chosen:
-            self.note.configure(text="Select one image (to another class) or two images made by Generate, then Interpolate.")
+            self.note.configure(
+                text="Select one image (to another class) or two images made by Generate, then Interpolate.")
             return
         start = (chosen[0].label, chosen[0].seed, chosen[0].latent_index)
         target = self.target_var.get()
@@ -333,19 +341,18 @@ class SyntheticPanel(ttk.Frame):
             self.note.configure(text=f"The open model ({model.name}) reads {model.modality} images and these are "
                                      f"{kind}: open {article} {kind} model (File > Open model…) to label them.")
             return
-        self.tab.worker.submit("augment.judged", judge_job, self.tab.app.classifier, list(self.images), self._token)
+        self.tab.worker.submit("judge", judge_job, self.tab.app.classifier, list(self.images),
+                               request=self.requests.current(), on_done=self.judged_done, on_error=self.tab.failure())
 
     # results
-    def progress_made(self, token: int, done: int, total: int) -> None:
-        if token == self._token:
-            self.progress.configure(maximum=total, value=done)
+    def progress_made(self, done_of_total: tuple[int, int]) -> None:
+        done, total = done_of_total
+        self.progress.configure(maximum=total, value=done)
 
     def show(self, batch: Batch) -> None:
-        if batch.token != self._token:
-            return
         self.images = batch.images
         self.shown_info = batch.info
-        self.shown_token = batch.token
+        self.shown_token = self.requests.latest
         self.judged = None
         self.progress.configure(value=self.progress.cget("maximum"))
         self.what_var.set(batch.what)
@@ -355,8 +362,6 @@ class SyntheticPanel(ttk.Frame):
             self._judge()
 
     def judged_done(self, judged: Judged) -> None:
-        if judged.token != self._token:
-            return
         self.judged, self.judged_answers = judged.labels, judged.answers
         for image, (label, confidence) in zip(self.images, judged.labels):
             image.predicted, image.confidence = label, confidence
@@ -394,6 +399,8 @@ class SyntheticPanel(ttk.Frame):
 
     def open_large(self, index: int) -> None:
         image = self.images[index]
+        if self.shown_info is None:
+            return
         LargeView(self, as_seen(self.shown_info, image), self._captions()[index],
                   generated=(image.pixels.shape[1], image.pixels.shape[0]))
 
@@ -401,7 +408,8 @@ class SyntheticPanel(ttk.Frame):
     def export(self, selected_only: bool) -> None:
         images = self._selected() if selected_only else list(self.images)
         if not images:
-            self.note.configure(text="Nothing to export: generate images first" + (" and select some." if selected_only else "."))
+            self.note.configure(
+                text="Nothing to export: generate images first" + (" and select some." if selected_only else "."))
             return
         folder = dialogs.ask_export_folder(self, self.tab.last_export)
         if folder is None:
@@ -411,17 +419,3 @@ class SyntheticPanel(ttk.Frame):
             return
         self.tab.last_export = folder
         self.tab.app.set_status(f"Exported {len(written) - 1} images and manifest.csv to {folder}")
-
-    def handle(self, kind: str, payload: Any) -> bool:
-        """Messages for this page; True when handled."""
-        if kind == "augment.generator":
-            self.generator_opened(payload)
-        elif kind == "augment.images":
-            self.show(payload)
-        elif kind == "augment.progress":
-            self.progress_made(*payload)
-        elif kind == "augment.judged":
-            self.judged_done(payload)
-        else:
-            return False
-        return True

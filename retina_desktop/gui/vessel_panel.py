@@ -13,15 +13,16 @@ import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_panel import ImagePanel
+from retina_desktop.gui.worker import Requests
 from retina_desktop.services.synthetic_samples import (
     VESSEL_TO_FUNDUS,
+    Generator,
     SyntheticImage,
     open_generator,
     shipped_generators,
@@ -33,21 +34,20 @@ EDIT_SIZE = 512  # the mask is edited at this resolution, then resized for the g
 
 @dataclass(frozen=True)
 class Made:
-    """Payload of "augment.vessel_image"."""
+    """A synthetic photograph made from the mask, in one style."""
 
-    token: int
     pixels: np.ndarray
     style: str
     seconds: float
 
 
-def translate_job(generator, vessels: np.ndarray, fov: np.ndarray, style: str, token: int) -> Made:
+def translate_job(generator, vessels: np.ndarray, fov: np.ndarray, style: str) -> Made:
     import time
 
     started = time.perf_counter()
     planes = generator_input(vessels, fov, style, generator.info.styles, generator.info.size)
     pixels = generator.translate(planes)[0]
-    return Made(token, pixels, style, time.perf_counter() - started)
+    return Made(pixels, style, time.perf_counter() - started)
 
 
 def load_mask_job(path: Path) -> tuple[Path, np.ndarray]:
@@ -60,12 +60,12 @@ class VesselPanel(ttk.Frame):
         super().__init__(parent, padding=(8, 8))
         self.tab = tab
         self.generators = [g for g in shipped_generators() if g.kind == VESSEL_TO_FUNDUS]
-        self.generator = None
+        self.generator: Generator | None = None
         self.vessels = np.zeros((EDIT_SIZE, EDIT_SIZE), bool)
         self.fov = default_fov(EDIT_SIZE)
         self.mask_source = ""
         self.result: np.ndarray | None = None
-        self._token = 0
+        self.requests = Requests()  # one per Generate
         self.shown_token = 0
         self._last_point: tuple[int, int] | None = None
         self._build()
@@ -139,7 +139,8 @@ class VesselPanel(ttk.Frame):
 
     def _open(self, path: Path) -> None:
         self.generate_button.state(["disabled"])
-        self.tab.worker.submit("augment.vessel_generator", open_generator, path, context=path)
+        self.tab.worker.submit("vessel generator", open_generator, path, on_done=self.generator_opened,
+                               on_error=self.tab.failure(), on_end=self.request_finished)
 
     def generator_opened(self, generator) -> None:
         if generator.info.kind != VESSEL_TO_FUNDUS:
@@ -158,7 +159,12 @@ class VesselPanel(ttk.Frame):
     def browse_mask(self) -> None:
         path = dialogs.ask_image(self)
         if path is not None:
-            self.tab.worker.submit("augment.vessel_mask", load_mask_job, path, context=path)
+            self.tab.worker.submit("vessel mask", load_mask_job, path, on_done=self._mask_loaded,
+                                   on_error=self.tab.failure(lambda _message: self.request_finished()))
+
+    def _mask_loaded(self, path_and_mask: tuple[Path, np.ndarray]) -> None:
+        path, mask = path_and_mask
+        self.set_mask(mask, path.name)
 
     def set_mask(self, vessels: np.ndarray, source: str, fov: np.ndarray | None = None) -> None:
         self.vessels = np.asarray(Image.fromarray(vessels).resize((EDIT_SIZE, EDIT_SIZE), Image.Resampling.NEAREST))
@@ -214,15 +220,13 @@ class VesselPanel(ttk.Frame):
         if not self.vessels.any():
             self.note.configure(text="The mask is empty: open a mask, take a random sample or draw vessels first.")
             return
-        self._token += 1
         self.generate_button.state(["disabled"])
-        self.tab.worker.submit("augment.vessel_image", translate_job, self.generator, self.vessels.copy(),
-                               self.fov.copy(), self.style_var.get(), self._token)
+        self.tab.worker.submit("vessel image", translate_job, self.generator, self.vessels.copy(),
+                               self.fov.copy(), self.style_var.get(), request=self.requests.new(),
+                               on_done=self.show, on_error=self.tab.failure(), on_end=self.request_finished)
 
     def show(self, made: Made) -> None:
-        if made.token != self._token:
-            return
-        self.shown_token = made.token
+        self.shown_token = self.requests.latest
         self.result = made.pixels
         self.result_style = made.style
         self.result_panel.show(Image.fromarray(made.pixels))
@@ -238,25 +242,14 @@ class VesselPanel(ttk.Frame):
             return
         mask = np.asarray(Image.fromarray(self.vessels).resize(self.result.shape[:2][::-1], Image.Resampling.NEAREST))
         note = f"from vessel mask: {self.mask_source or 'drawn'}"
-        images = [SyntheticImage(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2), "vessel_mask", note=note),
+        mask_rgb = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2)
+        images = [SyntheticImage(mask_rgb, "vessel_mask", note=note),
                   SyntheticImage(self.result, f"fundus_{self.result_style}", note=note)]
-        written = dialogs.export_confirmed(self, images, folder, self.generator.info.path)
+        written = dialogs.export_confirmed(self, images, folder, self.generator.info.path if self.generator else "")
         if written is None:
             return
         self.tab.last_export = folder
         self.tab.app.set_status(f"Exported the mask, the synthetic photograph and manifest.csv to {written[0].parent}")
-
-    def handle(self, kind: str, payload: Any) -> bool:
-        if kind == "augment.vessel_generator":
-            self.generator_opened(payload)
-        elif kind == "augment.vessel_mask":
-            path, mask = payload
-            self.set_mask(mask, path.name)
-        elif kind == "augment.vessel_image":
-            self.show(payload)
-        else:
-            return False
-        return True
 
     def request_finished(self) -> None:
         if self.generator is not None:

@@ -1,10 +1,18 @@
-"""A background thread that runs the GUI's long jobs and reports back through a queue.
+"""Background threads that run the GUI's long jobs, and the callbacks each job brings back.
 
-Jobs run in the order they were submitted. Each job's result, its progress messages and its
-errors become `(kind, payload)` messages on a `queue.Queue` that the Tk side drains on its own
-thread; nothing here touches a widget. A `UserError` becomes an "error" message carrying its
-plain text; anything else is logged with its traceback and becomes "unexpected" with the log
-file's path.
+A job is submitted with its callbacks bound at once (`on_done`, `on_error`, `on_progress`,
+`on_end`), so nothing routes results by name afterwards. The worker thread never touches a
+widget: it puts `Delivery` messages on a `queue.Queue`, and the Tk side drains the queue and
+calls `Delivery.deliver()` on its own thread, which runs the callback.
+
+A job submitted for a `Request` (see `Requests`) is dropped once it is stale: when a newer
+request of the same view was made before its result or progress reached the Tk thread, that
+result or progress is not delivered. Errors are always delivered (the user should hear of a
+failure), and `on_end` always runs (it restores buttons whatever happened).
+
+A `UserError` reaches `on_error` as its plain text; anything else is logged with its traceback
+and reaches `on_error` as "Unexpected error, see <log path>". A job without `on_error` uses the
+worker's `default_error`.
 """
 
 from __future__ import annotations
@@ -12,33 +20,92 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.logs import log_unexpected
 
-# Message kinds the worker itself emits (job results use the job's own kind).
-ERROR = "error"
-UNEXPECTED = "unexpected"
-DONE = "done"
+
+class Requests:
+    """One view's requests, of which only the newest counts (a new image, a new batch of
+    synthetic images). Tk thread only."""
+
+    def __init__(self) -> None:
+        self.latest = 0
+
+    def new(self) -> Request:
+        """A request that makes every earlier one stale."""
+        self.latest += 1
+        return Request(self, self.latest)
+
+    def current(self) -> Request:
+        """Follow-up work for the newest request (a heatmap for the image on screen)."""
+        return Request(self, self.latest)
+
+    def drop_all(self) -> None:
+        """Make every request made so far stale (the view was cleared)."""
+        self.latest += 1
 
 
 @dataclass(frozen=True)
-class JobFailure:
-    """Payload of "error" / "unexpected" messages: which job failed, and what to tell the user."""
+class Request:
+    requests: Requests
+    number: int
 
-    job: str
-    message: str
-    context: Any = None
+    @property
+    def stale(self) -> bool:
+        return self.number != self.requests.latest
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submitted job and the callbacks bound to it; the callbacks run on the Tk thread."""
+
+    name: str
+    on_done: Callable[[Any], None] | None = None
+    on_error: Callable[[str], None] | None = None
+    on_progress: Callable[[Any], None] | None = None
+    on_end: Callable[[], None] | None = None
+    request: Request | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a job sends to the Tk thread: its result, progress, error, or end."""
+
+    job: Job
+    event: str  # "done", "progress", "error" or "end"
+    value: Any = None
+    default_error: Callable[[str], None] | None = field(default=None, compare=False)
+
+    def deliver(self) -> None:
+        """Run the job's callback for this event, unless it is a stale result. Tk thread only."""
+        job = self.job
+        if self.event == "end":
+            if job.on_end is not None:
+                job.on_end()
+            return
+        if self.event == "error":
+            handler = job.on_error or self.default_error
+            if handler is not None:
+                handler(self.value)
+            return
+        if job.request is not None and job.request.stale:
+            return  # superseded while it ran or while this waited in the queue
+        handler = job.on_done if self.event == "done" else job.on_progress
+        if handler is not None:
+            handler(self.value)
 
 
 class Worker:
     """One daemon thread taking jobs in order. `submit` may be called from any thread."""
 
-    def __init__(self, messages: queue.Queue, name: str = "retina-worker") -> None:
+    def __init__(self, messages: queue.Queue, name: str = "retina-worker",
+                 default_error: Callable[[str], None] | None = None) -> None:
         self.messages = messages
         self.name = name
+        self.default_error = default_error
         self._jobs: queue.Queue = queue.Queue()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -46,18 +113,33 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, kind: str, fn: Callable[..., Any], *args: Any, context: Any = None, **kwargs: Any) -> None:
-        """Run `fn(*args, **kwargs)` on the worker; its return value arrives as `(kind, value)`.
+    def submit(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+        request: Request | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Run `fn(*args, **kwargs)` on the worker; its return value reaches `on_done`.
 
-        `fn` may post progress itself with `self.post`. Callable from any thread.
+        With `on_progress`, `fn` is also given `progress=`, a function it calls (on the worker
+        thread) with each update. Callable from any thread.
         """
+        job = Job(name, on_done, on_error, on_progress, on_end, request)
+        if on_progress is not None:
+            kwargs["progress"] = lambda value: self._post(job, "progress", value)
         with self._pending_lock:
             self._pending += 1
-        self._jobs.put((kind, fn, args, kwargs, context))
+        self._jobs.put((job, fn, args, kwargs))
+        return job
 
-    def post(self, kind: str, payload: Any = None) -> None:
-        """Put a message for the Tk side on the queue. Callable from any thread."""
-        self.messages.put((kind, payload))
+    def _post(self, job: Job, event: str, value: Any = None) -> None:
+        self.messages.put(Delivery(job, event, value, self.default_error))
 
     @property
     def busy(self) -> bool:
@@ -81,20 +163,20 @@ class Worker:
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None or self._stopping.is_set():
+            item = self._jobs.get()
+            if item is None or self._stopping.is_set():
                 return
-            kind, fn, args, kwargs, context = job
+            job, fn, args, kwargs = item
             try:
                 result = fn(*args, **kwargs)
             except UserError as err:
-                self.post(ERROR, JobFailure(kind, str(err), context))
+                self._post(job, "error", str(err))
             except Exception as err:  # a bug: keep the thread alive, tell the user where the log is
-                path = log_unexpected(f"Unexpected error in background job {kind!r}", err)
-                self.post(UNEXPECTED, JobFailure(kind, f"Unexpected error, see {path}", context))
+                path = log_unexpected(f"Unexpected error in background job {job.name!r}", err)
+                self._post(job, "error", f"Unexpected error, see {path}")
             else:
-                self.post(kind, result)
+                self._post(job, "done", result)
             finally:
                 with self._pending_lock:
                     self._pending -= 1
-                self.post(DONE, kind)
+                self._post(job, "end")

@@ -178,9 +178,8 @@ class Classifier:
         """The fundus / OCT / other classifier behind the checks, or None when not installed."""
         with self._lock:
             if self._modality is None and self._modality_path.exists() and self._modality_path != self.model_path:
-                self._modality = Classifier(
-                    self._modality_path, settings=self.settings, modality_model=self._modality_path, backend=self.backend
-                )
+                self._modality = Classifier(self._modality_path, settings=self.settings,
+                                            modality_model=self._modality_path, backend=self.backend)
             return self._modality
 
     def predict_file(self, image_path: str | Path) -> Prediction:

@@ -681,7 +681,8 @@ def format_summary(metrics: dict[str, Any]) -> str:
         op = metrics["operating_point"]
         lines.append(
             f"  {op['positive_class']} at the operating point chosen on the {op['chosen_on']}: "
-            f"sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} (threshold {op['threshold']:.3f})"
+            f"sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} "
+            f"(threshold {op['threshold']:.3f})"
         )
     if "by_source" in metrics:
         lines.append("  sensitivity by source (found / n):")

@@ -134,7 +134,9 @@ def run_modality(args) -> int:
     )
     sets = build_sets(args, spec)
     out = Path(args.out)
-    augment = AugmentConfig(flip_horizontal=True, rotation_degrees=10, zoom=0.1, brightness=0.2, contrast=0.2, gamma=0.2)
+    augment = AugmentConfig(
+        flip_horizontal=True, rotation_degrees=10, zoom=0.1, brightness=0.2, contrast=0.2, gamma=0.2
+    )
     model, state = train_classifier(config, sets["train"], sets["val"], 3, out, augment, resume=args.resume)
     x_test, y_test = sets["test"]
     probs = model.predict(x_test.astype("float32"), batch_size=64, verbose=0)
@@ -160,9 +162,18 @@ def run_modality(args) -> int:
             version="1",
             provenance={
                 "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "data": [args.fundus, args.oct, *(args.extra_fundus or []), *([args.wrong_inputs] if args.wrong_inputs else [])],
+                "data": [
+                    args.fundus,
+                    args.oct,
+                    *(args.extra_fundus or []),
+                    *([args.wrong_inputs] if args.wrong_inputs else []),
+                ],
                 "negatives": "training/classifier/negatives.py (packaged sample images and generated ones)"
-                + (", training/classifier/wrong_inputs.py (wrong inputs, red-free and greyscale fundus)" if args.wrong_inputs else ""),
+                + (
+                    ", training/classifier/wrong_inputs.py (wrong inputs, red-free and greyscale fundus)"
+                    if args.wrong_inputs
+                    else ""
+                ),
                 "config": config.to_dict(),
                 "training_seconds": round(state.seconds, 1),
             },

@@ -33,7 +33,9 @@ def _ci(entry: dict, name: str) -> str:
 def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> str:
     metadata = read_sidecar(sidecar_path_for(model_path))
     if metadata is None:
-        raise UserError(f'"{model_path}" has no sidecar with metrics: run `python -m training evaluate --store-temperature` first')
+        raise UserError(
+            f'"{model_path}" has no sidecar with metrics: run `python -m training evaluate --store-temperature` first'
+        )
     m, p = metadata.metrics, metadata.provenance
     config = p.get("config", {})
     spec = metadata.input
@@ -48,7 +50,8 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         "",
         "## Model",
         "",
-        f"- File: `{model_path}` (+ `labels.txt`, sidecar `{sidecar_path_for(model_path).name}`), version {metadata.version}",
+        f"- File: `{model_path}` (+ `labels.txt`, sidecar `{sidecar_path_for(model_path).name}`), "
+        f"version {metadata.version}",
         f"- Modality: {metadata.modality}; classes: {', '.join(metadata.classes)}",
         f"- Input: {spec.width} x {spec.height} RGB, fitted by `{spec.fit}`, pixel scaling inside the network",
         f"- Architecture: `{config.get('architecture', '?')}` ({_origin(config)}); seed {config.get('seed', '?')}",
@@ -79,7 +82,8 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         f"| balanced accuracy | {_ci(m, 'balanced_accuracy')} |",
         f"| macro ROC AUC | {_ci(m, 'macro_auc')} |",
         f"| macro F1 | {_ci(m, 'macro_f1')} |",
-        f"| expected calibration error | {m.get('ece', float('nan')):.3f} after temperature scaling ({m.get('ece_uncalibrated', float('nan')):.3f} before) |",
+        f"| expected calibration error | {m.get('ece', float('nan')):.3f} after temperature scaling "
+        f"({m.get('ece_uncalibrated', float('nan')):.3f} before) |",
         "",
         "| class | n | sensitivity | specificity | precision | F1 | ROC AUC |",
         "|---|---|---|---|---|---|---|",
@@ -102,7 +106,9 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
     if matrix:
         lines += ["", "Confusion matrix (rows: reference label, columns: model output):", "",
                   "| | " + " | ".join(metadata.classes) + " |", "|---|" + "---|" * len(metadata.classes)]
-        lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)]
+        lines += [
+            f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)
+        ]
     lines += _heatmap_lines(m.get("heatmap_in_fov"))
     lines += _screening_section(metadata, m, p)
     lines += _versus_section(
@@ -264,8 +270,10 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
         "",
         "| images | n | flagged |",
         "|---|---|---|",
-        f"| real test images of this model's data (should pass) | {report['real_test_n']} | {report['real_test_flagged']:.1%} |",
-        f"| non-retinal images from unseen sources (should be flagged) | {report['non_retinal_n']} | {report['non_retinal_flagged']:.1%} |",
+        f"| real test images of this model's data (should pass) | {report['real_test_n']} "
+        f"| {report['real_test_flagged']:.1%} |",
+        f"| non-retinal images from unseen sources (should be flagged) | {report['non_retinal_n']} "
+        f"| {report['non_retinal_flagged']:.1%} |",
     ]
     if "other_modality_n" in report:
         lines.append(
@@ -287,7 +295,8 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
     command = report.get("command") or f"python -m training fit-checks --model {model_path} --data {data}{other}"
     lines += [
         "",
-        f"Reasons among flagged real test images: {reasons}. Checks add {report.get('ms_per_image', float('nan')):.1f} ms "
+        f"Reasons among flagged real test images: {reasons}. "
+        f"Checks add {report.get('ms_per_image', float('nan')):.1f} ms "
         "per image (median, on the Keras path, by the command below; `benchmarks/predict_latency.py` "
         "measures the app's compiled path).",
     ]
@@ -351,7 +360,8 @@ def _familiarity_section(entry: dict) -> list[str]:
         "\"Unfamiliar image: unlike the images this model learned from; its output may be unreliable\". "
         "An error is the app's answer differing from the reference label.",
         "",
-        "| images | n | flagged | error rate, flagged | error rate, unflagged | ratio | ROC AUC of the distance for an error |",
+        "| images | n | flagged | error rate, flagged | error rate, unflagged | ratio "
+        "| ROC AUC of the distance for an error |",
         "|---|---|---|---|---|---|---|",
         line("validation split (threshold chosen here)", figures["val"]),
     ]

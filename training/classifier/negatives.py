@@ -83,7 +83,9 @@ def document(rng: np.random.Generator, size=(600, 800)) -> Image.Image:
         x = int(rng.integers(20, 60))
         while x < size[0] - 60:
             word = int(rng.integers(15, 70))
-            draw.rectangle([x, y, x + word, y + int(rng.integers(6, 11))], fill=tuple(int(v) for v in rng.integers(0, 90, 3)))
+            draw.rectangle(
+                [x, y, x + word, y + int(rng.integers(6, 11))], fill=tuple(int(v) for v in rng.integers(0, 90, 3))
+            )
             x += word + int(rng.integers(6, 14))
         y += int(rng.integers(16, 30))
     if rng.random() < 0.4:
@@ -102,7 +104,9 @@ def screenshot(rng: np.random.Generator, size=(800, 500)) -> Image.Image:
         x1, y1 = x0 + int(rng.integers(40, 300)), y0 + int(rng.integers(16, 200))
         draw.rectangle([x0, y0, x1, y1], fill=tuple(int(v) for v in rng.integers(0, 256, 3)), outline=(60, 60, 60))
         for line in range(y0 + 6, y1 - 6, 14):
-            draw.line([x0 + 6, line, x0 + int(rng.integers(10, max(11, x1 - x0 - 6))), line], fill=(20, 20, 20), width=3)
+            draw.line(
+                [x0 + 6, line, x0 + int(rng.integers(10, max(11, x1 - x0 - 6))), line], fill=(20, 20, 20), width=3
+            )
     return shot
 
 

@@ -251,7 +251,8 @@ def train_classifier(
             shuffle=False,  # the batches are already in their (seed, epoch) order
             verbose=int(distribute.is_writer()),
             callbacks=[
-                *([keras.callbacks.ProgbarLogger()] if distribute.is_writer() else []),  # first: its bar ends before the line
+                # first: its bar ends before the line
+                *([keras.callbacks.ProgbarLogger()] if distribute.is_writer() else []),
                 *_classifier_callbacks(keras, config, classifier, val, num_classes, state, checkpoint, last_epoch),
                 *epoch_callbacks(state, checkpoint, config.epochs, log, describe),
             ],

@@ -1,6 +1,7 @@
 """The `familiarity` verb: fit a model's unfamiliar-image flag on its training split; measure it.
 
-Its options; `run` hands them to `training.classifier.familiarity.run_familiarity`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.familiarity.run_familiarity`, imported only when
+the verb is chosen.
 """
 
 from __future__ import annotations

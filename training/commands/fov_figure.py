@@ -1,6 +1,7 @@
 """The `fov-figure` verb: photographs before and after field-of-view standardisation, side by side.
 
-Its options; `run` hands them to `training.experiments.fov_figure.run_fov_figure`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.experiments.fov_figure.run_fov_figure`, imported only when
+the verb is chosen.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The `import-weights` verb: convert EfficientNet-Lite ImageNet weights (PyTorch .pth) to Keras.
 
-Its options; `run` hands them to `training.classifier.import_weights.run_import_weights`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.classifier.import_weights.run_import_weights`, imported only
+when the verb is chosen.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The `linear-probe` verb: logistic regression on frozen ImageNet features (the floor), as a bundle.
 
-Its options; `run` hands them to `training.experiments.linear_probe.run_linear_probe`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.experiments.linear_probe.run_linear_probe`, imported only
+when the verb is chosen.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=("fundus", "oct", "unknown"), default="fundus")
     parser.add_argument("--heatmaps", type=count(0, MAX_IMAGES), default=0, metavar="N",
                         help="also measure the test heatmaps' mass inside the field of view on N images")
-    parser.add_argument("--bootstrap", type=count(0, 100_000), default=1000, help="bootstrap resamples for the test figures' CIs")
+    parser.add_argument("--bootstrap", type=count(0, 100_000), default=1000,
+                        help="bootstrap resamples for the test figures' CIs")
     parser.add_argument("--name", help="model name shown in the app")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--local-contrast", action="store_true",

@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--external", default=d.external,
         help="another camera's data set (e.g. ../shared/data/fundus-external) that every run is also judged on; "
              "never trained or tuned on")
-    add("--bootstrap", type=count(0, 100_000), default=d.bootstrap, help="bootstrap resamples of the test split per run")
+    add("--bootstrap", type=count(0, 100_000), default=d.bootstrap,
+        help="bootstrap resamples of the test split per run")
     add("--report-only", action="store_true", help="rebuild the report from finished runs; train nothing")
     add("--docs", help="also copy report.md and its figures to this folder (e.g. docs/experiments/fundus4)")
     add("--resume", action="store_true", help="accepted for symmetry: a re-run always resumes")

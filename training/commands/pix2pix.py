@@ -22,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=defaults.size,
                         help="image side; masks and photos are stretched to size x size")
     parser.add_argument("--width", type=int, default=defaults.width, help="generator channels after the first halving")
-    parser.add_argument("--levels", type=int, default=defaults.levels, help="U-Net halvings (size must be a multiple of 2^levels)")
+    parser.add_argument("--levels", type=int, default=defaults.levels,
+                        help="U-Net halvings (size must be a multiple of 2^levels)")
     parser.add_argument("--max-channels", type=int, default=defaults.max_channels)
-    parser.add_argument("--d-width", type=int, default=defaults.d_width, help="discriminator channels of its first layer")
+    parser.add_argument("--d-width", type=int, default=defaults.d_width,
+                        help="discriminator channels of its first layer")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)

@@ -12,7 +12,8 @@ HELP = "MSE, SSIM and PSNR of a pix2pix generator on pairs it never trained on"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="generator.keras (with generator.json beside it)")
-    parser.add_argument("--pairs", required=True, help="pairs folder the generator never trained on (image/, vessels/, fov/)")
+    parser.add_argument("--pairs", required=True,
+                        help="pairs folder the generator never trained on (image/, vessels/, fov/)")
     parser.add_argument("--style", help="colour style to draw in (default: the folder's, e.g. drive/test -> drive)")
     parser.add_argument("--out", help="folder for pix2pix_eval.json/.csv and the figure (default: beside the model)")
     parser.add_argument("--json", action="store_true",

@@ -1,6 +1,7 @@
 """The `pix2pix-generate` verb: fundus photographs from vessel masks, in a chosen colour style.
 
-Its options; `run` hands them to `training.pix2pix.generate.run_pix2pix_generate`, imported only when the verb is chosen.
+Its options; `run` hands them to `training.pix2pix.generate.run_pix2pix_generate`, imported only when
+the verb is chosen.
 """
 
 from __future__ import annotations

@@ -239,7 +239,9 @@ def write_report(out: Path, config: PipelineConfig, stored: dict, docs: Path | N
     with atomic_write(folder / "report.md") as handle:
         handle.write(text)
     with atomic_write(folder / "summary.json") as handle:
-        json.dump(_strict({"summary": summary, "target_met": verdict.met, "verdict": verdict.sentence}), handle, indent=1)
+        json.dump(
+            _strict({"summary": summary, "target_met": verdict.met, "verdict": verdict.sentence}), handle, indent=1
+        )
     if docs is not None:
         docs.mkdir(parents=True, exist_ok=True)
         for name in ["report.md", "summary.json", *figures, *(f"gan_samples_{s}.png" for s in grids)]:
@@ -390,7 +392,8 @@ def _classifier_line(config: PipelineConfig) -> str:
                 f"to {head.epochs} epochs, early stopping on val macro AUC (patience {head.patience}), {weights}; "
                 f"the traditional conditions give each training image {config.views} augmented views besides "
                 f"itself, one drawn per epoch; seeds {seeds} (head initialisation, dropout, order, view draws).")
-    return (f"- Classifier: the project's `small` residual CNN (training.classifier.trainer), {config.size} x {config.size} px "
+    return (f"- Classifier: the project's `small` residual CNN (training.classifier.trainer), "
+            f"{config.size} x {config.size} px "
             f"({config.fit}), width multiplier {config.width_multiplier}, up to {config.epochs} epochs, batch "
             f"{config.batch_size}, AdamW lr {config.learning_rate} (cosine), early stopping on val macro AUC "
             f"(patience {config.patience}), {weights} in every condition; seeds {seeds}.")

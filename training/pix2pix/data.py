@@ -104,7 +104,8 @@ def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if mask.shape != photo.shape[:2]:
             raise UserError(
                 f'"{pair.vessels if what == "vessel mask" else pair.fov}": the {what} is '
-                f"{mask.shape[1]} x {mask.shape[0]}, its photograph \"{pair.image}\" {photo.shape[1]} x {photo.shape[0]}"
+                f"{mask.shape[1]} x {mask.shape[0]}, "
+                f"its photograph \"{pair.image}\" {photo.shape[1]} x {photo.shape[0]}"
             )
     return photo, vessels, fov
 
@@ -146,7 +147,9 @@ def style_colours(targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np.n
     return np.stack([means[styles_of_samples == s].mean(axis=0) for s in range(int(styles_of_samples.max()) + 1)])
 
 
-def even_out_colour(targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def even_out_colour(
+    targets: np.ndarray, fovs: np.ndarray, styles_of_samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(targets with each photograph's mean colour in the field of view moved to its style's
     mean, that (styles, 3) table). The black surround is left as it is.
 

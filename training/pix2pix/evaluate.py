@@ -263,7 +263,8 @@ def format_report(report: dict) -> str:
                      f"   whole image {row['mse_whole']:.4f} {row['ssim_whole']:.4f} {row['psnr_whole']:.2f}")
     lines += [
         f"  {'mean, field of view':24s} {report['mse']:8.4f} {report['ssim']:7.4f} {report['psnr']:8.2f}",
-        f"  {'mean, whole image':24s} {report['mse_whole']:8.4f} {report['ssim_whole']:7.4f} {report['psnr_whole']:8.2f}",
+        f"  {'mean, whole image':24s} {report['mse_whole']:8.4f} {report['ssim_whole']:7.4f} "
+        f"{report['psnr_whole']:8.2f}",
         _diagnostic_line("exposure matched (FOV)", report["exposure_matched"],
                          "each image given its photograph's mean colour, which no mask carries"),
         _diagnostic_line("coarse error only (FOV)", report["coarse_only"],

@@ -65,7 +65,9 @@ def _grid_row(generator, spec, vessels, fov, photo: Path | None) -> np.ndarray:
     from training.pix2pix.trainer import generate
 
     size = spec.size
-    mask = np.asarray(Image.fromarray(vessels.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BOX).convert("RGB"))
+    mask = np.asarray(
+        Image.fromarray(vessels.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BOX).convert("RGB")
+    )
     cells = [mask] + [generate(generator, generator_input(vessels, fov, s, spec.styles, size))[0] for s in spec.styles]
     if photo is not None:
         cells.append(np.asarray(load_image(photo).rgb.resize((size, size), Image.Resampling.LANCZOS)))
@@ -104,7 +106,11 @@ def run_pix2pix_generate(args) -> int:
         target = out if single_file else out / f"{name}.png"
         atomic_save(target, Image.fromarray(image).save)
         if args.grid and len(rows) < GRID_ROWS:
-            photo = _same_stem(mask_path.parent.parent / "image", mask_path.stem) if mask_path.parent.name == "vessels" else None
+            photo = (
+                _same_stem(mask_path.parent.parent / "image", mask_path.stem)
+                if mask_path.parent.name == "vessels"
+                else None
+            )
             rows.append(_grid_row(generator, spec, vessels, fov, photo))
     if rows:
         atomic_save(Path(args.grid), Image.fromarray(np.concatenate(rows, axis=0)).save)

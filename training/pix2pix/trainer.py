@@ -150,7 +150,8 @@ class Pix2Pix(keras.Model):
         self.step_counter = keras.Variable(0, dtype="int64" if keras_backend() == "tensorflow" else "int32",
                                            trainable=False, name="step")
         self.trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_adversarial", "l1", "real_score", "fake_score")
+            name: keras.metrics.Mean(name=name)
+            for name in ("d_loss", "g_adversarial", "l1", "real_score", "fake_score")
         }
         self.built = True
 
