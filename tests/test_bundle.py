@@ -225,3 +225,27 @@ def test_a_labels_path_given_that_does_not_exist_is_refused(small_bundle, tmp_pa
     missing = tmp_path / "my_labels.txt"
     with pytest.raises(ModelError, match=r'Labels file not found: ".*my_labels.txt"'):
         load_bundle(small_bundle, missing)
+
+
+def test_a_model_shipped_as_its_compiled_copy_alone_runs_on_it(small_bundle, tmp_path):
+    """The packaged app ships compiled copies without the model files they came from: the copy
+    is used when its bytes are those its manifest recorded, and refused when they changed."""
+    from retina_desktop.inference.litert_backend import compiled_path_for, litert_available
+    from retina_desktop.inference.litert_export import compile_model
+
+    if not litert_available():
+        pytest.skip("the LiteRT runtime (ai-edge-litert) is not installed")
+    folder = tmp_path / "shipped"
+    shutil.copytree(small_bundle.parent, folder)
+    model = folder / "keras_model.h5"
+    keras_bundle = load_bundle(model)
+    compile_model(keras_bundle.model, model, compiled_path_for(model), scaling=keras_bundle.metadata.input.scaling)
+    expected = keras_bundle.runtime.predict(np.zeros((1, 48, 48, 3), np.float32))
+    model.unlink()
+    shipped = load_bundle(model, backend="auto")
+    assert shipped.backend == "litert" and shipped.classes == keras_bundle.classes
+    assert np.allclose(shipped.runtime.predict(np.zeros((1, 48, 48, 3), np.float32)), expected, atol=1e-4)
+    compiled = compiled_path_for(model)
+    compiled.write_bytes(compiled.read_bytes()[:-8] + b"\0" * 8)  # changed after compiling
+    with pytest.raises(ModelError, match="its compiled copy cannot be used .*bytes changed"):
+        load_bundle(model, backend="auto")

@@ -45,13 +45,13 @@ def test_probabilities_match_the_keras_model_with_temperature(small_bundle, imag
 
 def test_model_is_loaded_once(small_bundle, monkeypatch):
     calls = []
-    real = service.load_bundle
+    real = service.open_classifier
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "load_bundle", counting)
+    monkeypatch.setattr(service, "open_classifier", counting)
     classifier = Classifier(small_bundle)
     images = np.zeros((3, 48, 48, 3), np.uint8)
     classifier.predict_arrays(images)
@@ -267,3 +267,10 @@ def test_a_model_answering_nan_is_an_error_for_that_file_not_an_answer(small_bun
     assert str(files[0]) in str(caught.value) and "NaN" in str(caught.value) and "\n" not in str(caught.value)
     outcomes = list(classifier.predict_files(files))
     assert isinstance(outcomes[0][1], UserError) and not isinstance(outcomes[1][1], UserError)
+
+
+def test_a_generator_opened_as_the_classifier_is_refused_naming_its_kind(tiny_generator):
+    from retina_desktop.core.errors import ModelError
+
+    with pytest.raises(ModelError, match="generator, not a classifier: open it in the Augment tab"):
+        Classifier(tiny_generator).bundle()

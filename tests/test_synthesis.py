@@ -180,7 +180,7 @@ def test_stretched_generators_are_shown_at_their_training_images_proportions(tmp
     assert as_seen(read_generator_info(tiny_generator), image).size == (16, 16)  # no display_aspect: square
     wide = read_generator_info(_copy_with_sidecar(tiny_generator, tmp_path / "oct", display_aspect=2.46))
     assert wide.display_aspect == 2.46 and as_seen(wide, image).size == (39, 16)
-    with pytest.raises(UserError, match="unexpected form"):
+    with pytest.raises(UserError, match='"display_aspect" must be a number at least 0.1'):
         read_generator_info(_copy_with_sidecar(tiny_generator, tmp_path / "bad", display_aspect=0))
 
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+from retina_desktop.core.card_schema import ClassifierSidecar, Fit, Rule, Scaling, validated
 from retina_desktop.core.wording import decimal, display_name
 
 # "fov": find the fundus circle, centre it in a square of its diameter, black outside (fov.py);
 # every camera's photograph is then framed alike.
-FIT_MODES = ("crop", "pad", "stretch", "fov")
+FIT_MODES: tuple[str, ...] = get_args(Fit)
 # How pixel values reach the model: "none" = 0..255 floats (the model rescales inside itself,
 # which is how our own models keep preprocessing in one place), "tm" = x/127.5 - 1 (Teachable
 # Machine and MobileNet), "unit" = x/255.
-SCALINGS = ("none", "tm", "unit")
+SCALINGS: tuple[str, ...] = get_args(Scaling)
 # How a stored threshold decides (OperatingPoint): a two-class operating point, or a referral.
-DECISION_RULES = ("operating", "referral")
+DECISION_RULES: tuple[str, ...] = get_args(Rule)
 
 
 @dataclass(frozen=True)
@@ -146,85 +146,18 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelMetadata:
-        """Metadata from a parsed sidecar, every value type-checked here, at load, so that a
-        bad value is one error naming its key rather than a failure at the first prediction.
-        Raises ValueError naming the key; unknown top-level keys are ignored."""
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, found {_json_type(data)}")
+        """Metadata from a parsed sidecar, every value checked against the declared schema
+        (`card_schema.ClassifierSidecar`) at load, so that a bad value is one error naming its
+        key rather than a failure at the first prediction. Raises ValueError naming the key;
+        unknown top-level keys are ignored."""
+        validated(data, ClassifierSidecar)
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("provenance", "metrics", "checks", "decision", "familiarity"):
-            if not isinstance(values.get(key, {}), dict):
-                raise ValueError(f'"{key}" must be an object, not {_json_type(values[key])}')
-        for key in ("modality", "name"):
-            if key in values and not isinstance(values[key], str):
-                raise ValueError(f'"{key}" must be a string, not {_json_type(values[key])}')
         if "version" in values:
-            if not isinstance(values["version"], str | int) or isinstance(values["version"], bool):
-                raise ValueError(f'"version" must be a string, not {_json_type(values["version"])}')
             values["version"] = str(values["version"])
-        classes = values.get("classes", [])
-        if not isinstance(classes, list) or not all(isinstance(c, str | int) for c in classes):
-            raise ValueError('"classes" must be a list of class names')
-        values["classes"] = [str(c) for c in classes]
-        if "temperature" in values and not (_is_number(values["temperature"]) and values["temperature"] > 0):
-            # A temperature of 0 divides by zero and a negative one reverses the ranking.
-            raise ValueError(f'"temperature" must be a number above 0, not {_shown(values["temperature"])}')
-        thresholds = values.get("checks", {}).get("thresholds", {})
-        if not isinstance(thresholds, dict):
-            raise ValueError(f'"checks.thresholds" must be an object of numbers, not {_json_type(thresholds)}')
-        for name, value in thresholds.items():
-            if not _is_number(value):
-                raise ValueError(f'"checks.thresholds.{name}" must be a number, not {_shown(value)}')
-        decision = values.get("decision", {})
-        if "positive_class" in decision and not isinstance(decision["positive_class"], str):
-            raise ValueError(
-                f'"decision.positive_class" must be a class name, not {_shown(decision["positive_class"])}'
-            )
-        threshold = decision.get("threshold", 0.5)
-        if not (_is_number(threshold) and 0 <= threshold <= 1):
-            raise ValueError(f'"decision.threshold" must be a probability from 0 to 1, not {_shown(threshold)}')
-        if decision.get("rule", "operating") not in DECISION_RULES:
-            raise ValueError(
-                f'"decision.rule" must be one of {", ".join(DECISION_RULES)}, not {_shown(decision["rule"])}'
-            )
-        familiarity_threshold = values.get("familiarity", {}).get("threshold")
-        if familiarity_threshold is not None and not (_is_number(familiarity_threshold) and familiarity_threshold > 0):
-            raise ValueError(f'"familiarity.threshold" must be a number above 0, not {_shown(familiarity_threshold)}')
-        values["input"] = _input_spec(values.get("input", {}))
+        values["classes"] = [str(c) for c in values.get("classes", [])]
+        values["input"] = InputSpec(**values.get("input", {}))
         return cls(**values)
-
-
-def _input_spec(data: Any) -> InputSpec:
-    if not isinstance(data, dict):
-        raise ValueError(f'"input" must be an object, not {_json_type(data)}')
-    known = {f.name for f in dataclasses.fields(InputSpec)}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f'"input.{key}" is not a setting of the input (expected {", ".join(sorted(known))})')
-        if key in ("height", "width") and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            raise ValueError(f'"input.{key}" must be a whole number of pixels, not {_shown(value)}')
-        if key == "fit" and value not in FIT_MODES:
-            raise ValueError(f'"input.fit" must be one of {", ".join(FIT_MODES)}, not {_shown(value)}')
-        if key == "scaling" and value not in SCALINGS:
-            raise ValueError(f'"input.scaling" must be one of {", ".join(SCALINGS)}, not {_shown(value)}')
-    return InputSpec(**data)
-
-
-def _is_number(value: Any) -> bool:
-    # bool is an int in Python, but `true` is not a number in a sidecar.
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
-    return names.get(type(value), "a number")
-
-
-def _shown(value: Any) -> str:
-    """A JSON value for a message, cut short: the message names the value, it does not hold it."""
-    text = json.dumps(value)
-    return text if len(text) <= 40 else f"{_json_type(value)} ({text[:30]}...)"
 
 
 # What the image checks compare against (imaging/checks.py), stored in the sidecar's "checks.thresholds".

@@ -25,9 +25,10 @@ from retina_desktop.inference.familiarity import Familiarity, load_for_model, pa
 from retina_desktop.inference.litert_backend import (
     CompiledModel,
     cached_path_for,
-    file_sha256,
     find_compiled,
     litert_available,
+    model_available,
+    source_sha256,
 )
 from retina_desktop.inference.model_files import (
     check_safe,
@@ -140,9 +141,13 @@ def load_bundle(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     path = Path(model_path)
-    config = read_model_config(path)
-    if not trust_model:
-        check_safe(path, config)
+    # The packaged app ships compiled copies without the model files they came from: such a
+    # copy carries no Python code to check, and it runs on LiteRT or not at all.
+    compiled_only = not path.exists() and backend != "keras" and model_available(path)
+    if not compiled_only:
+        config = read_model_config(path)
+        if not trust_model:
+            check_safe(path, config)
     sidecar = read_sidecar(sidecar_path_for(path))
     labels_file = Path(labels_path) if labels_path else labels_path_for(path)
     # A labels file the user named must exist; only the default one may be absent.
@@ -159,10 +164,13 @@ def load_bundle(
     sha256 = None
     refused: list[str] = []  # compiled copies whose bytes changed after compiling (logged)
     if backend != "keras" and litert_available():
-        sha256 = file_sha256(path)
+        sha256 = source_sha256(path)
         found = find_compiled(path, sha256, problems=refused)
         if found is not None:
             compiled = CompiledModel(found)
+    if compiled_only and compiled is None:
+        raise ModelError(f'Model file not found: "{path}", and its compiled copy cannot be used'
+                         + (f" ({refused[0]})" if refused else ""))
     if backend == "litert" and compiled is None:
         raise ModelError(
             f'"{path}" has no compiled (LiteRT) copy up to date with it'
@@ -198,7 +206,7 @@ def load_bundle(
                 f"but the model takes {height}x{width}"
             )
     if backend == "auto" and compiled is None and litert_available():
-        compiled = _compile_into_cache(model, path, metadata.input.scaling, sha256 or file_sha256(path))
+        compiled = _compile_into_cache(model, path, metadata.input.scaling, sha256 or source_sha256(path))
     if refused:
         # Kept in the log file for the GUI; at info level, since the CLI prints it as its own
         # warning line and a second copy from whatever handler TensorFlow installed is noise.
@@ -206,7 +214,7 @@ def load_bundle(
     familiarity, problem = None, ""
     if path_for(path).exists():
         # A record fitted for another version of the file would measure nonsense: refused.
-        familiarity, problem = load_for_model(path, sha256 or file_sha256(path), metadata.familiarity)
+        familiarity, problem = load_for_model(path, sha256 or source_sha256(path), metadata.familiarity)
         if problem:
             log.warning("%s", problem)
     return ModelBundle(

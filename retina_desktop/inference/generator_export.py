@@ -6,8 +6,10 @@ tracing, every embedding lookup is replaced by `weights @ embedding_matrix`, whi
 one-hot row is the same lookup and for a blend of two rows is the blend of their embeddings,
 what the Augment tab's class interpolation needs. A combined generator (`training gan-combine`)
 is compiled so that each part runs only on the images routed to it. A vessel-to-fundus
-generator has one image input and is compiled as it is. Either way the compiled copy is checked against Keras before it
-is kept, and its manifest records the SHA-256 of the `.keras` file it came from.
+generator has one image input and is compiled as it is. This module supplies only what is a
+generator's own: its serving function and its self-check; converting, the manifest (with the
+SHA-256 of the `.keras` file and of the compiled bytes) and deleting a copy that fails its check
+are `litert_export.compile_program`'s, as for every model kind.
 
 Runs at export time (`python -m training export`) or on first open of a new generator when
 TensorFlow is installed; never in the packaged app.
@@ -16,16 +18,12 @@ TensorFlow is installed; never in the packaged app.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
-from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import ModelError, UserError
-from retina_desktop.core.quiet import import_keras, stderr_captured
+from retina_desktop.core.quiet import import_keras
 from retina_desktop.inference.generator_runtime import (
     CONDITIONAL,
     Generator,
@@ -34,13 +32,8 @@ from retina_desktop.inference.generator_runtime import (
     one_hot,
     read_generator_info,
 )
-from retina_desktop.inference.litert_backend import (
-    FORMAT,
-    cached_path_for,
-    compiled_path_for,
-    file_sha256,
-    manifest_path_for,
-)
+from retina_desktop.inference.litert_backend import cached_path_for, compiled_path_for, file_sha256
+from retina_desktop.inference.litert_export import compile_program
 
 TOLERANCE = 1e-4  # in the generator's [-1, 1] output units
 
@@ -145,36 +138,8 @@ def compile_generator(info: GeneratorInfo, out: Path, *, model=None, sha256: str
     import tensorflow as tf
 
     model = model if model is not None else load_keras_generator(info)
-    serve = _serving_function(tf, model, info)
-    try:
-        with stderr_captured():  # the converter's MLIR notices go to fd 2
-            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-            frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
-            flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
-    except Exception as err:  # the converter raises many types
-        raise ModelError(f'"{info.path}" could not be compiled for LiteRT: {err}') from err
-    manifest = {
-        "format": FORMAT,
-        "kind": info.kind,
-        "source": info.path.name,
-        "source_sha256": sha256 or file_sha256(info.path),
-        # The compiled bytes too: a .tflite changed afterwards is refused (find_compiled).
-        "compiled_sha256": hashlib.sha256(flatbuffer).hexdigest(),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "tensorflow": tf.__version__,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(out, lambda tmp: Path(tmp).write_bytes(flatbuffer))
-    with atomic_write(manifest_path_for(out), encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=1)
-    try:
-        _self_check(model, info, out)
-    except Exception:
-        out.unlink(missing_ok=True)
-        manifest_path_for(out).unlink(missing_ok=True)
-        raise
-    return out
+    return compile_program(_serving_function(tf, model, info), info.path, out, fields={"kind": info.kind},
+                           check=lambda compiled, _manifest: _self_check(model, info, compiled), sha256=sha256)
 
 
 def _self_check(model, info: GeneratorInfo, out: Path) -> None:

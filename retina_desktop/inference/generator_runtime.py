@@ -9,18 +9,18 @@ calls the compiler.
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.core.errors import ModelError, UserError
-from retina_desktop.core.quiet import stderr_captured
+from retina_desktop.inference import sidecars
+from retina_desktop.inference.litert_backend import Program, model_available
 
-CONDITIONAL = "conditional"
-VESSEL_TO_FUNDUS = "vessel-to-fundus"
+# The generator kinds (their sidecars' exact "kind", see sidecars.py).
+CONDITIONAL = sidecars.CONDITIONAL
+VESSEL_TO_FUNDUS = sidecars.VESSEL_TO_FUNDUS
 
 
 @dataclass(frozen=True)
@@ -53,31 +53,26 @@ def sidecar_path(generator_path: Path) -> Path:
 def read_generator_info(path: str | Path) -> GeneratorInfo:
     """Read a generator's sidecar; `UserError` naming the file when it is missing or foreign."""
     path = Path(path)
-    if not path.is_file():
+    if not model_available(path):
         raise UserError(f'Generator not found: "{path}"')
     side = sidecar_path(path)
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
+        data = sidecars.upgrade(sidecars.read_json(side))
+        card = sidecars.parse(data)
     except FileNotFoundError:
         raise UserError(f'"{path}" has no sidecar "{side}" saying what it generates; '
                         "generators made by `python -m training gan` or `pix2pix` have one") from None
-    except (OSError, ValueError) as err:
+    except OSError as err:
         raise UserError(f'The sidecar "{side}" could not be read: {err}') from err
-    kind = str(data.get("kind", ""))
-    try:
-        if "pix2pix" in kind or kind.startswith(VESSEL_TO_FUNDUS):
-            return GeneratorInfo(path, VESSEL_TO_FUNDUS, int(data["size"]), styles=tuple(data["styles"]),
-                                 modality="fundus", sidecar=data)
-        if kind.startswith("conditional"):
-            aspect = float(data.get("display_aspect", 1.0))
-            if not 0.1 <= aspect <= 10:
-                raise ValueError(f"display_aspect {aspect}")
-            return GeneratorInfo(path, CONDITIONAL, int(data["size"]), classes=tuple(data["classes"]),
-                                 latent_dim=int(data["latent_dim"]), modality=str(data.get("modality", "fundus")),
-                                 display_aspect=aspect, sidecar=data)
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f'The sidecar "{side}" lacks {err} or has it in an unexpected form') from err
-    raise UserError(f'"{side}" describes a {kind!r}, not a generator this app can run')
+    except ValueError as err:
+        raise UserError(f'The sidecar "{side}" is not valid: {err}') from err
+    if isinstance(card, sidecars.VesselToFundusSidecar):
+        return GeneratorInfo(path, VESSEL_TO_FUNDUS, card.size, styles=tuple(card.styles), modality="fundus",
+                             sidecar=data)
+    if isinstance(card, sidecars.ConditionalGanSidecar):
+        return GeneratorInfo(path, CONDITIONAL, card.size, classes=tuple(card.classes), latent_dim=card.latent_dim,
+                             modality=card.modality, display_aspect=card.display_aspect, sidecar=data)
+    raise UserError(f'"{side}" describes a {sidecars.kind_of(card)}, not a generator this app can run')
 
 
 # ---- latent vectors: the same definitions training uses -------------------------------------
@@ -103,44 +98,22 @@ def one_hot(indices, num_classes: int) -> np.ndarray:
 
 
 class Generator:
-    """A compiled generator on the LiteRT interpreter; thread-safe (calls are serialised)."""
+    """A compiled generator on a LiteRT `Program` (thread-safe: the program serialises calls)."""
 
     def __init__(self, info: GeneratorInfo, compiled: Path, *, threads: int | None = None) -> None:
-        import os
-
-        from ai_edge_litert.interpreter import Interpreter
-
         self.info = info
         self.compiled = compiled
-        self._lock = threading.Lock()
-        try:
-            with stderr_captured():  # the runtime announces its CPU delegate on fd 2
-                self._interpreter = Interpreter(model_path=str(compiled), num_threads=threads or os.cpu_count() or 1)
-        except (ValueError, RuntimeError) as err:
-            raise ModelError(f'"{compiled}" is not a usable compiled generator: {err}') from err
-        self._inputs = {d["name"]: d for d in self._interpreter.get_input_details()}
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._shapes: tuple = ()
+        self.program = Program(compiled, "generator", threads=threads)
+        self._output = self.program.outputs[0]["index"]
 
     def _input(self, word: str) -> dict:
-        for name, detail in self._inputs.items():
-            if word in name:
-                return detail
-        raise ModelError(f'The compiled generator "{self.compiled}" has no input named like {word!r}')
+        detail = self.program.input_named(word)
+        if detail is None:
+            raise ModelError(f'The compiled generator "{self.compiled}" has no input named like {word!r}')
+        return detail
 
     def _run(self, feeds: list[tuple[dict, np.ndarray]]) -> np.ndarray:
-        with self._lock:
-            shapes = tuple(a.shape for _, a in feeds)
-            if shapes != self._shapes:
-                with stderr_captured():  # the CPU delegate announces itself on first allocation
-                    for detail, array in feeds:
-                        self._interpreter.resize_tensor_input(detail["index"], list(array.shape), strict=True)
-                    self._interpreter.allocate_tensors()
-                self._shapes = shapes
-            for detail, array in feeds:
-                self._interpreter.set_tensor(detail["index"], np.ascontiguousarray(array, np.float32))
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
+        return self.program.run(feeds, [self._output])[0]
 
     def raw_generate(self, latent_vectors: np.ndarray, class_weights: np.ndarray) -> np.ndarray:
         """The compiled copy's output in [-1, 1] (float32) for one batch of latents and class
@@ -150,7 +123,7 @@ class Generator:
 
     def raw_translate(self, inputs: np.ndarray) -> np.ndarray:
         """The compiled vessel-to-fundus output in [-1, 1] (float32) for one batch of inputs."""
-        return self._run([(next(iter(self._inputs.values())), np.asarray(inputs, np.float32))])
+        return self._run([(self.program.inputs[0], np.asarray(inputs, np.float32))])
 
     def generate(self, latent_vectors: np.ndarray, class_weights: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """uint8 images (n, size, size, 3) for latents (n, latent_dim) and class weights (n, C)."""
@@ -171,5 +144,5 @@ class Generator:
         """uint8 images for vessel-to-fundus inputs (n, size, size, planes) from `vessel_synthesis`."""
         if self.info.kind != VESSEL_TO_FUNDUS:
             raise ModelError(f'"{self.info.path}" is a class-conditional GAN; it takes no vessel masks')
-        detail = next(iter(self._inputs.values()))
+        detail = self.program.inputs[0]
         return np.concatenate([to_uint8(self._run([(detail, inputs[i : i + 1])])) for i in range(len(inputs))])

@@ -112,8 +112,12 @@ def find_compiled(model_path: Path, sha256: str | None = None, problems: list[st
 
     A compiled file whose manifest names another hash is stale (the `.h5` changed since) and
     is ignored. One whose own bytes changed since compiling (`compiled_problem`) is refused:
-    its one-line reason is appended to `problems` when given, else logged.
+    its one-line reason is appended to `problems` when given, else logged. Where the model file
+    itself is absent (the packaged app ships compiled copies only), the copy beside where it
+    would be is used when its bytes are those its manifest recorded.
     """
+    if not Path(model_path).exists():
+        return _shipped_copy(Path(model_path), problems)
     sha256 = sha256 or file_sha256(model_path)
     for candidate in (compiled_path_for(model_path), cached_path_for(sha256)):
         if candidate.is_file():
@@ -122,11 +126,53 @@ def find_compiled(model_path: Path, sha256: str | None = None, problems: list[st
                 problem = compiled_problem(candidate, manifest)
                 if not problem:
                     return candidate
-                if problems is not None:
-                    problems.append(problem)  # the caller says it, once
-                else:
-                    log.warning("%s", problem)
+                _report(problem, problems)
     return None
+
+
+def _shipped_copy(model_path: Path, problems: list[str] | None) -> Path | None:
+    """The compiled copy shipped in place of `model_path`, checked by the hash of its own bytes
+    (a manifest that records none cannot vouch for them: refused)."""
+    candidate = compiled_path_for(model_path)
+    manifest = read_manifest(candidate) if candidate.is_file() else None
+    if manifest is None:
+        return None
+    if not manifest.get("compiled_sha256"):
+        problem = f'Compiled model "{candidate}" records no hash of its bytes and its model file is absent; not used'
+    else:
+        problem = compiled_problem(candidate, manifest)
+    if not problem:
+        return candidate
+    _report(problem, problems)
+    return None
+
+
+def _report(problem: str, problems: list[str] | None) -> None:
+    if problems is not None:
+        problems.append(problem)  # the caller says it, once
+    else:
+        log.warning("%s", problem)
+
+
+def model_available(model_path: str | os.PathLike) -> bool:
+    """Whether the model at `model_path` can be opened: its file, or (in the packaged app,
+    which ships compiled copies only) its compiled copy beside where the file would be."""
+    path = Path(model_path)
+    return path.is_file() or compiled_path_for(path).is_file()
+
+
+def source_sha256(model_path: str | os.PathLike) -> str:
+    """The identity of a model file (what its compiled copies and its familiarity record are
+    keyed by): its SHA-256, or where only its compiled copy was shipped, the hash that copy's
+    manifest recorded for it."""
+    path = Path(model_path)
+    if path.exists():
+        return file_sha256(path)
+    manifest = read_manifest(compiled_path_for(path))
+    recorded = manifest.get("source_sha256") if manifest else None
+    if not recorded:
+        raise ModelError(f'Model file not found: "{path}"')
+    return str(recorded)
 
 
 def compiled_problem(compiled: Path, manifest: dict[str, Any]) -> str:
@@ -273,33 +319,66 @@ class Head:
 # ---- the compiled model ---------------------------------------------------------------------
 
 
-class CompiledModel:
-    """A compiled model and its manifest. Not thread-safe: the service serialises calls."""
+class Program:
+    """One compiled (`.tflite`) program on the LiteRT interpreter: the one wrapper every model
+    kind runs on (classifiers here, generators in `generator_runtime`). A run sets the inputs
+    (resizing them when their shapes changed since the last run), invokes, and copies the
+    outputs asked for. Calls are serialised, so one program may be shared between threads."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any] | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, path: Path, what: str = "model", *, threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        found = manifest if manifest is not None else read_manifest(self.path)
-        if found is None:
-            raise ModelError(f'Compiled model "{self.path}" has no valid manifest "{manifest_path_for(self.path)}"')
-        self.manifest: dict[str, Any] = found
         try:
             # The runtime announces its CPU delegate on fd 2; the user's terminal need not see it.
             with stderr_captured():
                 self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads or os.cpu_count() or 1)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ModelError(f'"{self.path}" is not a usable compiled model: {err}') from err
-        self._input = self._interpreter.get_input_details()[0]
-        outputs = self._interpreter.get_output_details()
+            raise ModelError(f'"{self.path}" is not a usable compiled {what}: {err}') from err
+        self.inputs: list[dict[str, Any]] = self._interpreter.get_input_details()
+        self.outputs: list[dict[str, Any]] = self._interpreter.get_output_details()
+        self._shapes: tuple = ()
+        self._lock = threading.Lock()
+
+    def input_named(self, word: str) -> dict[str, Any] | None:
+        """The input whose name holds `word` (the serving function named its arguments)."""
+        return next((detail for detail in self.inputs if word in detail["name"]), None)
+
+    def run(self, feeds: list[tuple[dict[str, Any], np.ndarray]], outputs: list[int]) -> list[np.ndarray]:
+        """Invoke with each (input, array) of `feeds`; copies of the tensors `outputs` (indices)."""
+        with self._lock:
+            arrays = [np.ascontiguousarray(array, np.float32) for _, array in feeds]
+            shapes = tuple(array.shape for array in arrays)
+            if shapes != self._shapes:
+                with stderr_captured():  # the CPU delegate may announce itself on reallocation
+                    for (detail, _), array in zip(feeds, arrays):
+                        self._interpreter.resize_tensor_input(detail["index"], list(array.shape), strict=True)
+                    self._interpreter.allocate_tensors()
+                self._shapes = shapes
+            for (detail, _), array in zip(feeds, arrays):
+                self._interpreter.set_tensor(detail["index"], array)
+            self._interpreter.invoke()
+            return [self._interpreter.get_tensor(index).copy() for index in outputs]
+
+
+class CompiledModel:
+    """A compiled classifier and its manifest, on a `Program`."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any] | None = None, *, threads: int | None = None) -> None:
+        self.path = Path(path)
+        found = manifest if manifest is not None else read_manifest(self.path)
+        if found is None:
+            raise ModelError(f'Compiled model "{self.path}" has no valid manifest "{manifest_path_for(self.path)}"')
+        self.manifest: dict[str, Any] = found
+        self.program = Program(self.path, "model", threads=threads)
+        self._input = self.program.inputs[0]
         # Identified by rank: probabilities are (batch, classes), feature maps (batch, h, w, k).
-        by_rank = {len(d["shape"]): d for d in outputs}
+        by_rank = {len(d["shape"]): d for d in self.program.outputs}
         if 2 not in by_rank:
             raise ModelError(f'Compiled model "{self.path}" has no (batch, classes) output')
         self._probs = by_rank[2]["index"]
         self._features = by_rank[4]["index"] if 4 in by_rank else None
-        self._batch = -1
         heat = self.manifest.get("heatmap") or {}
         self.head = Head(heat["head"], heat.get("score", "logit")) if heat.get("head") is not None else None
         self.heatmap_problem = "" if self.head else heat.get("problem", "the compiled model carries no heatmap head")
@@ -311,7 +390,7 @@ class CompiledModel:
 
     @property
     def num_classes(self) -> int:
-        return int(self.manifest.get("num_classes") or self._interpreter.get_output_details()[0]["shape"][-1])
+        return int(self.manifest.get("num_classes") or self.program.outputs[0]["shape"][-1])
 
     @property
     def can_explain(self) -> bool:
@@ -319,15 +398,10 @@ class CompiledModel:
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities, feature maps) for a scaled float32 batch (n, h, w, 3)."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.shape[0] != self._batch:
-            self._interpreter.resize_tensor_input(self._input["index"], list(batch.shape), strict=True)
-            self._interpreter.allocate_tensors()
-            self._batch = batch.shape[0]
-        self._interpreter.set_tensor(self._input["index"], batch)
-        self._interpreter.invoke()
-        probs = self._interpreter.get_tensor(self._probs).copy()
-        features = self._interpreter.get_tensor(self._features).copy() if self._features is not None else None
+        if self._features is None:
+            [probs] = self.program.run([(self._input, batch)], [self._probs])
+            return probs, None
+        probs, features = self.program.run([(self._input, batch)], [self._probs, self._features])
         return probs, features
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

@@ -1,13 +1,16 @@
 """Compiling a Keras model to LiteRT (TensorFlow Lite), for `litert_backend` to run without TF.
 
-`compile_model` traces the model once with the heatmap layer's output captured (the same
-wrapping of the layer's `call` that the Keras runtime's Grad-CAM uses, so it works for models
-nested in Sequentials such as Teachable Machine exports), freezes the weights into constants,
-converts with the default float32 kernels (no quantisation: outputs must equal Keras's),
-writes the `.tflite` and its manifest, and then checks that the compiled model answers like
-Keras on a seeded batch. The manifest records the SHA-256 of the source model file, so the service can
-tell a compiled model that is out of date with its `.h5`, and of the compiled file, so that a
-`.tflite` changed afterwards is refused (`litert_backend.compiled_problem`).
+`compile_program` is the one compile pipeline of every model kind: freeze the kind's serving
+function into constants, convert with the default float32 kernels (no quantisation: outputs must
+equal Keras's), write the `.tflite` and its manifest, and check the compiled copy against Keras
+on a seeded batch before keeping it. The manifest records the SHA-256 of the source model file,
+so the service can tell a compiled model that is out of date with its `.h5`, and of the compiled
+file, so that a `.tflite` changed afterwards is refused (`litert_backend.compiled_problem`).
+
+A classifier's serving function (`compile_model`) returns the probabilities with the heatmap
+layer's output captured (the same wrapping of the layer's `call` that the Keras runtime's
+Grad-CAM uses, so it works for models nested in Sequentials such as Teachable Machine exports);
+generators supply theirs from `generator_export`.
 
 This module imports TensorFlow (inside functions): it runs at export time, or on first open of
 a new model when TensorFlow is installed; never in the packaged app.
@@ -19,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,47 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-4
 
 
+def compile_program(serve: Any, source: Path, out: Path, *, fields: dict[str, Any],
+                    check: Callable[[Path, dict[str, Any]], None], sha256: str | None = None) -> Path:
+    """The one compile pipeline every model kind goes through: freeze the traced `serve`
+    (a tf.function the kind supplies), convert it with the default float32 kernels (no
+    quantisation: outputs must equal Keras's), write the `.tflite` to `out` with its manifest
+    (`fields` are the kind's own entries; the hashes of `source` and of the compiled bytes are
+    recorded for every kind), then `check(out, manifest)` it against Keras. A copy that fails
+    the check is deleted. Raises `ModelError`."""
+    import tensorflow as tf
+
+    try:
+        with stderr_captured():  # the converter's MLIR notices go to fd 2
+            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+            frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+            flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    except Exception as err:  # the converter raises many types
+        raise ModelError(f'"{source}" could not be compiled for LiteRT: {err}') from err
+    manifest = {
+        "format": FORMAT,
+        "source": source.name,
+        "source_sha256": sha256 or file_sha256(source),
+        # The compiled bytes too: a .tflite changed afterwards is refused (find_compiled).
+        "compiled_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+        **fields,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "tensorflow": tf.__version__,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(out, lambda tmp: Path(tmp).write_bytes(flatbuffer))
+    with atomic_write(manifest_path_for(out), encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=1)
+    try:
+        check(out, manifest)
+    except Exception:
+        out.unlink(missing_ok=True)
+        manifest_path_for(out).unlink(missing_ok=True)
+        raise
+    return out
+
+
 def compile_model(
     model: Any,
     source: Path,
@@ -52,7 +97,9 @@ def compile_model(
     scaling: str = "none",
     sha256: str | None = None,
 ) -> Path:
-    """Compile `model` (loaded from `source`) to `out` (`.tflite`) with its manifest beside it.
+    """Compile the classifier `model` (loaded from `source`) to `out` (`.tflite`) with its
+    manifest beside it: its serving function returns the probabilities and the heatmap layer's
+    feature maps, and the manifest carries the small head after them (numpy Grad-CAM).
 
     `scaling` is the model's pixel scaling, used for the self-check on a seeded batch of
     images. Raises `ModelError` when the model cannot be converted or the compiled copy
@@ -68,42 +115,17 @@ def compile_model(
         target, head, problem = None, None, str(err)
     else:
         head, problem = _head_spec(model, target)
-    serve = serving_function(tf, model, target, height, width)
-    try:
-        with stderr_captured():  # the converter's MLIR notices go to fd 2
-            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-            frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-            flatbuffer = converter.convert()
-    except Exception as err:  # the converter raises many types
-        raise ModelError(f'"{source}" could not be compiled for LiteRT: {err}') from err
-
-    manifest = {
-        "format": FORMAT,
-        "source": source.name,
-        "source_sha256": sha256 or file_sha256(source),
-        "compiled_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+    fields = {
         "input_shape": [height, width, 3],
         "num_classes": int(model.outputs[0].shape[-1]),
         "heatmap": (
             {"layer": target.name, **head} if head else {"layer": getattr(target, "name", None), "problem": problem}
         ),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(out, lambda tmp: Path(tmp).write_bytes(flatbuffer))
-    with atomic_write(manifest_path_for(out), encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=1)
-    try:
-        _self_check(model, out, manifest, scaling)
-    except Exception:
-        out.unlink(missing_ok=True)
-        manifest_path_for(out).unlink(missing_ok=True)
-        raise
-    return out
+    return compile_program(serving_function(tf, model, target, height, width), source, out, fields=fields,
+                           check=lambda compiled, manifest: _self_check(model, compiled, manifest, scaling),
+                           sha256=sha256)
 
 
 def compile_to_cache(model: Any, source: Path, *, scaling: str = "none", sha256: str | None = None) -> Path:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from retina_desktop.core.atomic import atomic_write
+from retina_desktop.core.card_schema import ClassifierSidecar
 from retina_desktop.core.errors import ModelError, UnsafeModelError
 from retina_desktop.core.model_card import ModelMetadata
+from retina_desktop.inference import sidecars
 
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 # Layers whose config carries Python code (marshalled bytecode or a function by name).
@@ -24,8 +26,6 @@ CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 # and checked before parsing, so a huge file costs nothing to refuse.
 MAX_LABELS_BYTES = 1 << 20
 MAX_CLASSES = 1000
-# A sidecar is a few KB; this bounds what is read from a file that only claims to be one.
-MAX_SIDECAR_BYTES = 16 << 20
 
 
 def labels_path_for(model_path: Path) -> Path:
@@ -33,7 +33,7 @@ def labels_path_for(model_path: Path) -> Path:
 
 
 def sidecar_path_for(model_path: Path) -> Path:
-    return model_path.with_suffix(".json")
+    return sidecars.sidecar_path_for(model_path)
 
 
 def read_labels(path: Path) -> list[str]:
@@ -97,15 +97,14 @@ def write_labels(path: Path, classes: list[str]) -> None:
 
 
 def read_sidecar(path: Path) -> ModelMetadata | None:
-    """The sidecar's metadata, every value type-checked; None when there is no sidecar."""
+    """A classifier's sidecar, every value checked against its schema; None when there is no
+    sidecar. A sidecar of another kind (a generator's) is refused."""
     if not path.exists():
         return None
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SIDECAR_BYTES + 1)
-        if len(raw) > MAX_SIDECAR_BYTES:
-            raise ValueError(f"it is larger than {MAX_SIDECAR_BYTES // 2**20} MB")
-        return ModelMetadata.from_dict(json.loads(raw.decode("utf-8")))
+        data = sidecars.read_json(path)
+        sidecars.parse(data, ClassifierSidecar)
+        return ModelMetadata.from_dict(data)
     except (OSError, ValueError, TypeError) as err:
         raise ModelError(f'Model sidecar "{path}" is not valid: {err}') from err
 

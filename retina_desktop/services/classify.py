@@ -34,10 +34,12 @@ from retina_desktop.imaging.decode import LoadedImage, load_image
 from retina_desktop.imaging.fov import UNSEARCHED, find_field_of_view
 from retina_desktop.imaging.preprocessing import fit_image, prepare_batch
 from retina_desktop.inference.blas_threads import one_blas_thread
-from retina_desktop.inference.bundle import ModelBundle, load_bundle
+from retina_desktop.inference.bundle import ModelBundle
 from retina_desktop.inference.calibration import apply_temperature
 from retina_desktop.inference.heatmaps import gradcam
+from retina_desktop.inference.litert_backend import model_available
 from retina_desktop.inference.model_files import labels_path_for, sidecar_path_for
+from retina_desktop.inference.open_model import open_classifier
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class Classifier:
         with self._lock:
             if self._bundle is None:
                 self.model_threads.add(threading.current_thread().name)
-                self._bundle = load_bundle(
+                self._bundle = open_classifier(
                     self.model_path, self.labels_path, trust_model=self.trust_model, backend=self.backend
                 )
             return self._bundle
@@ -177,7 +179,8 @@ class Classifier:
     def modality_classifier(self) -> Classifier | None:
         """The fundus / OCT / other classifier behind the checks, or None when not installed."""
         with self._lock:
-            if self._modality is None and self._modality_path.exists() and self._modality_path != self.model_path:
+            if (self._modality is None and model_available(self._modality_path)
+                    and self._modality_path != self.model_path):
                 self._modality = Classifier(self._modality_path, settings=self.settings,
                                             modality_model=self._modality_path, backend=self.backend)
             return self._modality
@@ -402,7 +405,7 @@ def shipped_model_for(modality: str) -> str | None:
     if parts is None:
         return None
     path = models_dir().joinpath(*parts)
-    if not path.exists():
+    if not model_available(path):
         return None
     try:
         return path.relative_to(bundle_root()).as_posix()

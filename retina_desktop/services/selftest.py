@@ -29,6 +29,7 @@ from retina_desktop.core.paths import (
     models_dir,
     user_log_dir,
 )
+from retina_desktop.inference.litert_backend import model_available
 
 
 def _synthetic(kind: str) -> np.ndarray:
@@ -78,7 +79,7 @@ def _check_model(path: Path, kind: str) -> str:
     from retina_desktop.inference.model_files import labels_path_for, read_labels, sidecar_path_for
     from retina_desktop.services.classify import Classifier
 
-    if not path.is_file():
+    if not model_available(path):
         raise FileNotFoundError(f'"{path}" is missing')
     classes = read_labels(labels_path_for(path))
     sidecar = "sidecar" if sidecar_path_for(path).is_file() else "no sidecar"
@@ -191,11 +192,11 @@ def run_self_test(echo: Callable[[str], None] = print, report_dir: Path | None =
     report.check("default model (fundus)", lambda: _check_model(default_model_path(), "fundus"))
     report.check("image-check model (modality)", lambda: _check_model(modality_model_path(), "fundus"))
     oct_model = models_dir() / "oct" / "keras_model.h5"
-    report.check("OCT model", lambda: _check_model(oct_model, "oct"), required=oct_model.exists())
+    report.check("OCT model", lambda: _check_model(oct_model, "oct"), required=model_available(oct_model))
     for name, path in (("fundus generator (Augment tab)", models_dir() / "generator.keras"),
                        ("OCT generator (Augment tab)", models_dir() / "oct" / "generator.keras"),
                        ("vessel-to-fundus generator (Augment tab)", models_dir() / "vessels" / "generator.keras")):
-        if path.exists():
+        if model_available(path):
             report.check(name, functools.partial(_check_generator, path), required=True)
     report.check("assets", _check_assets)
     report.check("Tcl/Tk", _check_tk)

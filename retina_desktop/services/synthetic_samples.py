@@ -43,7 +43,8 @@ from retina_desktop.inference.generator_runtime import (  # noqa: F401  (re-expo
     sidecar_path,
     to_uint8,
 )
-from retina_desktop.inference.litert_backend import find_compiled
+from retina_desktop.inference.litert_backend import model_available
+from retina_desktop.inference.open_model import open_generator  # noqa: F401  (re-exported for the views)
 
 GENERATOR_FILE = "generator.keras"
 
@@ -53,7 +54,7 @@ def shipped_generators() -> list[GeneratorInfo]:
     found = []
     for path in (models_dir() / GENERATOR_FILE, models_dir() / "oct" / GENERATOR_FILE,
                  models_dir() / "vessels" / GENERATOR_FILE):
-        if path.is_file():
+        if model_available(path):
             try:
                 found.append(read_generator_info(path))
             except UserError:
@@ -81,31 +82,6 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     if omega < 1e-6:
         return ((1 - t) * a + t * b).astype(np.float32)
     return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
-
-
-# ---- opening a generator --------------------------------------------------------------------
-
-
-def open_generator(path: str | Path) -> Generator:
-    """Open a generator for sampling: its compiled copy, compiled on first open if need be.
-
-    Compiling needs TensorFlow (a developer install); the packaged app ships its generators
-    compiled. Raises `UserError`/`ModelError` with what to do otherwise.
-    """
-    info = read_generator_info(path)
-    problems: list[str] = []  # a compiled copy whose bytes changed is refused, and compiled anew
-    compiled = find_compiled(info.path, problems=problems)
-    if compiled is None:
-        try:
-            from retina_desktop.inference.generator_export import compile_generator_to_cache
-
-            compiled = compile_generator_to_cache(info)
-        except ImportError as err:  # the packaged app has no TensorFlow to compile with
-            why = f" ({problems[0]})" if problems else ""
-            raise UserError(f'"{info.path}" has no compiled copy (.tflite) up to date with it{why}, and this '
-                            f"installation cannot compile one ({err}); run `python -m training export --model "
-                            f"{info.path}` where TensorFlow is installed") from err
-    return Generator(info, compiled)
 
 
 # ---- samples, and exporting them --------------------------------------------------------------

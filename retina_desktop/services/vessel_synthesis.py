@@ -20,16 +20,15 @@ prepares its input here, so training and the app cannot prepare it differently.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from retina_desktop.core.errors import ImageError, ModelError
 from retina_desktop.imaging.decode import load_image
+from retina_desktop.inference import sidecars
 from retina_desktop.inference.generator_runtime import to_uint8  # noqa: F401  (re-exported: generator output -> uint8 RGB)
 
 KIND = "vessel-to-fundus pix2pix"
@@ -202,22 +201,17 @@ class SynthesisSpec:
     @classmethod
     def read(cls, model_path: str | os.PathLike) -> SynthesisSpec:
         """From `<model>.json` beside the model; ModelError naming the file if it is not one."""
-        sidecar = Path(model_path).with_suffix(".json")
+        sidecar = sidecars.sidecar_path_for(model_path)
         try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
+            card = sidecars.parse(sidecars.read_json(sidecar), sidecars.VesselToFundusSidecar)
         except FileNotFoundError as err:
             raise ModelError(f'"{model_path}" has no sidecar "{sidecar}" giving its size and styles') from err
+        except sidecars.WrongKind as err:
+            raise ModelError(f'"{sidecar}" does not describe a {KIND} generator ({err})') from err
         except (OSError, ValueError) as err:
             raise ModelError(f'Cannot read the sidecar "{sidecar}": {err}') from err
-        if not isinstance(data, dict) or data.get("kind") != KIND:
-            raise ModelError(f'"{sidecar}" does not describe a {KIND} generator (its "kind" differs)')
-        try:
-            spec = cls(size=int(data["size"]), styles=tuple(str(s) for s in data["styles"]))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f'"{sidecar}" lacks a valid "size" or "styles" entry') from err
-        if spec.size < 8 or not spec.styles:
-            raise ModelError(f'"{sidecar}" gives size {spec.size} and styles {list(spec.styles)}')
-        return spec
+        assert isinstance(card, sidecars.VesselToFundusSidecar)
+        return cls(size=card.size, styles=tuple(card.styles))
 
 
 def random_vessel_tree(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

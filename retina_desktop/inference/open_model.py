@@ -1,0 +1,60 @@
+"""Opening any model the app runs, as its sidecar's kind says.
+
+`open_model(path)` is where the kinds part: a classifier (and a model file without a sidecar,
+such as a Teachable Machine export, which is one) becomes a `ModelBundle`; a conditional GAN or
+a vessel-to-fundus generator becomes a compiled `Generator`. The kind itself is read by
+`sidecars.parse`, and only there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from retina_desktop.core.errors import ModelError, UserError
+from retina_desktop.inference import sidecars
+from retina_desktop.inference.bundle import ModelBundle, load_bundle
+from retina_desktop.inference.generator_runtime import Generator, read_generator_info
+from retina_desktop.inference.litert_backend import find_compiled
+
+
+def open_model(model_path: str | Path, labels_path: str | Path | None = None, *, trust_model: bool = False,
+               backend: str = "auto") -> ModelBundle | Generator:
+    """The model at `model_path`, ready to run; `ModelError`/`UserError` naming the file otherwise.
+    `labels_path`, `trust_model` and `backend` apply to classifiers (see `bundle.load_bundle`)."""
+    kind = sidecars.read_kind(model_path)
+    if kind in (sidecars.CONDITIONAL, sidecars.VESSEL_TO_FUNDUS):
+        return open_generator(model_path)
+    # A classifier, or a file whose sidecar load_bundle will refuse with the reason.
+    return load_bundle(model_path, labels_path, trust_model=trust_model, backend=backend)
+
+
+def open_classifier(model_path: str | Path, labels_path: str | Path | None = None, *, trust_model: bool = False,
+                    backend: str = "auto") -> ModelBundle:
+    """`open_model` for a caller that can use only a classifier (the Analyse and Batch tabs)."""
+    opened = open_model(model_path, labels_path, trust_model=trust_model, backend=backend)
+    if not isinstance(opened, ModelBundle):
+        raise ModelError(f'"{model_path}" is a {opened.info.kind} generator, not a classifier: '
+                         "open it in the Augment tab")
+    return opened
+
+
+def open_generator(path: str | Path) -> Generator:
+    """Open a generator for sampling: its compiled copy, compiled on first open if need be.
+
+    Compiling needs TensorFlow (a developer install); the packaged app ships its generators
+    compiled. Raises `UserError`/`ModelError` with what to do otherwise.
+    """
+    info = read_generator_info(path)
+    problems: list[str] = []  # a compiled copy whose bytes changed is refused, and compiled anew
+    compiled = find_compiled(info.path, problems=problems)
+    if compiled is None:
+        try:
+            from retina_desktop.inference.generator_export import compile_generator_to_cache
+
+            compiled = compile_generator_to_cache(info)
+        except ImportError as err:  # the packaged app has no TensorFlow to compile with
+            why = f" ({problems[0]})" if problems else ""
+            raise UserError(f'"{info.path}" has no compiled copy (.tflite) up to date with it{why}, and this '
+                            f"installation cannot compile one ({err}); run `python -m training export --model "
+                            f"{info.path}` where TensorFlow is installed") from err
+    return Generator(info, compiled)
