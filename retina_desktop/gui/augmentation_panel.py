@@ -55,10 +55,18 @@ def previews_job(picture: Image.Image, spec: InputSpec, config: AugmentConfig, s
                     [t.describe() for _, t in drawn])
 
 
-def load_picture_job(path: Path) -> tuple[Path, Image.Image]:
+@dataclass(frozen=True)
+class OpenedPicture:
+    """A picture opened for the previews, and the file it came from."""
+
+    path: Path
+    picture: Image.Image
+
+
+def load_picture_job(path: Path) -> OpenedPicture:
     picture = load_image(path).rgb
     picture.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
-    return path, picture
+    return OpenedPicture(path, picture)
 
 
 class AugmentationPanel(ttk.Frame):
@@ -187,9 +195,8 @@ class AugmentationPanel(ttk.Frame):
             self.tab.worker.submit("picture", load_picture_job, path, on_done=self._picture_loaded,
                                    on_error=self.tab.failure())
 
-    def _picture_loaded(self, path_and_picture: tuple[Path, Image.Image]) -> None:
-        path, picture = path_and_picture
-        self.set_picture(picture, path.name)
+    def _picture_loaded(self, opened: OpenedPicture) -> None:
+        self.set_picture(opened.picture, opened.path.name)
 
     def set_picture(self, picture: Image.Image, source: str) -> None:
         self.picture, self.source = picture, source

@@ -14,6 +14,7 @@ import queue
 import sys
 import tkinter as tk
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from tkinter import font as tkfont
 from tkinter import ttk
@@ -48,11 +49,20 @@ def import_chart_job() -> None:
     import matplotlib.figure  # noqa: F401
 
 
-def load_model_job(classifier: ClassifierService) -> tuple[ClassifierService, ModelMetadata, str]:
-    """Load (TensorFlow and) the model; returns (classifier, metadata, why its compiled copy
-    was refused or "")."""
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded on the worker: its classifier, its metadata, and why a compiled copy found
+    for it was refused ("" when none was)."""
+
+    classifier: ClassifierService
+    metadata: ModelMetadata
+    compiled_problem: str = ""
+
+
+def load_model_job(classifier: ClassifierService) -> LoadedModel:
+    """Load (TensorFlow and) the model."""
     bundle = classifier.bundle()
-    return classifier, bundle.metadata, bundle.compiled_problem
+    return LoadedModel(classifier, bundle.metadata, bundle.compiled_problem)
 
 
 # Seconds `quit` waits for each worker's current job after the window closes.
@@ -200,7 +210,7 @@ class MainWindow:
         """Runs once Tk is up: the slow imports and the model load go to the worker."""
         self.worker.submit("chart", import_chart_job, on_done=lambda _: self.analyse.chart.attach())
         self._loading(f"Loading model {Path(self.classifier.model_path).name}…")
-        self.worker.submit("model", load_model_job, self.classifier, on_done=lambda loaded: self._model_loaded(*loaded),
+        self.worker.submit("model", load_model_job, self.classifier, on_done=self._model_loaded,
                            on_error=self._model_failed, on_end=self._loaded)
         if self._initial_image is not None:
             self.analyse.open_image(self._initial_image)
@@ -288,7 +298,7 @@ class MainWindow:
         self._opening_model = path
         self._loading(f"Loading model {path.name}…")
         self.worker.submit("open model", load_model_job, candidate,
-                           on_done=lambda loaded: self._model_loaded(*loaded, switched=True),
+                           on_done=lambda loaded: self._model_loaded(loaded, switched=True),
                            on_error=self._model_not_changed, on_end=self._model_opened)
 
     @property
@@ -367,8 +377,8 @@ class MainWindow:
         self._opening_model = None
         self._loaded()
 
-    def _model_loaded(self, classifier: ClassifierService, metadata: ModelMetadata, compiled_problem: str = "",
-                      *, switched: bool = False) -> None:
+    def _model_loaded(self, loaded: LoadedModel, *, switched: bool = False) -> None:
+        classifier, metadata, compiled_problem = loaded.classifier, loaded.metadata, loaded.compiled_problem
         previous = self.analyse.prediction
         self.classifier = classifier
         self.metadata = metadata

@@ -54,6 +54,14 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How many of a request's images are made."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Judged:
     """The classifier's label and confidence for each image."""
 
@@ -74,7 +82,7 @@ def sample_job(generator, label: str, n: int, seed: int, progress) -> Batch:
     images: list[SyntheticImage] = []
     for start in range(0, n, CHUNK):
         images += sample(generator, label, min(CHUNK, n - start), seed, start=start)
-        progress((len(images), n))
+        progress(Progress(len(images), n))
     return Batch(images, f"{n} × {display_name(label)}, seed {seed}", generator.info)
 
 
@@ -345,9 +353,8 @@ class SyntheticPanel(ttk.Frame):
                                request=self.requests.current(), on_done=self.judged_done, on_error=self.tab.failure())
 
     # results
-    def progress_made(self, done_of_total: tuple[int, int]) -> None:
-        done, total = done_of_total
-        self.progress.configure(maximum=total, value=done)
+    def progress_made(self, made: Progress) -> None:
+        self.progress.configure(maximum=made.total, value=made.done)
 
     def show(self, batch: Batch) -> None:
         self.images = batch.images

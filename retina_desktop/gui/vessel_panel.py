@@ -50,9 +50,17 @@ def translate_job(generator, vessels: np.ndarray, fov: np.ndarray, style: str) -
     return Made(pixels, style, time.perf_counter() - started)
 
 
-def load_mask_job(path: Path) -> tuple[Path, np.ndarray]:
+@dataclass(frozen=True)
+class OpenedMask:
+    """A vessel mask opened for editing (EDIT_SIZE square), and the file it came from."""
+
+    path: Path
+    vessels: np.ndarray
+
+
+def load_mask_job(path: Path) -> OpenedMask:
     mask = load_mask(path)
-    return path, np.asarray(Image.fromarray(mask).resize((EDIT_SIZE, EDIT_SIZE), Image.Resampling.NEAREST))
+    return OpenedMask(path, np.asarray(Image.fromarray(mask).resize((EDIT_SIZE, EDIT_SIZE), Image.Resampling.NEAREST)))
 
 
 class VesselPanel(ttk.Frame):
@@ -162,9 +170,8 @@ class VesselPanel(ttk.Frame):
             self.tab.worker.submit("vessel mask", load_mask_job, path, on_done=self._mask_loaded,
                                    on_error=self.tab.failure(lambda _message: self.request_finished()))
 
-    def _mask_loaded(self, path_and_mask: tuple[Path, np.ndarray]) -> None:
-        path, mask = path_and_mask
-        self.set_mask(mask, path.name)
+    def _mask_loaded(self, opened: OpenedMask) -> None:
+        self.set_mask(opened.vessels, opened.path.name)
 
     def set_mask(self, vessels: np.ndarray, source: str, fov: np.ndarray | None = None) -> None:
         self.vessels = np.asarray(Image.fromarray(vessels).resize((EDIT_SIZE, EDIT_SIZE), Image.Resampling.NEAREST))
