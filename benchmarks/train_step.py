@@ -28,7 +28,8 @@ from timing import summary, timed  # noqa: E402  (benchmarks/, beside this scrip
 def main() -> int:
     from retina_desktop.core.quiet import import_keras, keras_backend
     from retina_desktop.imaging.augmentation import default_config
-    from training.classifier.trainer import ClassifierConfig, build_trainer
+    from training.classifier.config import ClassifierConfig
+    from training.classifier.trainer import build_trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architecture", default="efficientnet-lite0")

@@ -86,7 +86,8 @@ def small_bundle(tmp_path_factory) -> Path:
     from retina_desktop.core.model_card import InputSpec, ModelMetadata
     from retina_desktop.core.quiet import import_keras
     from retina_desktop.inference.model_files import write_labels, write_sidecar
-    from training.classifier.trainer import ClassifierConfig, build_classifier
+    from training.classifier.config import ClassifierConfig
+    from training.classifier.trainer import build_classifier
 
     keras = import_keras()
     keras.utils.set_random_seed(1)
@@ -115,7 +116,8 @@ def tiny_generator(tmp_path_factory) -> Path:
     import json
 
     from retina_desktop.core.quiet import import_keras
-    from training.gan.trainer import GanConfig, build_generator
+    from training.gan.config import GanConfig
+    from training.gan.trainer import build_generator
 
     keras = import_keras()
     keras.utils.set_random_seed(2)

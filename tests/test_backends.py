@@ -127,7 +127,8 @@ import numpy as np
 from pathlib import Path
 from retina_desktop.imaging.augmentation import default_config
 from tests.test_resume import TRAIN
-from training.classifier.trainer import ClassifierConfig, build_trainer, epoch_batches
+from training.classifier.config import ClassifierConfig
+from training.classifier.trainer import build_trainer, epoch_batches
 if sys.argv[2] == "tensorflow":
     import tensorflow as tf
     tf.config.experimental.enable_op_determinism()  # as train_classifier runs it

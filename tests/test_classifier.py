@@ -13,8 +13,10 @@ from retina_desktop.core.errors import UserError
 from retina_desktop.services.classify import Classifier
 from tests.conftest import class_folders
 from training.classifier.classify import run_classify
-from training.classifier.trainer import ClassifierConfig, build_classifier, class_weights
+from training.classifier.config import ClassifierConfig, ClassifyOptions
+from training.classifier.trainer import build_classifier, class_weights
 from training.cli import build_parser, main
+from training.options import parse
 
 TINY = ClassifierConfig(height=24, width=24, width_multiplier=0.25, epochs=3, batch_size=8, patience=5)
 
@@ -49,7 +51,7 @@ def test_classify_writes_a_bundle_the_app_loads(tmp_path, monkeypatch):
         "classify", "--data", str(root), "--out", str(out), "--modality", "oct", "--size", "24",
         "--width-multiplier", "0.25", "--epochs", "2", "--batch-size", "8", "--seed", "1",
     ])
-    assert run_classify(args) == 0
+    assert run_classify(parse(ClassifyOptions, args)).model_path == out / "keras_model.h5"
     for name in ("keras_model.h5", "labels.txt", "keras_model.json", "splits.csv", "evaluation/metrics.json"):
         assert (out / name).exists(), name
     sidecar = json.loads((out / "keras_model.json").read_text())

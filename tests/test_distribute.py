@@ -58,7 +58,8 @@ def test_a_distributed_epoch_gives_each_process_its_share(monkeypatch):
     each process holding half of every one; a short last batch keeps what splits evenly."""
     import numpy as np
 
-    from training.classifier.trainer import ClassifierConfig, epoch_batches
+    from training.classifier.config import ClassifierConfig
+    from training.classifier.trainer import epoch_batches
 
     config = ClassifierConfig(batch_size=4, height=2, width=2, seed=3, class_weighting=True)
     images = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from retina_desktop.core.errors import UserError
+from training.classifier.config import ClassifierConfig
 from training.classifier.efficientnet_lite import blocks, build_efficientnet_lite
 from training.classifier.import_weights import assign, imagenet_input, imagenet_weights, weight_arrays
 from training.classifier.torch_weights import read_state_dict
-from training.classifier.trainer import ClassifierConfig, build_classifier
+from training.classifier.trainer import build_classifier
 from training.cli import main as training_main
 
 needs_wheel = pytest.mark.skipif(

@@ -12,6 +12,7 @@ from training.classifier.evaluate import (
     expected_calibration_error,
     fit_temperature,
 )
+from training.cli import show_progress
 
 
 def test_perfect_predictions():
@@ -276,6 +277,7 @@ def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bu
     from training.datasets import load_dataset
 
     _fake_fov(monkeypatch)
+    show_progress()  # the summary reaches stdout as `python -m training evaluate` shows it
     model = _own_copy(small_bundle, tmp_path)
     dataset = load_dataset(_external_folder(tmp_path))
     metrics = evaluate_bundle(model, dataset, n_bootstrap=30, heatmaps=6, store_external="mexico",

@@ -169,7 +169,8 @@ def modality_bundle(tmp_path_factory) -> Path:
     """A tiny fundus / oct / other model standing in for the image checks' modality model."""
     from retina_desktop.core.quiet import import_keras
     from retina_desktop.inference.model_files import write_labels
-    from training.classifier.trainer import ClassifierConfig, build_classifier
+    from training.classifier.config import ClassifierConfig
+    from training.classifier.trainer import build_classifier
 
     keras = import_keras()
     keras.utils.set_random_seed(2)

@@ -12,11 +12,12 @@ import pytest
 from tests.conftest import class_folders
 from training.cli import main
 from training.epochs import TrainState
+from training.gan.config import GanConfig
 from training.gan.diffaugment import diff_augment, parse_policy
 from training.gan.generator_file import load_generator
 from training.gan.metrics import fid, kid, memorisation, precision_recall
 from training.gan.synthesize import synthesize
-from training.gan.trainer import GanConfig, build_discriminator, build_generator, grid_spread, latents, train_gan
+from training.gan.trainer import build_discriminator, build_generator, grid_spread, latents, train_gan
 
 TINY = GanConfig(size=16, latent_dim=16, width=8, max_channels=32, batch_size=8, epochs=3,
                  labels=("a", "b"), grid_columns=3)

@@ -113,8 +113,10 @@ def _config_of(command: str) -> CurveConfig:
     import shlex
 
     from training.cli import build_parser
+    from training.experiments.config import GanCurveOptions
+    from training.options import parse
 
-    return gan_curve.config_from_args(build_parser().parse_args(shlex.split(command)))
+    return gan_curve.curve_config(parse(GanCurveOptions, build_parser().parse_args(shlex.split(command))))
 
 
 def test_the_verb_takes_each_modalitys_defaults_and_its_command_line_remakes_the_curve():
@@ -218,7 +220,7 @@ def test_the_cell_to_confirm_is_the_largest_gain_of_either_gan_condition():
 @pytest.mark.slow
 def test_an_oct_style_curve_confirms_with_the_shipped_models_own_recipe(tmp_path, imagenet_lite0):
     from tests.test_screening import _graded_data
-    from training.classifier.trainer import ClassifierConfig
+    from training.classifier.config import ClassifierConfig
 
     root = _graded_data(tmp_path / "data", per_class=24, size=40)
     recipe = GeneratorRecipe(size=16, width=4, d_width=0, fit="stretch", loss="nonsaturating", r1_gamma=0.2,

@@ -101,7 +101,8 @@ def test_run_sh_trains_the_job_without_tensorflow_and_the_app_reads_the_model(jo
 def test_a_model_to_start_from_travels_with_the_job(job, tmp_path):
     """`--init-from MODEL` (LP-FT) names a file on this machine: the job carries a copy and the
     run there starts from it, not from a path the GPU machine lacks."""
-    from training.classifier.trainer import ClassifierConfig, build_classifier
+    from training.classifier.config import ClassifierConfig
+    from training.classifier.trainer import build_classifier
     from training.gpu_job import unpack_files
 
     _, data = job

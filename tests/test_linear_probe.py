@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import fundus_like
 from training.cli import build_parser
-from training.experiments.linear_probe import ProbeConfig, dense_weights, pooled_features, run_probe
+from training.experiments.config import ProbeConfig
+from training.experiments.linear_probe import dense_weights, pooled_features, run_probe
 
 TINTS = {"cataract": (60, 160, 200), "glaucoma": (200, 90, 40), "normal": (150, 150, 60)}
 

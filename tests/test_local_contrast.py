@@ -51,8 +51,9 @@ def test_a_camera_wide_colour_shift_falls_away(front_end):
 
 
 def test_a_pretrained_classifier_can_have_it_in_front():
+    from training.classifier.config import ClassifierConfig
     from training.classifier.import_weights import imagenet_weights
-    from training.classifier.trainer import ClassifierConfig, build_classifier
+    from training.classifier.trainer import build_classifier
 
     try:
         imagenet_weights("efficientnet-lite0")

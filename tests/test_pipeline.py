@@ -17,12 +17,15 @@ import pytest
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.model_card import InputSpec
 from tests.conftest import class_folders
+from training.cli import show_progress
+from training.commands import pipeline as pipeline_verb
 from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset
 from training.experiments import pipeline
+from training.experiments.config import CORE_CONDITIONS, PipelineOptions
 from training.experiments.pipeline import RunKey, samples_fingerprint, scarce_cut
 from training.experiments.report import _differences_table, judge_target, metric_names, summarise
-from training.experiments.runs import CORE_CONDITIONS
+from training.options import parse
 
 TOY = ["--scarce", "glaucoma", "--scarce-n", "4", "--seeds", "0", "--size", "16", "--width-multiplier", "0.25",
        "--epochs", "1", "--batch-size", "8", "--gan-size", "16", "--gan-width", "4", "--gan-latent-dim", "8",
@@ -49,7 +52,13 @@ def _args(root, out, *extra):
     return parser.parse_args(["--data", str(root), "--out", str(out), *TOY, *extra])
 
 
+def _options(root, out, *extra) -> PipelineOptions:
+    return parse(PipelineOptions, _args(root, out, *extra))
+
+
 def _quietly(call):
+    """(what `call` returns, the lines `python -m training` would show while it runs)."""
+    show_progress()
     with contextlib.redirect_stdout(io.StringIO()) as text:
         code = call()
     return code, text.getvalue()
@@ -79,7 +88,7 @@ def finished(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training.gan.trainer, "train_gan", gan_spy)
         patch.setattr(training.classifier.trainer, "train_classifier", classifier_spy)
-        code, log = _quietly(lambda: pipeline.run_pipeline(_args(root, out)))
+        code, log = _quietly(lambda: pipeline_verb.run(_args(root, out)))
     assert code == 0, log
     return {"root": root, "out": out, "gan": gan_calls, "classifier": classifier_calls, "log": log}
 
@@ -211,7 +220,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
     stamps = [p.stat().st_mtime_ns for p in results]
     with pytest.MonkeyPatch.context() as patch:
         _forbid_training(patch)
-        code, log = _quietly(lambda: pipeline.run_pipeline(_args(finished["root"], out, "--resume")))
+        code, log = _quietly(lambda: pipeline_verb.run(_args(finished["root"], out, "--resume")))
     assert code == 0 and "8 already finished" in log
     assert [p.stat().st_mtime_ns for p in results] == stamps
 
@@ -223,7 +232,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
         _forbid_training(patch)  # the GAN and its images are cached: only the classifier runs
         patch.setattr(training.classifier.trainer, "train_classifier",
                       lambda config, *a, **k: trained.append((config.augment, a[3])) or real(config, *a, **k))
-        code, log = _quietly(lambda: pipeline.run_pipeline(_args(finished["root"], out)))
+        code, log = _quietly(lambda: pipeline_verb.run(_args(finished["root"], out)))
     assert code == 0 and trained == [(False, missing.parent)] and missing.exists()
     others = [(p.stat().st_mtime_ns, s) for p, s in zip(results, stamps) if p != missing]
     assert len(others) == 7 and all(now == before for now, before in others)
@@ -233,11 +242,11 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_a_missing_one(finished, tmp
 def test_other_options_are_refused_but_the_selection_may_change(finished, tmp_path):
     out = shutil.copytree(finished["out"], tmp_path / "run")
     with pytest.raises(UserError, match=r"--epochs 1 \(now 2\).*--gan-width 4 \(now 8\)"):
-        pipeline.run_pipeline(_args(finished["root"], out, "--epochs", "2", "--gan-width", "8"))
+        pipeline_verb.run(_args(finished["root"], out, "--epochs", "2", "--gan-width", "8"))
     with pytest.raises(UserError, match="--scarce-n 4 \\(now 3\\)"):
-        pipeline.run_pipeline(_args(finished["root"], out, "--scarce-n", "3"))
+        pipeline_verb.run(_args(finished["root"], out, "--scarce-n", "3"))
     dataset = load_dataset(finished["root"])
-    config = pipeline.config_from_args(_args(finished["root"], out, "--seeds", "0,1", "--settings", "cut"))
+    config = _options(finished["root"], out, "--seeds", "0,1", "--settings", "cut").config
     stored = pipeline.start_or_check(out, config, dataset)
     assert json.loads((out / "pipeline.json").read_text())["config"]["seeds"] == [0, 1]
     assert "--seeds 0,1" in stored["command"]
@@ -265,7 +274,7 @@ def test_the_report_has_every_row_the_verdict_and_rebuilds_alone(finished, tmp_p
         _forbid_training(patch)
         parser = argparse.ArgumentParser()
         add_arguments(parser)
-        code, _ = _quietly(lambda: pipeline.run_pipeline(parser.parse_args(
+        code, _ = _quietly(lambda: pipeline_verb.run(parser.parse_args(
             ["--out", str(out), "--report-only", "--docs", str(docs)])))
     assert code == 0 and (out / "report" / "report.md").read_text() == report
     copied = (docs / "report.md").read_text()

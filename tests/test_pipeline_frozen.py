@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from retina_desktop.core.errors import UserError
-from tests.test_pipeline import PLAN, _args, _quietly, _toy_data
+from tests.test_pipeline import PLAN, _args, _options, _quietly, _toy_data
+from training.commands import pipeline as pipeline_verb
 from training.experiments import pipeline
 from training.experiments.features import FeatureStore, HeadConfig, augmented_view, image_key, train_head
 from training.experiments.runs import RunKey
@@ -46,7 +47,7 @@ def test_a_frozen_experiment_runs_every_condition_and_reports_per_source(tmp_pat
         writer.writeheader()
         writer.writerows(dict(row, split="test") for row in rows)
     out = tmp_path / "run"
-    code, log = _quietly(lambda: pipeline.run_pipeline(_args(root, out, *FROZEN, "--external", str(external))))
+    code, log = _quietly(lambda: pipeline_verb.run(_args(root, out, *FROZEN, "--external", str(external))))
     assert code == 0, log
     counts = {}
     for setting in ("cut", "full"):
@@ -110,13 +111,13 @@ def test_the_head_learns_separable_features_and_its_seed_matters():
 def test_filtered_conditions_need_the_frozen_classifier_and_a_foreign_full_gan_is_refused(tmp_path):
     root = _toy_data(tmp_path / "data")
     with pytest.raises(UserError, match="only with --classifier frozen-lite0"):
-        pipeline.config_from_args(_args(root, tmp_path / "run", "--conditions", "none,filtered-gan"))
+        _options(root, tmp_path / "run", "--conditions", "none,filtered-gan")
     generator = tmp_path / "g.keras"
     generator.write_bytes(b"not used")
     generator.with_suffix(".json").write_text(json.dumps(
         {"classes": ["glaucoma", "normal"], "size": 16, "fit": "crop",
          "provenance": {"train_images": {"glaucoma": 9, "normal": 20}}}))
-    config = pipeline.config_from_args(_args(root, tmp_path / "run", "--gan-full", str(generator)))
+    config = _options(root, tmp_path / "run", "--gan-full", str(generator)).config
     from training.datasets import load_dataset
 
     experiment = pipeline.Experiment(tmp_path / "run", config, load_dataset(root), log=lambda *_: None)

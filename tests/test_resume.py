@@ -13,7 +13,8 @@ import pytest
 
 from retina_desktop.imaging.augmentation import default_config
 from training import epochs as epochs_module
-from training.classifier.trainer import ClassifierConfig, build_trainer, train_classifier
+from training.classifier.config import ClassifierConfig
+from training.classifier.trainer import build_trainer, train_classifier
 from training.epochs import TrainState
 
 # Everything that draws random numbers is on: augmentation layers, dropout, camera

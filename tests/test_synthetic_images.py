@@ -67,8 +67,9 @@ def test_bad_folders_are_one_line_naming_the_problem(tmp_path):
 
 def test_classify_trains_on_the_synthetic_images_and_resume_needs_the_same_ones(tmp_path, monkeypatch):
     import training.classifier.classify as classify
-    from training.classifier.trainer import ClassifierConfig
+    from training.classifier.config import ClassifierConfig, ClassifyOptions
     from training.cli import build_parser
+    from training.options import parse
 
     root = class_folders(tmp_path / "data", ["dme", "normal"], per_class=12, size=40)
     folder = _synthetic_folder(tmp_path / "gan", n=4)
@@ -86,7 +87,7 @@ def test_classify_trains_on_the_synthetic_images_and_resume_needs_the_same_ones(
     args = build_parser().parse_args(["classify", "--data", str(root), "--out", str(out), "--size", "24",
                                       "--synthetic", str(folder)])
     with pytest.raises(Stop):
-        classify.run_classify(args)
+        classify.run_classify(parse(ClassifyOptions, args))
     real_train = sum(1 for row in csv.DictReader(open(out / "splits.csv")) if row["split"] == "train")
     assert len(seen["train"][0]) == real_train + 4 and (seen["train"][1][-4:] == 0).all()
     assert len(seen["val"][0]) < real_train  # val stays real
@@ -97,7 +98,7 @@ def test_classify_trains_on_the_synthetic_images_and_resume_needs_the_same_ones(
     (out / "checkpoint" / "state.json").write_text("{}")
     again = build_parser().parse_args(["classify", "--data", str(root), "--out", str(out), "--size", "24", "--resume"])
     with pytest.raises(UserError, match="synthetic"):
-        classify.refuse_changed_resume(out, classify.config_from_args(again))
+        classify.refuse_changed_resume(out, parse(ClassifyOptions, again).config)
 
 
 def test_the_screening_head_sees_synthetic_features_as_ungraded_training_rows(tmp_path):

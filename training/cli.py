@@ -4,12 +4,16 @@ A table of verbs, each a module in `training/commands/` with `HELP`, `add_argume
 `run(args) -> int`. Building the parser imports only those light modules, so `--help` is instant;
 each verb imports its heavy library module only when chosen, so one verb's dependencies never slow
 another.
+
+The library modules never print: they log to `training.*` loggers, and `main` shows those
+messages as plain lines on stdout, which is what a person running a verb reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from types import ModuleType
 
@@ -49,6 +53,7 @@ def command(verb: str) -> ModuleType:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """`python -m training`'s parser: each verb's options from its command module."""
     parser = argparse.ArgumentParser(
         prog="python -m training", description="Train and judge Retina Desktop's models."
     )
@@ -59,10 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes each message as a line to the `sys.stdout` of the moment (a test's capture swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout  # not setStream: the stream it replaces may be closed by now
+        super().emit(record)
+
+
+def show_progress() -> None:
+    """Show what the training package logs at INFO and above as plain lines on stdout, once."""
+    package = logging.getLogger(__package__)
+    if not any(isinstance(handler, _StdoutHandler) for handler in package.handlers):
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    # Shown once, here: absl configures the root logger on Keras's first warning (saving an .h5
+    # does), and each line would then be printed again on stderr.
+    package.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the verb `argv` names (default: the process's arguments); returns the exit status."""
+    parsed = build_parser().parse_args(argv)
+    show_progress()
     try:
-        return command(args.verb).run(args)
+        return command(parsed.verb).run(parsed)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ no network, and the run there.
 
 `train_job` (there) trains on Keras's JAX backend (every local device with `--distribute`),
 writes the bundle the app loads (`keras_model.h5`, `labels.txt`, sidecar) and `speed.json`
-(images per second and wall time), and prints them. Evaluation, calibration, the
+(images per second and wall time), and reports them. Evaluation, calibration, the
 unfamiliar-image flag and the compiled copy need the test images and TensorFlow: they run back
 here (`python -m training evaluate ...`; README, "Training on a GPU or a cluster").
 """
@@ -29,18 +29,23 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
+from training.classifier.config import ClassifierConfig, ClassifyOptions, GpuJobOptions, GpuTrainOptions
+from training.options import flag
 
+logger = logging.getLogger(__name__)
 JOB_VERSION = 1
 # WebP at 90 is about half the bytes of JPEG at 92 for these images (3.5 against 6.8 kB at 192 px).
 IMAGE_FORMAT, IMAGE_QUALITY = "WEBP", 90
@@ -64,21 +69,29 @@ def wheels_needed(config: dict) -> list[str]:
                         'pip install -e ".[train]"') from err
 
 
-def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
-    """Write the job folder for the `classify` options `args` into `out`; returns `out`."""
-    from training.classifier.classify import config_from_args
+def run_gpu_job(options: GpuJobOptions) -> Path:
+    """`gpu-job`: pack the `classify` run `options` describe into `options.out`; returns the folder."""
+    out = pack_job(options, Path(options.out), fetch_wheels=not options.no_wheels)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    logger.info(f"wrote the job to {out} ({size / 2**20:.1f} MiB); on the GPU machine, from a checkout's root: "
+                f"bash {out}/run.sh RESULT_DIR")
+    return out
+
+
+def pack_job(options: ClassifyOptions, out: Path, *, fetch_wheels: bool = True) -> Path:
+    """Write the job folder for the `classify` run `options` into `out`; returns `out`."""
     from training.datasets import load_arrays, load_dataset, write_splits
     from training.provenance import this_run
     from training.synthetic_images import with_synthetic
 
     for option in ("distribute", "resume", "coordinator", "num_processes", "process_id", "stop_after"):
-        if getattr(args, option, None):  # the run's, not the pack's: say so rather than drop it
-            flag = "--" + option.replace("_", "-")
-            raise UserError(f"{flag} belongs to the run on the GPU machine: pass it to run.sh, not to gpu-job"
-                            if option in ("distribute", "resume") else f"gpu-job packs one machine's run: no {flag}")
-    config = config_from_args(args)
+        if getattr(options, option):  # the run's, not the pack's: say so rather than drop it
+            given = flag(ClassifyOptions, option)
+            raise UserError(f"{given} belongs to the run on the GPU machine: pass it to run.sh, not to gpu-job"
+                            if option in ("distribute", "resume") else f"gpu-job packs one machine's run: no {given}")
+    config = options.config
     spec = config.input_spec()
-    dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
+    dataset = load_dataset(options.data, group_pattern=options.group_pattern, seed=config.seed)
     out.mkdir(parents=True, exist_ok=True)
     recorded = pack_files(config, out)  # first: a missing file is found before the images are packed
     labels = {}
@@ -97,8 +110,9 @@ def pack_job(args, out: Path, *, fetch_wheels: bool = True) -> Path:
     write_splits(dataset, out / "splits.csv")
     job = {
         "version": JOB_VERSION, "command": this_run()["command"], "config": recorded, "classes": dataset.classes,
-        "modality": args.modality, "name": args.name, "model_version": args.model_version,
-        "data": str(Path(args.data).resolve()), "labels": {split: values.tolist() for split, values in labels.items()},
+        "modality": options.modality, "name": options.name, "model_version": options.model_version,
+        "data": str(Path(options.data).resolve()),
+        "labels": {split: values.tolist() for split, values in labels.items()},
         "image_format": [IMAGE_FORMAT, IMAGE_QUALITY],
     }
     with atomic_write(out / "job.json") as handle:
@@ -170,14 +184,22 @@ BUNDLE_FILES = ("keras_model.h5", "labels.txt", "keras_model.json", "speed.json"
                 "splits.csv")
 
 
+def run_gpu_train(options: GpuTrainOptions) -> dict:
+    """`gpu-train`: train the packed job `options.job` into `options.out`; returns the speed figures."""
+    return train_job(Path(options.job), Path(options.out), distribute=options.distribute, resume=options.resume,
+                     stop_after_epochs=options.stop_after,
+                     bring_back=Path(options.bring_back) if options.bring_back else None)
+
+
 def train_job(job_dir: Path, out: Path, *, distribute: bool = False, resume: bool = False,
-              stop_after_epochs: int | None = None, bring_back: Path | None = None, log=print) -> dict:
+              stop_after_epochs: int | None = None, bring_back: Path | None = None,
+              log: Callable[[str], None] = logger.info) -> dict:
     """Train the packed job into `out`; returns (and writes to speed.json) the speed figures.
     With `bring_back`, the bundle's files (`BUNDLE_FILES`, not the checkpoints) are copied there."""
     from retina_desktop.core.quiet import import_keras, keras_backend
     from retina_desktop.imaging.augmentation import default_config
     from training.classifier.classify import write_bundle
-    from training.classifier.trainer import ClassifierConfig, train_classifier
+    from training.classifier.trainer import train_classifier
 
     job = read_job(job_dir)
     config = ClassifierConfig.from_dict(unpack_files(job["config"], job_dir))

@@ -14,12 +14,15 @@ gained from them with every real image of a class, so no default adds any.
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.core.errors import UserError
 from training.bounds import MAX_IMAGES
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.csv"
 
@@ -78,7 +81,7 @@ def read_synthetic(folders, classes: list[str], spec) -> tuple[np.ndarray, np.nd
 
 
 def with_synthetic(train: tuple[np.ndarray, np.ndarray], folders, classes: list[str], spec,
-                   log=print) -> tuple[np.ndarray, np.ndarray]:
+                   log=logger.info) -> tuple[np.ndarray, np.ndarray]:
     """The train split's (images, labels) with the synthetic images of `folders` after them."""
     if not folders:
         return train

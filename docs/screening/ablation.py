@@ -34,7 +34,8 @@ from retina_desktop.inference.calibration import apply_temperature  # noqa: E402
 from training.classifier.evaluate import fit_temperature  # noqa: E402
 from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, referable_rows, referral_threshold, screening_figures  # noqa: E402
 from training.classifier.statistics import rank_auc  # noqa: E402
-from training.experiments.screening import ScreeningConfig, held_out_camera_figures, search_head  # noqa: E402
+from training.experiments.config import ScreeningConfig  # noqa: E402
+from training.experiments.screening import held_out_camera_figures, search_head  # noqa: E402
 from training.experiments.screening_features import pool_columns, pool_widths  # noqa: E402
 from training.experiments.screening_head import fit_head, selection_score  # noqa: E402
 from training.experiments.screening_sets import feature_sets  # noqa: E402

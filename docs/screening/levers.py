@@ -33,7 +33,8 @@ from retina_desktop.core.model_card import InputSpec  # noqa: E402  (after ROOT 
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch  # noqa: E402
 from training.classifier.referral import DR_CLASS  # noqa: E402
 from training.datasets import load_arrays, load_dataset  # noqa: E402
-from training.experiments.screening import ScreeningConfig, search_head  # noqa: E402
+from training.experiments.config import ScreeningConfig  # noqa: E402
+from training.experiments.screening import search_head  # noqa: E402
 from training.experiments.screening_features import cached_features, pool_columns, pool_widths  # noqa: E402
 from training.experiments.screening_head import fit_head  # noqa: E402
 from training.experiments.screening_sets import FeatureSet, feature_sets  # noqa: E402

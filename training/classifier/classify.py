@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
@@ -19,13 +21,15 @@ from retina_desktop.core.model_card import InputSpec, ModelMetadata
 from retina_desktop.imaging.augmentation import default_config
 from retina_desktop.inference.model_files import write_labels, write_sidecar
 from training import distribute
-from training.classifier.trainer import RESUMABLE_FIELDS, ClassifierConfig, train_classifier
+from training.classifier.config import RESUMABLE_FIELDS, ClassifierConfig, ClassifyOptions
+from training.classifier.trainer import train_classifier
 from training.datasets import load_arrays, load_dataset, write_splits
 from training.epochs import CheckpointFolder, refuse_changed_config, refuse_changed_data
 from training.provenance import this_run
 from training.synthetic_images import with_synthetic
 
 MODEL_FILE = "keras_model.h5"
+logger = logging.getLogger(__name__)
 
 
 def write_bundle(out: Path, model, classes: list[str], spec: InputSpec, *, modality: str, name: str, version: str,
@@ -49,51 +53,35 @@ def write_bundle(out: Path, model, classes: list[str], spec: InputSpec, *, modal
     return model_path, metadata
 
 
-def config_from_args(args) -> ClassifierConfig:
-    """The run's hyperparameters from the `classify` options."""
-    return ClassifierConfig(
-        architecture=args.architecture,
-        height=args.size,
-        width=args.width or args.size,
-        fit=args.fit,
-        width_multiplier=args.width_multiplier,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        augment=not args.no_augment,
-        class_weighting=not args.no_class_weights,
-        seed=args.seed,
-        weights=args.weights,
-        camera_augment=args.camera_augment,
-        freeze_batchnorm=not args.train_batchnorm,
-        frozen_blocks=args.frozen_blocks,
-        epoch_size=args.epoch_size,
-        local_contrast=args.local_contrast,
-        synthetic=tuple(str(Path(folder).resolve()) for folder in getattr(args, "synthetic", None) or ()),
-        init_from=str(Path(args.init_from).resolve()) if getattr(args, "init_from", "") else "",
-    )
+@dataclass(frozen=True)
+class ClassifyResult:
+    """What one `classify` call left: the model file, or None when it stopped early as asked or
+    was not the process that writes."""
+
+    model_path: Path | None
+    epochs_trained: int
 
 
-def run_classify(args) -> int:
-    config = config_from_args(args)
-    out = Path(args.out)
-    data = str(Path(args.data).resolve())  # however it is spelled, one folder is one string
-    if args.resume:
+def run_classify(options: ClassifyOptions) -> ClassifyResult:
+    """Train the classifier `options` describe and write its bundle, evaluation and
+    unfamiliar-image flag to `options.out` (or resume one there)."""
+    config = options.config
+    out = Path(options.out)
+    data = str(Path(options.data).resolve())  # however it is spelled, one folder is one string
+    if options.resume:
         # Before anything is read or written: a resumed run with other settings would train a
         # model no single command describes, and config.json would then misreport it.
         refuse_changed_resume(out, config, data)
-    cluster = distribute.Cluster.from_options(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
-                                              getattr(args, "process_id", None))
-    if cluster is not None and not getattr(args, "distribute", False):
+    cluster = distribute.Cluster.from_options(options.coordinator, options.num_processes, options.process_id)
+    if cluster is not None and not options.distribute:
         # Each process would otherwise train the whole run alone and write the same --out.
         raise UserError("--coordinator, --num-processes and --process-id (or KERAS_DISTRIBUTION_*) need --distribute")
-    if getattr(args, "distribute", False):
-        print(distribute.use_devices(config.batch_size, cluster).describe())
+    if options.distribute:
+        logger.info(distribute.use_devices(config.batch_size, cluster).describe())
     # One process of a distributed run writes and reports; the others train alongside it.
     writer = distribute.is_writer()
-    say = print if writer else _quiet
-    dataset = load_dataset(args.data, group_pattern=args.group_pattern, seed=args.seed)
+    say = logger.info if writer else _quiet
+    dataset = load_dataset(options.data, group_pattern=options.group_pattern, seed=config.seed)
     spec = config.input_spec()
     say(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes})")
     for label, row in dataset.counts().items():
@@ -113,27 +101,26 @@ def run_classify(args) -> int:
         val,
         len(dataset.classes),
         out,
-        default_config(args.modality),
-        resume=args.resume,
-        stop_after_epochs=args.stop_after,
+        default_config(options.modality),
+        resume=options.resume,
+        stop_after_epochs=options.stop_after,
         data=data,
         log=say,
     )
     if not writer:
-        return 0
+        return ClassifyResult(None, state.epoch)
     with atomic_write(out / "history.json") as handle:
         json.dump(state.history, handle, indent=1)
-    if args.stop_after is not None and state.epoch < config.epochs and state.wait < config.patience:
-        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
-        return 0
-    print(
+    if options.stop_after is not None and state.epoch < config.epochs and state.wait < config.patience:
+        logger.info(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return ClassifyResult(None, state.epoch)
+    logger.info(
         f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs "
         f"({state.seconds / max(1, state.epoch):.0f} s/epoch); best epoch {state.best_epoch}"
     )
     model_path, metadata = write_bundle(
-        out, model, dataset.classes, spec, modality=args.modality,
-        name=args.name or f"{args.modality} classifier ({', '.join(dataset.classes)})", version=args.model_version,
-        data=args.data, config=config.to_dict(),
+        out, model, dataset.classes, spec, modality=options.modality, name=options.model_name(dataset.classes),
+        version=options.model_version, data=options.data, config=config.to_dict(),
         epochs_trained=state.epoch, best_epoch=state.best_epoch, training_seconds=round(state.seconds, 1),
     )
 
@@ -141,8 +128,8 @@ def run_classify(args) -> int:
 
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
     _fit_familiarity(model_path, dataset, real_train, val, metadata.provenance["command"])
-    print(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
-    return 0
+    logger.info(f"wrote {model_path}, labels.txt, keras_model.json and evaluation/ to {out}")
+    return ClassifyResult(model_path, state.epoch)
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -158,9 +145,9 @@ def _fit_familiarity(model_path: Path, dataset, train, val, command: str) -> Non
         entry = fit_for_model(model_path, dataset, train=train, val=val, command=f"{command} (at the end of classify)",
                               quiet=True)
     except (UserError, ValueError) as err:
-        print(f"no unfamiliar-image flag for this model: {err}")
+        logger.info(f"no unfamiliar-image flag for this model: {err}")
         return
-    print(format_summary(entry))
+    logger.info(format_summary(entry))
 
 
 def refuse_changed_resume(out: Path, config: ClassifierConfig, data: str = "") -> None:

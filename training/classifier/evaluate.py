@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import shlex
 import sys
@@ -38,19 +39,15 @@ from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.quiet import keras_backend
 from retina_desktop.inference.calibration import apply_temperature
 from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for, write_sidecar
+from training.classifier.config import HEALTHY_CLASS, HEATMAP_IMAGES, EvaluateOptions
 from training.classifier.referral import format_screening, screening_by_source, screening_figures
 from training.classifier.statistics import bootstrap_figures, percentile_ci, rank_auc
 from training.datasets import Dataset, class_indices, grades_of, load_arrays, load_dataset
 
+logger = logging.getLogger(__name__)
 ECE_BINS = 15
 # The specificity a two-class model's operating point must keep on the validation split.
 MIN_SPECIFICITY = 0.9
-# The model's healthy class: `versus_normal` compares each disease class with it
-# (`evaluate --normal-class` names another, e.g. an OCT model's "NO_DME").
-HEALTHY_CLASS = "normal"
-# Grad-CAM costs about 0.03 s per 224-px image on a busy 2-core CPU (plus a few seconds tracing
-# it once), so the heatmap figure is measured on a fixed, seeded sample of the split.
-HEATMAP_IMAGES = 200
 HEATMAP_SEED = 0
 
 
@@ -546,7 +543,7 @@ def evaluate_bundle(
     if store_external:
         _store_external_metrics(model_path, bundle.metadata, metrics, store_external, command)
     if not quiet:
-        print(format_summary(metrics))
+        logger.info(format_summary(metrics))
     return metrics
 
 
@@ -765,7 +762,7 @@ def _format_heatmaps(figure: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def parse_sources(items: list[str] | None) -> dict[str, str] | None:
+def parse_sources(items: Sequence[str] | None) -> dict[str, str] | None:
     """`--source NAME=REGEX` options as an ordered dict; a bad one is a usage error."""
     from retina_desktop.core.errors import UserError
 
@@ -782,37 +779,33 @@ def parse_sources(items: list[str] | None) -> dict[str, str] | None:
     return sources or None
 
 
-def run_evaluate(args) -> int:
+def run_evaluate(options: EvaluateOptions) -> dict[str, Any]:
+    """`evaluate`: judge `options.model` on a split of `options.data`; returns the metrics."""
     from retina_desktop.core.errors import UserError
 
-    store_external = getattr(args, "store_external", None)
-    if store_external is not None and args.store_temperature:
+    store_external = options.store_external
+    if store_external is not None and options.store_temperature:
         raise UserError(
             "--store-external and --store-temperature do not go together: the model's temperature "
             "and test figures come from its own data set's splits, external figures sit beside them"
         )
-    dataset = load_dataset(args.data)
-    if args.split is None:
-        # A folder without a splits.csv is an external set (messidor2): judged whole, never split.
-        args.split = "test" if (Path(args.data) / "splits.csv").is_file() else "all"
+    dataset = load_dataset(options.data)
+    # A folder without a splits.csv is an external set (messidor2): judged whole, never split.
+    split = options.split or ("test" if (Path(options.data) / "splits.csv").is_file() else "all")
     if store_external == "":  # the flag without a name: the data folder's name
-        store_external = Path(args.data).resolve().name
-    metrics = evaluate_bundle(
-        Path(args.model),
+        store_external = Path(options.data).resolve().name
+    return evaluate_bundle(
+        Path(options.model),
         dataset,
-        split=args.split,
-        out_dir=Path(args.out) if args.out else None,
-        store=args.store_temperature,
-        n_bootstrap=args.bootstrap,
-        trust=args.trust_model,
-        quiet=args.json,
-        sources=parse_sources(args.source),
-        healthy_class=getattr(args, "normal_class", HEALTHY_CLASS),
-        heatmaps=getattr(args, "heatmaps", 0),
+        split=split,
+        out_dir=Path(options.out) if options.out else None,
+        store=options.store_temperature,
+        n_bootstrap=options.bootstrap,
+        trust=options.trust_model,
+        quiet=options.json,
+        sources=parse_sources(options.source),
+        healthy_class=options.normal_class,
+        heatmaps=options.heatmaps,
         store_external=store_external,
         command="python -m training " + shlex.join(sys.argv[1:]),
     )
-    if args.json:
-        json.dump(metrics, sys.stdout)
-        sys.stdout.write("\n")
-    return 0

@@ -10,6 +10,7 @@ Generators (`generator.keras` with a sidecar saying so) are compiled beside them
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ from retina_desktop.inference.bundle import load_bundle
 from retina_desktop.inference.litert_backend import compiled_path_for, read_manifest
 from retina_desktop.inference.litert_export import compile_model
 from retina_desktop.inference.model_files import labels_path_for, sidecar_path_for
+from training.classifier.config import ExportOptions
+
+logger = logging.getLogger(__name__)
 
 
 def export_model(model_path: Path, out: Path | None = None, *, trust_model: bool = False) -> Path:
@@ -49,23 +53,28 @@ def is_generator(path: Path) -> bool:
     return "generator" in kind or "pix2pix" in kind
 
 
-def run_export(args) -> int:
-    models = [Path(m) for m in args.model]
+def run_export(options: ExportOptions) -> list[Path]:
+    """`export`: compile every model of `options` (a classifier to `options.out` or beside it, a
+    generator beside it); returns the compiled files."""
+    models = [Path(m) for m in options.model]
+    done = []
     for path in models:
         if not path.is_file():
             raise UserError(f'Model file not found: "{path}"')
     for path in models:
         start = time.perf_counter()
-        print(f"compiling {path} ...", flush=True)
+        logger.info(f"compiling {path} ...")
         if is_generator(path):
             from retina_desktop.inference.generator_export import compile_generator_beside
 
-            if args.out:
+            if options.out:
                 raise UserError(f'"{path}" is a generator; it is compiled beside itself (leave out --out)')
             compiled = compile_generator_beside(path)
-            print(f"  -> {compiled} ({compiled.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+            seconds = time.perf_counter() - start
+            logger.info(f"  -> {compiled} ({compiled.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s")
+            done.append(compiled)
             continue
-        compiled = export_model(path, Path(args.out) if args.out else None, trust_model=args.trust_model)
+        compiled = export_model(path, Path(options.out) if options.out else None, trust_model=options.trust_model)
         manifest = read_manifest(compiled) or {}
         heat = manifest.get("heatmap") or {}
         heat_note = (
@@ -73,9 +82,9 @@ def run_export(args) -> int:
             if heat.get("head") is not None
             else f"no heatmap on the compiled path: {heat.get('problem')}"
         )
-        print(
+        logger.info(
             f"  -> {compiled} ({compiled.stat().st_size / 1e6:.1f} MB, source sha256 "
-            f"{manifest.get('source_sha256', '?')[:12]}..., {heat_note}) in {time.perf_counter() - start:.1f} s",
-            flush=True,
+            f"{manifest.get('source_sha256', '?')[:12]}..., {heat_note}) in {time.perf_counter() - start:.1f} s"
         )
-    return 0
+        done.append(compiled)
+    return done

@@ -19,6 +19,7 @@ stay as they are. `classify` calls `fit_for_model` at the end of training.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -27,30 +28,32 @@ from typing import Any
 import numpy as np
 
 from retina_desktop.core.errors import UserError
+from training.classifier.config import PERCENTILE, FamiliarityOptions
 
-PERCENTILE = 97.5
+logger = logging.getLogger(__name__)
 
 
-def run_familiarity(args) -> int:
-    if not 50 <= args.percentile < 100:
-        raise UserError(f"--percentile must be from 50 to below 100, not {args.percentile:g}")
+def run_familiarity(options: FamiliarityOptions) -> dict[str, Any]:
+    """`familiarity`: fit, measure and store the flag of `options.model`; returns its sidecar entry."""
+    if not 50 <= options.percentile < 100:
+        raise UserError(f"--percentile must be from 50 to below 100, not {options.percentile:g}")
     from training.datasets import load_dataset
 
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(options.data)
     command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     entry = fit_for_model(
-        Path(args.model),
+        Path(options.model),
         dataset,
-        externals=[Path(d) for d in args.external],
-        wrongs=[Path(d) for d in args.wrong],
-        percentile=args.percentile,
-        components=args.components,
-        neighbours=args.neighbours,
+        externals=[Path(d) for d in options.external],
+        wrongs=[Path(d) for d in options.wrong],
+        percentile=options.percentile,
+        components=options.components,
+        neighbours=options.neighbours,
         command=command,
-        trust=args.trust_model,
+        trust=options.trust_model,
     )
-    print(format_summary(entry))
-    return 0
+    logger.info(format_summary(entry))
+    return entry
 
 
 def fit_for_model(
@@ -78,7 +81,7 @@ def fit_for_model(
     from retina_desktop.inference.model_files import sidecar_path_for, update_sidecar
     from training.classifier.evaluate import load_split, open_classifier
 
-    say = (lambda *a: None) if quiet else print
+    say = (lambda *a: None) if quiet else logger.info
     classifier = open_classifier(model_path, dataset, trust)
     metadata = classifier.bundle().metadata
     train = train if train is not None else load_split(classifier, dataset, "train")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shlex
 import sys
 import time
@@ -39,9 +40,12 @@ from retina_desktop.imaging.checks import judge
 from retina_desktop.imaging.decode import load_image
 from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for, write_sidecar
 from retina_desktop.services.classify import Classifier
+from training.classifier.config import FitChecksOptions
 from training.classifier.negatives import negatives
 from training.classifier.wrong_inputs import wrong_inputs
 from training.datasets import load_dataset
+
+logger = logging.getLogger(__name__)
 
 
 def _evidence(classifier: Classifier, images) -> list[tuple[dict, tuple[int, int], dict | None]]:
@@ -153,13 +157,14 @@ def external_report(classifier: Classifier, folders: list[str], thresholds: Chec
     return refusals_by_group(evidence, groups, files, thresholds, modality)
 
 
-def wrong_input_report(classifier: Classifier, args, thresholds: CheckThresholds, modality: str, side: str) -> dict:
+def wrong_input_report(classifier: Classifier, options: FitChecksOptions, thresholds: CheckThresholds, modality: str,
+                       side: str) -> dict:
     """Per wrong-input kind of one side: n, share refused and the reasons. The fundus-made kinds
     (red-free, greyscale) come from the fundus data set: `--data` for a fundus model, else
     `--other-modality`."""
-    fundus = args.data if modality == "fundus" else args.other_modality
+    fundus = options.data if modality == "fundus" else options.other_modality
     kinds: dict[str, list] = {}
-    for item in wrong_inputs(args.wrong_inputs, side, fundus=fundus, per_kind=PER_KIND[side]):
+    for item in wrong_inputs(options.wrong_inputs, side, fundus=fundus, per_kind=PER_KIND[side]):
         kinds.setdefault(item.kind, []).append((item.image, item.image.size))
     out = {}
     for kind, images in kinds.items():
@@ -199,31 +204,33 @@ def camera_variant_report(classifier: Classifier, data: Path, thresholds: CheckT
     return out
 
 
-def run_fit_checks(args) -> int:
-    model_path = Path(args.model)
+def run_fit_checks(options: FitChecksOptions) -> dict:
+    """`fit-checks`: fit the image checks' limits of `options.model`, measure them and store both
+    in its sidecar; returns what was stored."""
+    model_path = Path(options.model)
     classifier = Classifier(model_path, settings=Settings(checks_enabled=False), backend="keras")
     metadata = classifier.bundle().metadata
     modality = metadata.modality
     if classifier.modality_classifier() is None:
-        print("warning: no modality model in models/modality/: only image statistics are checked")
+        logger.warning("warning: no modality model in models/modality/: only image statistics are checked")
 
-    splits = args.fit_splits.split(",")
-    fitting = {split: _evidence(classifier, _split_images(Path(args.data), split)) for split in splits}
+    splits = options.fit_splits.split(",")
+    fitting = {split: _evidence(classifier, _split_images(Path(options.data), split)) for split in splits}
     unseen = fitting.get("val") or next(iter(fitting.values()))
-    thresholds = fit_thresholds([e for split in splits for e in fitting[split]], modality, args.percentile, unseen)
+    thresholds = fit_thresholds([e for split in splits for e in fitting[split]], modality, options.percentile, unseen)
     fitted_n = sum(len(v) for v in fitting.values())
     test_samples: list = []
-    test = _evidence(classifier, _split_images(Path(args.data), "test", test_samples))
+    test = _evidence(classifier, _split_images(Path(options.data), "test", test_samples))
     test_rate, test_reasons = flag_rate(test, thresholds, modality)
     by_source, test_refused = refusals_by_group(
-        test, [s.source or "all" for s in test_samples], [f"{args.data}/{s.file}" for s in test_samples],
+        test, [s.source or "all" for s in test_samples], [f"{options.data}/{s.file}" for s in test_samples],
         thresholds, modality)
     negative = _evidence(classifier, ((n.image, n.image.size) for n in negatives("test")))
     negative_rate, negative_reasons = flag_rate(negative, thresholds, modality)
     report = {
-        "fitted_on": f"{args.fit_splits} images of {args.data} ({fitted_n} images; the image check's least "
-                     f"belief on the {len(unseen)} val images alone), limits at the {args.percentile:g} "
-                     "percentile" + (" (the least value any of them has)" if args.percentile == 0 else ""),
+        "fitted_on": f"{options.fit_splits} images of {options.data} ({fitted_n} images; the image check's least "
+                     f"belief on the {len(unseen)} val images alone), limits at the {options.percentile:g} "
+                     "percentile" + (" (the least value any of them has)" if options.percentile == 0 else ""),
         "real_test_flagged": round(test_rate, 4),
         "real_test_n": len(test),
         "real_test_reasons": test_reasons,
@@ -233,33 +240,33 @@ def run_fit_checks(args) -> int:
         "non_retinal_n": len(negative),
         "non_retinal_reasons": negative_reasons,
     }
-    if args.other_modality:
-        other = _evidence(classifier, _split_images(Path(args.other_modality), "test"))
+    if options.other_modality:
+        other = _evidence(classifier, _split_images(Path(options.other_modality), "test"))
         other_rate, other_reasons = flag_rate(other, thresholds, modality)
         report.update(
-            other_modality_data=args.other_modality,
+            other_modality_data=options.other_modality,
             other_modality_flagged=round(other_rate, 4),
             other_modality_n=len(other),
             other_modality_reasons=other_reasons,
         )
-    if getattr(args, "wrong_inputs", None):
-        report["wrong_inputs_data"] = args.wrong_inputs
-        report["wrong_inputs_val"] = wrong_input_report(classifier, args, thresholds, modality, "val")
-        report["wrong_inputs_test"] = wrong_input_report(classifier, args, thresholds, modality, "test")
-    if getattr(args, "external", None):
-        report["external"], report["external_refused"] = external_report(classifier, args.external, thresholds,
-                                                                         modality)
+    if options.wrong_inputs:
+        report["wrong_inputs_data"] = options.wrong_inputs
+        report["wrong_inputs_val"] = wrong_input_report(classifier, options, thresholds, modality, "val")
+        report["wrong_inputs_test"] = wrong_input_report(classifier, options, thresholds, modality, "test")
+    if options.external:
+        report["external"], report["external_refused"] = external_report(classifier, list(options.external),
+                                                                         thresholds, modality)
     if modality == "fundus":
-        report["camera_variants_test"] = camera_variant_report(classifier, Path(args.data), thresholds, modality)
+        report["camera_variants_test"] = camera_variant_report(classifier, Path(options.data), thresholds, modality)
     report["command"] = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report["ms_per_image"] = round(_time_checks(classifier, Path(args.data)), 2)
+    report["ms_per_image"] = round(_time_checks(classifier, Path(options.data)), 2)
 
     sidecar = sidecar_path_for(model_path)
     stored = read_sidecar(sidecar) or metadata
     stored.checks = {"thresholds": thresholds.to_dict(), "report": report}
     write_sidecar(sidecar, stored)
-    print(json.dumps(stored.checks, indent=1))
-    return 0
+    logger.info(json.dumps(stored.checks, indent=1))
+    return stored.checks
 
 
 def _time_checks(classifier: Classifier, data: Path, n: int = 50) -> float:

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.core.errors import UserError
+from training.classifier.config import ImportWeightsOptions
 from training.classifier.efficientnet_lite import build_efficientnet_lite, native_size, variant_name
+
+logger = logging.getLogger(__name__)
 
 # A few ImageNet classes, so that the self-check can say more than a number.
 IMAGENET_CATS = {281: "tabby cat", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
@@ -234,19 +239,33 @@ def interpolate_toward(model, fine_tuned: str | Path, alpha: float) -> int:
     return moved
 
 
-def run_import_weights(args) -> int:
-    toward = getattr(args, "toward", None)
-    alpha = getattr(args, "alpha", None)
+@dataclass(frozen=True)
+class ImportedWeights:
+    """What `import-weights` wrote: the file, its arrays, and what ImageNet's head called the cat."""
+
+    path: Path
+    arrays: int
+    top1: int
+    moved: bool  # features moved toward a fine-tuned model (`--toward`)
+
+    @property
+    def passed_self_check(self) -> bool:
+        """Converted weights must name the cat; moved features under ImageNet's own head need not."""
+        return self.top1 in IMAGENET_CATS or self.moved
+
+
+def run_import_weights(options: ImportWeightsOptions) -> ImportedWeights:
+    """`import-weights`: convert (and with `--toward`, move) the weights; says what the self-check found."""
+    toward, alpha = options.toward, options.alpha
     if alpha is not None and not toward:
         raise UserError("--alpha is the fraction of the way to a fine-tuned model: it needs --toward MODEL")
     alpha = 1.0 if alpha is None else alpha
-    print(f"converting {args.variant} ImageNet weights ...", flush=True)
-    count, top1 = convert(args.variant, args.pth, args.out, toward=toward, alpha=alpha)
+    logger.info(f"converting {options.variant} ImageNet weights ...")
+    count, top1 = convert(options.variant, options.pth, options.out, toward=toward, alpha=alpha)
     moved = f", its features {alpha:g} of the way to {toward}" if toward else ""
-    print(f"wrote {args.out}: {count} arrays{moved}")
+    logger.info(f"wrote {options.out}: {count} arrays{moved}")
     name = IMAGENET_CATS.get(top1)
     verdict = f"ImageNet class {top1} ({name})" if name else f"ImageNet class {top1}, NOT a cat (281-285)"
-    print(f"self-check: scikit-image's chelsea (a cat) -> {verdict}")
-    # Moved features under ImageNet's own head need not name the cat; converted ones must.
-    return 0 if name or toward else 1
+    logger.info(f"self-check: scikit-image's chelsea (a cat) -> {verdict}")
+    return ImportedWeights(Path(options.out), count, top1, bool(toward))
 

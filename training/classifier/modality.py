@@ -11,6 +11,7 @@ red-free and greyscale copies of the fundus set's own photographs), each on its 
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -23,11 +24,13 @@ from retina_desktop.imaging.augmentation import AugmentConfig
 from retina_desktop.imaging.decode import list_images, load_image
 from retina_desktop.imaging.preprocessing import fit_image
 from retina_desktop.inference.model_files import write_labels, write_sidecar
+from training.classifier.config import ModalityOptions
 from training.classifier.negatives import negatives, random_crops
-from training.classifier.trainer import ClassifierConfig, train_classifier
+from training.classifier.trainer import train_classifier
 from training.classifier.wrong_inputs import wrong_inputs
 from training.datasets import load_arrays, load_dataset
 
+logger = logging.getLogger(__name__)
 CLASSES = ["fundus", "oct", "other"]
 
 
@@ -70,11 +73,11 @@ def _negative_arrays(side: str, spec: InputSpec, crops: int, seed: int) -> tuple
 WRONG_PER_KIND = {"train": 300, "val": 40, "test": 100}
 
 
-def _wrong_arrays(args, split: str, spec: InputSpec) -> np.ndarray:
+def _wrong_arrays(options: ModalityOptions, split: str, spec: InputSpec) -> np.ndarray:
     """Wrong inputs of one side; on the train side each real one also as 3 random crops."""
-    rng = np.random.default_rng([args.seed, 7])
+    rng = np.random.default_rng([options.seed, 7])
     images = []
-    for item in wrong_inputs(args.wrong_inputs, split, fundus=args.fundus, per_kind=WRONG_PER_KIND[split]):
+    for item in wrong_inputs(options.wrong_inputs, split, fundus=options.fundus, per_kind=WRONG_PER_KIND[split]):
         views = [item.image]
         if split == "train" and item.kind not in ("red-free", "red-free-green", "greyscale-fundus"):
             views += random_crops(item.image, 3, rng)
@@ -82,10 +85,10 @@ def _wrong_arrays(args, split: str, spec: InputSpec) -> np.ndarray:
     return np.stack(images)
 
 
-def _wrong_test_figures(model, args, spec: InputSpec) -> dict[str, dict]:
+def _wrong_test_figures(model, options: ModalityOptions, spec: InputSpec) -> dict[str, dict]:
     """Per wrong-input kind, how many of its test part the model calls "other"."""
     kinds: dict[str, list[np.ndarray]] = {}
-    for item in wrong_inputs(args.wrong_inputs, "test", fundus=args.fundus, per_kind=WRONG_PER_KIND["test"]):
+    for item in wrong_inputs(options.wrong_inputs, "test", fundus=options.fundus, per_kind=WRONG_PER_KIND["test"]):
         kinds.setdefault(item.kind, []).append(fit_image(item.image, spec))
     out = {}
     for kind, images in kinds.items():
@@ -94,50 +97,49 @@ def _wrong_test_figures(model, args, spec: InputSpec) -> dict[str, dict]:
     return out
 
 
-def build_sets(args, spec: InputSpec):
+def build_sets(options: ModalityOptions, spec: InputSpec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(images, labels) of each split: fundus 0, OCT 1, other 2."""
     sets = {}
     for split in ("train", "val", "test"):
-        fundus = _real(args.fundus, split, spec)
-        oct_ = _real(args.oct, split, spec)
+        fundus = _real(options.fundus, split, spec)
+        oct_ = _real(options.oct, split, spec)
         parts = [fundus, oct_]
         labels = [np.zeros(len(fundus)), np.ones(len(oct_))]
-        if getattr(args, "camera_variants", 0) and split != "test":
-            variants = _variant_arrays(args.fundus, split, spec, args.camera_variants, seed=args.seed)
+        if options.camera_variants and split != "test":
+            variants = _variant_arrays(options.fundus, split, spec, options.camera_variants, seed=options.seed)
             parts.append(variants)
             labels.append(np.zeros(len(variants)))
         if split == "train":
-            for folder in args.extra_fundus or []:
+            for folder in options.extra_fundus:
                 extra = np.stack([fit_image(load_image(p).rgb, spec) for p in list_images(folder)])
                 parts.append(extra)
                 labels.append(np.zeros(len(extra)))
         # Each negative source on its own side: val sources choose the epoch, test ones are
         # only measured.
         crops = 8 if split == "train" else (1 if split == "val" else 0)
-        neg, _ = _negative_arrays(split, spec, crops, seed=args.seed + (split == "val"))
+        neg, _ = _negative_arrays(split, spec, crops, seed=options.seed + (split == "val"))
         parts.append(neg)
         labels.append(np.full(len(neg), 2))
-        if args.wrong_inputs:
-            wrong = _wrong_arrays(args, split, spec)
+        if options.wrong_inputs:
+            wrong = _wrong_arrays(options, split, spec)
             parts.append(wrong)
             labels.append(np.full(len(wrong), 2))
         sets[split] = (np.concatenate(parts), np.concatenate(labels).astype(np.int32))
         counts = np.bincount(sets[split][1], minlength=3)
-        print(f"{split}: " + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)))
+        logger.info(f"{split}: " + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)))
     return sets
 
 
-def run_modality(args) -> int:
-    spec = InputSpec(args.size, args.size, "pad", "none")
-    config = ClassifierConfig(
-        height=args.size, width=args.size, fit="pad", width_multiplier=0.5,
-        epochs=args.epochs, batch_size=32, learning_rate=2e-3, patience=6, seed=args.seed,
-    )
-    sets = build_sets(args, spec)
-    out = Path(args.out)
+def run_modality(options: ModalityOptions) -> dict:
+    """`modality`: train the check on `options`' data sets and write its bundle; returns its test report."""
+    config = options.classifier_config()
+    spec = config.input_spec()
+    sets = build_sets(options, spec)
+    out = Path(options.out)
     augment = AugmentConfig(
         flip_horizontal=True, rotation_degrees=10, zoom=0.1, brightness=0.2, contrast=0.2, gamma=0.2
     )
-    model, state = train_classifier(config, sets["train"], sets["val"], 3, out, augment, resume=args.resume)
+    model, state = train_classifier(config, sets["train"], sets["val"], 3, out, augment, resume=options.resume)
     x_test, y_test = sets["test"]
     probs = model.predict(x_test.astype("float32"), batch_size=64, verbose=0)
     report = {
@@ -147,10 +149,10 @@ def run_modality(args) -> int:
         "test_counts": {c: int((y_test == i).sum()) for i, c in enumerate(CLASSES)},
         "training_seconds": round(state.seconds, 1),
     }
-    if args.wrong_inputs:
-        report["wrong_inputs_test_called_other"] = _wrong_test_figures(model, args, spec)
-    if getattr(args, "camera_variants", 0):
-        variants = _variant_arrays(args.fundus, "test", spec, 200, seed=args.seed)
+    if options.wrong_inputs:
+        report["wrong_inputs_test_called_other"] = _wrong_test_figures(model, options, spec)
+    if options.camera_variants:
+        variants = _variant_arrays(options.fundus, "test", spec, 200, seed=options.seed)
         called = model.predict(variants.astype("float32"), batch_size=64, verbose=0).argmax(1) == 0
         report["camera_variants_test_called_fundus"] = {"n": int(len(called)), "fundus": round(float(called.mean()), 4)}
     atomic_save(out / "keras_model.h5", model.save)
@@ -163,15 +165,15 @@ def run_modality(args) -> int:
             provenance={
                 "command": "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                 "data": [
-                    args.fundus,
-                    args.oct,
-                    *(args.extra_fundus or []),
-                    *([args.wrong_inputs] if args.wrong_inputs else []),
+                    options.fundus,
+                    options.oct,
+                    *options.extra_fundus,
+                    *([options.wrong_inputs] if options.wrong_inputs else []),
                 ],
                 "negatives": "training/classifier/negatives.py (packaged sample images and generated ones)"
                 + (
                     ", training/classifier/wrong_inputs.py (wrong inputs, red-free and greyscale fundus)"
-                    if args.wrong_inputs
+                    if options.wrong_inputs
                     else ""
                 ),
                 "config": config.to_dict(),
@@ -182,5 +184,5 @@ def run_modality(args) -> int:
     )
     with atomic_write(out / "history.json") as handle:
         json.dump(state.history, handle, indent=1)
-    print(json.dumps(report, indent=1))
-    return 0
+    logger.info(json.dumps(report, indent=1))
+    return report

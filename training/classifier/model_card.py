@@ -8,12 +8,16 @@ external data sets that `evaluate --store-external` stored under `metrics["exter
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from retina_desktop.core.atomic import atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for
+from training.classifier.config import CardOptions
 from training.classifier.wrong_inputs import FUNDUS_KINDS
+
+logger = logging.getLogger(__name__)
 
 NOTICE = (
     "**Not a medical device.** This model's output is not a diagnosis. It was trained on public "
@@ -380,13 +384,14 @@ def _familiarity_section(entry: dict) -> list[str]:
     return lines
 
 
-def run_card(args) -> int:
-    limitations = [line.strip() for line in (args.limitation or [])]
-    text = render_card(Path(args.model), args.intended_use, limitations)
-    with atomic_write(args.out, encoding="utf-8") as handle:
+def run_card(options: CardOptions) -> Path:
+    """`card`: write the markdown card of `options.model` to `options.out`; returns its path."""
+    limitations = [line.strip() for line in options.limitation]
+    text = render_card(Path(options.model), options.intended_use, limitations)
+    with atomic_write(options.out, encoding="utf-8") as handle:
         handle.write(text)
-    print(f"wrote {args.out}")
-    return 0
+    logger.info(f"wrote {options.out}")
+    return Path(options.out)
 
 
 def _origin(config: dict) -> str:

@@ -13,9 +13,8 @@ epoch (order, camera draws, augmentation layers, dropout) is drawn from (seed, e
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,84 +24,12 @@ from retina_desktop.core.quiet import import_keras, keras_backend
 from retina_desktop.imaging.augmentation import AugmentConfig, build_augmenter, random_gamma_layer
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch
 from training import distribute
+from training.classifier.config import ARCHITECTURES, RESUMABLE_FIELDS, ClassifierConfig
 from training.epochs import CheckpointFolder, TrainState, epoch_callbacks, last_epoch_of_call
 
-ARCHITECTURES = (
-    "small", "vgg16", "mobilenetv2", "efficientnetb0", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
-)
+logger = logging.getLogger(__name__)
+
 LAST_CONV = "last_conv"
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """Every hyperparameter of one classifier run; saved beside its outputs."""
-
-    architecture: str = "small"
-    height: int = 160
-    width: int = 160
-    fit: str = "crop"
-    width_multiplier: float = 1.0  # channels of the small network
-    dropout: float = 0.3
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
-    patience: int = 10
-    class_weighting: bool = True
-    augment: bool = True
-    seed: int = 0
-    weights: str | None = None  # ImageNet weights file for the transfer backbones
-    # Vary what differs between cameras (colour balance, blur, JPEG, resolution, vignetting,
-    # frame cut) afresh each epoch (camera_augment.py); fundus models need it to learn the eye.
-    camera_augment: bool = False
-    # Fine-tuning a pretrained backbone keeps its batch-norm statistics: batches of 32 on a few
-    # thousand photographs would replace ImageNet's with noisy ones.
-    freeze_batchnorm: bool = True
-    # Pretrained backbones: keep the stem and this many first blocks as ImageNet left them
-    # (edges and textures carry over; backpropagating through them is most of a CPU step).
-    frozen_blocks: int = 0
-    # > 0: each epoch is this many training images drawn with every class equally often
-    # (scarce classes repeat, with fresh augmentation), instead of all of them with class
-    # weights; a 2-core CPU then sees every class often without a pass over all normals.
-    epoch_size: int = 0
-    # Graham's local-contrast normalisation in front of the network (local_contrast.py): each
-    # pixel less its neighbourhood's mean, so a camera's colour and illumination fall away and
-    # lesions and vessels stay.
-    local_contrast: bool = False
-    # `synthesize` folders whose GAN images join the train split (`--synthetic`); none by
-    # default, because the learning curve of issue #36 measured no gain from them.
-    synthetic: tuple[str, ...] = ()
-    # A fitted model (a screening bundle's .h5) whose layers start the classifier's layers of
-    # the same names: its head is a linear probe on the frozen features, so fine-tuning starts
-    # from a head that already fits them and the first steps do not tear the features apart
-    # to fit a random one (LP-FT, Kumar et al. 2022). Empty: ImageNet features, a random head.
-    init_from: str = ""
-
-    def input_spec(self):
-        """The InputSpec of a model trained with this config: its size and fit, pixels unscaled."""
-        from retina_desktop.core.model_card import InputSpec
-
-        return InputSpec(self.height, self.width, self.fit, "none")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ClassifierConfig:
-        """A saved config; a field it lacks (saved before the field existed) takes its default."""
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a JSON object, found {type(data).__name__}")
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise TypeError(f"unknown field(s) {sorted(unknown)}")
-        if "synthetic" in data:  # JSON has no tuples
-            data = {**data, "synthetic": tuple(data["synthetic"])}
-        return cls(**data)
-
-
-# What `--resume` may change: how long to go on, not what is trained.
-RESUMABLE_FIELDS = ("epochs", "patience")
 
 
 def build_classifier(config: ClassifierConfig, num_classes: int, name: str = "retina_classifier"):
@@ -214,7 +141,7 @@ def train_classifier(
     *,
     resume: bool = False,
     stop_after_epochs: int | None = None,
-    log=print,
+    log=logger.info,
     data: str = "",
 ):
     """Train and return (best inference model, TrainState). Checkpoints go to out_dir/checkpoint,

@@ -1,22 +1,25 @@
 """The `export` verb: compile models to LiteRT for the app's TensorFlow-free path.
 
-Its options; `run` hands them to `training.classifier.export.run_export`, imported only when the verb is chosen.
+Its options are `ExportOptions` (training/classifier/config.py); `run` hands them to
+`training.classifier.export.run_export`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from training.classifier.config import ExportOptions
+from training.options import add_options, parse
+
 HELP = "compile models to LiteRT for the app's TensorFlow-free path"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, action="append", help="model file (repeatable)")
-    parser.add_argument("--out", help="folder for the compiled bundle (default: beside each model)")
-    parser.add_argument("--trust-model", action="store_true")
+    add_options(parser, ExportOptions)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from training.classifier.export import run_export
 
-    return run_export(args)
+    run_export(parse(ExportOptions, args))
+    return 0

@@ -1,27 +1,25 @@
 """The `fov-figure` verb: photographs before and after field-of-view standardisation, side by side.
 
-Its options; `run` hands them to `training.experiments.fov_figure.run_fov_figure`, imported only when
-the verb is chosen.
+Its options are `FovFigureOptions` (training/experiments/config.py); `run` hands them to
+`training.experiments.fov_figure.run_fov_figure`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from training.bounds import count
+from training.experiments.config import FovFigureOptions
+from training.options import add_options, parse
 
 HELP = "photographs before and after field-of-view standardisation, side by side"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", required=True,
-                        help="data set folder with splits.csv (repeatable); one image per source (or per set)")
-    parser.add_argument("--per-source", type=count(1, 1000), default=2, help="images per source")
-    parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--seed", type=int, default=0)
+    add_options(parser, FovFigureOptions)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from training.experiments.fov_figure import run_fov_figure
 
-    return run_fov_figure(args)
+    run_fov_figure(parse(FovFigureOptions, args))
+    return 0

@@ -1,27 +1,25 @@
 """The `synthesize` verb: write N images of one class from a generator.
 
-Its options; `run` hands them to `training.gan.synthesize.run_synthesize`, imported only when the verb is chosen.
+Its options are `SynthesizeOptions` (training/gan/config.py); `run` hands them to
+`training.gan.synthesize.run_synthesize`, imported only when the verb is chosen.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from training.bounds import MAX_IMAGES, count
+from training.gan.config import SynthesizeOptions
+from training.options import add_options, parse
 
 HELP = "write N images of one class from a generator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generator", required=True, help="generator.keras (with generator.json beside it)")
-    parser.add_argument("--label", required=True)
-    parser.add_argument("--n", type=count(1, MAX_IMAGES), required=True,
-                        help=f"images to write (at most {MAX_IMAGES:,})")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    add_options(parser, SynthesizeOptions)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from training.gan.synthesize import run_synthesize
 
-    return run_synthesize(args)
+    run_synthesize(parse(SynthesizeOptions, args))
+    return 0

@@ -9,34 +9,38 @@ issue notes quote, so it is made by a command rather than by hand.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retina_desktop.core.errors import UserError
+from training.experiments.config import CompareOptions
 
+logger = logging.getLogger(__name__)
 DISEASE = "diabetic_retinopathy"
 
 
-def run_compare(args) -> int:
+def run_compare(options: CompareOptions) -> str:
+    """`compare`: the markdown table of `options.row`, written to `options.out` or else said; returns it."""
     rows = []
-    for item in args.row:
+    for item in options.row:
         name, files = item[0], item[1:]
         if not files:
             raise UserError(f'--row "{name}" names no metrics file')
         pairs = [tuple(part.split(",", 1)) if "," in part else (part, None) for part in files]
         rows.append((name, [(_read(test), _read(external) if external else None) for test, external in pairs]))
     table = render_table(rows)
-    if args.out:
+    if options.out:
         from retina_desktop.core.atomic import atomic_write
 
-        with atomic_write(Path(args.out)) as handle:
+        with atomic_write(Path(options.out)) as handle:
             handle.write(table)
-        print(f"wrote {args.out}")
+        logger.info(f"wrote {options.out}")
     else:
-        print(table)
-    return 0
+        logger.info(table)
+    return table
 
 
 def _read(path: str) -> dict[str, Any]:

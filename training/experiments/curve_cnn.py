@@ -26,7 +26,7 @@ from retina_desktop.core.errors import UserError
 
 def shipped_recipe(model: str | Path):
     """The ClassifierConfig the shipped model at `model` was trained with, from its record."""
-    from training.classifier.trainer import ClassifierConfig
+    from training.classifier.config import ClassifierConfig
 
     sidecar = Path(model).with_suffix(".json")
     try:

@@ -17,15 +17,17 @@ does not see, and one base serves every point of every class.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_write
 from training.datasets import drawn_order
+
+logger = logging.getLogger(__name__)
 
 GENERATOR_FILE = "generator.keras"
 # A fine-tune epoch holds at least this many draws, so that a 25-image class does not end an
@@ -93,9 +95,8 @@ def _train_and_save(dataset, samples, gan_config, folder: Path, data: str, modal
     log(f"GAN {name}: {gan_config.epochs} epochs on {sum(counts.values())} images "
         f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
     gan, state = train_gan(gan_config, images, labels, folder, resume=True, verbose=0, log=log)
-    args = SimpleNamespace(modality=modality, fit=fit, data=data)
-    sidecar = generator_sidecar(args, gan_config, counts, display_aspect(dataset, samples, fit), state.epoch,
-                                state.seconds)
+    sidecar = generator_sidecar(gan_config, counts, display_aspect(dataset, samples, fit), state.epoch,
+                                state.seconds, modality=modality, fit=fit, data=data)
     sidecar["provenance"]["trained_on"] = "trained_on.csv (only images the point's classifiers also see)"
     save_generator(gan.ema_generator, path, sidecar)
     log(f"GAN {name}: {state.seconds / 60:.1f} min")
@@ -103,9 +104,9 @@ def _train_and_save(dataset, samples, gan_config, folder: Path, data: str, modal
 
 
 def base_generator(dataset, train, scarce: tuple[str, ...], smallest: int, recipe: GeneratorRecipe,
-                   out: Path, data: str, modality: str, log=print) -> Path:
+                   out: Path, data: str, modality: str, log=logger.info) -> Path:
     """The four-class base: the train split with each scarce class cut to the smallest point."""
-    from training.gan.trainer import GanConfig
+    from training.gan.config import GanConfig
 
     kept = {s.file for label in scarce for s in drawn_order(train, label)[:smallest]}
     samples = [s for s in train if s.label not in scarce or s.file in kept]
@@ -116,9 +117,9 @@ def base_generator(dataset, train, scarce: tuple[str, ...], smallest: int, recip
 
 
 def point_generator(dataset, train, label: str, n: int, base: Path, recipe: GeneratorRecipe, out: Path,
-                    data: str, modality: str, log=print) -> Path:
+                    data: str, modality: str, log=logger.info) -> Path:
     """`label` alone, fine-tuned from the base on the point's n real images."""
-    from training.gan.trainer import GanConfig
+    from training.gan.config import GanConfig
 
     samples = drawn_order(train, label)[:n]
     rows = max(len(samples), MIN_EPOCH_ROWS)
@@ -134,7 +135,7 @@ def point_generator(dataset, train, label: str, n: int, base: Path, recipe: Gene
 
 def _started_config(folder: Path, config):
     """The config a GAN folder started with (an interrupted run resumes exactly), else `config`."""
-    from training.gan.trainer import GanConfig
+    from training.gan.config import GanConfig
 
     started = folder / "gan_config.json"
     if started.is_file():

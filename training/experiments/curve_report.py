@@ -19,6 +19,7 @@ lies within +/- 3 points, "undecided" otherwise.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 from pathlib import Path
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
+
+logger = logging.getLogger(__name__)
 
 SPECIFICITY = 0.90
 N_BOOTSTRAP = 1000
@@ -358,7 +361,7 @@ def confirmation_method(config) -> str:
             " fit")
 
 
-def write_report(curve, summary: dict, confirmed: dict, folder: Path, clock, log=print) -> None:
+def write_report(curve, summary: dict, confirmed: dict, folder: Path, clock, log=logger.info) -> None:
     """summary.json, curves.png, samples.jpg and report.md in `folder`."""
     from training.experiments.curve_plan import command_line
 

@@ -19,6 +19,7 @@ run folder computes each one once, across settings, conditions and re-runs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save
+
+logger = logging.getLogger(__name__)
 
 BACKBONE = "efficientnet-lite0"
 
@@ -50,7 +53,7 @@ def augmented_view(image: np.ndarray, key: str, modality: str, camera: bool) -> 
 class FeatureStore:
     """Pooled backbone features per (image, view), computed on demand and kept in `folder`."""
 
-    def __init__(self, folder: Path, size: int, modality: str, camera: bool, log=print):
+    def __init__(self, folder: Path, size: int, modality: str, camera: bool, log=logger.info):
         self.folder, self.size, self.modality, self.camera, self.log = folder, size, modality, camera, log
         self.path = folder / f"{BACKBONE}-{size}px{'-camera' if camera else ''}.npz"
         self._model = None
@@ -62,7 +65,8 @@ class FeatureStore:
     def _extractor(self):
         if self._model is None:
             from training.classifier.trainer import build_classifier
-            from training.experiments.linear_probe import ProbeConfig, classifier_config
+            from training.experiments.config import ProbeConfig
+            from training.experiments.linear_probe import classifier_config
 
             self._model = build_classifier(classifier_config(ProbeConfig(size=self.size)), 2)
         return self._model

@@ -8,6 +8,7 @@ models see whatever the camera.
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,17 @@ from retina_desktop.core.atomic import atomic_save
 from retina_desktop.core.errors import UserError
 from retina_desktop.imaging.decode import load_image
 from retina_desktop.imaging.fov import find_field_of_view, standardise_field_of_view
+from training.experiments.config import FovFigureOptions
 
+logger = logging.getLogger(__name__)
 CELL = 220
 
 
-def run_fov_figure(args) -> int:
-    rng = np.random.default_rng(args.seed)
+def run_fov_figure(options: FovFigureOptions) -> Path:
+    """`fov-figure`: draw the sheet of photographs before and after standardisation; returns its file."""
+    rng = np.random.default_rng(options.seed)
     picked: list[tuple[str, Path]] = []
-    for folder in map(Path, args.data):
+    for folder in map(Path, options.data):
         splits = folder / "splits.csv"
         if not splits.is_file():
             raise UserError(f'No splits.csv in "{folder}" (expected a data set folder)')
@@ -34,7 +38,7 @@ def run_fov_figure(args) -> int:
         for row in rows:
             by_source.setdefault(row.get("source") or folder.name, []).append(row["file"])
         for source, files in sorted(by_source.items()):
-            for file in rng.choice(sorted(files), min(args.per_source, len(files)), replace=False):
+            for file in rng.choice(sorted(files), min(options.per_source, len(files)), replace=False):
                 picked.append((source, folder / file))
     sheet = Image.new("RGB", (CELL * len(picked), 2 * CELL + 24), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
@@ -54,12 +58,12 @@ def run_fov_figure(args) -> int:
             sheet.paste(Image.fromarray(after), (i * CELL + 5, 24 + CELL + 5))
         label = f"{source} {image.width}x{image.height}" + ("" if circle else " (no rim)")
         draw.text((i * CELL + 5, 5), label, fill=(0, 0, 0))
-        print(f"{path}: {'rim ' + _describe(circle) if circle else 'no rim found'}")
-    out = Path(args.out)
+        logger.info(f"{path}: {'rim ' + _describe(circle) if circle else 'no rim found'}")
+    out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(out, lambda tmp: sheet.save(tmp, "PNG"))
-    print(f"wrote {out} ({len(picked)} photographs)")
-    return 0
+    logger.info(f"wrote {out} ({len(picked)} photographs)")
+    return out
 
 
 def _describe(circle) -> str:

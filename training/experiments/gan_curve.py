@@ -38,6 +38,7 @@ Layout of `--out` (every step resumes: a file that exists is not made again):
 from __future__ import annotations
 
 import json
+import logging
 import time
 import zlib
 from pathlib import Path
@@ -47,6 +48,7 @@ import numpy as np
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from training.datasets import drawn_order
+from training.experiments.config import GanCurveOptions
 from training.experiments.curve_generators import base_generator, point_generator
 from training.experiments.curve_plan import (
     ALL,
@@ -59,11 +61,13 @@ from training.experiments.curve_plan import (
     point_name,
 )
 
+logger = logging.getLogger(__name__)
+
 
 class Curve:
     """The run folder of one learning curve: its generators, image pools, features and fits."""
 
-    def __init__(self, out: Path, config: CurveConfig, log=print):
+    def __init__(self, out: Path, config: CurveConfig, log=logger.info):
         from training.datasets import load_dataset
 
         self.out, self.config, self.log = out, config, log
@@ -236,7 +240,8 @@ class Curve:
         choice = HeadChoice(pools=("pool",), C=self.config.C, referable_weight=self.config.referable_weight,
                             mild_weight=self.config.mild_weight, prior="train")
         if searched or self.config.C is None:
-            from training.experiments.screening import ScreeningConfig, search_head
+            from training.experiments.config import ScreeningConfig
+            from training.experiments.screening import search_head
 
             choice, _ = search_head({"train": train, "val": sets["val"]}, self.classes,
                                     ScreeningConfig(pool_sets=(("pool",),), seed=seed),
@@ -320,7 +325,7 @@ class Clock:
             json.dump(stored, handle, indent=2)
 
 
-def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, log=print) -> dict:
+def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, log=logger.info) -> dict:
     """Every cell of the curve, then its report; returns the report's summary."""
     from tqdm import tqdm
 
@@ -358,20 +363,19 @@ def run_curve(out: Path, config: CurveConfig, report_dir: Path | None = None, lo
     return summary
 
 
-def config_from_args(args) -> CurveConfig:
+def curve_config(options: GanCurveOptions) -> CurveConfig:
     """The curve the options describe, the modality's defaults filling what they leave out."""
-    scarce = tuple(s.strip() for s in args.scarce.split(",") if s.strip()) if args.scarce else None
-    config = modality_config(str(args.data), args.modality, scarce=scarce,
-                             points=parse_points(args.points) if args.points else None, seeds=args.seeds,
-                             added=args.added, base_epochs=args.base_epochs, finetune_steps=args.finetune_steps,
-                             shipped_generator=args.shipped_generator)
+    scarce = tuple(s.strip() for s in options.scarce.split(",") if s.strip()) if options.scarce else None
+    config = modality_config(str(options.data), options.modality, scarce=scarce,
+                             points=parse_points(options.points) if options.points else None, seeds=options.seeds,
+                             added=options.added, base_epochs=options.base_epochs,
+                             finetune_steps=options.finetune_steps, shipped_generator=options.shipped_generator)
     if config.seeds < 1 or config.added < 2:
         raise UserError("--seeds must be 1 or more and --added 2 or more")
     return config
 
 
-def run_gan_curve(args) -> int:
-    config = config_from_args(args)
-    run_curve(Path(args.out), config, Path(args.report) if args.report else None)
-    return 0
+def run_gan_curve(options: GanCurveOptions) -> dict:
+    """`gan-curve`: make (or resume) the curve in `options.out` and write its report; returns the summary."""
+    return run_curve(Path(options.out), curve_config(options), Path(options.report) if options.report else None)
 

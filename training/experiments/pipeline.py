@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -46,15 +47,11 @@ import numpy as np
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from training.datasets import drawn_order
+from training.experiments.config import SELECTION, PipelineConfig, PipelineOptions
 from training.experiments.report import write_report
 from training.experiments.runs import (
-    CONDITIONS,
     CONFIG_FILE,
-    FILTERED_CONDITIONS,
     RESULT_FILE,
-    SELECTION,
-    SETTINGS,
-    PipelineConfig,
     RunKey,
     command_line,
     option_name,
@@ -64,76 +61,9 @@ from training.experiments.runs import (
 )
 from training.provenance import utc_now
 
+logger = logging.getLogger(__name__)
 GAN_SEED = 0  # one GAN per setting, whatever the classifier seeds
 SYNTH_SEED = 0
-
-
-def _split_list(text: str, option: str) -> tuple[str, ...]:
-    items = tuple(item.strip() for item in (text or "").split(",") if item.strip())
-    if not items:
-        raise UserError(f"{option} needs at least one value")
-    return items
-
-
-def config_from_args(args) -> PipelineConfig:
-    if not args.data:
-        raise UserError("--data is required (unless --report-only)")
-    if not args.scarce:
-        raise UserError("--scarce is required: the comma-separated scarce classes, e.g. glaucoma,cataract")
-    settings = _split_list(args.settings, "--settings")
-    conditions = _split_list(args.conditions, "--conditions")
-    for name, values, allowed in (("--settings", settings, SETTINGS), ("--conditions", conditions, CONDITIONS)):
-        unknown = [v for v in values if v not in allowed]
-        if unknown:
-            raise UserError(f"{name} {','.join(unknown)}: choose from {','.join(allowed)}")
-    try:
-        seeds = tuple(sorted({int(s) for s in _split_list(args.seeds, "--seeds")}))
-    except ValueError as err:
-        raise UserError(f"--seeds {args.seeds}: expected comma-separated integers") from err
-    classifier = args.classifier
-    filtered = [c for c in conditions if c in FILTERED_CONDITIONS]
-    if filtered and classifier != "frozen-lite0":
-        raise UserError(f"--conditions {','.join(filtered)}: only with --classifier frozen-lite0")
-    if args.views < 1:
-        raise UserError(f"--views {args.views}: must be at least 1")
-    if args.gan_size < 8 or args.gan_size & (args.gan_size - 1):
-        raise UserError(f"--gan-size {args.gan_size}: must be a power of two, 8 or more")
-    for option, value in (("--scarce-n", args.scarce_n), ("--size", args.size), ("--epochs", args.epochs),
-                          ("--gan-epochs", args.gan_epochs), ("--gan-width", args.gan_width)):
-        if value < 1:
-            raise UserError(f"{option} {value}: must be at least 1")
-    return PipelineConfig(
-        data=str(args.data),
-        scarce=_split_list(args.scarce, "--scarce"),
-        scarce_n=args.scarce_n,
-        cut_seed=args.cut_seed,
-        settings=tuple(s for s in SETTINGS if s in settings),
-        conditions=tuple(c for c in CONDITIONS if c in conditions),
-        seeds=seeds,
-        modality=args.modality,
-        classifier=classifier,
-        views=args.views,
-        size=args.size,
-        fit=args.fit,
-        width_multiplier=args.width_multiplier,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        class_weighting=not args.no_class_weights,
-        gan_size=args.gan_size,
-        gan_width=args.gan_width,
-        gan_latent_dim=args.gan_latent_dim,
-        gan_epochs=args.gan_epochs,
-        gan_batch_size=args.gan_batch_size,
-        gan_loss=args.gan_loss,
-        gan_r1_gamma=args.gan_r1_gamma,
-        gan_classes=args.gan_classes,
-        gan_target=args.gan_target,
-        gan_full=args.gan_full or "",
-        external=args.external or "",
-        bootstrap=args.bootstrap,
-    )
 
 
 # --- the data of each setting -------------------------------------------------------------
@@ -220,7 +150,7 @@ def _show(value) -> str:
 class Experiment:
     """The data, GANs and synthetic images of one run folder, each prepared once and cached."""
 
-    def __init__(self, out: Path, config: PipelineConfig, dataset, log=print):
+    def __init__(self, out: Path, config: PipelineConfig, dataset, log=logger.info):
         self.out, self.config, self.dataset, self.log = out, config, dataset, log
         missing = [c for c in config.scarce if c not in dataset.classes]
         if missing:
@@ -296,7 +226,8 @@ class Experiment:
         if setting == "full" and self.config.gan_full:
             return self.adopt_generator(Path(self.config.gan_full), path)
         from training.datasets import display_aspect, load_arrays
-        from training.gan.trainer import GanConfig, train_gan
+        from training.gan.config import GanConfig
+        from training.gan.trainer import train_gan
 
         samples = self.gan_samples(setting)
         _write_samples(folder / "trained_on.csv", samples)
@@ -470,7 +401,7 @@ class Experiment:
         return x, y, counts
 
     def classifier_config(self, key: RunKey):
-        from training.classifier.trainer import ClassifierConfig
+        from training.classifier.config import ClassifierConfig
 
         c = self.config
         return ClassifierConfig(
@@ -691,7 +622,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min"
 
 
-def run_all(out: Path, config: PipelineConfig, dataset, log=print) -> list[dict]:
+def run_all(out: Path, config: PipelineConfig, dataset, log=logger.info) -> list[dict]:
     """Every planned run not yet finished, in order, with progress and an ETA."""
     experiment = Experiment(out, config, dataset, log)
     _write_samples(out / "cut.csv", experiment.cut)
@@ -721,28 +652,30 @@ def run_all(out: Path, config: PipelineConfig, dataset, log=print) -> list[dict]
     return results
 
 
-def run_pipeline(args) -> int:
-    """`python -m training pipeline ...`: run (or resume) the experiment, then write the report."""
-    out = Path(args.out)
-    if args.report_only:
+def run_pipeline(options: PipelineOptions) -> Path:
+    """`python -m training pipeline ...`: run (or resume) the experiment, then write the report;
+    with `--report-only` rebuild the report alone. Returns the report's file."""
+    out = Path(options.out)
+    docs = Path(options.docs) if options.docs else None
+    copied = f" and copied it to {options.docs}" if options.docs else ""
+    if options.report_only:
         config, stored = read_config(out)
-        report = write_report(out, config, stored, docs=Path(args.docs) if args.docs else None)
-        print(f"wrote {report}" + (f" and copied it to {args.docs}" if args.docs else ""))
-        return 0
-    config = config_from_args(args)
+        report = write_report(out, config, stored, docs=docs)
+        logger.info(f"wrote {report}{copied}")
+        return report
+    config = options.config
     from training.datasets import load_dataset
 
     dataset = load_dataset(config.data)
     stored = start_or_check(out, config, dataset)
     if config.gan_size < config.size and any("gan" in c for c in config.conditions):
-        print(f"warning: GAN images ({config.gan_size} px) are enlarged to the classifier's {config.size} px, "
-              "so they are blurrier than real ones: a difference the classifier can learn. "
-              "Prefer --gan-size >= --size.")
-    print(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes}); "
-          f"scarce: {', '.join(config.scarce)}; on {platform.machine()} with {os.cpu_count()} CPUs")
+        logger.warning(f"warning: GAN images ({config.gan_size} px) are enlarged to the classifier's {config.size} px, "
+                       "so they are blurrier than real ones: a difference the classifier can learn. "
+                       "Prefer --gan-size >= --size.")
+    logger.info(f"data: {dataset.root} ({len(dataset.samples)} images, classes {dataset.classes}); "
+                f"scarce: {', '.join(config.scarce)}; on {platform.machine()} with {os.cpu_count()} CPUs")
     started = time.perf_counter()
     run_all(out, config, dataset)
-    report = write_report(out, config, stored, docs=Path(args.docs) if args.docs else None)
-    print(f"finished in {_duration(time.perf_counter() - started)}; wrote {report}"
-          + (f" and copied it to {args.docs}" if args.docs else ""))
-    return 0
+    report = write_report(out, config, stored, docs=docs)
+    logger.info(f"finished in {_duration(time.perf_counter() - started)}; wrote {report}{copied}")
+    return report

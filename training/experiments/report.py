@@ -28,14 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
-from training.experiments.runs import (
-    CONDITIONS,
-    FILTERED_CONDITIONS,
-    SETTINGS,
-    PipelineConfig,
-    planned_runs,
-    read_result,
-)
+from training.experiments.config import CONDITIONS, FILTERED_CONDITIONS, SETTINGS, PipelineConfig
+from training.experiments.runs import planned_runs, read_result
 
 TARGET_POINTS = 5.0
 CHANCE_P = 0.05  # Welch's t-test over seeds: a difference with p at or above this may be chance
@@ -265,7 +259,7 @@ def _gan_facts(out: Path, setting: str) -> dict | None:
 
 def _augmentation(out: Path) -> str:
     """How the discriminator's inputs were augmented, as the GANs' own configs record it."""
-    from training.gan.trainer import GanConfig
+    from training.gan.config import GanConfig
 
     described = set()
     for path in sorted((out / "gan").glob("*/config.json")):

@@ -18,46 +18,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from training.experiments.screening_features import Backbone
-from training.experiments.screening_head import C_GRID, HeadChoice
+from training.experiments.config import ScreeningConfig, ScreeningProbeOptions
+from training.experiments.screening_head import HeadChoice
 
-# Only the average pool by default: it is what the compiled model's heatmap head reproduces, and
-# the maximum and mid-level pools did not raise the val score (docs/fundus-models.md).
-POOL_SETS = (("pool",),)
-# (referable weight, mild weight) of diabetic retinopathy eyes by grade; (1, 1) ignores the grade.
-GRADE_WEIGHTINGS = ((1.0, 1.0), (2.0, 0.5), (3.0, 0.25), (5.0, 0.1))
+logger = logging.getLogger(__name__)
+
 MATCH_ATOL = 1e-4
 
 
-@dataclass(frozen=True)
-class ScreeningConfig:
-    """Every choice of one screening-probe run; saved beside its outputs as config.json."""
-
-    architecture: str = "efficientnet-lite0"
-    size: int = 224
-    fit: str = "fov"
-    weights: str | None = "imagenet"
-    pool_sets: tuple[tuple[str, ...], ...] = POOL_SETS
-    c_grid: tuple[float, ...] = C_GRID
-    grade_weightings: tuple[tuple[float, float], ...] = GRADE_WEIGHTINGS
-    seed: int = 0
-    synthetic: tuple[str, ...] = ()  # `synthesize` folders added to the train split (none by default)
-
-    def backbone(self) -> Backbone:
-        return Backbone(self.architecture, self.size, self.fit, self.weights)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def search_head(sets, classes: list[str], config: ScreeningConfig, widths: dict[str, int],
-                log=print) -> tuple[HeadChoice, list[dict]]:
+                log=logger.info) -> tuple[HeadChoice, list[dict]]:
     """The head with the best val selection score, by the staged search; every trial recorded.
     `widths`: each pool's width in the cached features (`pool_widths`)."""
     from training.classifier.referral import DR_CLASS
@@ -150,10 +126,9 @@ def head_model(network, head, classes: list[str], pools: tuple[str, ...]):
 
 def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *, cache: Path | None = None,
                   name: str | None = None, version: str = "1", heatmaps: int = 0, n_bootstrap: int = 1000,
-                  log=print) -> Path:
+                  log=logger.info) -> Path:
     """Search the head on val, write the bundle and its test figures; returns the model path."""
     from retina_desktop.core.atomic import atomic_write
-    from retina_desktop.core.model_card import InputSpec
     from retina_desktop.core.paths import user_cache_dir
     from training.classifier.classify import write_bundle
     from training.classifier.evaluate import evaluate_bundle
@@ -170,7 +145,7 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     classes, sets, network = feature_sets(config.backbone(), data, [], cache, log=log)
     if config.synthetic:
         sets["train"] = with_synthetic_features(sets["train"], network, config.synthetic, classes,
-                                                InputSpec(config.size, config.size, config.fit, "none"), log=log)
+                                                config.input_spec(), log=log)
     widths = pool_widths(network)
     feature_seconds = time.perf_counter() - started
     log(f"features: {network.output.shape[-1]} per image ({widths}) in {feature_seconds:.0f} s")
@@ -189,7 +164,7 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
 
     model = head_model(network, head, classes, choice.pools)  # on the network the features came from
     dataset = load_dataset(data)
-    spec = InputSpec(config.size, config.size, config.fit, "none")
+    spec = config.input_spec()
     val_images = load_arrays(dataset, dataset.subset("val")[:8], spec, progress=False)[0]
     ours = np.asarray(model.predict_on_batch(val_images.astype("float32")), dtype=np.float64)
     theirs = head.probabilities(sets["val"].features[:8, columns])
@@ -220,10 +195,8 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     return model_path
 
 
-def run_screening_probe(args) -> int:
-    config = ScreeningConfig(architecture=args.architecture, size=args.size, fit=args.fit, weights=args.weights,
-                             seed=args.seed,
-                             synthetic=tuple(str(Path(folder).resolve()) for folder in args.synthetic or ()))
-    run_screening(args.data, args.out, config, cache=Path(args.cache) if args.cache else None, name=args.name,
-                  version=args.model_version, heatmaps=args.heatmaps, n_bootstrap=args.bootstrap)
-    return 0
+def run_screening_probe(options: ScreeningProbeOptions) -> Path:
+    """`screening-probe`: search the head `options` describe and write its bundle; returns the model path."""
+    return run_screening(options.data, options.out, options.config,
+                         cache=Path(options.cache) if options.cache else None, name=options.name,
+                         version=options.model_version, heatmaps=options.heatmaps, n_bootstrap=options.bootstrap)

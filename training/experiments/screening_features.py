@@ -70,7 +70,8 @@ def feature_network(backbone: Backbone, pools: tuple[str, ...] = POOLS):
     with the chosen pools concatenated as the `features` layer."""
     from retina_desktop.core.quiet import import_keras
     from retina_desktop.inference.layers import TARGET_LAYER
-    from training.classifier.trainer import ClassifierConfig, build_classifier
+    from training.classifier.config import ClassifierConfig
+    from training.classifier.trainer import build_classifier
 
     keras = import_keras()
     config = ClassifierConfig(architecture=backbone.architecture, weights=backbone.weights, height=backbone.size,

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)
-
 
 @dataclass(frozen=True)
 class HeadChoice:

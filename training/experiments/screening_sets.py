@@ -8,12 +8,15 @@ source of every image, so that every figure can be reported per source and per c
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training.experiments.screening_features import Backbone, cached_features, feature_network, network_features
+
+logger = logging.getLogger(__name__)
 
 FIT_SPLITS = ("train", "val", "test")
 
@@ -31,7 +34,7 @@ class FeatureSet:
 
 
 def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Path], cache: Path,
-                 log=print) -> tuple[list[str], dict[str, FeatureSet], object]:
+                 log=logger.info) -> tuple[list[str], dict[str, FeatureSet], object]:
     """(classes, {"train", "val", "test", <external folder name>...: FeatureSet}, the feature
     network) for `backbone`; features come from `cache` when they were computed before."""
     from retina_desktop.core.model_card import InputSpec
@@ -67,7 +70,8 @@ def feature_sets(backbone: Backbone, data: str | Path, externals: list[str | Pat
     return classes, sets, network
 
 
-def with_synthetic_features(train: FeatureSet, network, folders, classes: list[str], spec, log=print) -> FeatureSet:
+def with_synthetic_features(train: FeatureSet, network, folders, classes: list[str], spec,
+                            log=logger.info) -> FeatureSet:
     """The train split's features with those of the GAN images of `folders` after them (source
     "synthetic", ungraded). Not cached: they are few, and a folder's images may be redrawn."""
     from training.synthetic_images import read_synthetic

@@ -18,22 +18,27 @@ draws. Every lookup by label is then an Embedding, so the compiled copy's class 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.quiet import import_keras
+from training.gan.config import GanCombineOptions, GanConfig
 from training.gan.generator_file import load_generator
-from training.gan.trainer import GanConfig, build_generator
+from training.gan.trainer import build_generator
 from training.gan.warm_start import copy_generator_weights
 from training.provenance import this_run
+
+logger = logging.getLogger(__name__)
 
 # Sidecar fields the parts must agree on: a combined generator is one geometry and one framing.
 MUST_AGREE = ("size", "latent_dim", "modality", "fit", "display_aspect")
 
 
-def parse_class_generators(pairs: list[str]) -> dict[str, Path]:
+def parse_class_generators(pairs: Sequence[str]) -> dict[str, Path]:
     """["glaucoma=runs/x.keras", ...] -> {"glaucoma": Path("runs/x.keras")}; one line on a bad pair."""
     chosen = {}
     for pair in pairs:
@@ -118,25 +123,27 @@ def combined_sidecar(base_sidecar: dict, parts, route: dict[str, int], command: 
     return sidecar
 
 
-def run_combine(args) -> int:
+def run_combine(options: GanCombineOptions) -> Path:
+    """`gan-combine`: write the generator that draws each chosen class with its own generator; returns its file."""
     from training.gan.train import save_generator
 
-    chosen = parse_class_generators(args.class_generators)
-    out = Path(args.out)
+    chosen = parse_class_generators(options.class_generators)
+    out = Path(options.out)
     if out.suffix != ".keras":
         raise UserError(f"--out {out}: a combined generator is a .keras file")
-    if out.resolve() in {Path(args.generator).resolve(), *(p.resolve() for p in chosen.values())}:
+    if out.resolve() in {Path(options.generator).resolve(), *(p.resolve() for p in chosen.values())}:
         raise UserError(f"--out {out} is one of the generators being combined; write it elsewhere first")
-    parts, route, base_sidecar = load_parts(Path(args.generator), chosen)
-    if len(parts) < 2 and parts[0][0] == Path(args.generator):
+    parts, route, base_sidecar = load_parts(Path(options.generator), chosen)
+    if len(parts) < 2 and parts[0][0] == Path(options.generator):
         raise UserError("nothing to combine: give --class CLASS=GENERATOR with a generator other than the base")
     generator = combine(parts, route)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m training gan-combine " + " ".join(
-        [f"--generator {args.generator}"] + [f"--class {pair}" for pair in args.class_generators] + [f"--out {out}"])
+        [f"--generator {options.generator}"] + [f"--class {pair}" for pair in options.class_generators]
+        + [f"--out {out}"])
     save_generator(generator, out, combined_sidecar(base_sidecar, parts, route, command))
     for label, k in route.items():
-        print(f"{label}: drawn by {parts[k][0]}")
-    print(f"wrote {out} and {out.with_suffix('.json').name}")
-    return 0
+        logger.info(f"{label}: drawn by {parts[k][0]}")
+    logger.info(f"wrote {out} and {out.with_suffix('.json').name}")
+    return out
 

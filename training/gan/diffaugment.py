@@ -22,18 +22,8 @@ tensors in [-1, 1], NHWC.
 from __future__ import annotations
 
 from retina_desktop.core.quiet import import_keras
+from training.gan.config import POLICIES, parse_policy
 from training.stateless_random import StatelessRandom
-
-POLICIES = ("color", "translation", "cutout")
-
-
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """"color,translation,cutout" -> ("color", "translation", "cutout"); "" means none."""
-    names = tuple(p.strip() for p in policy.split(",") if p.strip())
-    unknown = [p for p in names if p not in POLICIES]
-    if unknown:
-        raise ValueError(f"unknown DiffAugment policy {unknown}; choose from {POLICIES}")
-    return names
 
 
 def diff_augment(images, seed, policy: str | tuple[str, ...] = POLICIES, probability=1.0, random=None):

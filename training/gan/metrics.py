@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.model_card import InputSpec
 from retina_desktop.core.quiet import import_keras
+from training.gan.config import GanEvalOptions
 
+logger = logging.getLogger(__name__)
 FEATURE_LAYER = "pool"
 
 
@@ -249,43 +252,45 @@ def load_generators(paths: list[str], fit: str | None) -> list[tuple]:
     return loaded
 
 
-def eval_folder(args, path: Path, several: bool) -> Path:
-    """Where one generator's gan_eval.json goes: `--out`, or beside the generator; with several
-    generators one sub-folder each, named after the generator's folder and file."""
+def eval_folder(out: str | None, path: Path, several: bool) -> Path:
+    """Where one generator's gan_eval.json goes: `out` (`--out`), or beside the generator; with
+    several generators one sub-folder each, named after the generator's folder and file."""
     if not several:
-        return Path(args.out) if args.out else path.parent / "gan_eval"
+        return Path(out) if out else path.parent / "gan_eval"
     name = f"{path.parent.name}-{path.stem}"
-    return Path(args.out) / name if args.out else path.parent / f"gan_eval-{path.stem}"
+    return Path(out) / name if out else path.parent / f"gan_eval-{path.stem}"
 
 
-def run_gan_eval(args) -> int:
+def run_gan_eval(options: GanEvalOptions) -> dict | list[dict]:
+    """`gan-eval`: judge each generator against the data set's real images and write its
+    gan_eval.json; returns the summary (one per generator, a list when there are several)."""
     from training.datasets import load_arrays, load_dataset
     from training.gan.train import choose_labels
 
-    generators = load_generators(args.generator, args.fit)
+    generators = load_generators(list(options.generator), options.fit)
     sidecar = generators[0][2]
     classes = list(sidecar["classes"])
     size = int(sidecar["size"])
-    dataset = load_dataset(args.data)
-    labels = choose_labels(classes, args.labels)
+    dataset = load_dataset(options.data)
+    labels = choose_labels(classes, options.labels)
     missing = [c for c in labels if c not in dataset.classes]
     if missing:
-        raise UserError(f"{args.data} has no class folder for {missing}")
-    classifier = Path(args.classifier) if args.classifier else default_classifier()
+        raise UserError(f"{options.data} has no class folder for {missing}")
+    classifier = Path(options.classifier) if options.classifier else default_classifier()
     several = len(generators) > 1
-    folders = {path: eval_folder(args, path, several) for path, _, _ in generators}
+    folders = {path: eval_folder(options.out, path, several) for path, _, _ in generators}
     if len(set(folders.values())) < len(folders):
         raise UserError("two generators would write their reports to one folder; "
                         "give each its own folder or file name")
     # Real images fitted as the generator's training images were (older sidecars: a crop).
-    fit = args.fit or sidecar.get("fit", "crop")
+    fit = options.fit or sidecar.get("fit", "crop")
     spec = InputSpec(size, size, fit, "none")
     results = {
         path: {
             "feature_extractor": f'penultimate layer "{FEATURE_LAYER}" of {classifier} (not Inception)',
             "generator": str(path),
-            "data": str(args.data),
-            "split": args.split,
+            "data": str(options.data),
+            "split": options.split,
             "fit": fit,
             "labels": {},
         }
@@ -293,41 +298,41 @@ def run_gan_eval(args) -> int:
     }
     for label in labels:
         train_samples = [s for s in dataset.subset("train") if s.label == label]
-        test_samples = [s for s in dataset.subset(args.split) if s.label == label]
+        test_samples = [s for s in dataset.subset(options.split) if s.label == label]
         if len(test_samples) < 2 or len(train_samples) < 2:
-            raise UserError(f"{label}: need at least 2 train and 2 {args.split} images in {args.data}")
-        train, _ = load_arrays(dataset, train_samples, spec, progress=not args.json)
-        test, _ = load_arrays(dataset, test_samples, spec, progress=not args.json)
-        real = real_features(train, test, classifier, args.seed)
+            raise UserError(f"{label}: need at least 2 train and 2 {options.split} images in {options.data}")
+        train, _ = load_arrays(dataset, train_samples, spec, progress=not options.json)
+        test, _ = load_arrays(dataset, test_samples, spec, progress=not options.json)
+        real = real_features(train, test, classifier, options.seed)
         for path, generator, _ in generators:
             report, synthetic = evaluate_label(
-                generator, classes.index(label), train, real, n=args.n, seed=args.seed, classifier=classifier, k=args.k
+                generator, classes.index(label), train, real, n=options.n, seed=options.seed, classifier=classifier,
+                k=options.k,
             )
             save_closest_pairs(synthetic, train, report["memorisation"], folders[path] / f"closest_pairs_{label}.png")
             results[path]["labels"][label] = report
     for path, result in results.items():
         with atomic_write(folders[path] / "gan_eval.json") as handle:
             json.dump(result, handle, indent=1)
-    if args.json:
-        summaries = [_summary(r) for r in results.values()]
-        print(json.dumps(summaries if several else summaries[0], indent=1))
-        return 0
-    print(f"features: {next(iter(results.values()))['feature_extractor']}, {args.split} split")
+    summaries = [_summary(r) for r in results.values()]
+    if options.json:  # the command prints the summary, and nothing else is said
+        return summaries if several else summaries[0]
+    logger.info(f"features: {next(iter(results.values()))['feature_extractor']}, {options.split} split")
     for path, result in results.items():
         if several:
-            print(f"{path}:")
-        _print_result(result)
-        print(f"wrote gan_eval.json and closest_pairs_*.png to {folders[path]}")
+            logger.info(f"{path}:")
+        _log_result(result)
+        logger.info(f"wrote gan_eval.json and closest_pairs_*.png to {folders[path]}")
     if several:
-        print(kid_table(results, labels))
-    return 0
+        logger.info(kid_table(results, labels))
+    return summaries if several else summaries[0]
 
 
-def _print_result(result: dict) -> None:
+def _log_result(result: dict) -> None:
     for label, r in result["labels"].items():
         mem = r["memorisation"]
         base = r["real_train_vs_test"]
-        print(
+        logger.info(
             f"{label}: KID {r['kid']:.4f} +- {r['kid_std']:.4f} (real train vs test {base['kid']:.4f}), "
             f"FID {r['fid']:.1f} (real {base['fid']:.1f}), precision {r['precision']:.2f}, recall {r['recall']:.2f}; "
             f"nearest training image: feature distance min {mem['feature_distance_min']:.3g} "

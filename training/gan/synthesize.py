@@ -9,6 +9,7 @@ label and seed always give the same files, and any single image can be remade fr
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,11 @@ from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.services.synthetic_samples import SyntheticImage, synthetic_png_info
 from training.bounds import MAX_IMAGES
+from training.gan.config import SynthesizeOptions
 from training.gan.generator_file import load_generator
 from training.gan.trainer import sample
+
+logger = logging.getLogger(__name__)
 
 
 def synthesize(generator, classes: list[str], label: str, n: int, out_dir: Path, seed: int,
@@ -57,9 +61,11 @@ def synthesize(generator, classes: list[str], label: str, n: int, out_dir: Path,
     return paths
 
 
-def run_synthesize(args) -> int:
-    generator, sidecar = load_generator(args.generator)
-    out = Path(args.out)
-    paths = synthesize(generator, list(sidecar["classes"]), args.label, args.n, out, args.seed, args.generator)
-    print(f"wrote {len(paths)} synthetic {args.label} images and manifest.csv to {out}")
-    return 0
+def run_synthesize(options: SynthesizeOptions) -> list[Path]:
+    """`synthesize`: write `options.n` images of `options.label` from the generator; returns their files."""
+    generator, sidecar = load_generator(options.generator)
+    out = Path(options.out)
+    paths = synthesize(generator, list(sidecar["classes"]), options.label, options.n, out, options.seed,
+                       options.generator)
+    logger.info(f"wrote {len(paths)} synthetic {options.label} images and manifest.csv to {out}")
+    return paths

@@ -9,20 +9,23 @@ time per epoch and in total, the hyperparameters), `config.json` (the hyperparam
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
-from retina_desktop.core.model_card import InputSpec
 from retina_desktop.core.quiet import import_keras
 from training.datasets import display_aspect, load_arrays, load_dataset
-from training.epochs import CheckpointFolder, refuse_changed_config
-from training.gan.trainer import CHECKPOINT_FOLDER, GanConfig, train_gan
+from training.epochs import CheckpointFolder, TrainState, refuse_changed_config
+from training.gan.config import GanConfig, GanOptions
+from training.gan.trainer import CHECKPOINT_FOLDER, train_gan
 from training.provenance import this_run
 
+logger = logging.getLogger(__name__)
 GENERATOR_FILE = "generator.keras"
 
 
@@ -51,86 +54,62 @@ def refuse_changed_fit(out: Path, fit: str) -> None:
                         f"--fit {saved} or start a new --out folder")
 
 
-def gan_config(args, labels) -> GanConfig:
-    """The run's configuration from its options; a combination that cannot train is one line."""
-    try:
-        return GanConfig(
-            size=args.size,
-            latent_dim=args.latent_dim,
-            width=args.width,
-            d_width=args.d_width,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            g_learning_rate=args.learning_rate,
-            d_learning_rate=args.d_learning_rate or args.learning_rate,
-            loss=args.loss,
-            r1_gamma=args.r1_gamma,
-            d_spectral_norm=args.d_norm == "spectral",
-            ema_decay=args.ema_decay,
-            augment=args.augment,
-            ada_target=args.ada_target,
-            balance_classes=not args.data_mix,
-            init_generator=args.init_generator or "",
-            seed=args.seed,
-            labels=tuple(labels),
-        )
-    except ValueError as err:
-        raise UserError(f"gan: {err}") from None
-
-
-def run_gan(args) -> int:
-    out = Path(args.out)
-    dataset = load_dataset(args.data, seed=args.seed)
-    labels = choose_labels(dataset.classes, args.labels)
-    config = gan_config(args, labels)
+def run_gan(options: GanOptions) -> TrainState:
+    """`gan`: train the generator `options` describe on the data set's training split (or resume
+    it) and write it with its sidecar; returns where training stands."""
+    out = Path(options.out)
+    dataset = load_dataset(options.data, seed=options.config.seed)
+    labels = choose_labels(dataset.classes, options.wanted_labels)
+    config = dataclasses.replace(options.config, labels=tuple(labels))
     out.mkdir(parents=True, exist_ok=True)
     config_file = out / "config.json"
-    if args.resume and config_file.exists():
+    if options.resume and config_file.exists():
         refuse_changed_config(config_file, GanConfig.from_dict(json.loads(config_file.read_text())), config)
-        refuse_changed_fit(out, args.fit)
-    resuming = args.resume and CheckpointFolder(out / CHECKPOINT_FOLDER).state_file.exists()
+        refuse_changed_fit(out, options.fit)
+    resuming = options.resume and CheckpointFolder(out / CHECKPOINT_FOLDER).state_file.exists()
     if config.init_generator and not resuming:  # before minutes of decoding, not after
         from training.gan.warm_start import check_source_generator
 
         check_source_generator(config.init_generator, labels, config.size, config.latent_dim)
     samples = [s for s in dataset.subset("train") if s.label in labels]
-    images, indices = load_arrays(dataset, samples, InputSpec(config.size, config.size, args.fit, "none"))
+    images, indices = load_arrays(dataset, samples, options.input_spec())
     # The data set's class indices -> positions in `labels`, the generator's label indices.
     remap = np.array([labels.index(c) if c in labels else -1 for c in dataset.classes])
     targets = remap[indices].astype(np.int32)
     counts = {label: int(np.sum(targets == i)) for i, label in enumerate(labels)}
-    print(f"data: {dataset.root}, train split: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    logger.info(f"data: {dataset.root}, train split: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if min(counts.values()) == 0:
         raise UserError(f"No training images for {[k for k, v in counts.items() if not v]} in {dataset.root}")
     with atomic_write(config_file) as handle:
         json.dump(config.to_dict(), handle, indent=2)
     with atomic_write(out / FIT_FILE) as handle:
-        json.dump({"fit": args.fit}, handle)
+        json.dump({"fit": options.fit}, handle)
 
-    aspect = display_aspect(dataset, samples, args.fit)
+    aspect = display_aspect(dataset, samples, options.fit)
 
     def sidecar(epochs_trained: int, seconds: float | None) -> dict:
-        return generator_sidecar(args, config, counts, aspect, epochs_trained, seconds)
+        return generator_sidecar(config, counts, aspect, epochs_trained, seconds, modality=options.modality,
+                                 fit=options.fit, data=options.data)
 
-    kept = (KeepGenerators(out / KEPT_FOLDER, sidecar),) if args.keep_generators else ()
-    if args.distribute:
+    kept = (KeepGenerators(out / KEPT_FOLDER, sidecar),) if options.keep_generators else ()
+    if options.distribute:
         from training.distribute import use_devices
 
-        print(use_devices(config.batch_size).describe())
-    gan, state = train_gan(config, images, targets, out, resume=args.resume, stop_after_epochs=args.stop_after,
+        logger.info(use_devices(config.batch_size).describe())
+    gan, state = train_gan(config, images, targets, out, resume=options.resume, stop_after_epochs=options.stop_after,
                            epoch_callbacks_before_checkpoint=kept)
     if state.epoch < config.epochs:
-        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
-        return 0
+        logger.info(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return state
     per_epoch = state.seconds / max(1, state.epoch)
-    print(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
+    logger.info(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
     save_generator(gan.ema_generator, out / GENERATOR_FILE, sidecar(state.epoch, state.seconds))
-    print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
-    return 0
+    logger.info(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
+    return state
 
 
-def generator_sidecar(args, config: GanConfig, counts: dict, aspect: float, epochs_trained: int,
-                      seconds: float | None) -> dict:
+def generator_sidecar(config: GanConfig, counts: dict, aspect: float, epochs_trained: int, seconds: float | None,
+                      *, modality: str, fit: str, data: str) -> dict:
     """What a generator file needs beside it: its classes and geometry for `synthesize` and the
     app, and how it was made (`seconds`, the training time, where known)."""
     timing = {} if seconds is None else {
@@ -142,14 +121,14 @@ def generator_sidecar(args, config: GanConfig, counts: dict, aspect: float, epoc
         "classes": list(config.labels),
         "size": config.size,
         "latent_dim": config.latent_dim,
-        "modality": args.modality,
-        "fit": args.fit,
+        "modality": modality,
+        "fit": fit,
         "display_aspect": aspect,
         "inputs": {"latent": "standard normal (n, latent_dim) float32", "label": "(n,) int32 index into classes"},
         "output": "(n, size, size, 3) in [-1, 1]; uint8 RGB = round((x + 1) * 127.5)",
         "note": "synthetic images: model output for augmentation and demonstration, not patient data",
         "provenance": this_run(
-            data=str(Path(args.data)),
+            data=str(Path(data)),
             train_images=counts,
             config=config.to_dict(),
             epochs_trained=epochs_trained,

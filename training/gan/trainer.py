@@ -21,8 +21,7 @@ after an interruption reaches the same weights as a run straight through.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,12 @@ from retina_desktop.core.atomic import atomic_save
 from retina_desktop.core.quiet import import_keras, keras_backend
 from retina_desktop.inference.generator_runtime import latents, to_uint8
 from training.epochs import CheckpointFolder, epoch_callbacks, epoch_stream, last_epoch_of_call
-from training.gan.diffaugment import adapt_probability, diff_augment, parse_policy, random_flip
+from training.gan.config import GanConfig, parse_policy
+from training.gan.diffaugment import adapt_probability, diff_augment, random_flip
 from training.jax_steps import BothOptimizers, places, put, take, update_metrics
 from training.stateless_random import StatelessRandom
+
+logger = logging.getLogger(__name__)
 
 # The trainer, its layer and its callback below subclass Keras classes, so this module loads
 # Keras (quietly) when imported; the verbs that only parse options import it when they run.
@@ -41,90 +43,9 @@ keras = import_keras()
 if keras_backend() == "tensorflow":
     import tensorflow as tf  # already loaded, quietly, by import_keras
 
-LOSSES = ("hinge", "nonsaturating")
 CHECKPOINT_FOLDER = "checkpoint"  # in the run's folder: what `--resume` continues from
 # Purposes of the stateless random streams in a step: one seed each, folded with the step.
 _LATENT_D, _LATENT_G, _AUG_REAL, _AUG_FAKE_D, _AUG_FAKE_G, _FLIP = range(6)
-
-
-@dataclass(frozen=True)
-class GanConfig:
-    """Every hyperparameter of one GAN run; saved beside its outputs."""
-
-    size: int = 128  # square images, a power of two >= 8
-    latent_dim: int = 128
-    width: int = 16  # channels at full resolution; doubled at each halving up to max_channels
-    # The discriminator's own width (0: the generator's). In every fundus run on version 2 the
-    # discriminator sat near chance and the generator never drew vessels: a wider
-    # discriminator than generator is the cheapest way to give it more to judge with.
-    d_width: int = 0
-    max_channels: int = 256
-    g_learning_rate: float = 2e-4
-    d_learning_rate: float = 2e-4
-    beta_1: float = 0.0  # Adam betas of BigGAN / StyleGAN2: no first-moment lag in the duel
-    beta_2: float = 0.99
-    batch_size: int = 16
-    epochs: int = 100
-    loss: str = "hinge"
-    r1_gamma: float = 0.0  # 0 turns the R1 penalty off (spectral norm already bounds D)
-    ema_decay: float = 0.999
-    augment: str = "color,translation,cutout"
-    augment_p: float = 1.0  # probability per image and transform, when not adaptive
-    # > 0 adapts p (from 0) towards E[sign(D(real))] = target, ADA's 0.6. With p fixed at 1 our
-    # small spectrally normalised discriminator could not keep up: its hinge loss drifted to
-    # 1.9-2.0 (chance) within 5 epochs; adaptive, it holds at about 1.5 and the samples of the
-    # same step show discs, optic discs and vessels instead of blotches.
-    ada_target: float = 0.6
-    ada_images: float = 10_000  # images over which an adaptive p can move from 0 to 1
-    xflip: bool = True  # mirror reals: a mirrored left eye is a plausible right eye
-    # Every class equally often in each epoch (scarce classes drawn repeatedly). Drawn in the
-    # data's own mix, a class with 50 of 1,679 images was 3% of the steps and the generator
-    # ignored its label: the same latent made the same normal-looking fundus for any class.
-    balance_classes: bool = True
-    # A per-class gain and bias after every batch norm of the generator (conditional batch norm,
-    # as in SN-GAN's projection paper and BigGAN), on top of the label at the input. With the
-    # label at the input only, the 128 px fundus GAN drew the same image for cataract, diabetic
-    # retinopathy and glaucoma after 5,360 steps (only "normal" differed).
-    conditional_norm: bool = True
-    # The discriminator also sees how much the batch varies (ProGAN's minibatch standard
-    # deviation), so a generator that draws one image for every latent is easy to tell from
-    # real data. Without it, the OCT GAN collapsed to one B-scan per class within 50 epochs
-    # while its discriminator won (ADA's p climbing past 0.8). It was not enough alone: with the
-    # hinge loss the OCT GAN still collapsed; the non-saturating loss with R1 trained.
-    minibatch_std: bool = True
-    # Spectral norm on every discriminator layer (SN-GAN). It keeps the duel stable but, with
-    # one discriminator step per generator step, our narrow discriminator stayed near chance
-    # (hinge loss 1.8-2.0 for whole fine-tuning runs); False drops it for StyleGAN2-ADA's
-    # recipe, an unconstrained discriminator held in check by the R1 penalty (`r1_gamma`).
-    d_spectral_norm: bool = True
-    # A trained generator (.keras) whose weights the generator starts from, instead of random
-    # ones (`warm_start`); "" for none. The discriminator always starts from random weights.
-    init_generator: str = ""
-    seed: int = 0
-    labels: tuple[str, ...] = ()  # the classes trained on, in label-index order
-    grid_columns: int = 8  # samples per class in each epoch's grid
-
-    def __post_init__(self) -> None:
-        if self.size < 8 or self.size & (self.size - 1):
-            raise ValueError(f"size must be a power of two >= 8, not {self.size}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        if not self.d_spectral_norm and self.r1_gamma <= 0:
-            raise ValueError("a discriminator without spectral norm needs an R1 penalty (--r1-gamma > 0)")
-        parse_policy(self.augment)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GanConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["labels"] = tuple(values.get("labels", ()))
-        values.setdefault("balance_classes", False)  # configs from before the option: the data's mix
-        values.setdefault("conditional_norm", False)  # ... and the label at the input only
-        values.setdefault("minibatch_std", False)
-        return cls(**values)
 
 
 def _channels(config: GanConfig, resolution: int, width: int = 0) -> int:
@@ -556,7 +477,7 @@ def train_gan(
     resume: bool = False,
     stop_after_epochs: int | None = None,
     verbose: int | str = "auto",
-    log=print,
+    log=logger.info,
     epoch_callbacks_before_checkpoint: tuple = (),
 ):
     """Train on uint8 `images` (n, size, size, 3) with int `labels`; return (gan, TrainState).

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -42,7 +42,10 @@ import numpy as np
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.services.vessel_synthesis import SynthesisSpec, generator_input, resize_image, resize_mask
+from training.pix2pix.config import Pix2PixEvalOptions
 from training.pix2pix.data import find_pairs, mean_colour, read_pair, with_mean_colour
+
+logger = logging.getLogger(__name__)
 
 MSE_FLOOR = 1e-10  # PSNR cap: 100 dB
 FIGURES = ("mse", "ssim", "psnr", "mse_whole", "ssim_whole", "psnr_whole")
@@ -279,20 +282,24 @@ def _diagnostic_line(label: str, figures: dict, note: str) -> str:
             f"   (diagnostic: {note})")
 
 
-def run_pix2pix_eval(args) -> int:
-    model = Path(args.model)
-    out = Path(args.out) if args.out else model.parent / "pix2pix_eval"
-    report = evaluate_pairs(model, args.pairs, args.style, out, quiet=args.json)
-    if args.store_metrics:
+def run_pix2pix_eval(options: Pix2PixEvalOptions) -> dict:
+    """`pix2pix-eval`: judge the generator on the pairs, write the report beside it (or to
+    `options.out`) and with `--store-metrics` into its sidecar; returns the report."""
+    model = Path(options.model)
+    out = Path(options.out) if options.out else model.parent / "pix2pix_eval"
+    report = evaluate_pairs(model, options.pairs, options.style, out, quiet=options.json)
+    if options.store_metrics:
         sidecar_file = model.with_suffix(".json")
         sidecar = json.loads(sidecar_file.read_text())
         sidecar["metrics"] = {k: v for k, v in report.items() if k != "per_image"}
         with atomic_write(sidecar_file) as handle:
             json.dump(sidecar, handle, indent=2)
-    if args.json:
-        json.dump({"n": report["n"], **{k: report[k] for k in FIGURES}}, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        print(format_report(report))
-        print(f"wrote pix2pix_eval.json, pix2pix_eval.csv and source_generated_expected.png to {out}")
-    return 0
+    if not options.json:  # with --json the command prints `headline(report)` alone
+        logger.info(format_report(report))
+        logger.info(f"wrote pix2pix_eval.json, pix2pix_eval.csv and source_generated_expected.png to {out}")
+    return report
+
+
+def headline(report: dict) -> dict:
+    """What `pix2pix-eval --json` prints: the number of pairs and the mean figures."""
+    return {"n": report["n"], **{k: report[k] for k in FIGURES}}

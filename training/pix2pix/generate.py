@@ -10,6 +10,7 @@ one .png for one mask.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from retina_desktop.core.atomic import atomic_save
 from retina_desktop.core.errors import UserError
 from retina_desktop.imaging.decode import IMAGE_EXTENSIONS, load_image
 from retina_desktop.services.vessel_synthesis import estimate_fov, generator_input, load_mask
+from training.pix2pix.config import Pix2PixGenerateOptions
 from training.pix2pix.evaluate import load_vessel_generator
+
+logger = logging.getLogger(__name__)
 
 
 def mask_jobs(paths: list[str], fov: str | None) -> list[tuple[str, Path, object]]:
@@ -76,18 +80,19 @@ def _grid_row(generator, spec, vessels, fov, photo: Path | None) -> np.ndarray:
     return np.concatenate(cells, axis=1)
 
 
-def run_pix2pix_generate(args) -> int:
+def run_pix2pix_generate(options: Pix2PixGenerateOptions) -> Path:
+    """`pix2pix-generate`: draw a photograph for every mask in `options.style`; returns where they went."""
     from PIL import Image
     from tqdm import tqdm
 
     from training.pix2pix.trainer import generate  # loads Keras, as the generator has
 
-    generator, spec = load_vessel_generator(args.model)
-    style = args.style or (spec.styles[0] if len(spec.styles) == 1 else None)
+    generator, spec = load_vessel_generator(options.model)
+    style = options.style or (spec.styles[0] if len(spec.styles) == 1 else None)
     if style is None:
         raise UserError(f"--style is needed: the generator knows {', '.join(spec.styles)}")
-    jobs = mask_jobs(args.mask, args.fov)
-    out = Path(args.out)
+    jobs = mask_jobs(list(options.mask), options.fov)
+    out = Path(options.out)
     single_file = len(jobs) == 1 and out.suffix.lower() == ".png"
     started = time.perf_counter()
     rows: list[np.ndarray] = []
@@ -105,7 +110,7 @@ def run_pix2pix_generate(args) -> int:
         image = generate(generator, generator_input(vessels, fov, style, spec.styles, spec.size))[0]
         target = out if single_file else out / f"{name}.png"
         atomic_save(target, Image.fromarray(image).save)
-        if args.grid and len(rows) < GRID_ROWS:
+        if options.grid and len(rows) < GRID_ROWS:
             photo = (
                 _same_stem(mask_path.parent.parent / "image", mask_path.stem)
                 if mask_path.parent.name == "vessels"
@@ -113,9 +118,9 @@ def run_pix2pix_generate(args) -> int:
             )
             rows.append(_grid_row(generator, spec, vessels, fov, photo))
     if rows:
-        atomic_save(Path(args.grid), Image.fromarray(np.concatenate(rows, axis=0)).save)
-        print(f"wrote {args.grid}: mask | {' | '.join(spec.styles)} | the mask's own photograph (when known)")
+        atomic_save(Path(options.grid), Image.fromarray(np.concatenate(rows, axis=0)).save)
+        logger.info(f"wrote {options.grid}: mask | {' | '.join(spec.styles)} | the mask's own photograph (when known)")
     seconds = time.perf_counter() - started
-    print(f"wrote {len(jobs)} synthetic {spec.size} x {spec.size} image(s) in style {style} to {out} "
-          f"({seconds / len(jobs):.2f} s each, reading included); model output, not patient data")
-    return 0
+    logger.info(f"wrote {len(jobs)} synthetic {spec.size} x {spec.size} image(s) in style {style} to {out} "
+                f"({seconds / len(jobs):.2f} s each, reading included); model output, not patient data")
+    return out

@@ -14,7 +14,10 @@ hyperparameters), `config.json`, `samples/epoch_NNNN.png`
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +25,16 @@ import numpy as np
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.services.vessel_synthesis import KIND, input_layout
-from training.epochs import refuse_changed_config
-from training.pix2pix.config import Pix2PixConfig
+from training.epochs import TrainState, refuse_changed_config
+from training.pix2pix.config import Pix2PixConfig, Pix2PixOptions
 from training.pix2pix.data import even_out_colour, find_pairs, load_pairs, style_indices
 from training.provenance import this_run
 
+logger = logging.getLogger(__name__)
 GENERATOR_FILE = "generator.keras"
 
 
-def resolve_styles(pairs: list[str], given: str | None) -> list[str | None]:
+def resolve_styles(pairs: Sequence[str], given: str | None) -> list[str | None]:
     """One style per pairs folder: from --styles, or None (the folder's own name)."""
     if not given:
         return [None] * len(pairs)
@@ -40,48 +44,30 @@ def resolve_styles(pairs: list[str], given: str | None) -> list[str | None]:
     return names
 
 
-def run_pix2pix(args) -> int:
-    out = Path(args.out)
-    folders = [find_pairs(d, s) for d, s in zip(args.pairs, resolve_styles(args.pairs, args.styles))]
+def run_pix2pix(options: Pix2PixOptions) -> TrainState:
+    """`pix2pix`: train the generator `options` describe on the pairs folders (or resume it) and
+    write it with its sidecar; returns where training stands."""
+    out = Path(options.out)
+    folders = [find_pairs(d, s) for d, s in zip(options.pairs, resolve_styles(options.pairs, options.style_names))]
     styles = list(dict.fromkeys(f.style for f in folders))
-    augment = not args.no_augment
     try:
-        config = Pix2PixConfig(
-            size=args.size,
-            styles=tuple(styles),
-            width=args.width,
-            levels=args.levels,
-            max_channels=args.max_channels,
-            d_width=args.d_width,
-            learning_rate=args.learning_rate,
-            decay_from=args.decay_from,
-            l1_weight=args.l1_weight,
-            outside_weight=args.outside_weight,
-            even_colour=not args.keep_colour,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            hflip=augment,
-            vflip=augment and args.vflip,
-            rotate_degrees=args.rotate if augment else 0.0,
-            zoom=args.zoom if augment else 0.0,
-            seed=args.seed,
-        )
-    except ValueError as err:  # a size that the U-Net's halvings cannot divide, and the like
+        config = dataclasses.replace(options.config, styles=tuple(styles))
+    except ValueError as err:  # styles that cannot name a one-hot channel each
         raise UserError(f"pix2pix settings: {err}") from err
     config_file = out / "config.json"
-    if args.resume and config_file.exists():
+    if options.resume and config_file.exists():
         refuse_changed_config(config_file, Pix2PixConfig.from_dict(json.loads(config_file.read_text())), config)
     counts = {str(f.root): {"style": f.style, "pairs": len(f.pairs), "fov": "masks" if f.pairs[0].fov else "estimated"}
               for f in folders}
     for root, entry in counts.items():
-        print(f"pairs: {root}: {entry['pairs']} ({entry['style']}, field of view {entry['fov']})")
+        logger.info(f"pairs: {root}: {entry['pairs']} ({entry['style']}, field of view {entry['fov']})")
     sources, targets, fovs = load_pairs(folders, config.size, styles)
     colours = None
     if config.even_colour:
         targets, colours = even_out_colour(targets, fovs, style_indices(sources))
         for style, colour in zip(styles, colours):
-            print(f"style {style}: photographs evened out to mean RGB {', '.join(f'{c:.0f}' for c in colour)} "
-                  "in the field of view")
+            logger.info(f"style {style}: photographs evened out to mean RGB {', '.join(f'{c:.0f}' for c in colour)} "
+                        "in the field of view")
     if len(sources) < config.batch_size:
         raise UserError(f"{len(sources)} pairs are fewer than one batch (--batch-size {config.batch_size})")
     out.mkdir(parents=True, exist_ok=True)
@@ -90,21 +76,22 @@ def run_pix2pix(args) -> int:
 
     from training.pix2pix.trainer import train_pix2pix  # loads Keras
 
-    if args.distribute:
+    if options.distribute:
         from training.distribute import use_devices
 
-        print(use_devices(config.batch_size).describe())
+        logger.info(use_devices(config.batch_size).describe())
 
-    model, state = train_pix2pix(config, sources, targets, out, resume=args.resume, stop_after_epochs=args.stop_after)
+    model, state = train_pix2pix(config, sources, targets, out, resume=options.resume,
+                                 stop_after_epochs=options.stop_after)
     if state.epoch < config.epochs:
-        print(f"stopped after epoch {state.epoch} as asked; continue with --resume")
-        return 0
+        logger.info(f"stopped after epoch {state.epoch} as asked; continue with --resume")
+        return state
     per_epoch = state.seconds / max(1, state.epoch)
-    print(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
+    logger.info(f"training time: {state.seconds / 60:.1f} min for {state.epoch} epochs ({per_epoch:.1f} s/epoch)")
     atomic_save(out / GENERATOR_FILE, model.generator.save)
     write_sidecar(out / "generator.json", config, counts, state, per_epoch, colours)
-    print(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
-    return 0
+    logger.info(f"wrote {out / GENERATOR_FILE}, generator.json, samples/ and losses.csv to {out}")
+    return state
 
 
 def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoch: float,

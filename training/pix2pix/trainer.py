@@ -20,6 +20,7 @@ optimisers' slots and the batch-norm statistics are saved in each epoch's checkp
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ from training.jax_steps import BothOptimizers, places, put, take, update_metrics
 from training.pix2pix.config import Pix2PixConfig
 from training.pix2pix.data import augment, style_indices
 from training.stateless_random import StatelessRandom
+
+logger = logging.getLogger(__name__)
 
 # The trainer, its learning-rate schedule and its callback below subclass Keras classes, so this
 # module loads Keras (quietly) when imported; the verbs that only parse options do not import it.
@@ -363,7 +366,7 @@ def train_pix2pix(
     resume: bool = False,
     stop_after_epochs: int | None = None,
     verbose: int | str = "auto",
-    log=print,
+    log=logger.info,
 ):
     """Train on generator inputs `sources` (n, S, S, C) and uint8 `targets` (n, S, S, 3);
     return (model, TrainState).
