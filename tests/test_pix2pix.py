@@ -393,7 +393,7 @@ def test_verbs_train_judge_and_generate(tmp_path, capsys):
                  "samples/epoch_0002.png", "checkpoint/state.json"):
         assert (out / name).exists(), name
     sidecar = json.loads((out / "generator.json").read_text())
-    assert sidecar["kind"] == "vessel-to-fundus pix2pix" and sidecar["size"] == 32
+    assert sidecar["kind"] == "vessel-to-fundus" and sidecar["size"] == 32
     assert sidecar["styles"] == ["drive", "chase"] and len(sidecar["inputs"]["channels"]) == 4
     assert sidecar["provenance"]["train_pairs"] == 8 and sidecar["provenance"]["seconds_per_epoch"] > 0
     # Each style's photographs were evened out to that style's own mean colour: DRIVE's tint is

@@ -31,7 +31,7 @@ from retina_desktop.imaging.decode import load_image
 from retina_desktop.inference import sidecars
 from retina_desktop.inference.generator_runtime import to_uint8  # noqa: F401  (re-exported: generator output -> uint8 RGB)
 
-KIND = "vessel-to-fundus pix2pix"
+KIND = sidecars.VESSEL_TO_FUNDUS
 VESSEL_CHANNEL, FOV_CHANNEL, FIRST_STYLE_CHANNEL = 0, 1, 2
 # Radius of the default field of view, as a fraction of the side: the DRIVE and CHASE_DB1
 # apertures, stretched to a square, cover 68-69 % of it, i.e. a disc of radius ~0.468.

@@ -20,6 +20,7 @@ from retina_desktop.inference.bundle import load_bundle
 from retina_desktop.inference.litert_backend import compiled_path_for, read_manifest
 from retina_desktop.inference.litert_export import compile_model
 from retina_desktop.inference.model_files import labels_path_for, sidecar_path_for
+from retina_desktop.inference.sidecars import CONDITIONAL, VESSEL_TO_FUNDUS, read_kind
 from training.classifier.config import ExportOptions
 
 logger = logging.getLogger(__name__)
@@ -41,16 +42,7 @@ def export_model(model_path: Path, out: Path | None = None, *, trust_model: bool
 
 def is_generator(path: Path) -> bool:
     """A `.keras` file whose sidecar says it generates images (GAN or pix2pix)."""
-    import json
-
-    sidecar = Path(path).with_suffix(".json")
-    if Path(path).suffix != ".keras" or not sidecar.is_file():
-        return False
-    try:
-        kind = str(json.loads(sidecar.read_text(encoding="utf-8")).get("kind", ""))
-    except (OSError, ValueError):
-        return False
-    return "generator" in kind or "pix2pix" in kind
+    return Path(path).suffix == ".keras" and read_kind(path) in (CONDITIONAL, VESSEL_TO_FUNDUS)
 
 
 def run_export(options: ExportOptions) -> list[Path]:

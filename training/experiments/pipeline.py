@@ -46,6 +46,7 @@ import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
+from retina_desktop.inference.sidecars import CONDITIONAL
 from training.datasets import drawn_order
 from training.experiments.config import SELECTION, PipelineConfig, PipelineOptions
 from training.experiments.report import write_report
@@ -257,7 +258,8 @@ class Experiment:
         gan, state = train_gan(gan_config, images, targets, folder, resume=True, verbose=2, log=self.log)
         per_epoch = state.seconds / max(1, state.epoch)
         sidecar = {
-            "kind": "conditional generator (EMA weights)",
+            "kind": CONDITIONAL,
+            "description": "conditional generator (EMA weights)",
             "classes": self.gan_labels,
             "size": gan_config.size,
             "latent_dim": gan_config.latent_dim,

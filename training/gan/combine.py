@@ -26,6 +26,7 @@ import numpy as np
 
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.quiet import import_keras
+from retina_desktop.inference.sidecars import CONDITIONAL
 from training.gan.config import GanCombineOptions, GanConfig
 from training.gan.generator_file import load_generator
 from training.gan.trainer import build_generator
@@ -113,7 +114,8 @@ def combine(parts, route: dict[str, int]):
 def combined_sidecar(base_sidecar: dict, parts, route: dict[str, int], command: str) -> dict:
     """The base's sidecar, with each class's part recorded in its provenance."""
     sidecar = dict(base_sidecar)
-    sidecar["kind"] = "conditional generator (EMA weights), combined: each class drawn by its own part"
+    sidecar["kind"] = CONDITIONAL
+    sidecar["description"] = "conditional generator (EMA weights), combined: each class drawn by its own part"
     sidecar["provenance"] = this_run(
         command=command,
         parts=[{"generator": str(path), "classes": [c for c, k in route.items() if k == i],

@@ -19,6 +19,7 @@ import numpy as np
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.quiet import import_keras
+from retina_desktop.inference.sidecars import CONDITIONAL
 from training.datasets import display_aspect, load_arrays, load_dataset
 from training.epochs import CheckpointFolder, TrainState, refuse_changed_config
 from training.gan.config import GanConfig, GanOptions
@@ -117,7 +118,8 @@ def generator_sidecar(config: GanConfig, counts: dict, aspect: float, epochs_tra
         "training_seconds": round(seconds, 1),
     }
     return {
-        "kind": "conditional generator (EMA weights)",
+        "kind": CONDITIONAL,
+        "description": "conditional generator (EMA weights)",
         "classes": list(config.labels),
         "size": config.size,
         "latent_dim": config.latent_dim,

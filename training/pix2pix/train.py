@@ -24,7 +24,8 @@ import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
-from retina_desktop.services.vessel_synthesis import KIND, input_layout
+from retina_desktop.inference.sidecars import VESSEL_TO_FUNDUS
+from retina_desktop.services.vessel_synthesis import input_layout
 from training.epochs import TrainState, refuse_changed_config
 from training.pix2pix.config import Pix2PixConfig, Pix2PixOptions
 from training.pix2pix.data import even_out_colour, find_pairs, load_pairs, style_indices
@@ -97,7 +98,8 @@ def run_pix2pix(options: Pix2PixOptions) -> TrainState:
 def write_sidecar(path: Path, config: Pix2PixConfig, data: dict, state, per_epoch: float,
                   colours: np.ndarray | None = None) -> None:
     sidecar = {
-        "kind": KIND,
+        "kind": VESSEL_TO_FUNDUS,
+        "description": "vessel-to-fundus pix2pix",
         "size": config.size,
         "styles": list(config.styles),
         "inputs": {
