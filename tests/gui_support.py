@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from retina_desktop.core.settings import Settings
 from retina_desktop.imaging.decode import load_image
 from retina_desktop.imaging.preprocessing import fit_image
 from tests.conftest import CLASSES
+from tests.virtual_display import pump  # noqa: F401  (the GUI tests import it from here)
 
 
 @pytest.fixture(scope="session")
@@ -112,17 +112,6 @@ class FakeClassifier:
         self.bundle()
         self.model_threads.add(threading.current_thread().name)
         raise ValueError("the fake model has no convolutional (4-D) layer for a heatmap")
-
-
-def pump(root, until, timeout: float = 60.0) -> None:
-    """Run the Tk event loop until `until()` is true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        root.update()
-        if until():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""A virtual X display (Xvfb) for the tests that run a real window, and for the screenshot tool
-(docs/screenshots/take.py)."""
+"""A virtual X display (Xvfb) and a Tk event pump, for the tests that run a real window and for
+the screenshot tool (docs/screenshots/take.py)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def virtual_display(width: int = 1280, height: int = 800) -> Iterator[str]:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)
+
+
+def pump(root, until, timeout: float = 60.0) -> None:
+    """Run the Tk event loop until `until()` is true; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        root.update()
+        if until():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from retina_desktop.core.paths import assets_dir, bundle_root  # noqa: E402
-from tests.virtual_display import virtual_display  # noqa: E402
+from tests.virtual_display import pump, virtual_display  # noqa: E402
 
 SIZES = ((1280, 800), (1024, 700))
 SHARED_DATA = bundle_root().parent / "shared" / "data"
@@ -125,16 +125,6 @@ def shoot(
     return written
 
 
-def _pump(root, until, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        root.update()
-        if until():
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"the Augment tab did not finish within {timeout:.0f} s")
-
-
 def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) -> list[Path]:
     """The Augment tab's three pages, driven in this process on a virtual display.
 
@@ -165,13 +155,13 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             tab = app.augment
             app.notebook.select(tab)
             synthetic = tab.synthetic
-            _pump(root, lambda: synthetic.generator is not None and app.model_ready, wait)
+            pump(root, lambda: synthetic.generator is not None and app.model_ready, wait)
             synthetic.class_var.set("glaucoma")
             synthetic.count_var.set("32")
             synthetic.seed_var.set("7")
             synthetic.judge_var.set(True)
             synthetic.generate_button.invoke()
-            _pump(root, lambda: synthetic.judged is not None, wait)
+            pump(root, lambda: synthetic.judged is not None, wait)
             synthetic.grid_view.toggle(3)
             root.update()
             path = out / f"augment-synthetic-{width}x{height}.png"
@@ -182,12 +172,12 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             if oct_generators:  # the OCT GAN, its B-scans at their own proportions
                 synthetic.generator_box.current(oct_generators[0])
                 synthetic._generator_chosen()
-                _pump(root, lambda: synthetic.generator is not None
+                pump(root, lambda: synthetic.generator is not None
                       and synthetic.generator.info.modality == "oct", wait)
                 synthetic.class_var.set(display_name(synthetic.generator.info.classes[0]))
                 synthetic.count_var.set("16")
                 synthetic.generate_button.invoke()
-                _pump(root, lambda: synthetic.shown_info is not None and synthetic.shown_info.modality == "oct", wait)
+                pump(root, lambda: synthetic.shown_info is not None and synthetic.shown_info.modality == "oct", wait)
                 root.update()
                 path = out / f"augment-synthetic-oct-{width}x{height}.png"
                 _capture(env, path)
@@ -196,7 +186,7 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             page = tab.augmentation
             tab.pages.select(page)
             page.set_picture(load_image(image).rgb, image.name)
-            _pump(root, lambda: len(page.grid_view.images) == 16, wait)
+            pump(root, lambda: len(page.grid_view.images) == 16, wait)
             time.sleep(0.5)
             root.update()
             path = out / f"augment-augmentation-{width}x{height}.png"
@@ -205,10 +195,10 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
 
             vessels = tab.vessels
             tab.pages.select(vessels)
-            _pump(root, lambda: vessels.generator is not None, wait)
+            pump(root, lambda: vessels.generator is not None, wait)
             vessels.random_mask()
             vessels.generate_button.invoke()
-            _pump(root, lambda: vessels.result is not None, wait)
+            pump(root, lambda: vessels.result is not None, wait)
             root.update()
             path = out / f"augment-vessels-{width}x{height}.png"
             _capture(env, path)
