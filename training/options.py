@@ -100,11 +100,6 @@ def absolute_path(text: str) -> str:
     return str(Path(text).resolve()) if text else ""
 
 
-def options_of(cls: type) -> list[tuple[dataclasses.Field, Option]]:
-    """The fields of `cls` itself that the command line sets, in declaration order."""
-    return [(f, f.metadata[_KEY]) for f in dataclasses.fields(cls) if _KEY in f.metadata]
-
-
 @dataclass(frozen=True)
 class _Entry:
     field: dataclasses.Field

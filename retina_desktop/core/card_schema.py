@@ -26,7 +26,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 T = TypeVar("T")
 
 # How an image is fitted to the model's input, how its pixels are scaled, how a stored threshold
-# decides: declared here once (model_card's FIT_MODES, SCALINGS, DECISION_RULES are these).
+# decides: declared here once (model_card's FIT_MODES and SCALINGS are these).
 Fit = Literal["crop", "pad", "stretch", "fov"]
 Scaling = Literal["none", "tm", "unit"]
 Rule = Literal["operating", "referral"]

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from retina_desktop.core.card_schema import ClassifierSidecar, Fit, Rule, Scaling, validated
+from retina_desktop.core.card_schema import ClassifierSidecar, Fit, Scaling, validated
 from retina_desktop.core.wording import decimal, display_name
 
 # "fov": find the fundus circle, centre it in a square of its diameter, black outside (fov.py);
@@ -22,8 +22,6 @@ FIT_MODES: tuple[str, ...] = get_args(Fit)
 # which is how our own models keep preprocessing in one place), "tm" = x/127.5 - 1 (Teachable
 # Machine and MobileNet), "unit" = x/255.
 SCALINGS: tuple[str, ...] = get_args(Scaling)
-# How a stored threshold decides (OperatingPoint): a two-class operating point, or a referral.
-DECISION_RULES: tuple[str, ...] = get_args(Rule)
 
 
 @dataclass(frozen=True)
