@@ -227,9 +227,12 @@ def test_a_labels_path_given_that_does_not_exist_is_refused(small_bundle, tmp_pa
         load_bundle(small_bundle, missing)
 
 
-def test_a_model_shipped_as_its_compiled_copy_alone_runs_on_it(small_bundle, tmp_path):
+def test_a_model_shipped_as_its_compiled_copy_alone_runs_on_it(small_bundle, tmp_path, monkeypatch):
     """The packaged app ships compiled copies without the model files they came from: the copy
-    is used when its bytes are those its manifest recorded, and refused when they changed."""
+    is used when its bytes are those its manifest recorded, and refused when they changed. From
+    a checkout, such a copy is not used at all (nothing ties it to the sidecar beside it)."""
+    import sys
+
     from retina_desktop.inference.litert_backend import compiled_path_for, litert_available
     from retina_desktop.inference.litert_export import compile_model
 
@@ -242,6 +245,9 @@ def test_a_model_shipped_as_its_compiled_copy_alone_runs_on_it(small_bundle, tmp
     compile_model(keras_bundle.model, model, compiled_path_for(model), scaling=keras_bundle.metadata.input.scaling)
     expected = keras_bundle.runtime.predict(np.zeros((1, 48, 48, 3), np.float32))
     model.unlink()
+    with pytest.raises(ModelError, match="Model file not found"):
+        load_bundle(model, backend="auto")  # from a checkout
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # as in the packaged app
     shipped = load_bundle(model, backend="auto")
     assert shipped.backend == "litert" and shipped.classes == keras_bundle.classes
     assert np.allclose(shipped.runtime.predict(np.zeros((1, 48, 48, 3), np.float32)), expected, atol=1e-4)

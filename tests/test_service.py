@@ -272,5 +272,5 @@ def test_a_model_answering_nan_is_an_error_for_that_file_not_an_answer(small_bun
 def test_a_generator_opened_as_the_classifier_is_refused_naming_its_kind(tiny_generator):
     from retina_desktop.core.errors import ModelError
 
-    with pytest.raises(ModelError, match="generator, not a classifier: open it in the Augment tab"):
+    with pytest.raises(ModelError, match="is a class-conditional GAN, not a classifier: open it in the Augment tab"):
         Classifier(tiny_generator).bundle()

@@ -41,3 +41,39 @@ def test_read_kind_names_the_kind_beside_a_model_file(tmp_path):
     assert sidecars.read_kind(model) is None  # no sidecar
     model.with_suffix(".json").write_text(json.dumps({"kind": "vessel-to-fundus", "size": 32, "styles": ["a"]}))
     assert sidecars.read_kind(model) == "vessel-to-fundus"
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"temperature": float("inf")}, '"temperature" must be a finite number'),
+    ({"familiarity": {"threshold": float("inf")}}, '"familiarity.threshold" must be a finite number'),
+    ({"checks": {"thresholds": {"min_brightness": float("nan")}}},
+     '"checks.thresholds.min_brightness" must be a finite'),
+])
+def test_json_infinities_and_nans_are_refused(edit, message):
+    """Python's json reads NaN and Infinity: a temperature of Infinity would flatten every answer
+    and a NaN check limit would switch its check off."""
+    from retina_desktop.core.model_card import ModelMetadata
+
+    with pytest.raises(ValueError, match=message):
+        ModelMetadata.from_dict({"classes": ["a", "b"], **edit})
+
+
+def test_a_shipped_generator_whose_compiled_copy_changed_is_refused(tiny_generator, tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    from retina_desktop.core.errors import UserError
+    from retina_desktop.inference.generator_export import compile_generator_beside
+    from retina_desktop.inference.open_model import open_generator
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    for suffix in (".keras", ".json"):
+        shutil.copy(tiny_generator.with_suffix(suffix), folder / f"generator{suffix}")
+    compiled = compile_generator_beside(folder / "generator.keras")
+    (folder / "generator.keras").unlink()  # the packaged app ships the compiled copy alone
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert open_generator(folder / "generator.keras").compiled == compiled
+    compiled.write_bytes(compiled.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(UserError, match="cannot be opened: .*bytes changed after compiling"):
+        open_generator(folder / "generator.keras")

@@ -30,7 +30,11 @@ T = TypeVar("T")
 Fit = Literal["crop", "pad", "stretch", "fov"]
 Scaling = Literal["none", "tm", "unit"]
 Rule = Literal["operating", "referral"]
-Positive = Annotated[float, Meta(gt=0)]
+# JSON as Python reads it allows NaN and Infinity; a temperature of Infinity flattens every answer
+# and a NaN check limit switches its check off, so every number here must be finite.
+_LARGEST = 1.7976931348623157e308
+Finite = Annotated[float, Meta(ge=-_LARGEST, le=_LARGEST)]
+Positive = Annotated[float, Meta(gt=0, le=_LARGEST)]
 Probability = Annotated[float, Meta(ge=0, le=1)]
 Pixels = Annotated[int, Meta(gt=0)]
 
@@ -47,12 +51,12 @@ class InputSchema(Struct, forbid_unknown_fields=True, omit_defaults=True):
 class ThresholdsSchema(Struct):
     """The fitted image-check limits ("checks.thresholds"); names this version does not use pass."""
 
-    min_side: float | UnsetType = UNSET
-    min_brightness: float | UnsetType = UNSET
-    max_saturated: float | UnsetType = UNSET
-    min_sharpness: float | UnsetType = UNSET
-    min_field_of_view: float | UnsetType = UNSET
-    min_modality_probability: float | UnsetType = UNSET
+    min_side: Finite | UnsetType = UNSET
+    min_brightness: Finite | UnsetType = UNSET
+    max_saturated: Finite | UnsetType = UNSET
+    min_sharpness: Finite | UnsetType = UNSET
+    min_field_of_view: Finite | UnsetType = UNSET
+    min_modality_probability: Finite | UnsetType = UNSET
 
 
 class ChecksSchema(Struct):
@@ -118,9 +122,13 @@ def plain_message(message: str, data: Any, schema: Any = None) -> str:
         return f'"{missing.group(1)}" is missing' if missing else problem
     if match := re.fullmatch(r"Expected `([^`]+)`, got `(\w+)`", problem):
         return f'"{path}" must be {_noun(match.group(1))}, not {_shown(value)}'
-    if match := re.fullmatch(r"Expected `(\w+)` (>=|<=|>|<) ([-\d.e]+)", problem):
+    if match := re.fullmatch(r"Expected `(\w+)` (>=|<=|>|<) ([-\d.e+]+)", problem):
         bound = float(match.group(3))
+        if abs(bound) >= _LARGEST:
+            return f'"{path}" must be a finite number, not {_shown(value)}'
         return f'"{path}" must be a number {_BOUNDS[match.group(2)]} {bound:g}, not {_shown(value)}'
+    if match := re.fullmatch(r"Expected `(\w+)` of length >= (\d+)", problem):
+        return f'"{path}" must be {_noun(match.group(1))} of at least {match.group(2)}, not {_shown(value)}'
     if match := re.fullmatch(r"Object contains unknown field `(\w+)`", problem):
         return f'"{path}.{match.group(1)}" is not a setting of "{path}"'
     if match := re.fullmatch(r"Object missing required field `(\w+)`", problem):

@@ -18,6 +18,9 @@ from collections.abc import Iterator
 
 _lock = threading.Lock()
 _keras = None  # set only once the whole import has finished
+# Descriptor 2 is the process's, not a thread's: two captures overlapping on different threads
+# would restore each other's descriptor and could leave stderr pointing at a deleted file.
+_capture_lock = threading.RLock()
 
 # Read by TensorFlow when it loads; the defaults make it chatty.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -26,14 +29,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 @contextlib.contextmanager
 def stderr_captured() -> Iterator[list[str]]:
-    """Send OS-level stderr to a temporary file; yields a list that receives its text."""
+    """Send OS-level stderr to a temporary file; yields a list that receives its text. One
+    capture at a time in the process (a second thread waits)."""
     out: list[str] = []
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (a windowed frozen app): nothing to hide
-        yield out
-        return
+    with _capture_lock:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2 (a windowed frozen app): nothing to hide
+            yield out
+            return
+        yield from _captured_into(out, saved)
+
+
+def _captured_into(out: list[str], saved: int) -> Iterator[list[str]]:
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), 2)
         try:

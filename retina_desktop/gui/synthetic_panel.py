@@ -21,7 +21,7 @@ from retina_desktop.core.errors import UserError
 from retina_desktop.core.prediction import Prediction
 from retina_desktop.gui import dialogs
 from retina_desktop.gui.image_grid import ImageGrid, LargeView
-from retina_desktop.gui.worker import Requests
+from retina_desktop.gui.worker import Request, Requests
 from retina_desktop.services.pictures import fit_image
 from retina_desktop.services.report import display_name
 from retina_desktop.services.synthetic_samples import (
@@ -350,7 +350,8 @@ class SyntheticPanel(ttk.Frame):
                                      f"{kind}: open {article} {kind} model (File > Open model…) to label them.")
             return
         self.tab.worker.submit("judge", judge_job, self.tab.app.classifier, list(self.images),
-                               request=self.requests.current(), on_done=self.judged_done, on_error=self.tab.failure())
+                               request=Request(self.requests, self.shown_token),  # the images on screen
+                               on_done=self.judged_done, on_error=self.tab.failure())
 
     # results
     def progress_made(self, made: Progress) -> None:

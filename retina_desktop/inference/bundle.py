@@ -169,8 +169,9 @@ def load_bundle(
         if found is not None:
             compiled = CompiledModel(found)
     if compiled_only and compiled is None:
+        why = refused[0] if refused else ("" if litert_available() else "the LiteRT runtime is not installed")
         raise ModelError(f'Model file not found: "{path}", and its compiled copy cannot be used'
-                         + (f" ({refused[0]})" if refused else ""))
+                         + (f" ({why})" if why else ""))
     if backend == "litert" and compiled is None:
         raise ModelError(
             f'"{path}" has no compiled (LiteRT) copy up to date with it'

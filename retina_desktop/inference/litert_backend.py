@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -113,11 +114,11 @@ def find_compiled(model_path: Path, sha256: str | None = None, problems: list[st
     A compiled file whose manifest names another hash is stale (the `.h5` changed since) and
     is ignored. One whose own bytes changed since compiling (`compiled_problem`) is refused:
     its one-line reason is appended to `problems` when given, else logged. Where the model file
-    itself is absent (the packaged app ships compiled copies only), the copy beside where it
-    would be is used when its bytes are those its manifest recorded.
+    itself is absent in the packaged app (which ships compiled copies only), the copy beside
+    where it would be is used when its bytes are those its manifest recorded.
     """
     if not Path(model_path).exists():
-        return _shipped_copy(Path(model_path), problems)
+        return _shipped_copy(Path(model_path), problems) if ships_compiled_only() else None
     sha256 = sha256 or file_sha256(model_path)
     for candidate in (compiled_path_for(model_path), cached_path_for(sha256)):
         if candidate.is_file():
@@ -154,11 +155,18 @@ def _report(problem: str, problems: list[str] | None) -> None:
         log.warning("%s", problem)
 
 
+def ships_compiled_only() -> bool:
+    """Whether this is the packaged app, which ships compiled copies without their model files.
+    From a checkout, a compiled copy whose model file is gone (a run folder copied without its
+    .h5, a model retrained since) is not used: nothing ties it to the sidecar beside it."""
+    return bool(getattr(sys, "frozen", False))
+
+
 def model_available(model_path: str | os.PathLike) -> bool:
     """Whether the model at `model_path` can be opened: its file, or (in the packaged app,
     which ships compiled copies only) its compiled copy beside where the file would be."""
     path = Path(model_path)
-    return path.is_file() or compiled_path_for(path).is_file()
+    return path.is_file() or (ships_compiled_only() and compiled_path_for(path).is_file())
 
 
 def source_sha256(model_path: str | os.PathLike) -> str:
@@ -166,7 +174,7 @@ def source_sha256(model_path: str | os.PathLike) -> str:
     keyed by): its SHA-256, or where only its compiled copy was shipped, the hash that copy's
     manifest recorded for it."""
     path = Path(model_path)
-    if path.exists():
+    if path.exists() or not ships_compiled_only():
         return file_sha256(path)
     manifest = read_manifest(compiled_path_for(path))
     recorded = manifest.get("source_sha256") if manifest else None

@@ -131,6 +131,7 @@ def update_sidecar(path: Path, key: str, value: Any) -> None:
         raise ModelError(f'Model sidecar "{path}" is not valid: expected a JSON object')
     data[key] = value
     try:
+        sidecars.parse(data, ClassifierSidecar)
         ModelMetadata.from_dict(data)
     except (ValueError, TypeError) as err:
         raise ModelError(f'Updating "{key}" would make the sidecar "{path}" invalid: {err}') from err

@@ -28,14 +28,21 @@ def open_model(model_path: str | Path, labels_path: str | Path | None = None, *,
     return load_bundle(model_path, labels_path, trust_model=trust_model, backend=backend)
 
 
+# What each generator kind is called in a sentence.
+GENERATOR_NAMES = {
+    sidecars.CONDITIONAL: "class-conditional GAN",
+    sidecars.VESSEL_TO_FUNDUS: "vessel-to-fundus generator",
+}
+
+
 def open_classifier(model_path: str | Path, labels_path: str | Path | None = None, *, trust_model: bool = False,
                     backend: str = "auto") -> ModelBundle:
-    """`open_model` for a caller that can use only a classifier (the Analyse and Batch tabs)."""
-    opened = open_model(model_path, labels_path, trust_model=trust_model, backend=backend)
-    if not isinstance(opened, ModelBundle):
-        raise ModelError(f'"{model_path}" is a {opened.info.kind} generator, not a classifier: '
-                         "open it in the Augment tab")
-    return opened
+    """`open_model` for a caller that can use only a classifier (the Analyse and Batch tabs); a
+    generator is refused before anything is loaded."""
+    kind = sidecars.read_kind(model_path)
+    if kind in GENERATOR_NAMES:
+        raise ModelError(f'"{model_path}" is a {GENERATOR_NAMES[kind]}, not a classifier: open it in the Augment tab')
+    return load_bundle(model_path, labels_path, trust_model=trust_model, backend=backend)
 
 
 def open_generator(path: str | Path) -> Generator:
@@ -47,6 +54,9 @@ def open_generator(path: str | Path) -> Generator:
     info = read_generator_info(path)
     problems: list[str] = []  # a compiled copy whose bytes changed is refused, and compiled anew
     compiled = find_compiled(info.path, problems=problems)
+    if compiled is None and not info.path.exists():  # the packaged app: nothing to compile from
+        why = problems[0] if problems else "it has no usable compiled copy"
+        raise UserError(f'Generator "{info.path}" cannot be opened: {why}')
     if compiled is None:
         try:
             from retina_desktop.inference.generator_export import compile_generator_to_cache
