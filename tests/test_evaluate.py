@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from retina_desktop.inference.calibration import apply_temperature
-from training.classifier.evaluate import (
+from training.cli import show_progress
+from training.evaluation.metrics import (
     binary_operating_point,
     compute_metrics,
     expected_calibration_error,
     fit_temperature,
 )
-from training.cli import show_progress
 
 
 def test_perfect_predictions():
@@ -65,11 +65,12 @@ def test_operating_point_at_specificity():
     scores = np.concatenate([np.linspace(0, 0.5, 10), np.linspace(0.45, 1, 10)])
     probs = np.stack([1 - scores, scores], axis=1)
     point = binary_operating_point(probs, labels, positive=1, min_specificity=0.9)
-    assert point["specificity"] >= 0.9 and point["sensitivity"] == 1.0
+    assert point.specificity >= 0.9 and point.sensitivity == 1.0
+    assert list(point.to_dict()) == ["min_specificity", "sensitivity", "specificity", "threshold"]
 
 
 def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
-    from training.classifier.evaluate import parse_sources, sensitivity_by_source
+    from training.evaluation.subsets import parse_sources, sensitivity_by_source
 
     files = ["g/1_left.jpg", "g/2_right.jpg", "g/Glaucoma_3.png", "g/Glaucoma_4.png", "n/5_left.jpg", "n/x.bmp"]
     labels = np.array([0, 0, 0, 0, 1, 1])
@@ -86,7 +87,7 @@ def test_sensitivity_by_source_splits_a_class_by_where_its_files_came_from():
 @pytest.mark.parametrize("bad", ["no-equals-sign", "=pattern", "x=("])
 def test_a_bad_source_option_is_a_clear_error(bad):
     from retina_desktop.core.errors import UserError
-    from training.classifier.evaluate import parse_sources
+    from training.evaluation.subsets import parse_sources
 
     with pytest.raises(UserError, match="--source"):
         parse_sources([bad])
@@ -98,7 +99,7 @@ CLASSES4 = ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]
 
 
 def test_disease_against_healthy_by_hand():
-    from training.classifier.evaluate import disease_versus_healthy
+    from training.evaluation.subsets import disease_versus_healthy
 
     # Three disease images (p = .9, .8, .3) and three healthy ones (p = .6, .2, .1): 8 of the 9
     # (disease, healthy) pairs are ordered right, so AUC = 8/9. The app called the disease images
@@ -120,7 +121,7 @@ def test_disease_against_healthy_by_hand():
 def test_the_rank_auc_equals_scikit_learns():
     from sklearn.metrics import roc_auc_score
 
-    from training.classifier.evaluate import rank_auc
+    from training.evaluation.metrics import rank_auc
 
     rng = np.random.default_rng(3)
     positive = rng.uniform(size=200) < 0.3
@@ -141,7 +142,7 @@ def _subset_case():
 
 
 def test_a_data_set_with_two_of_four_classes():
-    from training.classifier.evaluate import versus_healthy
+    from training.evaluation.subsets import versus_healthy
 
     probs, labels = _subset_case()
     metrics = compute_metrics(probs, labels, CLASSES4, n_bootstrap=50)
@@ -179,8 +180,8 @@ def _source_folder(tmp_path):
 
 
 def test_per_source_figures_come_from_the_source_column(tmp_path):
-    from training.classifier.evaluate import per_source, sample_origins
     from training.datasets import class_indices, load_dataset
+    from training.evaluation.subsets import per_source, sample_origins
 
     dataset = load_dataset(_source_folder(tmp_path))
     samples = dataset.subset("test")
@@ -209,8 +210,8 @@ def test_per_source_figures_come_from_the_source_column(tmp_path):
 
 
 def test_without_a_source_column_the_source_patterns_name_the_sources(tmp_path):
-    from training.classifier.evaluate import sample_origins
     from training.datasets import Sample
+    from training.evaluation.subsets import sample_origins
 
     samples = [Sample("a/odir_1.png", "a", "1", "test"), Sample("a/x.png", "a", "2", "test")]
     assert sample_origins(samples) is None
@@ -218,7 +219,7 @@ def test_without_a_source_column_the_source_patterns_name_the_sources(tmp_path):
 
 
 def test_heatmap_mass_inside():
-    from training.classifier.evaluate import heatmap_mass_inside, summarise_shares
+    from training.evaluation.heatmaps import heatmap_mass_inside, summarise_shares
 
     heat = np.zeros((4, 4))
     heat[:, :2] = 1.0
@@ -228,7 +229,8 @@ def test_heatmap_mass_inside():
     assert heatmap_mass_inside(heat, inside) == pytest.approx(8 / 10)
     assert np.isnan(heatmap_mass_inside(np.zeros((4, 4)), inside))
     summary = summarise_shares([0.1, 0.5, 0.9, float("nan")])
-    assert summary["measured"] == 3 and summary["median"] == 0.5 and summary["p10"] == pytest.approx(0.18)
+    assert summary.measured == 3 and summary.median == 0.5 and summary.p10 == pytest.approx(0.18)
+    assert summary.to_dict() == {"measured": 3, "median": 0.5, "p10": summary.p10}
 
 
 def _external_folder(tmp_path, classes=("diabetic_retinopathy", "normal")):
@@ -272,9 +274,10 @@ def _fake_fov(monkeypatch):
 def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bundle, tmp_path, monkeypatch, capsys):
     from retina_desktop.inference.model_files import read_sidecar
     from retina_desktop.services.classify import Classifier
-    from training.classifier.evaluate import evaluate_bundle, load_split
     from training.classifier.model_card import render_card
     from training.datasets import load_dataset
+    from training.evaluation.evaluate import evaluate_bundle
+    from training.evaluation.predictions import load_split
 
     _fake_fov(monkeypatch)
     show_progress()  # the summary reaches stdout as `python -m training evaluate` shows it
@@ -308,8 +311,8 @@ def test_evaluating_an_external_set_with_two_of_the_models_four_classes(small_bu
 
 def test_a_data_set_class_the_model_does_not_know_is_refused(small_bundle, tmp_path):
     from retina_desktop.core.errors import UserError
-    from training.classifier.evaluate import evaluate_bundle
     from training.datasets import load_dataset
+    from training.evaluation.evaluate import evaluate_bundle
 
     dataset = load_dataset(_external_folder(tmp_path, ("normal", "unicorn")))
     with pytest.raises(UserError, match="unicorn"):

@@ -23,8 +23,9 @@ from training.commands.pipeline import add_arguments
 from training.datasets import load_arrays, load_dataset
 from training.experiments import pipeline
 from training.experiments.config import CORE_CONDITIONS, PipelineOptions
-from training.experiments.pipeline import RunKey, samples_fingerprint, scarce_cut
+from training.experiments.pipeline_data import samples_fingerprint, scarce_cut
 from training.experiments.report import _differences_table, judge_target, metric_names, summarise
+from training.experiments.runs import RunKey
 from training.options import parse
 
 TOY = ["--scarce", "glaucoma", "--scarce-n", "4", "--seeds", "0", "--size", "16", "--width-multiplier", "0.25",
@@ -141,10 +142,10 @@ def test_the_full_settings_gan_takes_as_many_steps_as_the_cut_settings(tmp_path)
     config = pipeline.PipelineConfig(data=str(tmp_path / "data"), scarce=("glaucoma",), scarce_n=4, gan_epochs=10)
     experiment = pipeline.Experiment(tmp_path / "run", config, dataset, log=lambda *_: None)
     # cut: 4 glaucoma + 20 normal = 24 images; full: 10 + 20 = 30. 10 epochs x 24 = 240 images seen.
-    assert experiment.gan_epochs("cut") == 10
-    assert experiment.gan_epochs("full") == 8
+    assert experiment.gans.epochs("cut") == 10
+    assert experiment.gans.epochs("full") == 8
     scarce_only = dataclasses.replace(config, gan_classes="scarce")  # 4 images against 10
-    assert pipeline.Experiment(tmp_path / "run", scarce_only, dataset).gan_epochs("full") == 4
+    assert pipeline.Experiment(tmp_path / "run", scarce_only, dataset).gans.epochs("full") == 4
 
 
 def test_the_gan_gets_the_loss_options_and_an_interrupted_one_keeps_its_architecture(tmp_path, monkeypatch):
@@ -162,14 +163,14 @@ def test_the_gan_gets_the_loss_options_and_an_interrupted_one_keeps_its_architec
     monkeypatch.setattr(training.gan.trainer, "train_gan", stop)
     experiment = pipeline.Experiment(tmp_path / "run", config, dataset, log=lambda *_: None)
     with pytest.raises(KeyboardInterrupt):
-        experiment.ensure_generator("cut")
+        experiment.gans.ensure_generator("cut")
     assert (seen[0].loss, seen[0].r1_gamma, seen[0].minibatch_std) == ("nonsaturating", 0.2, True)
     # A GAN started before minibatch spread existed resumes without it (its checkpoint has none).
-    started = experiment.gan_folder("cut") / "config.json"
+    started = experiment.gans.folder("cut") / "config.json"
     older = {k: v for k, v in json.loads(started.read_text()).items() if k not in ("minibatch_std", "conditional_norm")}
     started.write_text(json.dumps(older))
     with pytest.raises(KeyboardInterrupt):
-        experiment.ensure_generator("cut")
+        experiment.gans.ensure_generator("cut")
     assert (seen[1].minibatch_std, seen[1].conditional_norm, seen[1].r1_gamma) == (False, False, 0.2)
 
 
@@ -329,7 +330,7 @@ def test_the_report_sets_each_gan_condition_against_its_baseline_with_a_chance_t
     figures = {"none": [0.40, 0.42, 0.44], "traditional": [0.50, 0.52, 0.54],
                "gan": [0.60, 0.62, 0.64], "gan+traditional": [0.30, 0.60, 0.45]}
     results = [_fake(c, s, v, 0.9) for c, values in figures.items() for s, v in enumerate(values)]
-    table = _differences_table(summarise(results, config)["cut"], metric_names(config))
+    table = "\n".join(_differences_table(summarise(results, config)["cut"], metric_names(config))).splitlines()
     assert table[4].startswith("| gan − none | +0.200 (p = ")  # seeds far apart: p tiny
     assert float(table[4].split("p = ")[1].split(")")[0]) < 0.01
     assert table[5].startswith("| gan+traditional − traditional | -0.070 (p = 0.")

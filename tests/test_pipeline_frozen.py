@@ -122,4 +122,4 @@ def test_filtered_conditions_need_the_frozen_classifier_and_a_foreign_full_gan_i
 
     experiment = pipeline.Experiment(tmp_path / "run", config, load_dataset(root), log=lambda *_: None)
     with pytest.raises(UserError, match="training images"):
-        experiment.ensure_generator("full")
+        experiment.gans.ensure_generator("full")

@@ -1,4 +1,4 @@
-"""Screening figures and the referral threshold (training/classifier/referral.py), the grade
+"""Screening figures and the referral threshold (training/evaluation/referral.py), the grade
 column and grades.csv (training/datasets.py), and the referral rule of a many-class model."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.model_card import ModelMetadata
 from tests.conftest import fundus_like
-from training.classifier.referral import referral_threshold, screening_by_source, screening_figures
 from training.datasets import load_dataset
+from training.evaluation.referral import referral_threshold, screening_by_source, screening_figures
 
 CLASSES4 = ["cataract", "diabetic_retinopathy", "glaucoma", "normal"]
 

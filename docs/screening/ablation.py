@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from retina_desktop.inference.calibration import apply_temperature  # noqa: E402
-from training.classifier.evaluate import fit_temperature  # noqa: E402
-from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, referable_rows, referral_threshold, screening_figures  # noqa: E402
-from training.classifier.statistics import rank_auc  # noqa: E402
+from training.evaluation.metrics import fit_temperature, rank_auc  # noqa: E402
+from training.evaluation.referral import DR_CLASS, HEALTHY_CLASS, referable_rows, referral_threshold, screening_figures  # noqa: E402
+from training.evaluation.tables import markdown_table  # noqa: E402
 from training.experiments.config import ScreeningConfig  # noqa: E402
 from training.experiments.screening import held_out_camera_figures, search_head  # noqa: E402
 from training.experiments.screening_features import pool_columns, pool_widths  # noqa: E402
@@ -108,10 +108,8 @@ def main() -> int:
             table.append((name, figures))
             print(f"# {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()), flush=True)
     keys = list(table[0][1])
-    print("\n| figure | " + " | ".join(name for name, _ in table) + " |")
-    print("|---|" + "---|" * len(table))
-    for key in keys:
-        print(f"| {key} | " + " | ".join(f"{figures[key]:.3f}" for _, figures in table) + " |")
+    rows = [[key, *(f"{figures[key]:.3f}" for _, figures in table)] for key in keys]
+    print("\n" + markdown_table(["figure", *(name for name, _ in table)], rows))
     return 0
 
 

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from retina_desktop.core.model_card import InputSpec  # noqa: E402  (after ROOT joins sys.path)
-from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows  # noqa: E402
-from training.classifier.statistics import rank_auc  # noqa: E402
 from training.datasets import ALL_SPLITS, class_indices, load_arrays, load_dataset  # noqa: E402
+from training.evaluation.metrics import rank_auc  # noqa: E402
+from training.evaluation.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows  # noqa: E402
 from training.experiments.screening import ScreeningConfig, search_head  # noqa: E402
 from training.experiments.screening_features import cached_features, pool_columns, pool_widths  # noqa: E402
 from training.experiments.screening_head import fit_head, selection_score  # noqa: E402

@@ -31,8 +31,9 @@ from ablation import DATA, EXTERNAL, row_figures  # noqa: E402
 
 from retina_desktop.core.model_card import InputSpec  # noqa: E402  (after ROOT joins sys.path)
 from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_augment_batch  # noqa: E402
-from training.classifier.referral import DR_CLASS  # noqa: E402
 from training.datasets import load_arrays, load_dataset  # noqa: E402
+from training.evaluation.referral import DR_CLASS  # noqa: E402
+from training.evaluation.tables import markdown_table  # noqa: E402
 from training.experiments.config import ScreeningConfig  # noqa: E402
 from training.experiments.screening import search_head  # noqa: E402
 from training.experiments.screening_features import cached_features, pool_columns, pool_widths  # noqa: E402
@@ -110,10 +111,8 @@ def main() -> int:
     table = [("Lite0 224 (shipped recipe)", camera_copies(cache, 0)), ("mean of 224 and 320 px", multi_scale(cache))]
     table += [(f"224 px, head on {n} camera cop{'y' if n == 1 else 'ies'} too", camera_copies(cache, n))
               for n in args.copies]
-    print("| figure | " + " | ".join(name for name, _ in table) + " |")
-    print("|---|" + "---|" * len(table))
-    for key in table[0][1]:
-        print(f"| {key} | " + " | ".join(f"{figures[key]:.3f}" for _, figures in table) + " |")
+    rows = [[key, *(f"{figures[key]:.3f}" for _, figures in table)] for key in table[0][1]]
+    print(markdown_table(["figure", *(name for name, _ in table)], rows))
     return 0
 
 

@@ -24,6 +24,7 @@ from retina_desktop.core.wording import MODALITY_NAMES, apart, display_name
 # Below this probability of its label an answer is called unsure (the user's setting overrides it).
 UNSURE_BELOW = 0.6
 
+
 @dataclass(frozen=True)
 class CheckResult:
     """Whether an image is fit to be judged by the model, with one plain reason per problem."""

@@ -12,7 +12,6 @@ def display_name(class_name: str) -> str:
     return class_name.replace("_", " ").strip()
 
 
-
 # What an image of each retinal modality is called, in a sentence.
 MODALITY_NAMES = {"fundus": "a colour fundus photograph", "oct": "an OCT B-scan"}
 

@@ -1,6 +1,6 @@
 """Temperature scaling: turning raw softmax outputs into calibrated confidences.
 
-A temperature is fitted on the validation split by training/classifier/evaluate.py and stored in the
+A temperature is fitted on the validation split by training/evaluation/metrics.py and stored in the
 model's sidecar; the service applies it, so that "90%" means right about 9 times in 10.
 """
 

@@ -124,7 +124,7 @@ def run_classify(options: ClassifyOptions) -> ClassifyResult:
         epochs_trained=state.epoch, best_epoch=state.best_epoch, training_seconds=round(state.seconds, 1),
     )
 
-    from training.classifier.evaluate import evaluate_bundle  # after training: a long run needs none of it
+    from training.evaluation.evaluate import evaluate_bundle  # after training: a long run needs none of it
 
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True)
     _fit_familiarity(model_path, dataset, real_train, val, metadata.provenance["command"])

@@ -79,7 +79,7 @@ def fit_for_model(
     from retina_desktop.inference.familiarity import Familiarity, choose_threshold, path_for
     from retina_desktop.inference.litert_backend import file_sha256
     from retina_desktop.inference.model_files import sidecar_path_for, update_sidecar
-    from training.classifier.evaluate import load_split, open_classifier
+    from training.evaluation.predictions import load_split, open_classifier
 
     say = (lambda *a: None) if quiet else logger.info
     classifier = open_classifier(model_path, dataset, trust)
@@ -176,7 +176,7 @@ def labelled_figures(classifier, record, images: np.ndarray, labels: np.ndarray,
     })
     if wrong.any() and not wrong.all():
         # How well the distance itself ranks the errors, whatever the threshold (Mann-Whitney).
-        from training.classifier.evaluate import rank_auc
+        from training.evaluation.metrics import rank_auc
 
         out["error_auc"] = round(rank_auc(wrong, distances), 4)
     flagged_rate, unflagged_rate = out["error_rate_flagged"], out["error_rate_unflagged"]

@@ -16,6 +16,7 @@ from retina_desktop.core.errors import UserError
 from retina_desktop.inference.model_files import read_sidecar, sidecar_path_for
 from training.classifier.config import CardOptions
 from training.classifier.wrong_inputs import FUNDUS_KINDS
+from training.evaluation.tables import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -80,23 +81,22 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
         "",
         f"## Metrics on the untouched {m.get('split', 'test')} split (n = {m.get('n', '?')}, 95% bootstrap CIs)",
         "",
-        "| metric | value |",
-        "|---|---|",
-        f"| accuracy | {_ci(m, 'accuracy')} |",
-        f"| balanced accuracy | {_ci(m, 'balanced_accuracy')} |",
-        f"| macro ROC AUC | {_ci(m, 'macro_auc')} |",
-        f"| macro F1 | {_ci(m, 'macro_f1')} |",
-        f"| expected calibration error | {m.get('ece', float('nan')):.3f} after temperature scaling "
-        f"({m.get('ece_uncalibrated', float('nan')):.3f} before) |",
+        markdown_table(["metric", "value"], [
+            ["accuracy", _ci(m, "accuracy")],
+            ["balanced accuracy", _ci(m, "balanced_accuracy")],
+            ["macro ROC AUC", _ci(m, "macro_auc")],
+            ["macro F1", _ci(m, "macro_f1")],
+            ["expected calibration error", f"{m.get('ece', float('nan')):.3f} after temperature scaling "
+             f"({m.get('ece_uncalibrated', float('nan')):.3f} before)"],
+        ]),
         "",
-        "| class | n | sensitivity | specificity | precision | F1 | ROC AUC |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(
+            ["class", "n", "sensitivity", "specificity", "precision", "F1", "ROC AUC"],
+            [[name, entry.get("n", "?"), _ci(entry, "sensitivity"), _ci(entry, "specificity"),
+              _ci(entry, "precision"), _ci(entry, "f1"), _ci(entry, "auc")]
+             for name, entry in m.get("per_class", {}).items()],
+        ),
     ]
-    for name, entry in m.get("per_class", {}).items():
-        lines.append(
-            f"| {name} | {entry.get('n', '?')} | {_ci(entry, 'sensitivity')} | {_ci(entry, 'specificity')} | "
-            f"{_ci(entry, 'precision')} | {_ci(entry, 'f1')} | {_ci(entry, 'auc')} |"
-        )
     if "operating_point" in m:
         op = m["operating_point"]
         lines += [
@@ -109,10 +109,8 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
     matrix = m.get("confusion_matrix")
     if matrix:
         lines += ["", "Confusion matrix (rows: reference label, columns: model output):", "",
-                  "| | " + " | ".join(metadata.classes) + " |", "|---|" + "---|" * len(metadata.classes)]
-        lines += [
-            f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(metadata.classes, matrix)
-        ]
+                  markdown_table([None, *metadata.classes],
+                                 [[name, *row] for name, row in zip(metadata.classes, matrix)])]
     lines += _heatmap_lines(m.get("heatmap_in_fov"))
     lines += _screening_section(metadata, m, p)
     lines += _versus_section(
@@ -125,7 +123,7 @@ def render_card(model_path: Path, intended_use: str, limitations: list[str]) -> 
     return "\n".join(lines)
 
 
-def _screening_rows(name: str, m: dict) -> list[str]:
+def _screening_rows(name: str, m: dict) -> list[list[str]]:
     ref, healthy = m.get("referable_dr"), m.get("healthy_called")
     if not ref and not healthy:
         return []
@@ -136,9 +134,9 @@ def _screening_rows(name: str, m: dict) -> list[str]:
         return "" if key not in healthy else f"{healthy[key]:.1%}"
 
     counts = f"{ref['n_referable']} / {ref['n_grade0']}" if ref else ""
-    return [f"| {name} | {counts} | {_ci(ref, 'auc') if ref else ''} | {_ci(ref, 'referred') if ref else ''} | "
-            f"{_ci(ref, 'grade0_not_referred') if ref else ''} | {healthy.get('n', '')} | {share('normal')} | "
-            f"{share('diabetic_retinopathy')} | {share('glaucoma')} | {share('cataract')} |"]
+    figures = [_ci(ref, key) if ref else "" for key in ("auc", "referred", "grade0_not_referred")]
+    return [[name, counts, *figures, healthy.get("n", ""), share("normal"), share("diabetic_retinopathy"),
+             share("glaucoma"), share("cataract")]]
 
 
 def _screening_section(metadata, m: dict, provenance: dict) -> list[str]:
@@ -163,10 +161,9 @@ def _screening_section(metadata, m: dict, provenance: dict) -> list[str]:
         rule + " Referable: ICDR grade 2 or worse, against grade 0-1 eyes of the diabetic retinopathy and "
         "normal classes (ungraded eyes left out). Healthy eyes: the normal class, and what the app calls them.",
         "",
-        "| data | referable / grade-0 eyes | referable-DR AUC | referable referred | grade 0 not referred | "
-        "healthy eyes | called normal | called DR | called glaucoma | called cataract |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
+        markdown_table(["data", "referable / grade-0 eyes", "referable-DR AUC", "referable referred",
+                        "grade 0 not referred", "healthy eyes", "called normal", "called DR", "called glaucoma",
+                        "called cataract"], rows),
     ]
     held = (provenance.get("held_out_cameras") or {}).get("by_source")
     if held:
@@ -189,18 +186,19 @@ def _heatmap_lines(figure: dict | None) -> list[str]:
     ]
 
 
-def _versus_rows(name: str, versus: dict) -> list[str]:
+def _versus_rows(name: str, versus: dict) -> list[list[str]]:
     return [
-        f"| {name} | {disease} vs {versus['healthy_class']} | {e['n_disease']} / {e['n_healthy']} | "
-        f"{_ci(e, 'auc')} | {_ci(e, 'sensitivity')} | {_ci(e, 'referred')} | {_ci(e, 'specificity')} |"
+        [name, f"{disease} vs {versus['healthy_class']}", f"{e['n_disease']} / {e['n_healthy']}",
+         _ci(e, "auc"), _ci(e, "sensitivity"), _ci(e, "referred"), _ci(e, "specificity")]
         for disease, e in versus.get("diseases", {}).items()
     ]
 
 
-VERSUS_HEADER = [
-    "| data | comparison | n (disease / healthy) | ROC AUC | sensitivity | referred | specificity |",
-    "|---|---|---|---|---|---|---|",
-]
+def _versus_table(rows: list[list[str]]) -> str:
+    return markdown_table(["data", "comparison", "n (disease / healthy)", "ROC AUC", "sensitivity", "referred",
+                           "specificity"], rows)
+
+
 VERSUS_NOTE = (
     "On the images of the two classes only. Sensitivity: disease images the app calls that disease; "
     "referred: called anything but healthy; specificity: healthy eyes called healthy."
@@ -211,8 +209,8 @@ def _versus_section(title: str, m: dict) -> list[str]:
     versus = m.get("versus_normal")
     if not versus:
         return []
-    return ["", f"## {title} (95% bootstrap CIs)", "", VERSUS_NOTE, "", *VERSUS_HEADER,
-            *_versus_rows(f"{m.get('split', 'test')} split", versus)]
+    return ["", f"## {title} (95% bootstrap CIs)", "", VERSUS_NOTE, "",
+            _versus_table(_versus_rows(f"{m.get('split', 'test')} split", versus))]
 
 
 def _per_source_section(table: dict | None) -> list[str]:
@@ -226,15 +224,14 @@ def _per_source_section(table: dict | None) -> list[str]:
         "ROC AUC is one-vs-rest within the source, for classes the source holds together with others; "
         "the macro AUC averages those. A class that scores well on one source only is partly told by its camera.",
         "",
-        "| source | class | n | sensitivity | ROC AUC |",
-        "|---|---|---|---|---|",
     ]
+    rows = []
     for source, entry in table.items():
-        for name, e in entry.get("classes", {}).items():
-            lines.append(f"| {source} | {name} | {e['n']} | {_ci(e, 'sensitivity')} | {_ci(e, 'auc')} |")
+        rows += [[source, name, e["n"], _ci(e, "sensitivity"), _ci(e, "auc")]
+                 for name, e in entry.get("classes", {}).items()]
         over = ", ".join(entry.get("macro_auc_over", [])) or "none"
-        lines.append(f"| {source} | macro (over {over}) | {entry['n']} | | {_ci(entry, 'macro_auc')} |")
-    return lines
+        rows.append([source, f"macro (over {over})", entry["n"], None, _ci(entry, "macro_auc")])
+    return [*lines, markdown_table(["source", "class", "n", "sensitivity", "ROC AUC"], rows)]
 
 
 def _external_section(external: dict | None) -> list[str]:
@@ -245,17 +242,15 @@ def _external_section(external: dict | None) -> list[str]:
         "",
         "## External data (other cameras, never trained on; 95% bootstrap CIs)",
         "",
-        "| data set | n | classes present | balanced accuracy | macro ROC AUC |",
-        "|---|---|---|---|---|",
+        markdown_table(
+            ["data set", "n", "classes present", "balanced accuracy", "macro ROC AUC"],
+            [[name, m.get("n", "?"), ", ".join(m.get("classes_present", m.get("per_class", {}))),
+              _ci(m, "balanced_accuracy"), _ci(m, "macro_auc")] for name, m in external.items()],
+        ),
     ]
-    for name, m in external.items():
-        present = ", ".join(m.get("classes_present", m.get("per_class", {})))
-        lines.append(
-            f"| {name} | {m.get('n', '?')} | {present} | {_ci(m, 'balanced_accuracy')} | {_ci(m, 'macro_auc')} |"
-        )
     rows = [row for name, m in external.items() for row in _versus_rows(name, m.get("versus_normal") or {})]
     if rows:
-        lines += ["", VERSUS_NOTE, "", *VERSUS_HEADER, *rows]
+        lines += ["", VERSUS_NOTE, "", _versus_table(rows)]
     lines += ["", "```bash", *(m.get("command", "?") for m in external.values()), "```"]
     return lines
 
@@ -272,28 +267,25 @@ def _checks_section(checks: dict, model_path: str, data: str) -> list[str]:
         f"Thresholds fitted on the {report['fitted_on']}: "
         + ", ".join(f"{k} {v:g}" for k, v in t.items()) + ".",
         "",
-        "| images | n | flagged |",
-        "|---|---|---|",
-        f"| real test images of this model's data (should pass) | {report['real_test_n']} "
-        f"| {report['real_test_flagged']:.1%} |",
-        f"| non-retinal images from unseen sources (should be flagged) | {report['non_retinal_n']} "
-        f"| {report['non_retinal_flagged']:.1%} |",
+    ]
+    rows = [
+        ["real test images of this model's data (should pass)", report["real_test_n"],
+         f"{report['real_test_flagged']:.1%}"],
+        ["non-retinal images from unseen sources (should be flagged)", report["non_retinal_n"],
+         f"{report['non_retinal_flagged']:.1%}"],
     ]
     if "other_modality_n" in report:
-        lines.append(
-            f"| test images of the other modality (should be flagged) | {report['other_modality_n']} | "
-            f"{report['other_modality_flagged']:.1%} |"
-        )
-    for source, entry in report.get("real_test_by_source", {}).items():
-        lines.append(f"| real test images, source {source} (should pass) | {entry['n']} | {_refused(entry)} |")
-    for name, entry in report.get("external", {}).items():
-        lines.append(f"| real photographs of {name}, cameras never trained on (should pass) | {entry['n']} | "
-                     f"{_refused(entry)} |")
-    for kind, entry in report.get("wrong_inputs_test", {}).items():
-        lines.append(f"| wrong input, test part: {kind} (should be refused) | {entry['n']} | {entry['refused']:.1%} |")
-    for variant, entry in report.get("camera_variants_test", {}).items():
-        lines.append(f"| real test photograph as another camera gives it: {variant} (should pass) | {entry['n']} | "
-                     f"{_refused(entry)} |")
+        rows.append(["test images of the other modality (should be flagged)", report["other_modality_n"],
+                     f"{report['other_modality_flagged']:.1%}"])
+    rows += [[f"real test images, source {source} (should pass)", entry["n"], _refused(entry)]
+             for source, entry in report.get("real_test_by_source", {}).items()]
+    rows += [[f"real photographs of {name}, cameras never trained on (should pass)", entry["n"], _refused(entry)]
+             for name, entry in report.get("external", {}).items()]
+    rows += [[f"wrong input, test part: {kind} (should be refused)", entry["n"], f"{entry['refused']:.1%}"]
+             for kind, entry in report.get("wrong_inputs_test", {}).items()]
+    rows += [[f"real test photograph as another camera gives it: {variant} (should pass)", entry["n"],
+              _refused(entry)] for variant, entry in report.get("camera_variants_test", {}).items()]
+    lines.append(markdown_table(["images", "n", "flagged"], rows))
     reasons = ", ".join(f"{k} {v}" for k, v in report.get("real_test_reasons", {}).items()) or "none"
     other = f" --other-modality {report['other_modality_data']}" if "other_modality_data" in report else ""
     command = report.get("command") or f"python -m training fit-checks --model {model_path} --data {data}{other}"
@@ -349,11 +341,11 @@ def _familiarity_section(entry: dict) -> list[str]:
         count = row["flagged"] if kind == "flagged" else row["n"] - row["flagged"]
         return "–" if value is None else f"{value:.1%} ({row[f'errors_{kind}']}/{count})"
 
-    def line(name: str, row: dict) -> str:
+    def line(name: str, row: dict) -> list:
         auc = f"{row['error_auc']:.3f}" if "error_auc" in row else "–"
-        errors = (f"{rate(row, 'flagged')} | {rate(row, 'unflagged')} | {row.get('error_ratio', '–')} | {auc}"
-                  if "errors_flagged" in row else "– | – | – | –")
-        return f"| {name} | {row['n']} | {row['flagged_share']:.1%} ({row['flagged']}) | {errors} |"
+        errors = ([rate(row, "flagged"), rate(row, "unflagged"), row.get("error_ratio", "–"), auc]
+                  if "errors_flagged" in row else ["–"] * 4)
+        return [name, row["n"], f"{row['flagged_share']:.1%} ({row['flagged']})", *errors]
 
     lines = [
         "",
@@ -364,23 +356,20 @@ def _familiarity_section(entry: dict) -> list[str]:
         "\"Unfamiliar image: unlike the images this model learned from; its output may be unreliable\". "
         "An error is the app's answer differing from the reference label.",
         "",
-        "| images | n | flagged | error rate, flagged | error rate, unflagged | ratio "
-        "| ROC AUC of the distance for an error |",
-        "|---|---|---|---|---|---|---|",
-        line("validation split (threshold chosen here)", figures["val"]),
     ]
+    rows = [line("validation split (threshold chosen here)", figures["val"])]
     if "test" in figures:
-        lines.append(line("test split (in distribution; target: at most 5% flagged)", figures["test"]))
+        rows.append(line("test split (in distribution; target: at most 5% flagged)", figures["test"]))
     for name, row in figures.get("external", {}).items():
-        lines.append(line(f"external: {name} (never fitted nor tuned on; target ratio at least 2)", row))
+        rows.append(line(f"external: {name} (never fitted nor tuned on; target ratio at least 2)", row))
     for name, row in figures.get("wrong_inputs", {}).items():
-        for kind, part in row.get("by_folder", {}).items():
-            lines.append(f"| wrong input ({name}): {kind} (every answer is wrong) | {part['n']} | "
-                         f"{part['flagged_share']:.1%} | – | – | – | – |")
-        for kind, part in row.get("test_part", {}).items():
-            lines.append(f"| wrong input ({name}), the image checks' test part: {kind} | {part['n']} | "
-                         f"{part['flagged_share']:.1%} | – | – | – | – |")
-    lines += ["", "```bash", entry.get("command", "?"), "```"]
+        rows += [[f"wrong input ({name}): {kind} (every answer is wrong)", part["n"], f"{part['flagged_share']:.1%}",
+                  *["–"] * 4] for kind, part in row.get("by_folder", {}).items()]
+        rows += [[f"wrong input ({name}), the image checks' test part: {kind}", part["n"],
+                  f"{part['flagged_share']:.1%}", *["–"] * 4] for kind, part in row.get("test_part", {}).items()]
+    headers = ["images", "n", "flagged", "error rate, flagged", "error rate, unflagged", "ratio",
+               "ROC AUC of the distance for an error"]
+    lines += [markdown_table(headers, rows), "", "```bash", entry.get("command", "?"), "```"]
     return lines
 
 

@@ -26,6 +26,7 @@ from retina_desktop.imaging.camera_augment import CameraAugmentConfig, camera_au
 from training import distribute
 from training.classifier.config import ARCHITECTURES, RESUMABLE_FIELDS, ClassifierConfig
 from training.epochs import CheckpointFolder, TrainState, epoch_callbacks, last_epoch_of_call
+from training.evaluation.metrics import macro_auc
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def train_classifier(
             callbacks=[
                 # first: its bar ends before the line
                 *([keras.callbacks.ProgbarLogger()] if distribute.is_writer() else []),
-                *_classifier_callbacks(keras, config, classifier, val, num_classes, state, checkpoint, last_epoch),
+                *_classifier_callbacks(keras, config, classifier, val, state, checkpoint, last_epoch),
                 *epoch_callbacks(state, checkpoint, config.epochs, log, describe),
             ],
         )
@@ -271,11 +272,10 @@ def epoch_batches(config: ClassifierConfig, train: tuple[np.ndarray, np.ndarray]
     return tf.data.Dataset.from_generator(batches, output_signature=signature), steps
 
 
-def _classifier_callbacks(keras, config: ClassifierConfig, classifier, val, num_classes: int, state: TrainState,
+def _classifier_callbacks(keras, config: ClassifierConfig, classifier, val, state: TrainState,
                           checkpoint: CheckpointFolder, last_epoch: int) -> list:
     """The classifier's own per-epoch work, around the shared clock and checkpoint: the
     learning rate and random state of each epoch, and its judgement on the validation set."""
-    from sklearn.metrics import roc_auc_score
 
     class EpochStart(keras.callbacks.Callback):
         """The learning rate and every random generator in the trainer from (seed, epoch)
@@ -293,7 +293,7 @@ def _classifier_callbacks(keras, config: ClassifierConfig, classifier, val, num_
         def on_epoch_end(self, epoch, logs=None):
             with distribute.predictions_on_every_process():
                 probs = classifier.predict(val[0].astype("float32"), batch_size=64, verbose=0)
-            score = _macro_auc(roc_auc_score, val[1], probs, num_classes)
+            score = _epoch_score(val[1], probs)
             logs["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(val[1])), val[1]], 1e-7, 1))))
             logs["val_accuracy"] = float(np.mean(probs.argmax(1) == val[1]))
             logs["val_macro_auc"] = score
@@ -354,10 +354,14 @@ def _cosine_lr(config: ClassifierConfig, epoch: int) -> float:
     return config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _macro_auc(roc_auc_score, labels: np.ndarray, probs: np.ndarray, num_classes: int) -> float:
+def _epoch_score(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The figure an epoch is judged by: the val macro AUC over every class.
+
+    A class missing from a tiny validation set makes that AUC undefined: NaN (never an
+    improvement) with the scikit-learn of today, a ValueError with older ones, for which the
+    epoch is judged by its accuracy instead, as it always was.
+    """
     try:
-        if num_classes == 2:
-            return float(roc_auc_score(labels, probs[:, 1]))
-        return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))))
-    except ValueError:  # a class missing from a tiny validation set
+        return macro_auc(labels, probs, every_class=True)
+    except ValueError:
         return float(np.mean(probs.argmax(1) == labels))

@@ -1,7 +1,7 @@
 """The `evaluate` verb: metrics, calibration and plots on a split.
 
-Its options are `EvaluateOptions` (training/classifier/config.py); `run` hands them to
-`training.classifier.evaluate.run_evaluate`, imported only when the verb is chosen, and prints
+Its options are `EvaluateOptions` (training/evaluation/config.py); `run` hands them to
+`training.evaluation.evaluate.run_evaluate`, imported only when the verb is chosen, and prints
 the metrics object with `--json`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from training.classifier.config import EvaluateOptions
+from training.evaluation.config import EvaluateOptions
 from training.options import add_options, parse
 
 HELP = "metrics, calibration and plots on a split"
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.classifier.evaluate import run_evaluate
+    from training.evaluation.evaluate import run_evaluate
 
     options = parse(EvaluateOptions, args)
     metrics = run_evaluate(options)

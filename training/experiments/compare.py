@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from retina_desktop.core.errors import UserError
+from training.evaluation.tables import markdown_table
 from training.experiments.config import CompareOptions
 
 logger = logging.getLogger(__name__)
@@ -85,10 +86,8 @@ def render_table(rows: list[tuple[str, list[tuple[dict, dict | None]]]]) -> str:
     for name, runs in rows:
         per_run = [row_figures(test, external) for test, external in runs]
         columns.append((f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if len(runs) > 1 else name, per_run))
-    figures = list(columns[0][1][0])
-    lines = ["| figure | " + " | ".join(name for name, _ in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    for figure in figures:
+    rows = []
+    for figure in columns[0][1][0]:
         cells = []
         for _, per_run in columns:
             values = [r[figure] for r in per_run if r[figure] is not None]
@@ -98,5 +97,5 @@ def render_table(rows: list[tuple[str, list[tuple[dict, dict | None]]]]) -> str:
                 cells.append(f"{values[0]:.3f}")
             else:
                 cells.append(f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}")
-        lines.append(f"| {figure} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([figure, *cells])
+    return markdown_table(["figure", *(name for name, _ in columns)], rows) + "\n"

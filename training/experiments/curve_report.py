@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
+from training.evaluation.tables import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ HEADINGS = {"sensitivity": f"sensitivity at specificity {SPECIFICITY:.2f}", "auc
 
 def figures(positive: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     """(sensitivity at SPECIFICITY, AUC) of one class's scores; NaNs without both kinds."""
-    from training.classifier.statistics import rank_auc
+    from training.evaluation.metrics import rank_auc
 
     if positive.all() or not positive.any():
         return float("nan"), float("nan")
@@ -295,33 +296,22 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
     for label, points in summary.items():
         lines += [f"## {label.replace('_', ' ')}", ""]
         for metric in METRICS:
+            rows = [[entry["real_images"], *(_cell(entry["all"][c][metric]) if c in entry["all"] else "–"
+                                             for c in columns)] for entry in points.values()]
             lines += [f"### {HEADINGS[metric]}, whole test split", "",
-                      "| real images | " + " | ".join(columns) + " |",
-                      "|---" * (len(columns) + 1) + "|"]
-            for entry in points.values():
-                lines.append(f"| {entry['real_images']} | " + " | ".join(
-                    _cell(entry["all"][c][metric]) if c in entry["all"] else "–" for c in columns) + " |")
-            lines.append("")
+                      markdown_table(["real images", *columns], rows), ""]
+        headings = [HEADINGS[m] for m in METRICS]
+        rows = [[entry["real_images"], comparison, *(_signed(values[m]) for m in METRICS)]
+                for entry in points.values() for comparison, values in entry["all"]["differences"].items()]
         lines += ["### Paired differences (seed means, 95% bootstrap interval, verdict)", "",
-                  "| real images | comparison | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
-                  "|---|---|" + "---|" * len(METRICS)]
-        for entry in points.values():
-            for comparison, values in entry["all"]["differences"].items():
-                lines.append(f"| {entry['real_images']} | {comparison} | "
-                             + " | ".join(_signed(values[m]) for m in METRICS) + " |")
-        lines.append("")
+                  markdown_table(["real images", "comparison", *headings], rows), ""]
         sources = [s for s in next(iter(points.values())) if s not in ("real_images", "all")]
         if sources:
+            rows = [[entry["real_images"], f"{source} ({entry[source]['positives']} / {entry[source]['negatives']})",
+                     *(_signed(entry[source]["differences"]["gan - traditional"][m]) for m in METRICS)]
+                    for entry in points.values() for source in sources]
             lines += ["### Per source: gan − traditional", "",
-                      "| real images | source (class / rest) | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
-                      "|---|---|" + "---|" * len(METRICS)]
-            for entry in points.values():
-                for source in sources:
-                    part = entry[source]
-                    values = part["differences"]["gan - traditional"]
-                    lines.append(f"| {entry['real_images']} | {source} ({part['positives']} / {part['negatives']}) | "
-                                 + " | ".join(_signed(values[m]) for m in METRICS) + " |")
-            lines.append("")
+                      markdown_table(["real images", "source (class / rest)", *headings], rows), ""]
     lines += [
         f"## The most promising cell, {confirmation_heading(config)}",
         "",
@@ -331,12 +321,11 @@ def render(summary: dict, confirmed: dict, curve, clock, command: str, plot_name
         f" {confirmation_method(config)}, {confirmed['seeds']} seeds (the same draws of added images as the"
         " curve's seeds).",
         "",
-        "| | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
-        "|---|" + "---|" * len(METRICS),
-        *[f"| {c} | " + " | ".join(_cell(confirmed[c][m]) for m in METRICS) + " |"
-          for c in ("traditional", confirmed["condition"])],
-        f"| {confirmed['condition']} − traditional | "
-        + " | ".join(_signed(confirmed["difference"][m]) for m in METRICS) + " |",
+        markdown_table(
+            [None, *(HEADINGS[m] for m in METRICS)],
+            [*([c, *(_cell(confirmed[c][m]) for m in METRICS)] for c in ("traditional", confirmed["condition"])),
+             [f"{confirmed['condition']} − traditional", *(_signed(confirmed["difference"][m]) for m in METRICS)]],
+        ),
         "",
     ]
     return "\n".join(lines) + "\n"

@@ -123,7 +123,7 @@ def train_head(train_views: list[np.ndarray], y: np.ndarray, val: tuple[np.ndarr
     without augmentation); each epoch takes every image once, in a view drawn for it afresh.
     """
     from retina_desktop.core.quiet import import_keras
-    from training.experiments.linear_probe import macro_auc
+    from training.evaluation.metrics import macro_auc
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)

@@ -232,7 +232,7 @@ class Curve:
         if path.is_file():
             with np.load(path) as stored:
                 return stored["test_probs"]
-        from training.classifier.referral import DR_CLASS
+        from training.evaluation.referral import DR_CLASS
         from training.experiments.screening_head import HeadChoice, fit_head
 
         sets = self.sets()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.evaluation.metrics import macro_auc
 from training.experiments.config import LinearProbeOptions, ProbeConfig
 
 logger = logging.getLogger(__name__)
@@ -54,20 +55,6 @@ def pooled_features(model, images: np.ndarray, batch_size: int = 64, *, desc: st
         batch = images[start : start + batch_size].astype("float32")
         rows.append(np.asarray(extractor.predict_on_batch(batch), dtype=np.float64))
     return np.concatenate(rows) if rows else np.zeros((0, extractor.output.shape[-1]))
-
-
-def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """One-vs-rest macro AUC over the classes present (ROC AUC for two classes); NaN when only
-    one class is present."""
-    from sklearn.metrics import roc_auc_score
-
-    present = np.unique(labels)
-    if len(present) < 2:
-        return float("nan")
-    if probs.shape[1] == 2:
-        return float(roc_auc_score(labels, probs[:, 1]))
-    aucs = [roc_auc_score(labels == c, probs[:, c]) for c in present]
-    return float(np.mean(aucs))
 
 
 def fit_probe(
@@ -192,7 +179,7 @@ def run_probe(data: str | Path, out: str | Path, config: ProbeConfig, *, modalit
         training_seconds=round(fit_seconds, 1),
     )
 
-    from training.classifier.evaluate import evaluate_bundle
+    from training.evaluation.evaluate import evaluate_bundle
 
     evaluate_bundle(model_path, dataset, split="test", out_dir=out / "evaluation", store=True, heatmaps=heatmaps,
                     n_bootstrap=n_bootstrap)

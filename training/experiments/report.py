@@ -2,7 +2,7 @@
 
 Two kinds of uncertainty are shown and kept apart. "mean ± std [min, max]" is over classifier
 seeds (training noise: initialisation, batch order, augmentation draws). Each run's 95% CI is
-the bootstrap over test images of `training.classifier.evaluate.compute_metrics` (the test split's sampling
+the bootstrap over test images of `training.evaluation.metrics.compute_metrics` (the test split's sampling
 noise); the per-run table lists them. Nothing is averaged across the two.
 
 The target (issue #5): at the cut setting, the better GAN condition beats the best non-GAN
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from retina_desktop.core.atomic import atomic_save, atomic_write
+from training.evaluation.tables import markdown_table
 from training.experiments.config import CONDITIONS, FILTERED_CONDITIONS, SETTINGS, PipelineConfig
 from training.experiments.runs import planned_runs, read_result
 
@@ -339,13 +340,10 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
     lines += _counts_table(out, config, results)
     for setting, conditions in summary.items():
         title = config.cut_label() if setting == "cut" else "full training set"
-        lines += [f"## Results: {setting} ({title})", "",
-                  "| condition | seeds | " + " | ".join(h for _, h in names) + " |",
-                  "|---|---|" + "---|" * len(names)]
-        for condition, entry in conditions.items():
-            lines.append(f"| {condition} | {entry['n']}/{len(config.seeds)} | "
-                         + " | ".join(_cell(entry[k]) for k, _ in names) + " |")
-        lines.append("")
+        lines += [f"## Results: {setting} ({title})", "", markdown_table(
+            ["condition", "seeds", *(h for _, h in names)],
+            [[condition, f"{entry['n']}/{len(config.seeds)}", *(_cell(entry[k]) for k, _ in names)]
+             for condition, entry in conditions.items()]), ""]
         lines += _differences_table(conditions, names)
         lines += _per_source_table(setting, config, results)
         lines += _external_table(setting, config, results)
@@ -356,20 +354,17 @@ def _markdown(out, config, stored, summary, results, verdict, figures, grids, pl
         rows = ", ".join(f"real {c}, GAN {c}" for c in config.scarce)
         lines += [f"GAN images used in the {setting} setting (rows: {rows}; synthetic images are model output, "
                   "not patient data):", "", f"![GAN samples, {setting}](gan_samples_{setting}.png)", ""]
-    lines += ["## Per run", "", "Values with their 95% bootstrap CI over test images.", "",
-              "| setting | condition | seed | epochs (best) | "
-              + " | ".join(f"{c} sensitivity" for c in config.scarce) + " | macro F1 | macro AUC | minutes |",
-              "|---|---|---|---|" + "---|" * (len(config.scarce) + 3)]
+    rows = []
     for r in results:
         m = r["metrics"]
         per_class = [_ci(m["per_class"][c]["sensitivity"], m["per_class"][c]["sensitivity_ci"]) for c in config.scarce]
-        lines.append(
-            f"| {r['setting']} | {r['condition']} | {r['seed']} | {r['epochs_trained']} ({r['best_epoch']}) | "
-            + " | ".join(per_class)
-            + f" | {_ci(m['macro_f1'], m['macro_f1_ci'])} | {_ci(m['macro_auc'], m['macro_auc_ci'])} | "
-              f"{r['wall_seconds'] / 60:.1f} |"
-        )
-    lines.append("")
+        rows.append([r["setting"], r["condition"], r["seed"], f"{r['epochs_trained']} ({r['best_epoch']})", *per_class,
+                     _ci(m["macro_f1"], m["macro_f1_ci"]), _ci(m["macro_auc"], m["macro_auc_ci"]),
+                     f"{r['wall_seconds'] / 60:.1f}"])
+    headers = ["setting", "condition", "seed", "epochs (best)", *(f"{c} sensitivity" for c in config.scarce),
+               "macro F1", "macro AUC", "minutes"]
+    lines += ["## Per run", "", "Values with their 95% bootstrap CI over test images.", "",
+              markdown_table(headers, rows), ""]
     return "\n".join(lines)
 
 
@@ -405,9 +400,8 @@ def _per_source_table(setting: str, config: PipelineConfig, results: list[dict])
         f"{s} {first[s]['n']}" + "".join(f", {c} {first[s].get(f'{c}_n', 0)}" for c in config.scarce)
         for s in sources if s in first)
     lines = [f"Per source of the test images (seed means; images per source and scarce class: {sizes}; "
-             "– where a source has none of a class):", "",
-             "| condition | " + " | ".join(f"{s}: {h}" for s in sources for _, h in columns) + " |",
-             "|---|" + "---|" * (len(sources) * len(columns))]
+             "– where a source has none of a class):", ""]
+    rows = []
     for condition in (c for c in CONDITIONS if c in config.conditions):
         runs = [r for r in mine if r["condition"] == condition]
         if not runs:
@@ -418,8 +412,8 @@ def _per_source_table(setting: str, config: PipelineConfig, results: list[dict])
                 values = [r["per_source"].get(source, {}).get(key) for r in runs]
                 values = [v for v in values if v is not None and not math.isnan(v)]
                 cells.append(f"{np.mean(values):.3f}" if values else "–")
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        rows.append([condition, *cells])
+    return [*lines, markdown_table(["condition", *(f"{s}: {h}" for s in sources for _, h in columns)], rows), ""]
 
 
 def _external_table(setting: str, config: PipelineConfig, results: list[dict]) -> list[str]:
@@ -434,8 +428,8 @@ def _external_table(setting: str, config: PipelineConfig, results: list[dict]) -
         (d, "sensitivity", f"{d} sensitivity") for d in diseases]
     columns += [(diseases[0], "specificity", "healthy called normal")] if diseases else []
     lines = [f"On another camera (`{config.external}`, {first['n']} images, never trained or tuned on; seed means "
-             "± std):", "",
-             "| condition | " + " | ".join(h for _, _, h in columns) + " |", "|---|" + "---|" * len(columns)]
+             "± std):", ""]
+    rows = []
     for condition in (c for c in CONDITIONS if c in config.conditions):
         runs = [r for r in mine if r["condition"] == condition]
         if not runs:
@@ -444,8 +438,8 @@ def _external_table(setting: str, config: PipelineConfig, results: list[dict]) -
         for disease, key, _ in columns:
             values = [r["external"]["versus_normal"]["diseases"][disease][key] for r in runs]
             cells.append(_cell(stats(values)).split(" [")[0])
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        rows.append([condition, *cells])
+    return [*lines, markdown_table(["condition", *(h for _, _, h in columns)], rows), ""]
 
 
 # Each GAN condition against the condition it adds GAN images to.
@@ -460,15 +454,15 @@ def _differences_table(conditions: dict, names: list[tuple[str, str]]) -> list[s
     if not pairs:
         return []
     lines = [f"GAN images against the same condition without them: mean difference (Welch's t-test over seeds, "
-             f"p; below {CHANCE_P} is unlikely to be chance).", "",
-             "| comparison | " + " | ".join(h for _, h in names) + " |", "|---|" + "---|" * len(names)]
+             f"p; below {CHANCE_P} is unlikely to be chance).", ""]
+    rows = []
     for gan, base in pairs:
         cells = []
         for key, _ in names:
             a, b = conditions[gan][key], conditions[base][key]
             cells.append(f"{a['mean'] - b['mean']:+.3f} (p = {chance_p(a['values'], b['values']):.2g})")
-        lines.append(f"| {gan} − {base} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        rows.append([f"{gan} − {base}", *cells])
+    return [*lines, markdown_table(["comparison", *(h for _, h in names)], rows), ""]
 
 
 def _counts_table(out: Path, config: PipelineConfig, results: list[dict]) -> list[str]:
@@ -482,15 +476,14 @@ def _counts_table(out: Path, config: PipelineConfig, results: list[dict]) -> lis
     any_result = results[0]
     classes = list(any_result["train_counts"]["real"])
     test = {c: any_result["metrics"]["per_class"][c]["n"] for c in classes}
-    lines = ["Training images per class (real + GAN) and test images:", "",
-             "| class | " + " | ".join(f"train, {s}" for s in seen) + " | test |",
-             "|---|" + "---|" * len(seen) + "---|"]
+    rows = []
     for c in classes:
         cells = []
         for kinds in seen.values():
             counts = kinds.get("gan") or kinds["real"]
             synth = counts["synthetic"].get(c, 0)
             cells.append(f"{counts['real'][c]}" + (f" + {synth}" if synth else ""))
-        lines.append(f"| {c} | " + " | ".join(cells) + f" | {test[c]} |")
-    lines.append(f"\nValidation images in all runs: {any_result['val_n']}; test images: {any_result['test_n']}.\n")
-    return lines
+        rows.append([c, *cells, test[c]])
+    return ["Training images per class (real + GAN) and test images:", "",
+            markdown_table(["class", *(f"train, {s}" for s in seen), "test"], rows),
+            f"\nValidation images in all runs: {any_result['val_n']}; test images: {any_result['test_n']}.\n"]

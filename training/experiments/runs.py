@@ -64,7 +64,6 @@ def planned_runs(config: PipelineConfig) -> list[RunKey]:
     ]
 
 
-
 # --- the run folder ------------------------------------------------------------------------
 
 

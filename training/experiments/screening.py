@@ -7,7 +7,7 @@ weightings at the best pool set and C: `screening_head.py`); the chosen head fol
 Dense layer on the feature network, so the app runs one Keras model (0..255 image in,
 probabilities out, `last_conv` for heatmaps); then `evaluate_bundle` on the test split, which
 fits the temperature on val and chooses the referral threshold on val p(DR) for referable-DR
-sensitivity (`training/classifier/referral.py`). External sets are never read here: judge them
+sensitivity (`training/evaluation/referral.py`). External sets are never read here: judge them
 afterwards with `evaluate --store-external`.
 
 Outputs in `--out`: `keras_model.h5`, `labels.txt`, `keras_model.json`, `config.json`,
@@ -36,7 +36,7 @@ def search_head(sets, classes: list[str], config: ScreeningConfig, widths: dict[
                 log=logger.info) -> tuple[HeadChoice, list[dict]]:
     """The head with the best val selection score, by the staged search; every trial recorded.
     `widths`: each pool's width in the cached features (`pool_widths`)."""
-    from training.classifier.referral import DR_CLASS
+    from training.evaluation.referral import DR_CLASS
     from training.experiments.screening_features import pool_columns
     from training.experiments.screening_head import fit_head, selection_score
 
@@ -80,8 +80,8 @@ def held_out_camera_figures(sets, classes: list[str], choice: HeadChoice, widths
     train and val eyes: referable-DR and DR-vs-normal AUC on a camera it never saw, from the
     training data alone. The worst source is what the backbones are compared by (a lever that
     helps one camera can hurt another; the external sets stay unread)."""
-    from training.classifier.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows
-    from training.classifier.statistics import rank_auc
+    from training.evaluation.metrics import rank_auc
+    from training.evaluation.referral import DR_CLASS, HEALTHY_CLASS, REFERABLE_GRADE, referable_rows
     from training.experiments.screening_features import pool_columns
     from training.experiments.screening_head import fit_head
 
@@ -131,9 +131,9 @@ def run_screening(data: str | Path, out: str | Path, config: ScreeningConfig, *,
     from retina_desktop.core.atomic import atomic_write
     from retina_desktop.core.paths import user_cache_dir
     from training.classifier.classify import write_bundle
-    from training.classifier.evaluate import evaluate_bundle
-    from training.classifier.referral import DR_CLASS
     from training.datasets import load_arrays, load_dataset, write_splits
+    from training.evaluation.evaluate import evaluate_bundle
+    from training.evaluation.referral import DR_CLASS
     from training.experiments.screening_features import pool_columns, pool_widths
     from training.experiments.screening_head import fit_head
     from training.experiments.screening_sets import feature_sets, with_synthetic_features

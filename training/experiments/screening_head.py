@@ -119,8 +119,8 @@ def fit_head(features: np.ndarray, labels: np.ndarray, grades: np.ndarray, dr: i
 
 def selection_score(probs: np.ndarray, labels: np.ndarray, grades: np.ndarray, classes: list[str]) -> dict[str, float]:
     """{"macro_auc", "referable_auc", "score"} on one set: the score the head is chosen by."""
-    from training.classifier.referral import DR_CLASS, REFERABLE_GRADE, referable_rows
-    from training.classifier.statistics import rank_auc
+    from training.evaluation.metrics import rank_auc
+    from training.evaluation.referral import DR_CLASS, REFERABLE_GRADE, referable_rows
 
     present = [c for c in range(len(classes)) if 0 < (labels == c).sum() < len(labels)]
     macro = float(np.mean([rank_auc(labels == c, probs[:, c]) for c in present]))

@@ -30,6 +30,7 @@ from retina_desktop.core.atomic import atomic_save, atomic_write
 from retina_desktop.core.errors import UserError
 from retina_desktop.core.model_card import InputSpec
 from retina_desktop.core.quiet import import_keras
+from training.evaluation.tables import markdown_table
 from training.gan.config import GanEvalOptions
 
 logger = logging.getLogger(__name__)
@@ -347,15 +348,15 @@ def kid_table(results: dict, labels: list[str]) -> str:
     possible copies summed over classes, and each row's KIDs relative to the first row's,
     averaged over classes (the first generator named is the baseline)."""
     baseline = next(iter(results.values()))["labels"]
-    lines = ["generator | " + " | ".join(f"KID {label}" for label in labels) + " | copies | KID / first's (mean)"]
+    rows = []
     for path, result in results.items():
         figures = result["labels"]
         ratio = np.mean([figures[label]["kid"] / baseline[label]["kid"] if baseline[label]["kid"] > 0 else np.nan
                          for label in labels])
         copies = sum(figures[label]["memorisation"].get("possible_copies", 0) for label in labels)
-        lines.append(f"{path} | " + " | ".join(f"{figures[label]['kid']:.3f}" for label in labels)
-                     + f" | {copies} | {ratio:.2f}")
-    return "\n".join(lines)
+        rows.append([path, *(f"{figures[label]['kid']:.3f}" for label in labels), copies, f"{ratio:.2f}"])
+    headers = ["generator", *(f"KID {label}" for label in labels), "copies", "KID / first's (mean)"]
+    return markdown_table(headers, rows, console=True)
 
 
 def _summary(results: dict) -> dict:

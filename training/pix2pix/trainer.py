@@ -134,6 +134,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"rate": self.rate, "total_steps": self.total, "decay_from": self.start / self.total}
 
+
 class Pix2Pix(keras.Model):
     """Generator and PatchGAN discriminator trained together by `fit()` on
     (masks (n, S, S, C) float32, photographs (n, S, S, 3) uint8) batches."""

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from training.classifier.statistics import bootstrap_figures, rank_auc
 from training.datasets import UNGRADED
+from training.evaluation.config import HEALTHY_CLASS
+from training.evaluation.metrics import bootstrap_figures, rank_auc
 
 DR_CLASS = "diabetic_retinopathy"
-HEALTHY_CLASS = "normal"
 REFERABLE_GRADE = 2
 MIN_SENSITIVITY = 0.9
 
