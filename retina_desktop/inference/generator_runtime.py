@@ -58,7 +58,7 @@ def read_generator_info(path: str | Path) -> GeneratorInfo:
     side = sidecar_path(path)
     try:
         data = sidecars.upgrade(sidecars.read_json(side))
-        card = sidecars.parse(data)
+        card = sidecars.parse(data)  # data is kept whole (with its exact kind) in GeneratorInfo
     except FileNotFoundError:
         raise UserError(f'"{path}" has no sidecar "{side}" saying what it generates; '
                         "generators made by `python -m training gan` or `pix2pix` have one") from None

@@ -103,8 +103,8 @@ def read_sidecar(path: Path) -> ModelMetadata | None:
         return None
     try:
         data = sidecars.read_json(path)
-        sidecars.parse(data, ClassifierSidecar)
-        return ModelMetadata.from_dict(data)
+        sidecars.schema_for(data, ClassifierSidecar)  # a generator's sidecar is refused here
+        return ModelMetadata.from_dict(data)  # which checks it against that schema
     except (OSError, ValueError, TypeError) as err:
         raise ModelError(f'Model sidecar "{path}" is not valid: {err}') from err
 
@@ -131,7 +131,7 @@ def update_sidecar(path: Path, key: str, value: Any) -> None:
         raise ModelError(f'Model sidecar "{path}" is not valid: expected a JSON object')
     data[key] = value
     try:
-        sidecars.parse(data, ClassifierSidecar)
+        sidecars.schema_for(data, ClassifierSidecar)
         ModelMetadata.from_dict(data)
     except (ValueError, TypeError) as err:
         raise ModelError(f'Updating "{key}" would make the sidecar "{path}" invalid: {err}') from err

@@ -1,9 +1,7 @@
-"""Opening any model the app runs, as its sidecar's kind says.
-
-`open_model(path)` is where the kinds part: a classifier (and a model file without a sidecar,
-such as a Teachable Machine export, which is one) becomes a `ModelBundle`; a conditional GAN or
-a vessel-to-fundus generator becomes a compiled `Generator`. The kind itself is read by
-`sidecars.parse`, and only there.
+"""Opening a model the app runs, as its sidecar's kind says: `open_classifier` gives a
+`ModelBundle` (a model file without a sidecar, such as a Teachable Machine export, is a
+classifier) and refuses a generator before loading it; `open_generator` gives a compiled
+`Generator`. The kind itself is read by `sidecars`, and only there.
 """
 
 from __future__ import annotations
@@ -16,18 +14,6 @@ from retina_desktop.inference.bundle import ModelBundle, load_bundle
 from retina_desktop.inference.generator_runtime import Generator, read_generator_info
 from retina_desktop.inference.litert_backend import find_compiled
 
-
-def open_model(model_path: str | Path, labels_path: str | Path | None = None, *, trust_model: bool = False,
-               backend: str = "auto") -> ModelBundle | Generator:
-    """The model at `model_path`, ready to run; `ModelError`/`UserError` naming the file otherwise.
-    `labels_path`, `trust_model` and `backend` apply to classifiers (see `bundle.load_bundle`)."""
-    kind = sidecars.read_kind(model_path)
-    if kind in (sidecars.CONDITIONAL, sidecars.VESSEL_TO_FUNDUS):
-        return open_generator(model_path)
-    # A classifier, or a file whose sidecar load_bundle will refuse with the reason.
-    return load_bundle(model_path, labels_path, trust_model=trust_model, backend=backend)
-
-
 # What each generator kind is called in a sentence.
 GENERATOR_NAMES = {
     sidecars.CONDITIONAL: "class-conditional GAN",
@@ -37,7 +23,7 @@ GENERATOR_NAMES = {
 
 def open_classifier(model_path: str | Path, labels_path: str | Path | None = None, *, trust_model: bool = False,
                     backend: str = "auto") -> ModelBundle:
-    """`open_model` for a caller that can use only a classifier (the Analyse and Batch tabs); a
+    """A classifier for the Analyse and Batch tabs (see `bundle.load_bundle` for the options); a
     generator is refused before anything is loaded."""
     kind = sidecars.read_kind(model_path)
     if kind in GENERATOR_NAMES:

@@ -102,19 +102,25 @@ class WrongKind(ValueError):
         self.kind = kind
 
 
-def parse(data: Any, expected: type[T] | None = None) -> T | Sidecar:
-    """A parsed sidecar checked against its kind's schema (`expected`: the one kind the caller
-    can use, else `WrongKind`); ValueError with one plain line when it breaks the schema."""
+def schema_for(data: Any, expected: type | None = None) -> type[Sidecar]:
+    """The schema of a parsed sidecar's kind (after `upgrade`); `WrongKind` when it is not the
+    `expected` one, ValueError with one plain line when the kind is unknown or it is no object."""
     data = upgrade(data)
-    kind = data.get("kind") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        validated(data, ClassifierSidecar)  # raises: "expected a JSON object, found ..."
+    kind = data.get("kind")
     schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
     if schema is None:
-        if not isinstance(data, dict):
-            return validated(data, ClassifierSidecar)  # raises: "expected a JSON object, ..."
         raise ValueError(f'"kind" must be one of {", ".join(SCHEMAS)}, not {json.dumps(kind)[:40]}')
     if expected is not None and schema is not expected:
         raise WrongKind(kind_name(schema), kind_name(expected))
-    return validated(data, schema)
+    return schema
+
+
+def parse(data: Any, expected: type[T] | None = None) -> T | Sidecar:
+    """A parsed sidecar checked against its kind's schema (`expected`: the one kind the caller
+    can use, else `WrongKind`); ValueError with one plain line when it breaks the schema."""
+    return validated(upgrade(data), schema_for(data, expected))
 
 
 def kind_name(schema: type) -> str:
@@ -130,6 +136,6 @@ def kind_of(sidecar: Sidecar) -> str:
 def read_kind(model_path: str | Path) -> str | None:
     """The kind of model at `model_path` from its sidecar; None when it has no readable one."""
     try:
-        return kind_of(parse(read_json(sidecar_path_for(model_path))))
+        return kind_name(schema_for(read_json(sidecar_path_for(model_path))))  # the kind only: not validated
     except (OSError, ValueError):
         return None
