@@ -20,7 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from retina_desktop.core.errors import UserError
@@ -77,7 +77,6 @@ class Delivery:
     job: Job
     event: str  # "done", "progress", "error" or "end"
     value: Any = None
-    default_error: Callable[[str], None] | None = field(default=None, compare=False)
 
     def deliver(self) -> None:
         """Run the job's callback for this event, unless it is a stale result. Tk thread only."""
@@ -87,9 +86,8 @@ class Delivery:
                 job.on_end()
             return
         if self.event == "error":
-            handler = job.on_error or self.default_error
-            if handler is not None:
-                handler(self.value)
+            if job.on_error is not None:
+                job.on_error(self.value)
             return
         if job.request is not None and job.request.stale:
             return  # superseded while it ran or while this waited in the queue
@@ -130,7 +128,7 @@ class Worker:
         With `on_progress`, `fn` is also given `progress=`, a function it calls (on the worker
         thread) with each update. Callable from any thread.
         """
-        job = Job(name, on_done, on_error, on_progress, on_end, request)
+        job = Job(name, on_done, on_error or self.default_error, on_progress, on_end, request)
         if on_progress is not None:
             kwargs["progress"] = lambda value: self._post(job, "progress", value)
         with self._pending_lock:
@@ -139,7 +137,7 @@ class Worker:
         return job
 
     def _post(self, job: Job, event: str, value: Any = None) -> None:
-        self.messages.put(Delivery(job, event, value, self.default_error))
+        self.messages.put(Delivery(job, event, value))
 
     @property
     def busy(self) -> bool:
