@@ -45,9 +45,10 @@ def _wait_window(env: dict, name: str, timeout: float, app: subprocess.Popen | N
     raise RuntimeError(f"no window named {name!r} within {timeout:.0f} s")
 
 
-def _capture(env: dict, path: Path) -> None:
+def _capture(env: dict, path: Path) -> Path:
     subprocess.run(["import", "-window", "root", str(path)], env=env, check=True, timeout=60)
     print(f"wrote {path}")
+    return path
 
 
 def default_image() -> Path:
@@ -101,9 +102,7 @@ def shoot(
             time.sleep(6)  # the heatmap follows the result
             _xdotool(env, "key", "--window", window, "ctrl+h")
             time.sleep(2)
-            path = out / f"analyse{name}-{width}x{height}.png"
-            _capture(env, path)
-            written.append(path)
+            written.append(_capture(env, out / f"analyse{name}-{width}x{height}.png"))
 
             _xdotool(env, "key", "--window", window, "ctrl+b")
             dialog = _wait_window(env, "Choose a folder", 20)
@@ -113,9 +112,7 @@ def shoot(
             time.sleep(1)
             _xdotool(env, "key", "--window", dialog, "Return")  # choose it
             time.sleep(4 + len(list(folder.iterdir())))
-            path = out / f"batch{name}-{width}x{height}.png"
-            _capture(env, path)
-            written.append(path)
+            written.append(_capture(env, out / f"batch{name}-{width}x{height}.png"))
             _xdotool(env, "key", "--window", window, "ctrl+q")
             app.wait(20)
         finally:
@@ -164,9 +161,7 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             pump(root, lambda: synthetic.judged is not None, wait)
             synthetic.grid_view.toggle(3)
             root.update()
-            path = out / f"augment-synthetic-{width}x{height}.png"
-            _capture(env, path)
-            written.append(path)
+            written.append(_capture(env, out / f"augment-synthetic-{width}x{height}.png"))
 
             oct_generators = [i for i, g in enumerate(synthetic.generators) if g.modality == "oct"]
             if oct_generators:  # the OCT GAN, its B-scans at their own proportions
@@ -179,9 +174,7 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
                 synthetic.generate_button.invoke()
                 pump(root, lambda: synthetic.shown_info is not None and synthetic.shown_info.modality == "oct", wait)
                 root.update()
-                path = out / f"augment-synthetic-oct-{width}x{height}.png"
-                _capture(env, path)
-                written.append(path)
+                written.append(_capture(env, out / f"augment-synthetic-oct-{width}x{height}.png"))
 
             page = tab.augmentation
             tab.pages.select(page)
@@ -189,9 +182,7 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             pump(root, lambda: len(page.grid_view.images) == 16, wait)
             time.sleep(0.5)
             root.update()
-            path = out / f"augment-augmentation-{width}x{height}.png"
-            _capture(env, path)
-            written.append(path)
+            written.append(_capture(env, out / f"augment-augmentation-{width}x{height}.png"))
 
             vessels = tab.vessels
             tab.pages.select(vessels)
@@ -200,9 +191,7 @@ def shoot_augment(out: Path, size: tuple[int, int], image: Path, wait: float) ->
             vessels.generate_button.invoke()
             pump(root, lambda: vessels.result is not None, wait)
             root.update()
-            path = out / f"augment-vessels-{width}x{height}.png"
-            _capture(env, path)
-            written.append(path)
+            written.append(_capture(env, out / f"augment-vessels-{width}x{height}.png"))
         finally:
             app.quit()
             os.environ.pop("DISPLAY", None)
